@@ -1,0 +1,49 @@
+"""Model registry: a name or a local folder in, a :class:`LlavaAdapter` out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelLoadError
+from .adapter import Batch, ModelAdapter, Sequence
+from .llava import Generation, LlavaAdapter
+
+DEFAULT_MODEL = "ng-mini-llava"
+BUILTIN_MODELS = ("ng-mini-llava", "tiny-random")
+
+
+def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: int = 0,
+               progress=None) -> LlavaAdapter:
+    """Load ``spec``: ``ng-mini-llava`` (default), ``tiny-random[:style]``, or a llava-hf folder.
+
+    ``device_map`` (e.g. ``"auto"``) shards a local checkpoint with accelerate; ``dtype``
+    is ``fp32``/``fp16``/``bf16``. Nothing is ever downloaded.
+    """
+    spec = spec or DEFAULT_MODEL
+    if spec == "ng-mini-llava":
+        from . import mini_llava
+
+        folder = mini_llava.ensure_assembled(progress=progress)
+        return LlavaAdapter.from_folder(folder, dtype=dtype, device_map=device_map, model_id="ng-mini-llava")
+    if spec.startswith("tiny-random"):
+        from .tiny_random import build_tiny_random
+
+        style = spec.split(":", 1)[1] if ":" in spec else "bytelevel"
+        if style not in ("bytelevel", "metaspace"):
+            raise ModelLoadError(f"unknown tiny-random style {style!r}; use tiny-random or tiny-random:metaspace")
+        import torch
+
+        from .llava import _parse_dtype
+
+        model, tok, img_cfg = build_tiny_random(seed=seed, style=style, dtype=_parse_dtype(dtype) or torch.float32)
+        mid = "tiny-random" if style == "bytelevel" else spec
+        return LlavaAdapter(model, tok, img_cfg, model_id=mid, source=f"built in memory (seed {seed})")
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ModelLoadError(
+            f"unknown model {spec!r}: not a built-in model ({', '.join(BUILTIN_MODELS)}) and no such folder"
+        )
+    return LlavaAdapter.from_folder(path, dtype=dtype, device_map=device_map)
+
+
+__all__ = ["load_model", "LlavaAdapter", "ModelAdapter", "Sequence", "Batch", "Generation", "DEFAULT_MODEL",
+           "BUILTIN_MODELS"]

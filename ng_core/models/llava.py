@@ -1,0 +1,489 @@
+"""Adapter for the transformers LLaVA family (``LlavaForConditionalGeneration``).
+
+One code path serves the embedded default model, the tiny random test model and any
+llava-hf checkpoint in a local folder (fp16/bf16, sharded with accelerate's
+``device_map``). The model is never mutated: all runs go through :meth:`forward`,
+:meth:`run_layers` and :meth:`generate`, with interventions attached as scoped hooks
+while the adapter's lock is held, so two browser sessions sharing one loaded model
+never see each other's gates or edits.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ModelLoadError, SubjectNotFoundError
+from ..hooks import HookSpec, StopForward, scoped_hooks
+from .adapter import Batch, ModelAdapter, Sequence
+from .image_processing import ImageConfig, open_image, preprocess
+
+LLAVA15_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}USER: {{ message['content'] }} "
+    "{% else %}ASSISTANT: {{ message['content'] }}</s>{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+@dataclass
+class Generation:
+    """One generated answer."""
+
+    text: str
+    token_ids: list
+    prompt: str
+
+
+def _sha(t: torch.Tensor) -> bytes:
+    return hashlib.sha256(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).digest()
+
+
+class LlavaAdapter(ModelAdapter):
+    family = "llava"
+
+    def __init__(self, model, tokenizer, image_cfg: ImageConfig, model_id: str, source: str = "",
+                 chat_template: str | None = None, image_token: str = "<image>"):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.image_cfg = image_cfg
+        self.model_id = model_id
+        self.source = source
+        self.lock = threading.RLock()
+        self.image_token = image_token
+        self.image_token_id = int(model.config.image_token_id)
+        self.chat_template = chat_template or getattr(tokenizer, "chat_template", None) or LLAVA15_TEMPLATE
+        self._list_content = "'type'" in self.chat_template or '"type"' in self.chat_template
+        self._feature_cache: OrderedDict = OrderedDict()
+        self._fingerprint: str | None = None
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        eos = getattr(model.generation_config, "eos_token_id", None)
+        eos = eos if isinstance(eos, (list, tuple)) else [eos]
+        self.eos_ids = {int(e) for e in eos if e is not None}
+        if tokenizer.eos_token_id is not None:
+            self.eos_ids.add(int(tokenizer.eos_token_id))
+        for tok in ("<|im_end|>", "</s>", "<|eot_id|>"):
+            tid = tokenizer.convert_tokens_to_ids(tok)
+            if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid is not None and tid >= 0:
+                if tok in self.chat_template:
+                    self.eos_ids.add(tid)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_folder(cls, path, dtype=None, device_map=None, model_id: str | None = None) -> "LlavaAdapter":
+        from transformers import AutoConfig, AutoTokenizer, LlavaForConditionalGeneration
+
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise ModelLoadError(
+                f"model folder not found: {folder}. Give 'ng-mini-llava', 'tiny-random', or a local "
+                "llava-hf checkpoint folder (with config.json, *.safetensors, tokenizer files)."
+            )
+        if not (folder / "config.json").exists():
+            raise ModelLoadError(f"{folder} has no config.json: not a transformers model folder")
+        try:
+            cfg = AutoConfig.from_pretrained(folder, local_files_only=True)
+        except Exception as e:
+            raise ModelLoadError(f"cannot read {folder / 'config.json'}: {e}") from None
+        if getattr(cfg, "model_type", "") != "llava":
+            raise ModelLoadError(
+                f"{folder} holds a '{getattr(cfg, 'model_type', '?')}' model; this adapter serves the "
+                "LLaVA family (LlavaForConditionalGeneration, model_type 'llava')"
+            )
+        torch_dtype = _parse_dtype(dtype)
+        kw = {"local_files_only": True}
+        if torch_dtype is not None:
+            kw["dtype"] = torch_dtype
+        if device_map is not None:
+            kw["device_map"] = device_map
+        try:
+            model = LlavaForConditionalGeneration.from_pretrained(folder, **kw)
+            tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        except Exception as e:
+            raise ModelLoadError(f"cannot load the LLaVA model in {folder}: {type(e).__name__}: {e}") from None
+        template = getattr(tok, "chat_template", None)
+        if not template:
+            for name in ("chat_template.jinja", "chat_template.json"):
+                p = folder / name
+                if p.exists():
+                    text = p.read_text()
+                    template = json.loads(text)["chat_template"] if name.endswith(".json") else text
+                    break
+        return cls(model, tok, ImageConfig.from_folder(folder), model_id or str(folder), str(folder),
+                   chat_template=template)
+
+    # ------------------------------------------------------------------ places
+    @property
+    def lm(self) -> nn.Module:
+        """The decoder stack (a LlamaModel-like module with embed_tokens, layers, norm, rotary_emb)."""
+        return self.model.model.language_model
+
+    @property
+    def text_config(self):
+        return self.model.config.text_config
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.text_config.num_hidden_layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.text_config.hidden_size)
+
+    @property
+    def ffn_size(self) -> int:
+        return int(self.text_config.intermediate_size)
+
+    def layer_module(self, layer: int) -> nn.Module:
+        self._check_layer(layer)
+        return self.lm.layers[layer]
+
+    def down_proj(self, layer: int) -> nn.Linear:
+        return self.layer_module(layer).mlp.down_proj
+
+    def _check_layer(self, layer: int) -> None:
+        if not 0 <= int(layer) < self.n_layers:
+            raise ValueError(f"layer {layer} is out of range: this model has layers 0..{self.n_layers - 1}")
+
+    @property
+    def input_device(self) -> torch.device:
+        return self.lm.embed_tokens.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm.embed_tokens.weight.dtype
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def fingerprint(self) -> str:
+        """A hash of the config and a strided sample of every weight: cheap even for 7B models."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(json.dumps(self.model.config.to_dict(), sort_keys=True, default=str).encode())
+            for name, p in self.model.named_parameters():
+                h.update(name.encode())
+                h.update(str(tuple(p.shape)).encode())
+                flat = p.detach().reshape(-1)
+                step = max(1, flat.numel() // 4096)
+                h.update(_sha(flat[::step][:4096]))
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    # ------------------------------------------------------------------ images
+    def encode_image(self, image) -> torch.Tensor:
+        """Projected image features [N_img, d] (no grad), cached by pixel content."""
+        img = open_image(image)
+        px = preprocess(img, self.image_cfg)
+        key = hashlib.sha1(px.numpy().tobytes()).hexdigest()
+        with self.lock:
+            if key in self._feature_cache:
+                self._feature_cache.move_to_end(key)
+                return self._feature_cache[key]
+            feats = self._encode_pixels(px)
+            self._feature_cache[key] = feats
+            while len(self._feature_cache) > 64:
+                self._feature_cache.popitem(last=False)
+            return feats
+
+    def encode_image_uncached(self, image) -> torch.Tensor:
+        """Like :meth:`encode_image` but always runs the vision tower (the reference schedule's cost)."""
+        with self.lock:
+            return self._encode_pixels(preprocess(open_image(image), self.image_cfg))
+
+    def _encode_pixels(self, px: torch.Tensor) -> torch.Tensor:
+        vt = self.model.model.vision_tower
+        dev = next(vt.parameters()).device
+        vdtype = next(vt.parameters()).dtype
+        with torch.no_grad():
+            out = self.model.model.get_image_features(pixel_values=px.to(dev, vdtype))
+        feats = out.pooler_output if hasattr(out, "pooler_output") else out
+        if isinstance(feats, (list, tuple)):
+            feats = feats[0]
+        return feats.reshape(-1, feats.shape[-1]).to(self.input_device, self.dtype)
+
+    @property
+    def n_image_tokens(self) -> int:
+        if not hasattr(self, "_n_img"):
+            from PIL import Image
+
+            self._n_img = int(self.encode_image(Image.new("RGB", (self.image_cfg.crop,) * 2)).shape[0])
+        return self._n_img
+
+    # ------------------------------------------------------------------ prompts
+    def render(self, prompt: str, has_image: bool = True) -> str:
+        """The chat-templated prompt text, ending with the generation prompt."""
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        if self._list_content:
+            content = ([{"type": "image"}] if has_image else []) + [{"type": "text", "text": prompt}]
+        else:
+            content = (self.image_token + "\n" if has_image else "") + prompt
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.globals["raise_exception"] = _raise
+        tmpl = env.from_string(self.chat_template)
+        special = {k: getattr(self.tokenizer, k, None) for k in ("bos_token", "eos_token")}
+        return tmpl.render(messages=[{"role": "user", "content": content}], add_generation_prompt=True,
+                           **{k: (v or "") for k, v in special.items()})
+
+    def build(self, prompt: str, *, subject: str | None = None, answer: str | None = None,
+              has_image: bool = True, subject_span: tuple[int, int] | None = None) -> Sequence:
+        """Tokenize one (image, prompt[, answer]) turn with exact image and subject positions.
+
+        ``subject`` is located inside ``prompt`` (first exact occurrence, else first
+        case-insensitive one); ``subject_span`` gives explicit character offsets in ``prompt``.
+        """
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("the prompt is empty")
+        text = self.render(prompt, has_image)
+        p_start = text.rfind(prompt)
+        if p_start < 0:  # the template rewrote the prompt (e.g. stripped it)
+            p_start = text.rfind(prompt.strip())
+            prompt = prompt.strip()
+        char_span = None
+        if subject_span is not None:
+            char_span = (p_start + subject_span[0], p_start + subject_span[1])
+        elif subject:
+            i = prompt.find(subject)
+            if i < 0:
+                i = prompt.lower().find(subject.lower())
+            if i < 0:
+                raise SubjectNotFoundError(f"the prompt {prompt!r} does not contain its subject {subject!r}")
+            char_span = (p_start + i, p_start + i + len(subject))
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
+        n_img = self.n_image_tokens if has_image else 0
+        out_ids, img_pos, subj_tok = [], [], None
+        for tid, (a, b) in zip(ids, offsets):
+            if tid == self.image_token_id and has_image:
+                img_pos.extend(range(len(out_ids), len(out_ids) + n_img))
+                out_ids.extend([tid] * n_img)
+                continue
+            if char_span is not None and b > a and a < char_span[1] and b > char_span[0]:
+                subj_tok = (len(out_ids), tid, a, b)
+            out_ids.append(tid)
+        if has_image and not img_pos:
+            raise ModelLoadError(
+                f"the chat template did not produce the image token {self.image_token!r}; cannot place the image"
+            )
+        subject_pos = None
+        if char_span is not None:
+            if subj_tok is None or subj_tok[3] < char_span[1]:
+                raise SubjectNotFoundError(
+                    f"cannot find the last token of subject {text[char_span[0]:char_span[1]]!r} in {prompt!r}"
+                )
+            subject_pos = subj_tok[0]
+            piece = self.tokenizer.decode([subj_tok[1]]).strip()
+            covered = text[subj_tok[2]:subj_tok[3]].strip()
+            if piece.replace("▁", "") != covered.replace("▁", "") or not covered:
+                raise SubjectNotFoundError(
+                    f"token check failed for subject in {prompt!r}: token decodes to {piece!r}, "
+                    f"text span is {covered!r}"
+                )
+        prompt_len = len(out_ids)
+        targets = torch.empty(0, dtype=torch.long)
+        if answer is not None:
+            ans = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+            if not ans:
+                raise ValueError("the answer is empty")
+            targets = torch.tensor(ans, dtype=torch.long)
+            out_ids = out_ids + ans[:-1]
+        return Sequence(
+            input_ids=torch.tensor(out_ids, dtype=torch.long),
+            image_positions=torch.tensor(img_pos, dtype=torch.long),
+            prompt_len=prompt_len,
+            subject_pos=subject_pos,
+            last_prompt_pos=prompt_len - 1,
+            targets=targets,
+            text=text,
+        )
+
+    # ------------------------------------------------------------------ batching
+    def embed(self, seq: Sequence, features: torch.Tensor | None) -> torch.Tensor:
+        """Token embeddings [T, d] with the image features spliced in at the image positions."""
+        emb = self.lm.embed_tokens(seq.input_ids.to(self.input_device))
+        if len(seq.image_positions):
+            if features is None:
+                raise ValueError("this sequence has image tokens but no image features were given")
+            if features.shape[0] != len(seq.image_positions):
+                raise ValueError(
+                    f"{features.shape[0]} image features for {len(seq.image_positions)} image tokens"
+                )
+            emb = emb.clone()
+            emb[seq.image_positions.to(emb.device)] = features.to(emb.device, emb.dtype)
+        return emb
+
+    def collate(self, seqs: list[Sequence], features: list, padding: str = "right") -> Batch:
+        embs = [self.embed(s, f) for s, f in zip(seqs, features)]
+        return self.collate_embeds(embs, seqs, padding)
+
+    def collate_embeds(self, embs: list, seqs: list, padding: str = "right") -> Batch:
+        T = max(e.shape[0] for e in embs)
+        d = embs[0].shape[1]
+        B = len(embs)
+        out = embs[0].new_zeros(B, T, d)
+        mask = torch.zeros(B, T, dtype=torch.long, device=out.device)
+        pos = torch.zeros(B, T, dtype=torch.long, device=out.device)
+        offsets = torch.zeros(B, dtype=torch.long)
+        for i, e in enumerate(embs):
+            n = e.shape[0]
+            o = T - n if padding == "left" else 0
+            out[i, o:o + n] = e
+            mask[i, o:o + n] = 1
+            pos[i, o:o + n] = torch.arange(n, device=out.device)
+            offsets[i] = o
+        return Batch(out, mask, pos, offsets, list(seqs))
+
+    # ------------------------------------------------------------------ running
+    @contextmanager
+    def hooked(self, specs: list[HookSpec]):
+        """Hold the model for one block of work with ``specs`` attached (always removed)."""
+        with self.lock, scoped_hooks(specs):
+            yield
+
+    def forward(self, batch: Batch, cache=None, use_cache: bool = False):
+        """Final-norm hidden states [B, T, d] (and the cache when ``use_cache``)."""
+        out = self.lm(inputs_embeds=batch.embeds, attention_mask=batch.attention_mask,
+                      position_ids=batch.position_ids, cache=cache, use_cache=use_cache)
+        if use_cache:
+            return out.last_hidden_state, out.cache
+        return out.last_hidden_state
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        head = self.model.lm_head
+        return head(hidden.to(head.weight.device, head.weight.dtype))
+
+    def hidden_entering(self, layer: int, batch: Batch) -> torch.Tensor:
+        """The residual stream entering decoder layer ``layer``, without running the layers above."""
+        self._check_layer(layer)
+        box = {}
+
+        def grab(module, args, kwargs):
+            box["h"] = args[0] if args else kwargs["hidden_states"]
+            raise StopForward
+
+        with torch.no_grad(), self.hooked([HookSpec(self.lm.layers[layer], grab, "pre", "capture")]):
+            try:
+                self.forward(batch)
+            except StopForward:
+                pass
+        return box["h"]
+
+    def run_layers(self, hidden: torch.Tensor, start: int, batch: Batch) -> torch.Tensor:
+        """Run decoder layers ``start..L-1`` and the final norm on ``hidden`` (no cache).
+
+        Mirrors the stock decoder forward, so frozen layers below ``start`` are computed
+        once and reused; a test checks parity with :meth:`forward`.
+        """
+        from transformers.masking_utils import create_causal_mask
+
+        lm = self.lm
+        mask = create_causal_mask(config=lm.config, inputs_embeds=hidden, attention_mask=batch.attention_mask,
+                                  cache=None, position_ids=batch.position_ids)
+        pe = lm.rotary_emb(hidden, position_ids=batch.position_ids)
+        h = hidden
+        for layer in lm.layers[start:lm.config.num_hidden_layers]:
+            h = layer(h, attention_mask=mask, position_embeddings=pe, position_ids=batch.position_ids,
+                      cache=None, use_cache=False)
+            if isinstance(h, tuple):
+                h = h[0]
+        return lm.norm(h)
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, items: list, *, max_new_tokens: int = 32, do_sample: bool = False,
+                 temperature: float = 1.0, top_p: float = 0.9, repetition_penalty: float = 1.0,
+                 seed: int | None = None, hooks_for=None, on_token=None) -> list[Generation]:
+        """Greedy (or seeded sampling) answers for ``items`` = [(features|None, prompt, subject|None)].
+
+        Rows are left-padded and decoded together with a KV cache. ``hooks_for(batch)``
+        returns the hook specs of active interventions (they see position ids, so a
+        subject-position gate acts on the prompt pass only). ``on_token(texts)`` streams.
+        """
+        if not items:
+            return []
+        seqs, feats = [], []
+        for it in items:
+            f, prompt, subject = (tuple(it) + (None,))[:3]
+            seqs.append(self.build(prompt, subject=subject, has_image=f is not None))
+            feats.append(f)
+        batch = self.collate(seqs, feats, padding="left")
+        gen = torch.Generator().manual_seed(int(seed)) if do_sample else None
+        B = batch.size
+        new_tokens = [[] for _ in range(B)]
+        done = torch.zeros(B, dtype=torch.bool)
+        suppress = [self.image_token_id]
+        specs = hooks_for(batch) if hooks_for else []
+        with torch.no_grad(), self.hooked(specs):
+            hidden, cache = self.forward(batch, use_cache=True)
+            attn = batch.attention_mask
+            pos = batch.position_ids[:, -1]
+            logits = self.logits(hidden[:, -1]).float()
+            for _ in range(max_new_tokens):
+                logits[:, suppress] = -float("inf")
+                if repetition_penalty != 1.0:
+                    for i in range(B):
+                        prev = torch.tensor(seqs[i].input_ids.tolist() + new_tokens[i], dtype=torch.long)
+                        sc = logits[i, prev]
+                        logits[i, prev] = torch.where(sc > 0, sc / repetition_penalty, sc * repetition_penalty)
+                if do_sample:
+                    nxt = _sample(logits, temperature, top_p, gen)
+                else:
+                    nxt = logits.argmax(-1)
+                nxt = nxt.cpu()
+                for i in range(B):
+                    if not done[i]:
+                        t = int(nxt[i])
+                        if t in self.eos_ids:
+                            done[i] = True
+                        else:
+                            new_tokens[i].append(t)
+                if on_token is not None:
+                    on_token([self.tokenizer.decode(t, skip_special_tokens=True) for t in new_tokens])
+                if bool(done.all()):
+                    break
+                nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
+                pos = pos + 1
+                attn = torch.cat([attn, (~done).long()[:, None].to(attn.device)], dim=1)
+                step = Batch(self.lm.embed_tokens(nxt[:, None].to(self.input_device)), attn, pos[:, None],
+                             batch.offsets, seqs)
+                hidden, cache = self.forward(step, cache=cache, use_cache=True)
+                logits = self.logits(hidden[:, -1]).float()
+        return [Generation(self.tokenizer.decode(t, skip_special_tokens=True).strip(), t, it[1])
+                for t, it in zip(new_tokens, items)]
+
+
+def _sample(logits, temperature, top_p, gen):
+    probs = torch.softmax(logits / max(temperature, 1e-5), dim=-1)
+    sp, si = probs.sort(dim=-1, descending=True)
+    keep = sp.cumsum(-1) - sp < top_p
+    sp = sp * keep
+    sp = sp / sp.sum(-1, keepdim=True)
+    pick = torch.multinomial(sp, 1, generator=gen)
+    return si.gather(-1, pick)[:, 0]
+
+
+def _raise(msg):
+    raise ValueError(msg)
+
+
+def _parse_dtype(dtype):
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "auto": "auto"}
+    key = str(dtype).lower()
+    if key not in names:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; use one of {', '.join(sorted(names))}")
+    return names[key]
+
+
+_SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -1,0 +1,43 @@
+"""Per-model hyperparameter presets (one JSON file per method x model, like EasyEdit's matrix).
+
+A preset is chosen by matching the model id against each file's ``match`` list;
+``neural_gate.default.json`` (the authors' values) applies otherwise. Every run
+bundle stores the resolved preset, so a run can always be reproduced.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .edit import EditConfig
+from .localize import MaskConfig
+
+PRESET_DIR = Path(__file__).with_name("presets")
+
+
+def available(method: str = "neural_gate") -> dict[str, dict]:
+    out = {}
+    for p in sorted(PRESET_DIR.glob(f"{method}.*.json")):
+        out[p.stem.split(".", 1)[1]] = json.loads(p.read_text())
+    return out
+
+
+def preset_name(model_id: str, method: str = "neural_gate") -> str:
+    mid = model_id.lower()
+    for name, data in available(method).items():
+        if any(m.lower() in mid for m in data.get("match", [])):
+            return name
+    return "default"
+
+
+def load_preset(model_id: str, n_layers: int, method: str = "neural_gate") -> dict:
+    """The resolved preset: ``{"name", "layer", "mask": MaskConfig, "edit": EditConfig, "max_images"}``."""
+    name = preset_name(model_id, method)
+    data = available(method)[name]
+    layer = data.get("layer")
+    if layer is None:
+        layer = int(round(data.get("layer_fraction", 0.34375) * n_layers))
+    layer = min(max(int(layer), 0), n_layers - 1)
+    return {"name": name, "description": data.get("description", ""), "layer": layer,
+            "mask": MaskConfig(**data.get("mask", {})), "edit": EditConfig(**data.get("edit", {})),
+            "max_images": int(data.get("max_images", 10))}

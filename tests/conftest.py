@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny random LLaVA models built offline in seconds, and small image records."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from helpers import make_records  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The tiny-random adapter (fp32, byte-level tokenizer). Shared: tests must not mutate it."""
+    from ng_core.models import load_model
+
+    return load_model("tiny-random")
+
+
+@pytest.fixture(scope="session")
+def tiny64():
+    """The same model in float64, for exact schedule comparisons."""
+    from ng_core.models import load_model
+
+    a = load_model("tiny-random")
+    a.model.double()
+    return a
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    for i in range(4):
+        img = Image.new("RGB", (48, 40), (40 * i, 120, 200 - 30 * i))
+        img.putpixel((i, i), (255, 255, 255))
+        img.save(d / f"img{i}.png")
+    return d
+
+
+@pytest.fixture
+def records(image_dir):
+    return make_records(image_dir)

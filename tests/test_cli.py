@@ -1,0 +1,85 @@
+"""`ng` end to end on tiny-random and a small generated dataset, including its error paths."""
+import json
+
+import pytest
+
+from ng_core.cli import main
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from ng_core.data import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("d") / "data", seed=0, per_category=4,
+                            categories=["passport", "receipt"])
+
+
+def test_help_is_complete(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("ask", "localize", "edit", "scores", "runs", "model", "data"):
+        assert cmd in out
+    with pytest.raises(SystemExit):
+        main(["edit", "--help"])
+    out = capsys.readouterr().out
+    for opt in ("--gate-scope", "--method", "--layer", "--data", "--category", "--out", "--schedule"):
+        assert opt in out
+
+
+def test_localize_edit_ask_scores(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["localize", "--model", "tiny-random", "--data", str(data), "--category", "passport,receipt",
+                 "--layer", "2", "--mask-steps", "2", "--max-images", "2", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "passport L2:" in out and "receipt L2:" in out
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["kind"] == "localize" and meta["config"]["mask"]["steps"] == 2
+    assert meta["config"]["preset"] == "tiny-random"
+
+    # edit reuses the masks already in the run folder
+    assert main(["edit", "--model", "tiny-random", "--data", str(data), "--category", "passport",
+                 "--layer", "2", "--gate-scope", "weight_rows", "--lr", "0.01", "--edit-steps", "2",
+                 "--questions", "1", "--max-images", "2", "--out", str(run)]) == 0
+    captured = capsys.readouterr()
+    assert "reusing the masks" in captured.err
+    assert "gate leak 0.000" in captured.out
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["kind"] == "edit" and meta["config"]["edit"]["gate_scope"] == "weight_rows"
+
+    img = next((data / "images" / "passport").glob("*.png"))
+    assert main(["ask", "--model", "tiny-random", "--image", str(img), "--prompt", "What is the passport number?",
+                 "--json", "--max-new-tokens", "4"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main(["ask", "--model", "tiny-random", "--image", str(img), "--prompt", "What is the passport number?",
+                 "--json", "--max-new-tokens", "4", "--run", str(run)]) == 0
+    edited = json.loads(capsys.readouterr().out)
+    assert plain["answer"] and edited["run"] == str(run)
+
+    sc = tmp_path / "scores"
+    assert main(["scores", "--model", "tiny-random", "--data", str(data), "--category", "passport",
+                 "--method", "contrast", "--max-images", "2", "--out", str(sc)]) == 0
+    assert "contrast/residual (4, 64)" in capsys.readouterr().out
+
+    assert main(["runs", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert "run " in listing and "scores" in listing
+
+
+def test_errors_are_one_clear_line(data, tmp_path, capsys):
+    assert main(["ask", "--model", str(tmp_path / "nope"), "--prompt", "hi"]) == 1
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["localize", "--model", "tiny-random", "--data", str(data), "--category", "dragons",
+                 "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "unknown category dragons" in err and "passport" in err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "run.json").write_text("{")
+    img = next((data / "images" / "passport").glob("*.png"))
+    assert main(["ask", "--model", "tiny-random", "--image", str(img), "--prompt", "hi", "--run", str(bad)]) == 1
+    assert "corrupt" in capsys.readouterr().err
+    notimg = tmp_path / "x.png"
+    notimg.write_text("not an image")
+    assert main(["ask", "--model", "tiny-random", "--image", str(notimg), "--prompt", "hi"]) == 1
+    assert "not a readable image" in capsys.readouterr().err

@@ -1,0 +1,103 @@
+"""Stage C: gate scopes leak exactly as documented; schedules agree; base weights never change."""
+import pytest
+import torch
+
+from ng_core.edit import EditConfig, _gate_hook, edit_items, gate_for_method, gated_finetune
+from ng_core.hooks import HookSpec, scoped_hooks
+from ng_core.interventions import subject_positions
+from ng_core.locality import LocalityCache
+from ng_core.losses import answer_nll
+
+from helpers import make_records, param_hash
+
+
+def _gate(d, n=10):
+    g = torch.zeros(d, dtype=torch.bool)
+    g[:n] = True
+    return g
+
+
+@pytest.mark.parametrize("scope", ["weight_rows", "all_positions"])
+def test_strict_scopes_change_no_row_outside_the_mask(tiny, image_dir, scope):
+    recs = make_records(image_dir, n=2)
+    cfg = EditConfig(lr=1e-2, steps=3, gate_scope=scope, questions_per_image=2)
+    gate = _gate(tiny.hidden_size)
+    res = gated_finetune(tiny, edit_items(recs, cfg, LocalityCache(tiny)), 2, gate, cfg)
+    assert torch.count_nonzero(res.delta[~gate]) == 0  # exactly zero, not small
+    assert torch.count_nonzero(res.delta[gate]) > 0
+    assert res.diagnostics["gate_leak"] == 0.0
+
+
+def test_subject_position_scope_leaks_through_other_positions(tiny, image_dir):
+    recs = make_records(image_dir, n=2)
+    cfg = EditConfig(lr=1e-2, steps=2, gate_scope="subject_position", questions_per_image=1)
+    gate = _gate(tiny.hidden_size)
+    res = gated_finetune(tiny, edit_items(recs, cfg, LocalityCache(tiny)), 2, gate, cfg)
+    # the authors' gate only acts at the subject token: other rows still change
+    assert torch.count_nonzero(res.delta[~gate]) > 0
+    assert 0 < res.diagnostics["gate_leak"] <= 1
+
+
+def test_subject_position_gradient_outside_mask_is_zero_at_the_subject(tiny, image_dir):
+    layer = 2
+    gate = _gate(tiny.hidden_size)
+    seq = tiny.build("What is the number of the passport?", subject="passport", answer="I cannot")
+    batch = tiny.collate([seq], [tiny.encode_image(image_dir / "img0.png")])
+    grabbed = {}
+
+    def capture(module, args, kwargs, output):
+        h = output.detach().requires_grad_(True)
+        h.register_hook(lambda g: grabbed.setdefault("g", g))
+        grabbed["h"] = h
+        return h
+
+    specs = [HookSpec(tiny.layer_module(layer), capture, "output"),
+             _gate_hook(tiny.layer_module(layer), gate, "subject_position", subject_positions(batch))]
+    with scoped_hooks(specs):
+        loss = answer_nll(tiny, tiny.forward(batch), batch).sum()
+    loss.backward()
+    g = grabbed["g"][0]
+    s = seq.subject_pos
+    assert torch.count_nonzero(g[s, ~gate]) == 0
+    assert torch.count_nonzero(g[s, gate]) > 0
+    assert torch.count_nonzero(g[s + 1, ~gate]) > 0  # other positions are not gated
+
+
+@pytest.mark.parametrize("scope", ["subject_position", "weight_rows"])
+def test_fast_and_naive_edits_agree(tiny64, image_dir, scope):
+    recs = make_records(image_dir, n=2)
+    items = edit_items(recs, EditConfig(questions_per_image=2), LocalityCache(tiny64))
+    gate = _gate(tiny64.hidden_size, 20)
+    out = {}
+    for sched in ("fast", "naive"):
+        cfg = EditConfig(lr=1e-3, steps=3, gate_scope=scope, schedule=sched)
+        out[sched] = gated_finetune(tiny64, items, 1, gate, cfg)
+    assert torch.allclose(out["fast"].delta, out["naive"].delta, atol=1e-10, rtol=0)
+    assert out["fast"].delta.abs().max() > 0
+    assert [r["loss"] for r in out["fast"].losses] == pytest.approx([r["loss"] for r in out["naive"].losses],
+                                                                    abs=1e-9)
+
+
+def test_editing_never_touches_base_weights(tiny, image_dir):
+    before = param_hash(tiny.model)
+    recs = make_records(image_dir, n=1)
+    cfg = EditConfig(lr=1e-2, steps=2, gate_scope="weight_rows")
+    gated_finetune(tiny, edit_items(recs, cfg, LocalityCache(tiny)), 2, _gate(tiny.hidden_size), cfg)
+    assert param_hash(tiny.model) == before
+
+
+def test_gate_for_method_sizes():
+    sel = _gate(50, 7)
+    assert gate_for_method(sel, "neural_gate").tolist() == sel.tolist()
+    assert int(gate_for_method(sel, "ft").sum()) == 50
+    r = gate_for_method(sel, "random_gate", seed=3)
+    assert int(r.sum()) == 7 and not torch.equal(r, sel)
+    assert torch.equal(gate_for_method(sel, "random_gate", seed=3), r)  # seeded
+    assert torch.equal(gate_for_method(sel, "complement_gate"), ~sel)
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="gate_scope"):
+        EditConfig(gate_scope="everywhere")
+    with pytest.raises(ValueError, match="method"):
+        EditConfig(method="rome")
