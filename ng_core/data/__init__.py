@@ -1,0 +1,77 @@
+"""PrivacyPair data: synthetic privacy images, prompt sets with held-out splits, and loaders.
+
+Public API::
+
+    generate_dataset(out_dir, seed=0, per_category=20, categories=None, progress=None) -> Path
+    load_dataset(path, image_root=None, format="auto", check_images=True, **kw) -> Dataset
+    load_project_dataset(path, check_images=True) -> Dataset
+    load_paper_dataset(path, image_root=None, check_images=True, train_counts=None) -> Dataset
+    load_multi_p2a(path, image_root=None, categories=None, check_images=True, split=None) -> Dataset
+    Dataset: .root .format .info .categories .splits .split_stats() .records(category, split)
+             .cases(split, categories) .images(category, split) .subject(category)
+    write_cases_jsonl(cases, path) -> Path;  read_cases_jsonl(path, check_images=True) -> list[EvalCase]
+    sample_image(category, seed=0) -> PIL.Image.Image
+    CATEGORIES, UNSEEN_CATEGORIES, BENIGN_CATEGORIES, ALL_CATEGORIES, SPLITS, SUBJECTS
+
+See docs/data.md for the folder layout and the splits.
+"""
+from __future__ import annotations
+
+from .cases import read_cases_jsonl, write_cases_jsonl
+from .constants import (
+    ALL_CATEGORIES,
+    BENIGN_CATEGORIES,
+    CATEGORIES,
+    CATEGORY_TITLES,
+    REFUSAL_TARGETS,
+    SPLIT_DESCRIPTIONS,
+    SPLITS,
+    SUBJECTS,
+    UNSEEN_CATEGORIES,
+)
+from .dataset import Dataset, MalformedDataError, MissingImagesError, record_cases
+from .generate import FORMAT_NAME, FORMAT_VERSION, generate_dataset
+from .images import IMAGE_SIZE, render_image
+from .loaders import detect_format, load_dataset, load_multi_p2a, load_paper_dataset, load_project_dataset
+
+
+def sample_image(category: str, seed: int = 0):
+    """Render one image of ``category`` in memory (a PIL RGB image, IMAGE_SIZE square), e.g. for a gallery.
+
+    Deterministic in ``seed``. A generated dataset's image ``i`` is ``sample_image(category, seed=s)`` with
+    ``s`` the record's ``extra["image_seed"]``.
+    """
+    from ..errors import DataError
+
+    if category not in ALL_CATEGORIES:
+        raise DataError(f"unknown category {category!r}; known: {', '.join(ALL_CATEGORIES)}")
+    return render_image(category, int(seed))
+
+
+__all__ = [
+    "ALL_CATEGORIES",
+    "BENIGN_CATEGORIES",
+    "CATEGORIES",
+    "CATEGORY_TITLES",
+    "Dataset",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "IMAGE_SIZE",
+    "MalformedDataError",
+    "MissingImagesError",
+    "REFUSAL_TARGETS",
+    "SPLITS",
+    "SPLIT_DESCRIPTIONS",
+    "SUBJECTS",
+    "UNSEEN_CATEGORIES",
+    "detect_format",
+    "generate_dataset",
+    "load_dataset",
+    "load_multi_p2a",
+    "load_paper_dataset",
+    "load_project_dataset",
+    "read_cases_jsonl",
+    "record_cases",
+    "sample_image",
+    "write_cases_jsonl",
+]
