@@ -60,7 +60,7 @@ def _configs(args, adapter):
 
     from .presets import load_preset
 
-    preset = load_preset(adapter.model_id, adapter.n_layers)
+    preset = load_preset(adapter.model_id, adapter.n_layers, override=getattr(args, "preset", None))
     mask, edit = preset["mask"], preset["edit"]
     if getattr(args, "schedule", None):
         mask = replace(mask, schedule=args.schedule)
@@ -72,7 +72,7 @@ def _configs(args, adapter):
     if getattr(args, "mask_steps", None):
         mask = replace(mask, steps=args.mask_steps)
     for k, attr in (("lr", "lr"), ("steps", "edit_steps"), ("gate_scope", "gate_scope"), ("method", "edit_method"),
-                    ("questions_per_image", "questions")):
+                    ("questions_per_image", "questions"), ("general_weight", "general_weight")):
         v = getattr(args, attr, None)
         if v is not None:
             edit = replace(edit, **{k: v})
@@ -90,6 +90,9 @@ def _data_args(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--schedule", choices=["fast", "naive"], default=None,
                    help="fast (cached prefixes, default) or naive (the reference code's cost); same results")
+    p.add_argument("--preset", default=None,
+                   help="hyperparameter preset: a shipped name (see `ng presets`) or a JSON file "
+                        "(default: chosen from the model)")
 
 
 def cmd_ask(args) -> int:
@@ -122,6 +125,7 @@ def cmd_ask(args) -> int:
 
 def cmd_localize(args) -> int:
     from .pipeline import localize_run
+    from .presets import preset_json
     from .progress import Progress, stderr_printer
 
     a = _load(args)
@@ -129,7 +133,7 @@ def cmd_localize(args) -> int:
     layers = [int(x) for x in str(args.layer).split(",")] if args.layer is not None else [layer]
     recs = _records(args, a, preset)
     run = localize_run(a, recs, layers, mask, Progress(stderr_printer()), seed=args.seed)
-    run.config["preset"] = preset["name"]
+    run.config["preset"] = preset_json(preset)
     run.save(args.out)
     for cat, per in run.metrics["masks"].items():
         for l, m in per.items():
@@ -141,6 +145,7 @@ def cmd_localize(args) -> int:
 
 def cmd_edit(args) -> int:
     from .bundle import Run
+    from .presets import preset_json
     from .pipeline import edit_run
     from .progress import Progress, stderr_printer
 
@@ -155,7 +160,7 @@ def cmd_edit(args) -> int:
         if masks:
             print(f"reusing the masks in {out}", file=sys.stderr)
     run = edit_run(a, recs, layer, mask, edit, Progress(stderr_printer()), seed=args.seed, masks=masks)
-    run.config["preset"] = preset["name"]
+    run.config["preset"] = preset_json(preset)
     run.save(out)
     for cat, d in run.metrics["diagnostics"].items():
         print(f"{cat}: {d['n_edits']} edits, gate {d['gate_size']} rows, |dW|={d['delta_norm']:.4g}, "
@@ -211,6 +216,18 @@ def cmd_model_info(args) -> int:
     return 0
 
 
+def cmd_presets(args) -> int:
+    from .presets import available, load_preset, preset_json
+
+    if args.model:
+        a = _load(args)
+        print(json.dumps(preset_json(load_preset(a.model_id, a.n_layers, override=args.preset)), indent=2))
+        return 0
+    for name, data in available().items():
+        print(f"{name:22s} {data.get('description', '')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ng", description="Neural Gate Studio: find, score, gate and edit privacy "
                                  "neurons in LLaVA-style vision-language models.")
@@ -254,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate for down_proj (preset)")
     p.add_argument("--edit-steps", type=int, default=None, help="steps per edit (10)")
     p.add_argument("--questions", type=int, default=None, help="paraphrases per image (5)")
+    p.add_argument("--general-weight", type=float, default=None,
+                   help="weight of the general-question locality term (0 = the authors' loss; preset)")
     p.add_argument("--mask-steps", type=int, default=None, help="Stage A steps per image (25)")
     p.add_argument("--out", required=True, help="run bundle folder to write")
     p.set_defaults(func=cmd_edit)
@@ -271,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-steps", type=int, default=None, help="Stage A steps for --method mask")
     p.add_argument("--out", required=True, help="run bundle folder to write")
     p.set_defaults(func=cmd_scores)
+
+    p = sub.add_parser("presets", help="list hyperparameter presets, or show the one a model gets",
+                       description="Per-model hyperparameter presets (ng_core/presets/*.json). With --model, print "
+                       "the resolved preset for that model as JSON.")
+    _add_model(p)
+    p.add_argument("--preset", default=None, help="resolve this preset name or JSON file instead")
+    p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("runs", help="list run bundles", description="List the run bundles under a folder.")
     p.add_argument("root", nargs="?", default="runs")

@@ -59,6 +59,9 @@ class EditConfig:
     schedule: str = "fast"
     method: str = "neural_gate"
     seed: int = 0
+    general_weight: float = 0.0  # weight of the general-question locality term (0: the authors' loss)
+    general_per_edit: int = 2  # general questions added to each edit's batch (cycled, deterministic)
+    general_words: int = 10  # words of the unedited answer used as the general target
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,7 +77,8 @@ class EditConfig:
 
 @dataclass
 class EditItem:
-    """One edit: a sensitive paraphrase with its refusal target and a benign neighbour."""
+    """One edit: a sensitive paraphrase with its refusal target, a benign neighbour, and
+    optionally general questions ``(image|None, prompt, unedited answer)`` for locality."""
 
     image: object
     prompt: str
@@ -82,6 +86,7 @@ class EditItem:
     target: str
     neighbour: str | None
     neighbour_target: str | None
+    general: tuple = ()
 
 
 @dataclass
@@ -101,11 +106,32 @@ def edit_items(records: list[ImageRecord], cfg: EditConfig, locality: LocalityCa
             nb = r.neighbours[i] if i < len(r.neighbours) else None
             pairs.append((r, p, nb))
     locality.prefetch([(r.image, nb, r.subject) for r, _, nb in pairs if nb])
+    general = _general_plan(pairs, cfg)
+    locality.prefetch([g for gs in general for g in gs])
     items = []
-    for r, p, nb in pairs:
+    for (r, p, nb), gs in zip(pairs, general):
         y_n = locality.answer(r.image, nb, r.subject, cfg.neighbour_words) if nb else None
-        items.append(EditItem(r.image, p, r.subject, r.target, nb if y_n else None, y_n or None))
+        gen = tuple((im, q, y) for im, q, _ in gs if (y := locality.answer(im, q, None, cfg.general_words)))
+        items.append(EditItem(r.image, p, r.subject, r.target, nb if y_n else None, y_n or None, gen))
     return items
+
+
+def _general_plan(pairs, cfg: EditConfig) -> list[list]:
+    """Which general questions join each edit: the train split, cycled in a fixed order."""
+    if cfg.general_weight <= 0 or cfg.general_per_edit <= 0:
+        return [[] for _ in pairs]
+    from .general import general_questions
+
+    qs = general_questions("train")
+    out, k = [], 0
+    for r, _, _ in pairs:
+        chosen = []
+        for _ in range(cfg.general_per_edit):
+            q = qs[k % len(qs)]
+            k += 1
+            chosen.append((r.image if q.image else None, q.prompt, None))
+        out.append(chosen)
+    return out
 
 
 def gate_for_method(selected: torch.Tensor, method: str, seed: int = 0) -> torch.Tensor:
@@ -138,6 +164,42 @@ def _gate_hook(layer_mod, gate: torch.Tensor, scope: str, subject_pos: torch.Ten
     return HookSpec(layer_mod, fn, "output", f"gradient gate ({scope})")
 
 
+class _GradProbe:
+    """Measures how much of the first step's ΔW gradient comes from the subject positions.
+
+    ∂L/∂W = Σ_t g_t u_tᵀ over positions t; the subject rows contribute Σ_i g_{i,s_i} u_{i,s_i}ᵀ.
+    Runs after the delta hook on ``down_proj`` so g is the gradient of the edited output.
+    """
+
+    def __init__(self, module, subject_pos: torch.Tensor):
+        self.subject_pos = subject_pos
+        self.u = self.g = None
+        self.sel = None
+        self.spec = HookSpec(module, self._fn, "output", "gradient probe")
+
+    def _fn(self, module, args, kwargs, output):
+        x = args[0]
+        # position ids are not visible to the MLP: subject positions index the unpadded rows (right padding)
+        rows = (self.subject_pos >= 0).nonzero()[:, 0]
+        cols = self.subject_pos[rows]
+        self.u = x.detach()[rows, cols].float()
+        self._rows, self._cols = rows, cols
+
+        def grab(g):
+            self.g = g.detach()[self._rows, self._cols].float()
+
+        if output.requires_grad:
+            output.register_hook(grab)
+        return None
+
+    def subject_share(self, full_grad: torch.Tensor) -> float:
+        if self.g is None or self.u is None:
+            return 0.0
+        part = self.g.T.to(full_grad.device) @ self.u.to(full_grad.device)
+        total = float(full_grad.norm())
+        return float(part.norm()) / total if total > 0 else 0.0
+
+
 def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tensor, cfg: EditConfig | None = None,
                    base_deltas: list[Delta] = (), init_delta: torch.Tensor | None = None, progress=None,
                    label: str = "") -> EditResult:
@@ -157,39 +219,54 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
     row_mask = gate.to(W.device)[:, None].float() if cfg.gate_scope == "weight_rows" and cfg.method != "ft" else None
     losses = []
     diag = {}
+    shares = []
     total = len(items) * cfg.steps
     done = 0
     layer_mod = adapter.layer_module(layer)
     for e_i, it in enumerate(items):
         seqs = [adapter.build(it.prompt, subject=it.subject, answer=it.target)]
         weights = [1.0]
+        images = [it.image]
         if it.neighbour:
             seqs.append(adapter.build(it.neighbour, subject=it.subject, answer=it.neighbour_target))
             weights.append(cfg.kl_factor)
+            images.append(it.image)
+        for im, q, y in it.general:
+            seqs.append(adapter.build(q, answer=y, has_image=im is not None))
+            weights.append(cfg.general_weight / len(it.general))
+            images.append(im)
         w = torch.tensor(weights)
-        spos = torch.tensor([s.subject_pos for s in seqs], dtype=torch.long)
+        spos = torch.tensor([s.subject_pos if s.subject_pos is not None else -1 for s in seqs], dtype=torch.long)
         opt = torch.optim.Adam([delta], lr=cfg.lr, eps=cfg.eps, weight_decay=0.0)
+
+        def features(encode):
+            cache = {}
+            return [None if im is None else cache.setdefault(str(im), encode(im)) for im in images]
+
         if cfg.schedule == "fast":
-            feats = adapter.encode_image(it.image)
-            batch = adapter.collate(seqs, [feats] * len(seqs))
+            batch = adapter.collate(seqs, features(adapter.encode_image))
             with adapter.hooked(delta_hooks(adapter, list(base_deltas))):
                 h_in = adapter.hidden_entering(layer, batch)
         for step in range(cfg.steps):
             specs = delta_hooks(adapter, [Delta(layer, delta)]) + list(delta_hooks(adapter, list(base_deltas)))
+            probe = _GradProbe(adapter.down_proj(layer), spos) if step == 0 else None
+            if probe is not None:
+                specs.append(probe.spec)
             if use_hook_gate:
                 specs.append(_gate_hook(layer_mod, gate, cfg.gate_scope, spos))
             with adapter.hooked(specs):
                 if cfg.schedule == "fast":
                     hidden = adapter.run_layers(h_in, layer, batch)
                 else:
-                    feats = adapter.encode_image_uncached(it.image)
-                    batch = adapter.collate(seqs, [feats] * len(seqs))
+                    batch = adapter.collate(seqs, features(adapter.encode_image_uncached))
                     hidden = adapter.forward(batch)
                 nll = answer_nll(adapter, hidden, batch)
             loss = (nll * w).sum()
             rec = {"edit": e_i, "step": step, "loss": float(loss.detach()), "refusal_nll": float(nll[0].detach())}
-            if len(nll) > 1:
+            if it.neighbour:
                 rec["neighbour_nll"] = float(nll[1].detach())
+            if it.general:
+                rec["general_nll"] = float(nll[len(nll) - len(it.general):].detach().mean())
             losses.append(rec)
             done += 1
             prog.update("edit", done, total, f"{label} edit {e_i + 1}/{len(items)} step {step + 1}",
@@ -199,6 +276,8 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
                 break
             opt.zero_grad()
             loss.backward()
+            if probe is not None:
+                shares.append(probe.subject_share(delta.grad))
             if row_mask is not None:
                 delta.grad.mul_(row_mask)
             opt.step()
@@ -213,4 +292,6 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
         diag["gate_leak"] = (outside / total_norm) if total_norm > 0 else 0.0
         diag["delta_norm"] = total_norm
         diag["weight_norm"] = float(W.float().norm())
+        if shares:
+            diag["subject_grad_share"] = sum(shares) / len(shares)
     return EditResult(layer, dW.cpu() if dW.device.type != "cpu" else dW, gate, losses, diag)

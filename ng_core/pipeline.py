@@ -103,3 +103,23 @@ def edit_run(adapter, records_by_category: dict[str, list[ImageRecord]], layer: 
     run.tensors["deltas"][f"L{layer}"] = total
     run.metrics.update({"edit_seconds": time.monotonic() - t0, "losses": losses, "diagnostics": diags})
     return run
+
+
+def edit_with_control(adapter, records_by_category: dict[str, list[ImageRecord]], layer: int,
+                      mask_cfg: MaskConfig | None = None, edit_cfg: EditConfig | None = None, progress=None,
+                      seed: int = 0, masks: dict | None = None) -> tuple[Run, Run]:
+    """The edit and, as a control, the same edit with a random gate of the same size per category.
+
+    The control reuses the edit's masks (so only *which* neurons are gated differs) and
+    records the learned run's path-independent gate sizes; compare the two with the
+    evaluation to see whether the learned localisation matters.
+    """
+    from dataclasses import replace
+
+    edit_cfg = edit_cfg or EditConfig()
+    main = edit_run(adapter, records_by_category, layer, mask_cfg, edit_cfg, progress, seed, masks)
+    learned = main.masks()
+    ctrl = edit_run(adapter, records_by_category, layer, mask_cfg, replace(edit_cfg, method="random_gate"),
+                    progress, seed, masks=learned)
+    ctrl.config["control_of"] = {"method": edit_cfg.method, "seed": seed}
+    return main, ctrl

@@ -30,10 +30,31 @@ def preset_name(model_id: str, method: str = "neural_gate") -> str:
     return "default"
 
 
-def load_preset(model_id: str, n_layers: int, method: str = "neural_gate") -> dict:
-    """The resolved preset: ``{"name", "layer", "mask": MaskConfig, "edit": EditConfig, "max_images"}``."""
-    name = preset_name(model_id, method)
-    data = available(method)[name]
+def load_preset(model_id: str, n_layers: int, method: str = "neural_gate", override: str | None = None) -> dict:
+    """The resolved preset: ``{"name", "layer", "mask": MaskConfig, "edit": EditConfig, "max_images"}``.
+
+    ``override`` names a shipped preset or a JSON file of the same shape.
+    """
+    from .errors import NGError
+
+    presets = available(method)
+    if override:
+        if override in presets:
+            name, data = override, presets[override]
+        elif Path(override).is_file():
+            try:
+                name, data = str(override), json.loads(Path(override).read_text())
+            except json.JSONDecodeError as e:
+                raise NGError(f"preset file {override} is not valid JSON: {e}") from None
+        else:
+            raise NGError(f"unknown preset {override!r}; shipped presets: {', '.join(presets)}")
+    else:
+        name = preset_name(model_id, method)
+        data = presets[name]
+    unknown = set(data.get("mask", {})) - set(MaskConfig.__dataclass_fields__) | (
+        set(data.get("edit", {})) - set(EditConfig.__dataclass_fields__))
+    if unknown:
+        raise NGError(f"preset {name} has unknown keys: {', '.join(sorted(unknown))}")
     layer = data.get("layer")
     if layer is None:
         layer = int(round(data.get("layer_fraction", 0.34375) * n_layers))
@@ -41,3 +62,9 @@ def load_preset(model_id: str, n_layers: int, method: str = "neural_gate") -> di
     return {"name": name, "description": data.get("description", ""), "layer": layer,
             "mask": MaskConfig(**data.get("mask", {})), "edit": EditConfig(**data.get("edit", {})),
             "max_images": int(data.get("max_images", 10))}
+
+
+def preset_json(p: dict) -> dict:
+    """A resolved preset as plain JSON (for run bundles, the CLI and the UI)."""
+    return {"name": p["name"], "description": p["description"], "layer": p["layer"],
+            "mask": p["mask"].to_dict(), "edit": p["edit"].to_dict(), "max_images": p["max_images"]}

@@ -35,7 +35,7 @@ def test_localize_edit_ask_scores(data, tmp_path, capsys):
     assert "passport L2:" in out and "receipt L2:" in out
     meta = json.loads((run / "run.json").read_text())
     assert meta["kind"] == "localize" and meta["config"]["mask"]["steps"] == 2
-    assert meta["config"]["preset"] == "tiny-random"
+    assert meta["config"]["preset"]["name"] == "tiny-random"
 
     # edit reuses the masks already in the run folder
     assert main(["edit", "--model", "tiny-random", "--data", str(data), "--category", "passport",

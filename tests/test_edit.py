@@ -101,3 +101,50 @@ def test_bad_config_is_rejected():
         EditConfig(gate_scope="everywhere")
     with pytest.raises(ValueError, match="method"):
         EditConfig(method="rome")
+
+
+def test_general_locality_term_and_subject_share(tiny, image_dir):
+    import torch.nn.functional as F
+
+    from ng_core.hooks import scoped_hooks
+
+    recs = make_records(image_dir, n=1)
+    cfg = EditConfig(lr=1e-3, steps=2, method="ft", questions_per_image=1, general_weight=1.0, general_per_edit=2)
+    items = edit_items(recs, cfg, LocalityCache(tiny))
+    assert len(items[0].general) == 2
+    assert items[0].general[0][0] is None or items[0].general[0][0] == recs[0].image
+    res = gated_finetune(tiny, items, 2, torch.ones(tiny.hidden_size, dtype=torch.bool), cfg)
+    assert "general_nll" in res.losses[0]
+    share = res.diagnostics["subject_grad_share"]
+    assert 0 < share < 1
+
+    # the same share computed independently: gradient of ΔW applied only at the subject positions
+    it = items[0]
+    seqs = [tiny.build(it.prompt, subject=it.subject, answer=it.target),
+            tiny.build(it.neighbour, subject=it.subject, answer=it.neighbour_target)]
+    seqs += [tiny.build(q, answer=y, has_image=im is not None) for im, q, y in it.general]
+    feats = [tiny.encode_image(it.image)] * 2 + [tiny.encode_image(im) if im is not None else None
+                                                 for im, _, _ in it.general]
+    w = torch.tensor([1.0, cfg.kl_factor] + [cfg.general_weight / len(it.general)] * len(it.general))
+    batch = tiny.collate(seqs, feats)
+    spos = torch.tensor([s.subject_pos if s.subject_pos is not None else -1 for s in seqs])
+
+    def grad(only_subject):
+        d = torch.zeros(tiny.hidden_size, tiny.ffn_size, requires_grad=True)
+
+        def fn(m, a, kw, out):
+            add = F.linear(a[0], d)
+            if only_subject:
+                sel = torch.zeros(out.shape[:2], dtype=torch.bool)
+                for i, s in enumerate(spos.tolist()):
+                    if s >= 0:
+                        sel[i, s] = True
+                add = add * sel[..., None]
+            return out + add
+
+        with scoped_hooks([HookSpec(tiny.down_proj(2), fn)]):
+            (answer_nll(tiny, tiny.forward(batch), batch) * w).sum().backward()
+        return d.grad
+
+    expected = float(grad(True).norm() / grad(False).norm())
+    assert share == pytest.approx(expected, rel=1e-4)
