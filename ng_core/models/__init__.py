@@ -22,7 +22,11 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
     if spec == "ng-mini-llava":
         from . import mini_llava
 
-        folder = mini_llava.ensure_assembled(progress=progress)
+        cb = progress
+        if progress is not None and hasattr(progress, "update"):  # a ng_core.progress.Progress
+            def cb(done, total, message="", _p=progress):
+                _p.update("assemble", done, total, message)
+        folder = mini_llava.ensure_assembled(progress=cb)
         return LlavaAdapter.from_folder(folder, dtype=dtype, device_map=device_map, model_id="ng-mini-llava")
     if spec.startswith("tiny-random"):
         from .tiny_random import build_tiny_random
