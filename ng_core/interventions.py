@@ -74,6 +74,10 @@ def position_selector(position_ids: torch.Tensor, targets: torch.Tensor | None) 
     if targets is None:
         return None
     t = targets.to(position_ids.device)
+    sel = (position_ids[..., None] == t) & (t >= 0) if position_ids.shape[0] != t.shape[0] else None
+    if sel is not None:
+        # a prefix shared by every row (batch 1): a position counts if it is any row's target
+        return sel.any(-1)
     return (position_ids == t[:, None]) & (t[:, None] >= 0)
 
 

@@ -222,18 +222,24 @@ class LlavaAdapter(ModelAdapter):
     # ------------------------------------------------------------------ prompts
     def render(self, prompt: str, has_image: bool = True) -> str:
         """The chat-templated prompt text, ending with the generation prompt."""
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
         if self._list_content:
             content = ([{"type": "image"}] if has_image else []) + [{"type": "text", "text": prompt}]
         else:
             content = (self.image_token + "\n" if has_image else "") + prompt
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        env.globals["raise_exception"] = _raise
-        tmpl = env.from_string(self.chat_template)
+        tmpl = self._template()
         special = {k: getattr(self.tokenizer, k, None) for k in ("bos_token", "eos_token")}
         return tmpl.render(messages=[{"role": "user", "content": content}], add_generation_prompt=True,
                            **{k: (v or "") for k, v in special.items()})
+
+    def _template(self):
+        """The chat template, compiled once (sandboxed, as transformers renders it)."""
+        if getattr(self, "_compiled", None) is None:
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+            env.globals["raise_exception"] = _raise
+            self._compiled = env.from_string(self.chat_template)
+        return self._compiled
 
     def build(self, prompt: str, *, subject: str | None = None, answer: str | None = None,
               has_image: bool = True, subject_span: tuple[int, int] | None = None) -> Sequence:
@@ -422,10 +428,25 @@ class LlavaAdapter(ModelAdapter):
         done = torch.zeros(B, dtype=torch.bool)
         suppress = [self.image_token_id]
         specs = hooks_for(batch) if hooks_for else []
+        P = _shared_prefix_len(seqs, feats)
         with torch.no_grad(), self.hooked(specs):
-            hidden, cache = self.forward(batch, use_cache=True)
-            attn = batch.attention_mask
-            pos = batch.position_ids[:, -1]
+            if P:
+                # The image and everything before it is the same for every row: compute its
+                # keys/values once and expand them over the batch; then run each row's text.
+                first = self.embed(seqs[0], feats[0])[:P]
+                pre = Batch(first[None], torch.ones(1, P, dtype=torch.long, device=first.device),
+                            torch.arange(P, device=first.device)[None], torch.zeros(1, dtype=torch.long), seqs[:1])
+                _, cache = self.forward(pre, use_cache=True)
+                if B > 1:
+                    cache.batch_repeat_interleave(B)
+                tail = self.collate_embeds([self.embed(s, f)[P:] for s, f in zip(seqs, feats)], seqs, padding="left")
+                tail.position_ids = tail.position_ids + P
+                tail.attention_mask = torch.cat([pre.attention_mask.expand(B, P), tail.attention_mask], dim=1)
+                hidden, cache = self.forward(tail, cache=cache, use_cache=True)
+                attn, pos = tail.attention_mask, tail.position_ids[:, -1]
+            else:
+                hidden, cache = self.forward(batch, use_cache=True)
+                attn, pos = batch.attention_mask, batch.position_ids[:, -1]
             logits = self.logits(hidden[:, -1]).float()
             for _ in range(max_new_tokens):
                 logits[:, suppress] = -float("inf")
@@ -459,6 +480,29 @@ class LlavaAdapter(ModelAdapter):
                 logits = self.logits(hidden[:, -1]).float()
         return [Generation(self.tokenizer.decode(t, skip_special_tokens=True).strip(), t, it[1])
                 for t, it in zip(new_tokens, items)]
+
+
+def _shared_prefix_len(seqs, feats) -> int:
+    """Length of the prompt prefix (through the image tokens) that every row shares exactly, else 0.
+
+    Rows share it when they have the same image features and identical tokens up to the
+    end of the image block; the split point does not depend on the batch, so a row gets
+    the same computation alone or in a batch.
+    """
+    if any(f is None for f in feats) or any(len(s.image_positions) == 0 for s in seqs):
+        return 0
+    P = int(seqs[0].image_positions[-1]) + 1
+    f0, ids0 = feats[0], seqs[0].input_ids[:P]
+    for s, f in zip(seqs[1:], feats[1:]):
+        if int(s.image_positions[-1]) + 1 != P or not torch.equal(s.input_ids[:P], ids0):
+            return 0
+        if f is not f0 and not torch.equal(f, f0):
+            return 0
+    if any(len(s) <= P for s in seqs):
+        return 0
+    if any(s.subject_pos is not None and s.subject_pos < P for s in seqs):
+        return 0  # a subject-position intervention would act inside the shared part
+    return P
 
 
 def _sample(logits, temperature, top_p, gen):
