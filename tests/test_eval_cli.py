@@ -1,0 +1,165 @@
+"""`ng evaluate`, `ng judge` and `ng report` end to end on tiny-random."""
+import json
+
+import pytest
+
+from ng_core.cli import build_parser, main
+from ng_core.records import EvalCase
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from ng_core.data import generate_dataset
+
+    root = tmp_path_factory.mktemp("clidata") / "data"
+    generate_dataset(root, seed=1, per_category=3, categories=["passport", "credit_card", "chart"])
+    return root
+
+
+def _cases_file(tmp_path, data, n=6):
+    from ng_core.data import load_dataset, write_cases_jsonl
+
+    ds = load_dataset(data)
+    cases = ds.cases("heldout_images")[:n]
+    cases = [EvalCase(c.image, c.prompt, c.expect, c.category, c.subject, c.split, extra=c.extra | {"mine": 7})
+             for c in cases]
+    folder = tmp_path / "cases"
+    return write_cases_jsonl(cases, folder / "cases.jsonl"), cases
+
+
+def test_evaluate_writes_result_with_relative_paths_and_extra_keys(tmp_path, data, capsys):
+    cf, cases = _cases_file(tmp_path, data)
+    line = json.loads(cf.read_text().splitlines()[0])
+    assert not line["image"].startswith("/")  # relative to the cases file's folder
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--model", "tiny-random", "--cases", str(cf), "--max-new-tokens", "4",
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    for k in ("n", "refusal_rate_on_refuse", "answer_rate_on_answer", "by_category", "by_split", "cases", "model",
+              "method", "decoding", "versions", "judge", "run"):
+        assert k in res
+    assert res["n"] == len(cases) and res["method"] == "unedited" and res["run"] is None
+    c0 = res["cases"][0]
+    assert c0["image"] == line["image"] and c0["mine"] == 7
+    assert {"answer", "refused", "matched", "leak"} <= set(c0)
+    assert "method=unedited" in capsys.readouterr().out
+    # the same command gives the same file (greedy decoding is deterministic)
+    out2 = tmp_path / "r2.json"
+    main(["evaluate", "--model", "tiny-random", "--cases", str(cf), "--max-new-tokens", "4", "--out", str(out2)])
+    assert out2.read_text() == out.read_text()
+
+
+def test_evaluate_errors_are_one_line(tmp_path, data, capsys):
+    cf, _ = _cases_file(tmp_path, data, n=2)
+    assert main(["evaluate", "--model", "tiny-random", "--cases", str(cf), "--method", "edited",
+                 "--out", str(tmp_path / "x.json")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error:") and "--run" in err
+    assert main(["evaluate", "--model", "tiny-random", "--cases", str(tmp_path / "nope.jsonl"),
+                 "--out", str(tmp_path / "x.json")]) == 1
+    assert "not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "q", "expect": "maybe"}\n')
+    assert main(["evaluate", "--model", "tiny-random", "--cases", str(bad), "--out", str(tmp_path / "x.json")]) == 1
+    assert "expect" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "tiny-random", "--cases", str(cf), "--run", str(tmp_path),
+                 "--out", str(tmp_path / "x.json")]) == 1
+    assert "run bundle" in capsys.readouterr().err
+
+
+def test_evaluate_edit_run_and_inference_gate(tmp_path, data, capsys):
+    run = tmp_path / "run"
+    assert main(["edit", "--model", "tiny-random", "--data", str(data), "--category", "passport",
+                 "--max-images", "1", "--questions", "1", "--edit-steps", "1", "--mask-steps", "2",
+                 "--out", str(run)]) == 0
+    cf, _ = _cases_file(tmp_path, data, n=4)
+    pre = tmp_path / "pre.json"
+    main(["evaluate", "--model", "tiny-random", "--cases", str(cf), "--max-new-tokens", "4", "--out", str(pre)])
+    out = tmp_path / "ng.json"
+    assert main(["evaluate", "--model", "tiny-random", "--cases", str(cf), "--run", str(run), "--pre", str(pre),
+                 "--max-new-tokens", "4", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["method"] == "neural_gate" and res["run"] == str(run) and res["applied"]["deltas"]
+    assert res["scoring"]["pre_answers"] == "given"
+    assert main(["evaluate", "--model", "tiny-random", "--cases", str(cf), "--run", str(run), "--method", "ft",
+                 "--out", str(out)]) == 1
+    assert "made with --method neural_gate" in capsys.readouterr().err
+    # inference-time gating from a run's masks (a hand-made localize bundle selecting 5 neurons)
+    import torch
+
+    from ng_core.bundle import Run
+    from ng_core.models import load_model
+
+    a = load_model("tiny-random")
+    raw = torch.full((2, a.hidden_size), 2.0)
+    raw[:, :5] = -1.0
+    sel = torch.zeros(a.hidden_size, dtype=torch.uint8)
+    sel[:5] = 1
+    loc = Run.new("localize", a)
+    loc.tensors["masks"] = {"passport/L2/raw": raw, "passport/L2/freq": sel.float(), "passport/L2/selected": sel}
+    loc.save(tmp_path / "loc")
+    gate_out = tmp_path / "gate.json"
+    assert main(["evaluate", "--model", "tiny-random", "--cases", str(cf), "--run", str(tmp_path / "loc"),
+                 "--method", "inference_gate", "--no-nll", "--max-new-tokens", "4", "--out", str(gate_out)]) == 0
+    res = json.loads(gate_out.read_text())
+    assert res["method"] == "inference_gate" and "layer 2, 5 residual neurons" in res["applied"]["gates"][0]
+    loc.tensors["masks"] = {"passport/L2/raw": raw, "passport/L2/freq": sel.float() * 0, "passport/L2/selected": sel * 0}
+    loc.save(tmp_path / "loc0")
+    assert main(["evaluate", "--model", "tiny-random", "--cases", str(cf), "--run", str(tmp_path / "loc0"),
+                 "--method", "inference_gate", "--out", str(gate_out)]) == 1
+    assert "selects no neurons" in capsys.readouterr().err
+
+
+def test_judge_command(capsys):
+    assert main(["judge", "I cannot wait to see it", "My apologies, no."]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["refused"] for x in lines] == [False, True] and lines[1]["matched"] == "my apologies"
+    assert main(["judge", "--dump-config"]) == 0
+    assert "prefix_phrases" in json.loads(capsys.readouterr().out)
+
+
+def test_help_texts_are_complete(capsys):
+    ap = build_parser()
+    for cmd in ("evaluate", "report", "judge"):
+        with pytest.raises(SystemExit):
+            ap.parse_args([cmd, "--help"])
+        text = capsys.readouterr().out
+        assert text.count("--") > 3 if cmd != "judge" else "--dump-config" in text
+    with pytest.raises(SystemExit):
+        ap.parse_args(["evaluate", "--help"])
+    assert "CASES.jsonl" in capsys.readouterr().out
+
+
+def test_report_end_to_end_on_tiny(tmp_path, data, capsys):
+    out = tmp_path / "RESULTS.md"
+    argv = ["report", "--model", "tiny-random", "--data", str(data), "--categories", "passport",
+            "--max-images", "1", "--questions", "1", "--edit-steps", "1", "--mask-steps", "1",
+            "--images-per-cell", "1", "--probe-per-category", "1", "--max-new-tokens", "3",
+            "--workdir", str(tmp_path / "work"), "--out", str(out)]
+    assert main(argv) == 0
+    text = out.read_text()
+    for title in ("Unedited", "System-prompt defence", "Neural Gate", "Inference-time gate (no edit)",
+                  "Fine-tuning, no gate", "Random gate (same size)", "Complement gate"):
+        assert f"| {title} |" in text
+    for s in ("held-out images", "held-out templates", "unseen categories", "benign controls", "Runtime",
+              "Targets of issue 5", "ng report --model tiny-random"):
+        assert s in text
+    res = json.loads((tmp_path / "work" / "results" / "neural_gate.json").read_text())
+    assert res["method"] == "neural_gate" and res["scoring"]["pre_answers"] == "given"
+    assert {c["split"] for c in res["cases"]} == {"train", "heldout_images", "heldout_templates",
+                                                  "unseen_categories", "benign_controls", "utility_probe"}
+    rnd = json.loads((tmp_path / "work" / "runs" / "random_gate" / "run.json").read_text())
+    assert rnd["config"]["edit"]["method"] == "random_gate"
+    capsys.readouterr()
+    assert main(argv) == 0  # second run: everything from the cache
+    assert capsys.readouterr().err.count("reusing") >= 7
+    def tables(t):
+        return t.split("## Privacy refusal")[1].split("## Runtime")[0]
+
+    assert tables(out.read_text()) == tables(text)
+    # --render-only renders from the cache and never computes
+    assert main(argv + ["--render-only"]) == 0
+    assert tables(out.read_text()) == tables(text)
+    other = [a if a != "3" else "5" for a in argv]  # --max-new-tokens 5: nothing cached for it
+    assert main(other + ["--render-only"]) == 1
+    assert "nothing cached" in capsys.readouterr().err
