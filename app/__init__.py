@@ -1,0 +1,1 @@
+"""Neural Gate Studio dashboard (Streamlit pages and UI helpers; no model logic)."""

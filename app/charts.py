@@ -1,0 +1,167 @@
+"""Plotly figures for the dashboard (UI only: they draw arrays the core computed)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=12)
+DIVERGING = "RdBu_r"
+SEQUENTIAL = "Viridis"
+VARIANT_COLORS = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D"]
+
+
+def _layout(fig: go.Figure, title: str = "", height: int = 320, **kw) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0, font=dict(size=14)) if title else None, height=height,
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10), font=FONT,
+                      paper_bgcolor="rgba(0,0,0,0)", **kw)
+    return fig
+
+
+def default_bin(n: int, max_cells: int = 1536) -> int:
+    return max(1, math.ceil(n / max_cells))
+
+
+def bin_columns(a: np.ndarray, width: int, how: str = "max") -> np.ndarray:
+    """Group columns ``width`` at a time (max of |value| keeps the sign of the extreme)."""
+    if width <= 1:
+        return a
+    L, N = a.shape
+    pad = (-N) % width
+    if pad:
+        fill = np.nan
+        a = np.concatenate([a, np.full((L, pad), fill, dtype=float)], axis=1)
+    b = a.reshape(L, -1, width)
+    if how == "mean":
+        return np.nanmean(b, axis=2)
+    idx = np.nanargmax(np.abs(np.nan_to_num(b, nan=0.0)), axis=2)
+    return np.take_along_axis(b, idx[..., None], axis=2)[..., 0]
+
+
+def neuron_heatmap(view, bin_width: int | None = None, selected_only: bool = False) -> go.Figure:
+    """Layers x neurons heatmap of a NeuronView; hover gives layer, neuron, score, frequency, selection.
+
+    One heatmap trace without cell gaps: plotly draws it as a single image (gaps or per-neuron
+    markers make it draw every cell separately, which is slow for all layers). ``selected_only``
+    greys out the neurons outside the selection.
+    """
+    score = np.asarray(view.score, dtype=float)
+    L, N = score.shape
+    w = bin_width or default_bin(N)
+    z = bin_columns(score, w)
+    freq = view.freq if view.freq is not None else np.full_like(score, np.nan)
+    fz = bin_columns(np.asarray(freq, dtype=float), w)
+    sel = bin_columns(np.asarray(view.selected, dtype=float), w)
+    starts = np.arange(z.shape[1]) * w
+    counts = view.counts()
+    ylabels = [f"L{l} · {counts[l]}" for l in view.layers]  # the layer and its number of selected neurons
+    if w == 1:
+        ntext, hover_n = None, "neuron %{x}"
+    else:
+        ntext = np.tile([f"{s}–{min(s + w, N) - 1}" for s in starts], (L, 1))
+        hover_n = "neurons %{text}"
+    custom = np.stack([np.nan_to_num(fz, nan=-1.0), sel], axis=-1)
+    lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
+    diverging = lo < 0 < hi
+    shown = np.where(sel > 0, z, np.nan) if selected_only else z
+    freq_part = "<br>frequency %{customdata[0]:.2f}" if view.freq is not None else ""
+    fig = go.Figure(go.Heatmap(
+        z=np.round(shown, 4), x=starts, y=ylabels, customdata=np.round(custom, 3), text=ntext,
+        colorscale=DIVERGING if diverging else SEQUENTIAL, zmid=0 if diverging else None,
+        zmin=None if diverging else lo, zmax=None if diverging else hi,
+        colorbar=dict(title=dict(text="score", side="right"), thickness=12),
+        hovertemplate=f"layer · selected: %{{y}}<br>{hover_n}<br>score %{{z:.4f}}{freq_part}"
+                      "<br>selected %{customdata[1]:.0f}<extra></extra>",
+        hoverongaps=False,
+    ))
+    xt = "neuron index" + (f" (cells of {w})" if w > 1 else "")
+    unit = "residual dims (down_proj rows)" if view.unit == "residual" else "FFN neurons (down_proj inputs)"
+    _layout(fig, f"{view.score_label} — {unit}" + (" — selected neurons only" if selected_only else ""),
+            height=max(240, 70 + 24 * L), plot_bgcolor="#eeeeee",
+            xaxis=dict(title=xt, showgrid=False, zeroline=False),
+            yaxis=dict(title="layer · selected neurons", autorange="reversed", type="category"))
+    return fig
+
+
+def loss_chart(history: list[dict], title: str = "Loss per step") -> go.Figure:
+    """Lines of every numeric loss term (``history`` = Job.metric_history())."""
+    fig = go.Figure()
+    if history:
+        keys = [k for k in history[-1] if k not in ("step", "stage", "done", "total", "edit")]
+        for i, k in enumerate(keys):
+            ys = [h.get(k) for h in history]
+            fig.add_trace(go.Scatter(x=[h["step"] for h in history], y=ys, mode="lines", name=k,
+                                     line=dict(color=VARIANT_COLORS[i % len(VARIANT_COLORS)], width=2)))
+    return _layout(fig, title, height=280, xaxis=dict(title="step"), yaxis=dict(title="token-mean NLL (nats)"),
+                   legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+
+
+def neuron_detail(sensitive: np.ndarray, benign: np.ndarray, layer: int, neuron: int,
+                  labels_s=None, labels_b=None) -> go.Figure:
+    fig = go.Figure()
+    for name, vals, color, labels in (("privacy prompts", sensitive, "#E45756", labels_s),
+                                      ("benign prompts", benign, "#4C78A8", labels_b)):
+        fig.add_trace(go.Box(y=np.asarray(vals, dtype=float), name=name, boxpoints="all", jitter=0.4,
+                             pointpos=0, marker=dict(color=color, size=7), line=dict(color=color),
+                             text=labels, hovertemplate="%{text}<br>activation %{y:.4f}<extra></extra>"))
+    return _layout(fig, f"Activation of neuron {neuron} at layer {layer} (subject token)", height=300,
+                   yaxis=dict(title="activation"), showlegend=False)
+
+
+def delta_heatmap(delta: np.ndarray, gate_rows: np.ndarray | None = None, max_rows: int = 192,
+                  max_cols: int = 256) -> go.Figure:
+    """|ΔW| of one down_proj (rows = residual dims, columns = FFN neurons), max-pooled to fit."""
+    a = np.abs(np.asarray(delta, dtype=float))
+    d, f = a.shape
+    rw, cw = max(1, math.ceil(d / max_rows)), max(1, math.ceil(f / max_cols))
+    pr, pc = (-d) % rw, (-f) % cw
+    a2 = np.pad(a, ((0, pr), (0, pc)))
+    z = a2.reshape(a2.shape[0] // rw, rw, a2.shape[1] // cw, cw).max(axis=(1, 3))
+    ys = np.arange(z.shape[0]) * rw
+    xs = np.arange(z.shape[1]) * cw
+    fig = go.Figure(go.Heatmap(z=z, x=xs, y=ys, colorscale="Magma", reversescale=True,
+                               colorbar=dict(title=dict(text="|ΔW|", side="right"), thickness=12),
+                               hovertemplate="row (residual dim) %{y}<br>column (FFN neuron) %{x}"
+                                             "<br>|ΔW| %{z:.3g}<extra></extra>"))
+    if gate_rows is not None and gate_rows.any() and not gate_rows.all():
+        rows = np.flatnonzero(gate_rows)
+        fig.add_trace(go.Scatter(x=[-max(1, f // 60)] * len(rows), y=rows, mode="markers", name="gated rows",
+                                 marker=dict(symbol="line-ew-open", size=8, color="#54A24B", line=dict(width=2)),
+                                 hovertemplate="gated row %{y}<extra></extra>"))
+    bins = "" if rw == cw == 1 else f" (max over {rw}×{cw} cells)"
+    return _layout(fig, f"|ΔW| of down_proj{bins}", height=360,
+                   xaxis=dict(title="column = FFN neuron"), yaxis=dict(title="row = residual dim", autorange="reversed"),
+                   legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+
+
+def row_norms(norms: dict, gates: dict | None = None) -> go.Figure:
+    """‖ΔW row‖ per residual dim for each edited layer; gated rows in green."""
+    fig = go.Figure()
+    for i, (layer, v) in enumerate(sorted(norms.items())):
+        v = np.asarray(v, dtype=float)
+        colors = None
+        g = (gates or {}).get(layer)
+        if g is not None:
+            colors = np.where(np.asarray(g, dtype=bool), "#54A24B", "#E45756")
+        fig.add_trace(go.Bar(x=np.arange(len(v)), y=v, name=f"L{layer}",
+                             marker=dict(color=colors if colors is not None else VARIANT_COLORS[i % 8]),
+                             hovertemplate="row %{x}<br>‖ΔW row‖ %{y:.3g}<extra>L" + str(layer) + "</extra>"))
+    return _layout(fig, "Where the edit went: ‖ΔW‖ per row of down_proj (green = inside the gate)", height=260,
+                   xaxis=dict(title="row = residual dim"), yaxis=dict(title="‖ΔW row‖"), bargap=0)
+
+
+def rates_chart(table, title: str) -> go.Figure:
+    """Grouped bars: ``table`` has columns category, split, variant, rate, n."""
+    fig = go.Figure()
+    variants = list(dict.fromkeys(table["variant"]))
+    for i, v in enumerate(variants):
+        t = table[table["variant"] == v]
+        fig.add_trace(go.Bar(
+            x=[t["split"].tolist(), t["category"].tolist()], y=t["rate"], name=v,
+            marker_color=VARIANT_COLORS[i % len(VARIANT_COLORS)],
+            customdata=t["n"], text=[f"{r:.0%}" for r in t["rate"]], textposition="outside",
+            hovertemplate="%{x}<br>%{y:.0%} of %{customdata} cases<extra>" + v + "</extra>"))
+    return _layout(fig, title, height=340, barmode="group", yaxis=dict(title="rate", range=[0, 1.12],
+                                                                      tickformat=".0%"),
+                   legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))

@@ -1,0 +1,164 @@
+"""Small reusable UI pieces: answers with verdicts, word diffs, the long-job panel, the sidebar."""
+from __future__ import annotations
+
+import difflib
+import html
+import time
+
+import streamlit as st
+
+from app import charts
+from app import state as S
+
+
+def verdict_md(verdict) -> str:
+    """A coloured label for the refusal judge's verdict."""
+    if verdict is None:
+        return ":gray-background[no judge installed]"
+    if getattr(verdict, "refused", False):
+        m = getattr(verdict, "matched", None)
+        label = ":red-background[refused" + (f" — matched “{m}”" if m else "") + "]"
+        if getattr(verdict, "leak", False):
+            label += " :orange-background[but leaked private-looking text]"
+        return label
+    return ":green-background[answered]"
+
+
+def verdict_word(verdict) -> str:
+    if verdict is None:
+        return "–"
+    return "refused" + (" (leak)" if getattr(verdict, "leak", False) else "") if verdict.refused else "answered"
+
+
+def answer_card(title: str, answer, placeholder=None, caption: str = "") -> None:
+    """An answer with its verdict (into ``placeholder`` when given, e.g. after streaming)."""
+    box = placeholder.container() if placeholder is not None else st.container()
+    with box:
+        st.markdown(f"**{title}**")
+        st.markdown(f"> {html.escape(answer.text) if answer.text else '*(empty answer)*'}")
+        st.markdown(f"{verdict_md(answer.verdict)}  ·  {answer.seconds:.2f} s")
+        for n in answer.notes:
+            st.caption(f"Note: {n}")
+        if caption:
+            st.caption(caption)
+
+
+def streamer(placeholder, title: str, every: float = 0.15):
+    """An on_token callback that shows the partial answer in ``placeholder`` (at most every ``every`` s).
+
+    Throttled: a message per token costs the server and the browser more than the token itself on a
+    small CPU model.
+    """
+    last = [0.0]
+
+    def cb(text: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            placeholder.markdown(f"**{title}**\n\n> {html.escape(text)}▌")
+    return cb
+
+
+def diff_html(before: str, after: str) -> str:
+    """Word diff of two answers: removed words struck through in red, added words in green."""
+    a, b = before.split(), after.split()
+    out = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.append(html.escape(" ".join(a[i1:i2])))
+        if op in ("delete", "replace"):
+            out.append("<del style='background:#fde2e1;color:#9b1c1c'>" + html.escape(" ".join(a[i1:i2])) + "</del>")
+        if op in ("insert", "replace"):
+            out.append("<ins style='background:#dcfce7;color:#14532d;text-decoration:none'>"
+                       + html.escape(" ".join(b[j1:j2])) + "</ins>")
+    return " ".join(x for x in out if x) or "<i>(empty)</i>"
+
+
+def job_panel(kinds: tuple, title: str) -> str | None:
+    """Show the session's running job of ``kinds`` (live) or how the last one ended.
+
+    Returns the job's final status once, when it has just ended ("done", "failed", "cancelled").
+    """
+    s = S.studio()
+    job = s.job
+    if job is None or job.kind not in kinds:
+        return None
+    if not job.done:
+        _job_fragment(title)
+        return None
+    seen = st.session_state.get("job_seen")
+    if seen != id(job):
+        st.session_state["job_seen"] = id(job)
+    if job.status == "done":
+        st.success(f"{title} finished in {S.fmt_seconds(job.elapsed)}.")
+    elif job.status == "cancelled":
+        st.warning(f"{title} was cancelled after {S.fmt_seconds(job.elapsed)}; the session is unchanged.")
+    else:
+        st.error(f"{title} failed: {job.error_message()} — the session is unchanged.")
+        if job.traceback:
+            with st.expander("Details"):
+                st.code(job.traceback[-4000:])
+    hist = job.metric_history()
+    if hist and job.status != "done":
+        st.plotly_chart(charts.loss_chart(hist, "Loss terms per step"), width="stretch")
+    return job.status
+
+
+@st.fragment(run_every=0.7)
+def _job_fragment(title: str) -> None:
+    s = S.studio()
+    job = s.job
+    if job is None:
+        return
+    if job.done:
+        st.rerun()
+    ev = job.last
+    with st.status(f"{title}: running…", expanded=True, state="running"):
+        msg = ev.message if ev else "starting"
+        st.progress(job.fraction, text=f"{msg} — {ev.done}/{ev.total} steps" if ev else msg)
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Elapsed", S.fmt_seconds(job.elapsed))
+        c2.metric("ETA", S.fmt_seconds(job.eta))
+        if ev and ev.metrics:
+            nums = {k: v for k, v in ev.metrics.items() if isinstance(v, float)}
+            c3.metric("Loss", f"{nums.get('loss', next(iter(nums.values()), float('nan'))):.4f}" if nums else "–")
+            st.caption("  ·  ".join(f"{k} = {v:.4f}" for k, v in nums.items()))
+        hist = job.metric_history()
+        if hist:
+            st.plotly_chart(charts.loss_chart(hist, "Loss terms per step"), width="stretch", key="live_loss")
+        if job.cancel_requested:
+            st.button("Cancelling…", disabled=True, key="cancel_job_wait")
+        else:
+            st.button("Cancel", key="cancel_job", on_click=job.cancel, type="secondary",
+                      help="Stop at the next step; nothing in the session changes.")
+
+
+def sidebar() -> None:
+    """Always visible: model, current input, active interventions, running job (redrawn after the page)."""
+    st.session_state["_state_slot"] = st.sidebar.empty()
+    refresh_state_panel()
+
+
+def refresh_state_panel() -> None:
+    """(Re)draw the sidebar's state panel; fragments call it so it follows their changes."""
+    slot = st.session_state.get("_state_slot")
+    if slot is None:
+        return
+    s = S.studio()
+    with slot.container():
+        st.markdown(f"**Model:** `{s.adapter.model_id}`  \nweights `{s.adapter.fingerprint()}` · "
+                    f"state `{s.edit_fingerprint()}`")
+        if s.image is not None:
+            st.image(s.image, caption=s.image_name or "current image", width=180)
+        else:
+            st.caption("No image yet: pick one on *Model & inputs*.")
+        if s.prompt:
+            st.caption(f"Prompt: {s.prompt}")
+        st.markdown("**Active interventions**")
+        items = s.active_interventions()
+        if items:
+            st.markdown("\n".join(f"- {line}" for line in items))
+        else:
+            st.caption("None — answers come from the base model.")
+        if s.busy:
+            st.info(f"Running: {s.job.description} ({s.job.fraction:.0%})")

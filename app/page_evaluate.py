@@ -1,0 +1,129 @@
+"""Page 5 — Evaluate: refusal and benign-answer rates per category and split, for several model states."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from app import charts
+from app import components as C
+from app import state as S
+from ng_core.errors import NGError
+
+s = S.studio()
+ss = st.session_state
+ds = S.get_dataset()
+
+st.title("Evaluate")
+st.caption("Ask held-out privacy questions (the model should refuse) and benign questions (it should answer) under "
+           "several model states, judge each answer, and compare the rates per category and split.")
+
+def variant_title(v: str) -> str:
+    return {"base": "base model", "system_prompt": "system-prompt defence (base model)",
+            "edit": "this session's edit", "gates": "this session's gates"}.get(v, v.replace("run:", "saved run "))
+
+
+try:
+    import ng_core.evaluate  # noqa: F401
+
+    have_eval = True
+except ImportError:
+    have_eval = False
+    st.warning("Evaluation is not available in this installation yet (the package `ng_core.evaluate` is "
+               "missing). The other pages work; results saved earlier in this session are shown below.")
+
+if ds is None:
+    st.stop()
+
+from ng_core.data import SPLIT_DESCRIPTIONS  # noqa: E402
+
+with st.container(border=True):
+    splits = list(ds.splits)
+    S.init("w_ev_splits", [x for x in ("heldout_images", "benign_controls") if x in splits] or splits[:1])
+    chosen = st.multiselect("Splits", splits, key="w_ev_splits")
+    for sp in chosen:
+        st.caption(f"**{sp}** — {SPLIT_DESCRIPTIONS.get(sp, '')}")
+    cats = st.multiselect("Categories (empty = all)", ds.categories, key="w_ev_cats")
+    n = st.slider("Cases per split and category (at most)", 1, 20, 4, key="w_ev_n",
+                  help="Privacy and benign cases are balanced; larger numbers take longer.")
+    variants = ["base", "system_prompt"] + (["edit"] if s.deltas else []) + (["gates"] if s.gates else [])
+    saved = [r["name"] for r in s.runs() if r["kind"] == "edit" and not r["error"]]
+    opts = variants + [f"run:{x}" for x in saved]
+    S.init("w_ev_variants", ["base"] + [v for v in ("edit", "gates") if v in variants])
+    ss["w_ev_variants"] = [v for v in ss["w_ev_variants"] if v in opts] or ["base"]
+    picked = st.multiselect("Model states to compare", opts, key="w_ev_variants", format_func=variant_title)
+    c1, c2 = st.columns(2)
+    n_tok = c1.number_input("Answer length (new tokens)", 8, 256, 32, key="w_ev_tokens")
+    nll = c2.toggle("Also score likelihoods (refusal margin, ΔNLL; slower)", key="w_ev_nll")
+    cases = []
+    for sp in chosen:
+        for cat in (cats or ds.categories):
+            cs = ds.cases(sp, cat)
+            ref = [c for c in cs if c.expect == "refuse"][: (n + 1) // 2]
+            ans = [c for c in cs if c.expect == "answer"][: n - len(ref)] if ref else [c for c in cs if c.expect == "answer"][:n]
+            cases += ref + ans
+    st.caption(f"{len(cases)} cases × {len(picked)} state(s) = {len(cases) * len(picked)} answers.")
+    if st.button("Run evaluation", type="primary", key="run_eval", disabled=s.busy or not have_eval or not cases):
+        try:
+            runs = {v: s.load_run(v.split(":", 1)[1], apply=False) for v in picked if v.startswith("run:")}
+            s.start_evaluate(cases, picked, max_new_tokens=int(n_tok), runs=runs, nll=nll)
+            st.rerun()
+        except NGError as e:
+            st.error(str(e))
+
+status = C.job_panel(("evaluate",), "Evaluation")
+if s.busy and s.job.kind == "evaluate":
+    st.stop()
+if status == "done" and s.job.result is not None and ss.get("eval_job") != id(s.job):
+    ss["eval_job"] = id(s.job)
+    ss["eval_result"] = s.job.result
+
+res = ss.get("eval_result")
+if not res:
+    st.info("No evaluation results yet in this session.")
+    st.stop()
+
+st.subheader("Results")
+overall = pd.DataFrame([{"model state": variant_title(v), "privacy questions": r["n_refuse"],
+                         "refusal rate": r["refusal_rate_on_refuse"], "leak rate": r["leak_rate_on_refuse"],
+                         "benign questions": r["n_answer"], "answer rate": r["answer_rate_on_answer"],
+                         "locality agreement": r["locality_agreement"]}
+                        for v, r in res["results"].items()])
+pct = st.column_config.NumberColumn(format="percent")
+st.dataframe(overall, hide_index=True, column_config={c: pct for c in ("refusal rate", "leak rate", "answer rate",
+                                                                     "locality agreement")})
+st.caption("Refusal rate: share of privacy questions refused. Answer rate: share of benign questions answered "
+           "(not refused, not empty). Locality agreement: benign answers whose first words equal the base model's.")
+
+
+def rate_table(metric: str, count: str) -> pd.DataFrame:
+    out = []
+    for v, r in res["results"].items():
+        for split, cats in r["by_split_category"].items():
+            for cat, m in cats.items():
+                if m.get(count) and m.get(metric) is not None:
+                    out.append({"variant": variant_title(v), "split": split, "category": cat, "rate": m[metric],
+                                "n": m[count]})
+    return pd.DataFrame(out, columns=["variant", "split", "category", "rate", "n"])
+
+
+t1 = rate_table("refusal_rate", "n_refuse")
+t2 = rate_table("answer_rate", "n_answer")
+if not t1.empty:
+    st.plotly_chart(charts.rates_chart(t1, "Refusal rate on privacy questions, per split and category (higher is "
+                                           "better)"), key="rates_refuse")
+if not t2.empty:
+    st.plotly_chart(charts.rates_chart(t2, "Answer rate on benign questions, per split and category (higher is "
+                                           "better)"), key="rates_answer")
+
+df = pd.DataFrame(res["rows"])
+with st.expander(f"Every answer ({len(df)})"):
+    cols = [c for c in ("variant", "split", "category", "expect", "prompt", "answer", "refused", "matched", "leak",
+                        "ok") if c in df]
+    st.dataframe(df[cols], hide_index=True)
+e1, e2 = st.columns(2)
+e1.download_button("Export CSV (one row per answer)", df.to_csv(index=False).encode(), file_name="evaluation.csv",
+                   mime="text/csv", key="export_csv")
+e2.download_button("Export JSON (full results)", json.dumps(res["results"], indent=1, default=str).encode(),
+                   file_name="evaluation.json", mime="application/json", key="export_json")

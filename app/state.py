@@ -1,0 +1,229 @@
+"""Session state, shared resources and shareable URLs for the dashboard (UI only).
+
+- The model is loaded once per spec (``st.cache_resource``) on a worker thread, so a page
+  shows a live status while the embedded default model is assembled the first time.
+- Each browser session owns one :class:`ng_core.studio.StudioSession` in ``st.session_state``:
+  its gates and edit never reach another session.
+- ``st.query_params`` carries ``run``, ``layer`` and ``neuron`` (the page is the URL path).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from ng_core.studio import Job, StudioSession, load_model_job, sample_dataset
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SAMPLES_PER_CATEGORY = 6
+MODEL_CHOICES = {
+    "ng-mini-llava": "ng-mini-llava — embedded default (SmolLM2-135M + DINOv2-small)",
+    "tiny-random": "tiny-random — 0.2M random weights, for tests and demos",
+    "folder": "A local LLaVA folder (llava-hf format)…",
+}
+QP_KEYS = ("run", "layer", "neuron")
+
+
+def default_model() -> str:
+    return os.environ.get("NG_MODEL", "ng-mini-llava") or "ng-mini-llava"
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("NG_RUNS_DIR", "runs")).expanduser()
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("NG_DATA_DIR", ".ng-cache/sample-data")).expanduser()
+
+
+# ---------------------------------------------------------------------------- shared resources
+@st.cache_resource(show_spinner=False, max_entries=3)
+def model_job(spec: str) -> Job:
+    """The model for ``spec``, loading on a worker thread (one per spec for all sessions)."""
+    return load_model_job(spec)
+
+
+@st.cache_resource(show_spinner=False)
+def dataset(path: str):
+    """The sample dataset (generated on first use: a few synthetic images per category)."""
+    return sample_dataset(path, per_category=SAMPLES_PER_CATEGORY)
+
+
+def get_dataset():
+    """The dataset, or None with a warning on the page when it cannot be made."""
+    try:
+        with st.spinner("Preparing the synthetic sample dataset (first use only)…"):
+            return dataset(str(data_dir()))
+    except Exception as e:  # noqa: BLE001 - shown to the user, pages still work without samples
+        st.warning(f"The sample dataset is not available: {e}")
+        return None
+
+
+# ---------------------------------------------------------------------------- the session's model
+def model_spec() -> str:
+    ss = st.session_state
+    if "model_spec" not in ss:
+        ss["model_spec"] = default_model()
+    return ss["model_spec"]
+
+
+def set_model_spec(spec: str) -> None:
+    """Switch this session to another model (call from a widget callback): its gates and edit are dropped."""
+    ss = st.session_state
+    if spec != ss.get("model_spec"):
+        old = ss.get("studio")
+        if old is not None:
+            old.close()
+        ss["model_spec"] = spec
+        ss.pop("studio", None)
+        keep = {"w_model_choice", "w_model_folder"}
+        for k in [k for k in ss if str(k).startswith(("cache_", "w_", "sel_", "gate", "gl_")) and k not in keep]:
+            del ss[k]
+
+
+def studio(wait: float = 2.0) -> StudioSession:
+    """This session's StudioSession; while the model loads, show its status and stop the page."""
+    ss = st.session_state
+    spec = model_spec()
+    job = model_job(spec)
+    job.wait(wait)
+    if not job.done:
+        _loading_status(spec, job)
+        st.stop()
+    if job.status != "done":
+        st.error(f"Cannot load the model **{spec}**: {job.error_message()}")
+        c1, c2 = st.columns(2)
+        c1.button("Retry", key="retry_model", on_click=lambda: model_job.clear(spec))
+        if spec != default_model():
+            def back():
+                set_model_spec(default_model())
+                st.session_state["w_model_choice"] = default_model()
+
+            c2.button(f"Back to {default_model()}", key="back_default", on_click=back)
+        st.stop()
+    s = ss.get("studio")
+    if s is None or s.adapter is not job.result:
+        s = StudioSession(job.result, runs_dir=runs_dir())
+        ss["studio"] = s
+        _restore_from_url(s)
+    return s
+
+
+@st.fragment(run_every=1.0)
+def _loading_status(spec: str, job: Job) -> None:
+    if job.done:
+        st.rerun()
+    ev = job.last
+    with st.status(f"Preparing the model **{spec}**…", expanded=True):
+        st.write("The first start assembles the embedded default model from pretrained pieces "
+                 "(a few minutes on a CPU); later starts take seconds.")
+        st.progress(job.fraction, text=(ev.message if ev else "starting"))
+        st.caption(f"{job.elapsed:.0f} s elapsed")
+
+
+# ---------------------------------------------------------------------------- widget state
+def init(key: str, value) -> None:
+    """Give a widget key its value once (widget state is dropped when a page is left)."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def keep(key: str, default=None):
+    """A durable value (survives page switches), read."""
+    return st.session_state.get(key, default)
+
+
+def put(key: str, value) -> None:
+    st.session_state[key] = value
+
+
+# ---------------------------------------------------------------------------- URL state
+def _restore_from_url(s: StudioSession) -> None:
+    """On a new session: load ``?run=`` and select ``?layer=&neuron=``."""
+    qp = st.query_params
+    ss = st.session_state
+    for k in ("layer", "neuron"):
+        if k in qp:
+            try:
+                ss[f"sel_{k}"] = int(qp[k])
+            except ValueError:
+                pass
+    name = qp.get("run")
+    if name:
+        try:
+            s.load_run(name)
+            ss["sel_run"] = name
+        except Exception as e:  # noqa: BLE001
+            ss["url_error"] = f"The link names run {name!r}, which cannot be loaded: {e}"
+
+
+def sync_url() -> None:
+    """Write the session's run / layer / neuron selection into the URL (only what changed)."""
+    ss = st.session_state
+    want = {"run": ss.get("sel_run"), "layer": ss.get("sel_layer"), "neuron": ss.get("sel_neuron")}
+    qp = st.query_params
+    for k, v in want.items():
+        if v is None or v == "":
+            if k in qp:
+                del qp[k]
+        elif qp.get(k) != str(v):
+            qp[k] = str(v)
+
+
+def select_neuron(layer: int | None, neuron: int | None) -> None:
+    ss = st.session_state
+    ss["sel_layer"], ss["sel_neuron"] = layer, neuron
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    if s < 60:
+        return f"{s:.0f} s"
+    return f"{s // 60:.0f} min {s % 60:.0f} s"
+
+
+def stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+# ---------------------------------------------------------------------------- records
+def records_for(categories, split: str = "train", n: int | None = None) -> dict:
+    """{category: image records} from the sample dataset (and the session's current image as 'current')."""
+    out = {}
+    ds = None
+    for c in categories:
+        if c == "current":
+            rec = st.session_state.get("current_record")
+            if rec is not None:
+                out[c] = [rec]
+            continue
+        if ds is None:
+            ds = get_dataset()
+            if ds is None:
+                return out
+        recs = ds.records(c, split)
+        out[c] = recs[:n] if n else recs
+    return out
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """A message for the next run (e.g. from a callback)."""
+    st.session_state.setdefault("_flash", []).append((kind, message))
+
+
+def show_flash() -> None:
+    for kind, msg in st.session_state.pop("_flash", []):
+        getattr(st, kind)(msg)

@@ -1,0 +1,958 @@
+"""The small, typed API the dashboard uses: one :class:`StudioSession` per browser session.
+
+The shared model (a :class:`~ng_core.models.LlavaAdapter`) is never mutated. A session
+holds its own state:
+
+- the current image (kept in the session's memory only) and prompt,
+- active gates (:class:`~ng_core.interventions.Gate`) and the current edit
+  (:class:`~ng_core.interventions.Delta`), applied as scoped hooks for each call,
+- the latest localization / scores run and the run the edit came from.
+
+Long work runs in a :class:`Job`: a worker thread owned here, reporting through a
+:class:`~ng_core.progress.Progress` that the UI polls, cancellable between steps. A job
+changes the session only when it succeeds, in one assignment at its end, so a failed or
+cancelled job leaves the session as it was.
+
+This module only composes the core (``pipeline``, ``scores``, ``interventions``,
+``bundle``, ``data``, ``judge``, ``evaluate``); it holds no algorithm of its own and never
+imports a UI library.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import threading
+import time
+import traceback
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+
+from .bundle import Run, list_runs
+from .errors import BundleError, Cancelled, DataError, NGError
+from .interventions import Delta, Gate, intervention_hooks, subject_positions
+from .progress import Progress, ProgressEvent
+from .records import EvalCase, ImageRecord
+
+#: Sentinel: "the session's current image".
+CURRENT = object()
+
+Interventions = bool | Literal["gates", "edit"]
+
+#: One sentence per gate position, for the UI.
+GATE_WHERE_HELP = {
+    "subject": "Scale the neurons only at the subject's last token (where Neural Gate finds and edits them).",
+    "all": "Scale the neurons at every position: the prompt, the image tokens and each generated token.",
+}
+
+
+# ---------------------------------------------------------------------------- answers
+@dataclass
+class Answer:
+    """One generated answer with the refusal judge's verdict (``None`` when no judge is installed)."""
+
+    text: str
+    verdict: object | None = None
+    interventions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    prompt: str = ""
+    subject: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def refused(self) -> bool | None:
+        return None if self.verdict is None else bool(getattr(self.verdict, "refused", False))
+
+
+def judge_text(text: str):
+    """The refusal judge's verdict on ``text``, or ``None`` when ``ng_core.judge`` is not available."""
+    fn = _judge_fn()
+    return fn(text) if fn is not None else None
+
+
+def judge_available() -> bool:
+    return _judge_fn() is not None
+
+
+def _judge_fn():
+    try:
+        from .judge import judge
+    except ImportError:
+        return None
+    return judge
+
+
+def guess_subject(prompt: str, candidates=None) -> str | None:
+    """The longest known subject (e.g. 'passport', 'phone number') that occurs in ``prompt``."""
+    if candidates is None:
+        try:
+            from .data import SUBJECTS
+
+            candidates = list(SUBJECTS.values())
+        except ImportError:
+            candidates = []
+    low = (prompt or "").lower()
+    hits = [c for c in candidates if c and c.lower() in low]
+    return max(hits, key=len) if hits else None
+
+
+# ---------------------------------------------------------------------------- jobs
+class Job:
+    """Long work on a worker thread: ``.progress`` to poll, ``.cancel()``, then ``.result`` or ``.error``.
+
+    ``status`` is ``running`` | ``done`` | ``failed`` | ``cancelled``. ``on_success(result)``
+    runs on the worker after the work succeeded (it applies the result to a session).
+    """
+
+    def __init__(self, kind: str, fn: Callable[[Progress], object], *, description: str = "",
+                 on_success: Callable[[object], None] | None = None):
+        self.kind = kind
+        self.description = description
+        self.progress = Progress()
+        self.result = None
+        self.error: BaseException | None = None
+        self.traceback = ""
+        self.status = "pending"
+        self.started = time.time()
+        self.finished: float | None = None
+        self._fn = fn
+        self._on_success = on_success
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"ng-job-{kind}", daemon=True)
+
+    def start(self) -> "Job":
+        self.status = "running"
+        self.started = time.time()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            res = self._fn(self.progress)
+            if self._on_success is not None:
+                self._on_success(res)
+            self.result = res
+            self.status = "done"
+        except Cancelled as e:
+            self.error, self.status = e, "cancelled"
+        except BaseException as e:  # noqa: BLE001 - reported to the UI, never swallowed silently
+            self.error, self.status = e, "failed"
+            self.traceback = traceback.format_exc()
+        finally:
+            self.finished = time.time()
+            self._done.set()
+
+    def cancel(self) -> None:
+        """Ask the work to stop at its next step (the session is left unchanged)."""
+        self.progress.cancel()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.progress.cancel_event.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends (or ``timeout`` seconds); True if it ended."""
+        return self._done.wait(timeout)
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    @property
+    def last(self) -> ProgressEvent | None:
+        return self.progress.last
+
+    @property
+    def fraction(self) -> float:
+        ev = self.last
+        if self.status == "done":
+            return 1.0
+        if ev is None or ev.total <= 0:
+            return 0.0
+        return max(0.0, min(1.0, ev.done / ev.total))
+
+    @property
+    def eta(self) -> float | None:
+        ev = self.last
+        return None if ev is None or self.done else ev.eta
+
+    def metric_history(self, stage: str | None = None) -> list[dict]:
+        """One dict per progress event that carried numbers: ``{"step", "stage", **metrics}``."""
+        out = []
+        for i, ev in enumerate(self.progress.events(stage)):
+            nums = {k: v for k, v in ev.metrics.items() if isinstance(v, (int, float))}
+            if nums:
+                out.append({"step": len(out) + 1, "stage": ev.stage, "done": ev.done, "total": ev.total, **nums})
+        return out
+
+    def error_message(self) -> str:
+        if self.error is None:
+            return ""
+        if isinstance(self.error, NGError):
+            return str(self.error)
+        return f"{type(self.error).__name__}: {self.error}"
+
+
+def load_model_job(spec: str | None = None, **kw) -> Job:
+    """Load (and on first use assemble) a model on a worker thread, reporting progress."""
+    from .models import load_model
+
+    def work(prog: Progress):
+        def cb(done, total=100.0, message=""):
+            prog.update("load", int(done), int(total) or 100, str(message))
+
+        prog.update("load", 0, 100, f"loading {spec or 'the default model'}")
+        adapter = load_model(spec, progress=cb, **kw)
+        prog.update("load", 90, 100, "computing the model fingerprint")
+        adapter.fingerprint()
+        _ = adapter.n_image_tokens
+        prog.update("load", 100, 100, "ready")
+        return adapter
+
+    return Job("load", work, description=f"load model {spec or 'default'}").start()
+
+
+# ---------------------------------------------------------------------------- data helpers
+def sample_dataset(data_dir, per_category: int = 3, seed: int = 0, progress=None):
+    """The project dataset at ``data_dir``, generated there first (small) when it is missing."""
+    try:
+        from .data import generate_dataset, load_dataset
+    except ImportError as e:  # pragma: no cover - the data package ships with the core
+        raise DataError(f"the dataset package is not available: {e}") from None
+    p = Path(data_dir).expanduser()
+    if not (p / "dataset.json").is_file():
+        cb = (lambda d, t, m: progress(d, t, m)) if progress else None
+        generate_dataset(p, seed=seed, per_category=per_category, progress=cb)
+    return load_dataset(p)
+
+
+class PrivateImage(bytes):
+    """Encoded image bytes that print as a short hash, never as their content.
+
+    The core keys some caches by ``str(image)``; an uploaded image travels through a job as
+    one of these so the key is ``private-image:<sha1>`` and no pixels end up in a key.
+    """
+
+    def __str__(self) -> str:
+        return f"private-image:{hashlib.sha1(self).hexdigest()[:16]}"
+
+    __repr__ = __str__
+
+    @classmethod
+    def from_image(cls, image) -> "PrivateImage":
+        from .models.image_processing import open_image
+
+        if isinstance(image, PrivateImage):
+            return image
+        buf = io.BytesIO()
+        open_image(image).save(buf, format="PNG")
+        return cls(buf.getvalue())
+
+
+def record_from_inputs(image, prompt: str, subject: str, target: str = "I cannot",
+                       benign_prompt: str | None = None, category: str = "current") -> ImageRecord:
+    """One :class:`ImageRecord` from the current image and prompt (for localizing on them)."""
+    if not subject or subject.lower() not in (prompt or "").lower():
+        raise NGError(f"the prompt {prompt!r} does not contain the subject {subject!r}; type the subject as it "
+                      "appears in the prompt")
+    i = prompt.lower().find(subject.lower())
+    subj = prompt[i:i + len(subject)]
+    rewrite = prompt[:i] + "{}" + prompt[i + len(subj):]
+    benign = benign_prompt or f"What is the colour of the {subj} in this image?"
+    if subj.lower() not in benign.lower():
+        raise NGError(f"the benign prompt {benign!r} must contain the subject {subj!r}")
+    if not isinstance(image, (str, Path)):
+        image = PrivateImage.from_image(image)
+    return ImageRecord(image=image, category=category, subject=subj, rewrite_prompt=rewrite, target=target,
+                       paraphrases=(prompt,), neighbours=(benign,), case_id=f"{category}/0", split="train")
+
+
+# ---------------------------------------------------------------------------- neuron views
+SCORE_LABELS = {
+    "mask": "privacy score, mean 1 − tanh(m) (0 = kept, 2 = flipped)",
+    "gradxact": "gradient × activation, privacy − benign",
+    "contrast": "activation contrast, paired Cohen's d (privacy − benign)",
+}
+FREQ_LABELS = {
+    "mask": "share of images where the neuron is flagged",
+    "gradxact": "share of privacy prompts with positive attribution",
+}
+
+
+@dataclass
+class NeuronView:
+    """Layers x neurons arrays of one run, with a selection: what the heatmap, table and gates show."""
+
+    method: str  # mask | gradxact | contrast
+    unit: str  # residual | ffn
+    layers: list
+    score: "np.ndarray"  # [L, N] float32
+    freq: "np.ndarray | None"  # [L, N] float32 in 0..1, or None
+    selected: "np.ndarray"  # [L, N] bool
+    categories: list = field(default_factory=list)
+    rule: str = ""
+
+    @property
+    def score_label(self) -> str:
+        return SCORE_LABELS.get(self.method, "score")
+
+    @property
+    def freq_label(self) -> str:
+        return FREQ_LABELS.get(self.method, "")
+
+    def counts(self) -> dict[int, int]:
+        return {l: int(self.selected[i].sum()) for i, l in enumerate(self.layers)}
+
+    def selection(self) -> dict[int, list[int]]:
+        """{layer: selected neuron ids}."""
+        import numpy as np
+
+        return {l: [int(n) for n in np.flatnonzero(self.selected[i])] for i, l in enumerate(self.layers)}
+
+    def top_per_layer(self, k: int, only_selected: bool = False) -> dict[int, list[int]]:
+        """{layer: the ``k`` highest-scoring neurons} (optionally among the selected ones)."""
+        import numpy as np
+
+        out = {}
+        for i, l in enumerate(self.layers):
+            sc = np.where(self.selected[i], self.score[i], -np.inf) if only_selected else self.score[i]
+            order = np.argsort(-sc, kind="stable")[: max(0, int(k))]
+            out[l] = [int(n) for n in order if np.isfinite(sc[n])]
+        return out
+
+    def rows(self, limit: int | None = None, only_selected: bool = False) -> list[dict]:
+        """Table rows (layer, neuron, score, frequency, selected), highest score first."""
+        import numpy as np
+
+        L, N = self.score.shape
+        flat = self.score.reshape(-1)
+        idx = np.argsort(-flat, kind="stable")
+        if only_selected:
+            idx = idx[self.selected.reshape(-1)[idx]]
+        if limit is not None:
+            idx = idx[:limit]
+        out = []
+        for j in idx:
+            i, n = divmod(int(j), N)
+            r = {"layer": int(self.layers[i]), "neuron": n, "score": float(flat[j])}
+            if self.freq is not None:
+                r["frequency"] = float(self.freq[i, n])
+            r["selected"] = bool(self.selected[i, n])
+            out.append(r)
+        return out
+
+
+def run_units(run: Run) -> list[str]:
+    """The neuron units a localize or scores run has arrays for."""
+    if run.tensors.get("scores"):
+        units = {k.split("/")[1] for k in run.tensors["scores"] if "_" not in k.split("/")[1]}
+        return [u for u in ("residual", "ffn") if u in units]
+    return ["residual"] if run.tensors.get("masks") else []
+
+
+def run_method(run: Run) -> str:
+    if run.tensors.get("scores"):
+        return next(iter(run.tensors["scores"])).split("/")[0]
+    return "mask"
+
+
+def run_categories(run: Run) -> list[str]:
+    if run.tensors.get("masks"):
+        return sorted({k.split("/")[0] for k in run.tensors["masks"]})
+    return list(run.config.get("categories", []))
+
+
+def neuron_view(run: Run, unit: str = "residual", category: str | None = None, privacy_value: float = 0.0,
+                topk: float | None = None, threshold: float = 0.3, top_per_layer: int | None = None) -> NeuronView:
+    """A run's per-layer neuron scores with a fresh selection (``localize.reselect``, no rerun).
+
+    Learned masks: selected = consensus frequency > ``threshold`` of the per-image flags
+    tanh(m) < ``privacy_value`` (or the ``topk`` fraction of smallest m); ``category`` None
+    pools the categories (score averaged over every image, selected in any category).
+    Score arrays (``gradxact``, ``contrast``): the ``top_per_layer`` highest scores per layer,
+    and, where a frequency exists, frequency > ``threshold``.
+    """
+    import numpy as np
+
+    from .localize import reselect
+
+    if run.tensors.get("masks") and unit == "residual":
+        masks = run.masks()
+        cats = sorted(masks) if category in (None, "", "all") else [category]
+        missing = [c for c in cats if c not in masks]
+        if missing:
+            raise NGError(f"this run has no masks for {', '.join(missing)}")
+        layers = sorted({l for c in cats for l in masks[c]})
+        score, freq, sel = [], [], []
+        for l in layers:
+            cms = [reselect(masks[c][l], privacy_value, topk, threshold) for c in cats if l in masks[c]]
+            raw = torch.cat([cm.raw for cm in cms])
+            score.append((1 - torch.tanh(raw)).mean(0))
+            freq.append(torch.stack([cm.freq for cm in cms]).max(0).values)
+            sel.append(torch.stack([cm.selected for cm in cms]).any(0))
+        rule = (f"tanh(m) < {privacy_value:g}" if topk is None else f"the {topk:.0%} smallest m") + \
+            f" in more than {threshold:.0%} of a category's images"
+        sc = torch.stack(score).detach().numpy().astype("float32")
+        sl = torch.stack(sel).numpy()
+        fq = torch.stack(freq).detach().numpy().astype("float32")
+        view = NeuronView("mask", "residual", layers, sc, fq, sl, cats, rule)
+    elif run.tensors.get("scores"):
+        method = run_method(run)
+        t = run.tensors["scores"]
+        key = f"{method}/{unit}"
+        if key not in t:
+            raise NGError(f"this run has no {unit} scores (it has: {', '.join(sorted(t))})")
+        layers = list(run.config.get("layers") or range(t[key].shape[0]))
+        sc = t[key].detach().float().numpy().astype("float32")
+        fq = t[f"{key}_freq"].detach().float().numpy().astype("float32") if f"{key}_freq" in t else None
+        sl = np.ones_like(sc, dtype=bool)
+        parts = []
+        if fq is not None:
+            sl &= fq > threshold
+            parts.append(f"frequency > {threshold:.0%}")
+        k = top_per_layer if top_per_layer is not None else max(1, sc.shape[1] // 20)
+        top = np.zeros_like(sl)
+        order = np.argsort(-sc, axis=1, kind="stable")[:, :k]
+        np.put_along_axis(top, order, True, axis=1)
+        sl &= top & (sc > 0)
+        parts.insert(0, f"top {k} per layer with a positive score")
+        view = NeuronView(method, unit, layers, sc, fq, sl, run_categories(run), ", ".join(parts))
+    else:
+        raise NGError(f"this {run.kind} run has no neuron masks or scores")
+    return view
+
+
+# ---------------------------------------------------------------------------- the session
+class StudioSession:
+    """One browser session's view of the shared model: inputs, gates, edit, runs and jobs."""
+
+    def __init__(self, adapter, *, runs_dir="runs", max_new_tokens: int = 32):
+        self.adapter = adapter
+        self.runs_dir = Path(runs_dir).expanduser()
+        self.max_new_tokens = int(max_new_tokens)
+        self.gates: list[Gate] = []
+        self.deltas: list[Delta] = []
+        self.edit_run: Run | None = None
+        self.localization: Run | None = None
+        self.prompt: str = ""
+        self.subject: str | None = None
+        self.image = None  # PIL image, session memory only
+        self.image_name: str = ""
+        self.features: torch.Tensor | None = None
+        self.ledger: list[dict] = []
+        self.job: Job | None = None
+        self._image_version = 0
+        self._edit_version = 0
+        self._memo: dict = {}
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ model facts
+    @property
+    def preset(self) -> dict:
+        from .presets import load_preset
+
+        return load_preset(self.adapter.model_id, self.adapter.n_layers)
+
+    def model_info(self) -> dict:
+        a = self.adapter
+        n = a.n_parameters()
+        nbytes = sum(p.numel() * p.element_size() for p in a.model.parameters())
+        return {"model": a.model_id, "source": a.source, "layers": a.n_layers, "hidden_size": a.hidden_size,
+                "ffn_size": a.ffn_size, "parameters": n, "weights_bytes": nbytes, "dtype": str(a.dtype),
+                "image_tokens": a.n_image_tokens, "fingerprint": a.fingerprint(), "process_rss_bytes": _rss()}
+
+    # ------------------------------------------------------------------ inputs
+    def set_image(self, image, name: str = "", private: bool = True) -> None:
+        """Make ``image`` (bytes, a path or a PIL image) the current one.
+
+        Private images (uploads) are encoded without the model's shared feature cache,
+        so they live only in this session's memory. Raises InputImageError for bad files.
+        """
+        from .models.image_processing import open_image
+
+        img = open_image(image)
+        feats = self.adapter.encode_image_uncached(img) if private else self.adapter.encode_image(image)
+        with self._lock:
+            self.image, self.features, self.image_name = img, feats, name
+            self._image_version += 1
+            self._memo.clear()
+
+    def clear_image(self) -> None:
+        with self._lock:
+            self.image, self.features, self.image_name = None, None, ""
+            self._image_version += 1
+            self._memo.clear()
+
+    def set_prompt(self, prompt: str, subject: str | None = None) -> None:
+        with self._lock:
+            self.prompt = prompt or ""
+            self.subject = subject if subject else guess_subject(self.prompt)
+
+    # ------------------------------------------------------------------ answering
+    def _features_for(self, image):
+        if image is CURRENT:
+            return self.features, ("current", self._image_version)
+        if image is None:
+            return None, ("none",)
+        if isinstance(image, torch.Tensor):
+            return image, ("tensor", id(image))
+        if isinstance(image, (str, Path)):
+            return self.adapter.encode_image(image), ("path", str(image))
+        from .models.image_processing import open_image
+
+        img = open_image(image)
+        key = hashlib.sha1(img.tobytes()).hexdigest()
+        return self.adapter.encode_image_uncached(img), ("private", key)
+
+    def _image_key(self, image):
+        if image is CURRENT:
+            return ("current", self._image_version)
+        if image is None:
+            return ("none",)
+        if isinstance(image, (str, Path)):
+            return ("path", str(image))
+        if isinstance(image, torch.Tensor):
+            return ("tensor", id(image))
+        from .models.image_processing import open_image
+
+        return ("private", hashlib.sha1(open_image(image).tobytes()).hexdigest())
+
+    def _interventions(self, which: Interventions):
+        if which is True:
+            return list(self.gates), list(self.deltas)
+        if which is False:
+            return [], []
+        if which == "gates":
+            return list(self.gates), []
+        if which == "edit":
+            return [], list(self.deltas)
+        raise ValueError(f"interventions must be True, False, 'gates' or 'edit', not {which!r}")
+
+    def ask(self, image=CURRENT, prompt: str | None = None, *, subject: str | None = None,
+            interventions: Interventions = True, max_new_tokens: int | None = None,
+            on_token: Callable[[str], None] | None = None, memo: bool = True) -> Answer:
+        """Answer ``prompt`` about ``image`` (default: the session's current ones), greedily.
+
+        ``interventions``: True (gates and edit), False (the base model), ``"gates"`` or ``"edit"``.
+        ``on_token(text_so_far)`` streams the answer. Greedy answers are memoised in this session
+        per (input, gates, edit), so going back to an earlier state is instant (``memo=False`` to skip).
+        """
+        prompt = self.prompt if prompt is None else prompt
+        if not prompt or not prompt.strip():
+            raise NGError("type a prompt first")
+        if subject is None:
+            subject = self.subject if prompt == self.prompt and self.subject else guess_subject(prompt)
+        gates, deltas = self._interventions(interventions)
+        notes = []
+        if subject and subject.lower() not in prompt.lower():
+            notes.append(f"the subject {subject!r} is not in the prompt")
+            subject = None
+        if any(g.where == "subject" for g in gates) and not subject:
+            notes.append("gates at the subject token do nothing: the prompt has no subject")
+        n_tok = max_new_tokens or self.max_new_tokens
+        key = None
+        if memo:
+            key = (self._image_key(image), prompt, subject, n_tok, _gates_sig(gates),
+                   self._edit_version if deltas else None)
+            with self._lock:
+                hit = self._memo.get(key)
+            if hit is not None:
+                if on_token is not None:
+                    on_token(hit.text)
+                return hit
+        feats, _ = self._features_for(image)
+        ans = self._generate(feats, prompt, subject, gates, deltas, n_tok, on_token, notes)
+        if key is not None:
+            with self._lock:
+                self._memo[key] = ans
+                while len(self._memo) > 128:
+                    self._memo.pop(next(iter(self._memo)))
+        return ans
+
+    def _generate(self, feats, prompt, subject, gates, deltas, max_new_tokens, on_token, notes) -> Answer:
+        a = self.adapter
+        hooks = None
+        if gates or deltas:
+            def hooks(batch):
+                return intervention_hooks(a, gates, deltas, subject_positions(batch))
+        cb = (lambda texts: on_token(texts[0])) if on_token is not None else None
+        t0 = time.perf_counter()
+        try:
+            gen = a.generate([(feats, prompt, subject)], max_new_tokens=max_new_tokens, hooks_for=hooks,
+                             on_token=cb)[0]
+        except NGError:
+            if subject is None:
+                raise
+            # A subject the tokenizer cannot isolate: answer without subject-position gates.
+            notes.append(f"cannot locate the subject {subject!r} in the tokens; subject gates are off")
+            gen = a.generate([(feats, prompt, None)], max_new_tokens=max_new_tokens, hooks_for=hooks,
+                             on_token=cb)[0]
+            subject = None
+        dt = time.perf_counter() - t0
+        desc = [g.describe() for g in gates] + [d.describe() for d in deltas]
+        return Answer(gen.text, judge_text(gen.text), desc, dt, prompt, subject, notes)
+
+    def base_answer(self, image=CURRENT, prompt: str | None = None, *, subject: str | None = None,
+                    on_token=None) -> Answer:
+        """The base model's answer (no interventions), memoised per input in this session."""
+        return self.ask(image, prompt, subject=subject, interventions=False, on_token=on_token)
+
+    def compare(self, image=CURRENT, prompt: str | None = None, *, subject: str | None = None,
+                on_token=None, on_token_base=None) -> tuple[Answer, Answer]:
+        """(base answer, answer with every active intervention) for the same input."""
+        base = self.base_answer(image, prompt, subject=subject, on_token=on_token_base)
+        if not self.gates and not self.deltas:
+            if on_token is not None:
+                on_token(base.text)
+            return base, base
+        return base, self.ask(image, prompt, subject=subject, interventions=True, on_token=on_token)
+
+    def answer_batch(self, items: list[tuple], *, interventions: Interventions = True,
+                     max_new_tokens: int | None = None) -> list[Answer]:
+        """Answers for ``items`` = [(image path|None, prompt, subject|None)], generated together."""
+        gates, deltas = self._interventions(interventions)
+        a = self.adapter
+        feats = [self._features_for(im)[0] for im, _, _ in items]
+        rows = [(f, p, s if s and s.lower() in p.lower() else None) for f, (_, p, s) in zip(feats, items)]
+        hooks = None
+        if gates or deltas:
+            def hooks(batch):
+                return intervention_hooks(a, gates, deltas, subject_positions(batch))
+        t0 = time.perf_counter()
+        gens = a.generate(rows, max_new_tokens=max_new_tokens or self.max_new_tokens, hooks_for=hooks)
+        dt = (time.perf_counter() - t0) / max(1, len(items))
+        desc = [g.describe() for g in gates] + [d.describe() for d in deltas]
+        return [Answer(g.text, judge_text(g.text), desc, dt, r[1], r[2]) for g, r in zip(gens, rows)]
+
+    # ------------------------------------------------------------------ gates
+    def set_gates(self, gates: list[Gate]) -> None:
+        for g in gates:
+            self.adapter._check_layer(g.layer)
+            size = self.adapter.hidden_size if g.unit == "residual" else self.adapter.ffn_size
+            if len(g.neurons) and (int(g.neurons.max()) >= size or int(g.neurons.min()) < 0):
+                raise NGError(f"neuron index out of range for layer {g.layer}: {g.unit} neurons are 0..{size - 1}")
+        with self._lock:
+            self.gates = list(gates)
+            self._log("gates", f"{len(gates)} gate(s) active")
+
+    def clear_gates(self) -> None:
+        self.set_gates([])
+
+    @staticmethod
+    def make_gates(selection: dict[int, list[int]], scale: float = 0.0, where: str = "subject",
+                   unit: str = "residual", label: str = "gate") -> list[Gate]:
+        """One :class:`Gate` per layer of ``selection`` ({layer: [neuron, ...]}); empty layers are skipped."""
+        return [Gate(int(l), torch.tensor(sorted({int(n) for n in ns}), dtype=torch.long), float(scale), where,
+                     unit, f"{label} L{l}") for l, ns in sorted(selection.items()) if len(ns)]
+
+    # ------------------------------------------------------------------ edit state
+    @property
+    def has_edit(self) -> bool:
+        return bool(self.deltas)
+
+    @property
+    def edit_version(self) -> int:
+        return self._edit_version
+
+    def apply_edit(self, deltas: list[Delta], run: Run | None = None, label: str = "edit") -> None:
+        for d in deltas:
+            W = self.adapter.down_proj(d.layer).weight
+            if tuple(d.delta.shape) != tuple(W.shape):
+                raise BundleError(f"ΔW for layer {d.layer} has shape {tuple(d.delta.shape)}, "
+                                  f"down_proj has {tuple(W.shape)}")
+        with self._lock:
+            self.deltas = list(deltas)
+            self.edit_run = run
+            self._edit_version += 1
+            self._log("edit", f"{label}: " + "; ".join(d.describe() for d in deltas))
+
+    def revert(self) -> None:
+        """Drop the current edit: the session answers with the base weights again (exactly)."""
+        with self._lock:
+            had = bool(self.deltas)
+            self.deltas, self.edit_run = [], None
+            self._edit_version += 1
+            if had:
+                self._log("revert", "edit removed; base weights")
+
+    def weight_change(self) -> dict[int, torch.Tensor]:
+        """{layer: ‖ΔW row‖ per residual dim} for the current edit (rows of ``down_proj``)."""
+        out = {}
+        for d in self.deltas:
+            out[d.layer] = out.get(d.layer, 0) + d.delta.float().norm(dim=1)
+        return out
+
+    def edit_fingerprint(self) -> str:
+        """A short hash of the current edit ('base' when there is none): the model-state ledger's key."""
+        if not self.deltas:
+            return "base"
+        h = hashlib.sha256()
+        for d in sorted(self.deltas, key=lambda x: x.layer):
+            h.update(str(d.layer).encode())
+            h.update(d.delta.detach().float().contiguous().numpy().tobytes())
+        return h.hexdigest()[:12]
+
+    def active_interventions(self) -> list[str]:
+        """One line per active gate and edit (what every answer with interventions runs with)."""
+        return [g.describe() for g in self.gates] + [d.describe() for d in self.deltas]
+
+    def _log(self, event: str, detail: str) -> None:
+        self.ledger.append({"time": time.strftime("%H:%M:%S"), "event": event, "detail": detail,
+                            "state": self.edit_fingerprint()})
+        del self.ledger[:-200]
+
+    # ------------------------------------------------------------------ runs
+    def runs(self) -> list[dict]:
+        return list_runs(self.runs_dir)
+
+    def run_path(self, name: str) -> Path:
+        name = str(name)
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise BundleError(f"invalid run name {name!r}: use letters, digits, '-', '_' and '.'")
+        return self.runs_dir / name
+
+    def load_run(self, name_or_path, apply: bool = True) -> Run:
+        """Load a run bundle (refused if made for another model); an edit run's ΔW becomes the session's edit."""
+        p = Path(name_or_path)
+        path = p if (isinstance(name_or_path, Path) or "/" in str(name_or_path)) else self.run_path(str(name_or_path))
+        run = Run.load(path, self.adapter)
+        if apply:
+            if run.kind == "edit":
+                label = f"run {path.name}"
+                self.apply_edit([replace(d, label=f"{label} L{d.layer}") for d in run.deltas()], run, label)
+            if run.tensors.get("masks") or run.tensors.get("scores"):
+                with self._lock:
+                    self.localization = run
+        return run
+
+    def save_run(self, run: Run, name: str) -> Path:
+        path = self.run_path(name)
+        if path.exists():
+            raise BundleError(f"a run named {name!r} already exists; choose another name or delete it first")
+        run.save(path)
+        self._log("save", f"{run.kind} run saved as {name}")
+        return path
+
+    def save_edit(self, name: str) -> Path:
+        if self.edit_run is None:
+            raise NGError("there is no edit to save: run an edit first")
+        return self.save_run(self.edit_run, name)
+
+    def delete_run(self, name: str) -> None:
+        path = self.run_path(name)
+        if not (path / "run.json").is_file():
+            raise BundleError(f"{path} is not a run bundle; nothing was deleted")
+        shutil.rmtree(path)
+        with self._lock:
+            if self.edit_run is not None and self.edit_run.path == path:
+                self.edit_run.path = None
+            if self.localization is not None and self.localization.path == path:
+                self.localization.path = None
+
+    def run_archive(self, name: str) -> bytes:
+        """The run folder as a zip file, in memory (for a download button)."""
+        path = self.run_path(name)
+        if not (path / "run.json").is_file():
+            raise BundleError(f"{path} is not a run bundle")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(path.rglob("*")):
+                if f.is_file():
+                    z.write(f, f"{path.name}/{f.relative_to(path)}")
+        return buf.getvalue()
+
+    # ------------------------------------------------------------------ jobs
+    @property
+    def busy(self) -> bool:
+        return self.job is not None and not self.job.done
+
+    def _start(self, kind: str, fn, on_success=None, description: str = "") -> Job:
+        with self._lock:
+            if self.busy:
+                raise NGError(f"a {self.job.kind} job is still running; wait for it or cancel it first")
+            self.job = Job(kind, fn, description=description, on_success=on_success).start()
+            return self.job
+
+    def start_localize(self, records_by_category: dict[str, list[ImageRecord]], layers: list[int],
+                       mask_cfg=None, seed: int = 0, with_edit: bool = True) -> Job:
+        """Stages A+B per category (``pipeline.localize_run``); the run becomes the session's localization."""
+        from .pipeline import localize_run
+
+        _check_records(records_by_category)
+        deltas = list(self.deltas) if with_edit else []
+
+        def work(prog):
+            return localize_run(self.adapter, records_by_category, list(layers), mask_cfg, prog, seed, deltas)
+
+        return self._start("localize", work, self._set_localization,
+                           f"localize {', '.join(sorted(records_by_category))} at layers {list(layers)}")
+
+    def start_scores(self, records: list[ImageRecord], score_cfg=None, mask_cfg=None, seed: int = 0) -> Job:
+        """Per-layer neuron scores (``scores.compute_scores``); the run becomes the session's localization."""
+        from .scores import ScoreConfig, compute_scores
+
+        score_cfg = score_cfg or ScoreConfig()
+        if not records:
+            raise NGError("no images to score: choose at least one category")
+
+        def work(prog):
+            return compute_scores(self.adapter, list(records), score_cfg, mask_cfg, prog, seed)
+
+        return self._start("scores", work, self._set_localization, f"{score_cfg.method} scores")
+
+    def _set_localization(self, run: Run) -> None:
+        with self._lock:
+            self.localization = run
+            self._log(run.kind, f"{run.kind} run ready ({', '.join(run.config.get('categories', []))})")
+
+    def start_edit(self, records_by_category: dict[str, list[ImageRecord]], layer: int, mask_cfg=None,
+                   edit_cfg=None, seed: int = 0, masks: dict | None = None) -> Job:
+        """A Neural Gate edit or a baseline (``pipeline.edit_run``); on success its ΔW becomes the session's edit."""
+        from .edit import EditConfig
+        from .pipeline import edit_run
+
+        _check_records(records_by_category)
+        self.adapter._check_layer(layer)
+        edit_cfg = edit_cfg or EditConfig()
+
+        def work(prog):
+            return edit_run(self.adapter, records_by_category, int(layer), mask_cfg, edit_cfg, prog, seed, masks)
+
+        def apply(run: Run):
+            label = f"edit ({edit_cfg.method})" if edit_cfg.method == "ft" else \
+                f"edit ({edit_cfg.method}, {edit_cfg.gate_scope})"
+            self.apply_edit([replace(d, label=f"{label} L{d.layer}") for d in run.deltas()], run, label)
+
+        return self._start("edit", work, apply, f"{edit_cfg.method} edit at layer {layer}")
+
+    #: Evaluation variants of a session: name -> (evaluate method, uses gates, uses edit).
+    EVAL_VARIANTS = {
+        "base": ("unedited", False, False),
+        "system_prompt": ("system_prompt", False, False),
+        "gates": ("inference_gate", True, False),
+        "edit": ("edited", False, True),
+    }
+
+    def start_evaluate(self, cases: list[EvalCase], variants: list[str] | None = None,
+                       max_new_tokens: int | None = None, runs: dict[str, Run] | None = None,
+                       nll: bool = False) -> Job:
+        """Evaluate ``cases`` under each variant with ``evaluate.evaluate_cases``.
+
+        Variants: ``base`` (the unedited model), ``system_prompt`` (the in-context defence),
+        ``gates`` (this session's gates), ``edit`` (this session's edit), and the keys of ``runs``
+        (saved edit runs). The base answers are computed once and reused as every other
+        variant's locality reference. The result is ``{"results": {variant: result dict},
+        "rows": [per-case rows, each with its "variant"]}``.
+        """
+        try:
+            from .evaluate import evaluate_cases
+        except ImportError as e:
+            raise NGError("evaluation is not available yet: the package ng_core.evaluate is missing "
+                          f"({e}); the other pages work without it") from None
+        if not cases:
+            raise NGError("no cases to evaluate: choose at least one split with cases")
+        variants = list(dict.fromkeys(variants or ["base"]))
+        runs = dict(runs or {})
+        plan = []
+        for v in variants:
+            if v in self.EVAL_VARIANTS:
+                method, use_g, use_d = self.EVAL_VARIANTS[v]
+                gates, deltas = (list(self.gates) if use_g else []), (list(self.deltas) if use_d else [])
+                if use_g and not gates:
+                    raise NGError("the variant 'gates' needs active gates (set them on the Gates page)")
+                if use_d and not deltas:
+                    raise NGError("the variant 'edit' needs an edit: run or load one first")
+                plan.append((v, method, gates, deltas, None))
+            elif v in runs:
+                if runs[v].kind != "edit":
+                    raise NGError(f"{v} is a {runs[v].kind} run, not an edit run")
+                plan.append((v, "edited", [], runs[v].deltas(), runs[v].path.name if runs[v].path else v))
+            else:
+                raise NGError(f"unknown variant {v!r}")
+        plan.sort(key=lambda p: p[0] != "base")  # the base first: its answers are everyone's reference
+        n_tok = max_new_tokens or self.max_new_tokens
+        cases = list(cases)
+
+        def work(prog):
+            results, rows, pre = {}, [], None
+            for name, method, gates, deltas, run_name in plan:
+                res = evaluate_cases(self.adapter, cases, gates=gates, deltas=deltas, method=method,
+                                     max_new_tokens=n_tok, progress=prog, pre_answers=pre, nll=nll,
+                                     run=run_name, extra={"variant": name})
+                if method == "unedited":
+                    pre = res
+                results[name] = res
+                rows.extend(dict(r, variant=name) for r in res["cases"])
+            return {"results": results, "rows": rows}
+
+        return self._start("evaluate", work, None, f"evaluate {len(cases)} cases x {len(plan)} variant(s)")
+
+    def cancel_job(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+
+    def close(self) -> None:
+        """Cancel running work (e.g. when the browser session ends)."""
+        self.cancel_job()
+
+    # ------------------------------------------------------------------ neuron detail
+    def neuron_activations(self, records: list[ImageRecord], layer: int, unit: str = "residual",
+                           position: str = "subject", max_pairs: int = 12) -> dict:
+        """Activations of every neuron of ``layer`` on matched privacy vs benign prompts.
+
+        Returns ``{"sensitive": [n, size], "benign": [n, size], "pairs": [(image, sensitive, benign)]}``
+        (base model, no interventions).
+        """
+        from .scores import capture_activations, pairs_from_records
+
+        pairs = pairs_from_records(records, max_pairs)
+        if not pairs:
+            raise NGError("no (privacy, benign) prompt pairs to compare")
+        items = [(im, s, subj) for im, s, _, subj, _ in pairs] + [(im, b, subj) for im, _, b, subj, _ in pairs]
+        acts = capture_activations(self.adapter, items, [int(layer)], position)
+        a = acts[unit][:, 0]
+        n = len(pairs)
+        return {"sensitive": a[:n], "benign": a[n:], "pairs": [(str(im), s, b) for im, s, b, _, _ in pairs]}
+
+
+def _gates_sig(gates) -> tuple:
+    out = []
+    for g in gates:
+        sc = g.scale
+        sc = hashlib.sha1(sc.detach().float().numpy().tobytes()).hexdigest() if isinstance(sc, torch.Tensor) \
+            else float(sc)
+        out.append((g.layer, g.unit, g.where, sc, hashlib.sha1(g.neurons.numpy().tobytes()).hexdigest()))
+    return tuple(out)
+
+
+def _check_records(records_by_category: dict) -> None:
+    if not records_by_category or not any(records_by_category.values()):
+        raise NGError("no training images: choose at least one category (or the current image)")
+    empty = [c for c, r in records_by_category.items() if not r]
+    if empty:
+        raise NGError(f"no training images for {', '.join(empty)}")
+
+
+def _rss() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+__all__ = ["Answer", "CURRENT", "GATE_WHERE_HELP", "Job", "NeuronView", "neuron_view", "run_units",
+           "run_method", "run_categories", "StudioSession", "guess_subject", "judge_available",
+           "judge_text", "load_model_job", "PrivateImage", "record_from_inputs", "sample_dataset"]

@@ -1,0 +1,80 @@
+"""AppTest: the Gates page — gate modes, strength and scope, live regeneration, the interventions panel."""
+from __future__ import annotations
+
+import pytest
+
+from app.testing import finish_job, new_app, one_thread, texts
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+_threads = pytest.fixture(autouse=True, scope="module")(one_thread)
+
+
+def _answers(at):
+    s = at.session_state["studio"]
+    return s.compare()
+
+
+@pytest.fixture
+def at(tmp_path):
+    at = new_app(tmp_path / "runs")
+    at.button(key="use_passport").click().run()
+    return at
+
+
+def test_manual_single_neurons_without_localization(at):
+    at.switch_page("app/page_gates.py").run()
+    assert not at.exception and at.title[0].value == "Gates"
+    assert at.radio(key="w_gate_mode").options == ["Single neurons — type them"]
+    t = texts(at)
+    assert "Without gates (base model)" in t and "With the gates" in t
+    # one sentence per scope
+    assert "Scale the neurons only at the subject's last token" in t and "Scale the neurons at every position" in t
+    at.text_input(key="w_gate_single").input("L1:3, L1:5, L2:60").run()
+    s = at.session_state["studio"]
+    assert [(g.layer, g.neurons.tolist()) for g in s.gates] == [(1, [3, 5]), (2, [60])]
+    assert "gate L1: layer 1, 2 residual neurons, x0.00, at the subject token" in texts(at)
+    at.text_input(key="w_gate_single").input("L9:1").run()
+    assert any("layers are 0..3" in e.value for e in at.error)
+    at.text_input(key="w_gate_single").input("nonsense").run()
+    assert any("write L<layer>:<neuron>" in e.value for e in at.error)
+
+
+def test_topk_gates_change_the_answer_live_and_toggle_off(at):
+    at.switch_page("app/page_localize.py").run()
+    at.multiselect(key="w_loc_layers").set_value([1, 2]).run()
+    at.button(key="run_localize").click().run()
+    finish_job(at)
+    at.switch_page("app/page_gates.py").run()
+    modes = at.radio(key="w_gate_mode")
+    assert len(modes.options) == 4
+    modes.set_value("topk").run()
+    at.slider(key="w_gate_k").set_value(64).run()
+    at.radio(key="w_gate_where").set_value("all").run()
+    s = at.session_state["studio"]
+    assert [(g.layer, len(g.neurons), g.where, g.scale) for g in s.gates] == [(1, 64, "all", 0.0), (2, 64, "all", 0.0)]
+    base, gated = _answers(at)
+    assert base.text != gated.text
+    t = texts(at)
+    assert f"> {gated.text}" in t and f"> {base.text}" in t and "What changed" in t
+    assert "gate L1: layer 1, 64 residual neurons, x0.00, at every position" in t
+    # strength 1 = unchanged
+    at.slider(key="w_gate_scale").set_value(1.0).run()
+    assert "The answers are identical" in texts(at)
+    # gates off: nothing active, and the sidebar says so
+    at.toggle(key="w_gates_on").set_value(False).run()
+    assert s.gates == [] and "None: the gated answer equals the base answer." in texts(at)
+    # the per-layer mode lists each layer with its count
+    at.toggle(key="w_gates_on").set_value(True).run()
+    at.radio(key="w_gate_mode").set_value("layers").run()
+    labels = [c.label for c in at.checkbox]
+    assert any(l.startswith("L1 — ") for l in labels) and any(l.startswith("L2 — ") for l in labels)
+
+
+def test_gates_persist_across_pages(at):
+    at.switch_page("app/page_gates.py").run()
+    at.text_input(key="w_gate_single").input("L2:1").run()
+    at.switch_page("app/page_model.py").run()
+    assert "gate L2: layer 2, 1 residual neurons" in texts(at)  # sidebar panel
+    assert at.button(key="ask").label == "Get answer (with active interventions)"
+    at.switch_page("app/page_gates.py").run()
+    assert at.text_input(key="w_gate_single").value == "L2:1"

@@ -1,0 +1,159 @@
+"""AppTest: the Model & inputs page on the tiny random model (upload included)."""
+from __future__ import annotations
+
+import pytest
+
+from app.testing import image_captions, new_app, one_thread, png_bytes, texts
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+_threads = pytest.fixture(autouse=True, scope="module")(one_thread)
+
+
+@pytest.fixture
+def at(tmp_path):
+    return new_app(tmp_path / "runs")
+
+
+def test_opens_on_default_model_with_facts(at):
+    assert not at.exception
+    assert at.title[0].value == "Model & inputs"
+    m = {x.label: x.value for x in at.metric}
+    assert m["Decoder layers"] == "4" and m["Neurons per layer"] == "64" and m["FFN size"] == "96"
+    assert m["Parameters"] and m["Weights in memory"].endswith(("KB", "MB")) and m["Process memory"].endswith(("MB", "GB"))
+    assert "`tiny-random`" in texts(at)
+    assert at.selectbox(key="w_model_choice").value == "tiny-random"
+    assert "No image yet" in texts(at)
+    assert "None — answers come from the base model." in texts(at)  # sidebar ledger of interventions
+
+
+def test_upload_then_answer(at):
+    up = at.file_uploader[0]
+    assert set(up.allowed_type) >= {".png", ".jpg", ".webp"}
+    up.set_value(("card.png", png_bytes((120, 80)), "image/png")).run()
+    assert not at.exception and not at.error
+    assert "Current image: card.png (120×80 px)" in image_captions(at)
+    s = at.session_state["studio"]
+    assert s.image_name == "card.png" and s.features is not None
+    at.text_area(key="w_prompt").input("What is the passport number of the passport in this image?").run()
+    at.button(key="ask").click().run()
+    t = texts(at)
+    assert "**Answer**" in t and ("answered" in t or "refused" in t)
+    assert "Base model, no interventions." in t
+    assert at.session_state["cache_answer"].text in t
+
+
+@pytest.mark.parametrize("name,data,needle", [
+    ("notes.png", b"this is not an image", "not a readable image"),
+    ("broken.jpg", png_bytes(fmt="JPEG")[:200], "not a readable image"),
+])
+def test_bad_uploads_get_a_clear_message(at, name, data, needle):
+    at.file_uploader[0].set_value((name, data, "image/png")).run()
+    assert not at.exception
+    err = " ".join(e.value for e in at.error)
+    assert "This file cannot be used" in err and name in err and needle in err
+    assert at.session_state["studio"].image is None
+
+
+def test_pixel_bomb_is_refused(at):
+    from ng_core.models.image_processing import MAX_IMAGE_PIXELS
+
+    side = int(MAX_IMAGE_PIXELS ** 0.5) + 200
+    data = png_bytes((side, side), (0, 0, 0))
+    at.file_uploader[0].set_value(("bomb.png", data, "image/png")).run()
+    err = " ".join(e.value for e in at.error)
+    assert "pixels" in err and "limit" in err
+
+
+def test_sample_gallery_fills_image_and_prompt(at):
+    assert {"Passport", "Student ID", "Chart (benign)"} <= set(image_captions(at))
+    at.button(key="use_passport").click().run()
+    s = at.session_state["studio"]
+    assert s.image_name == "passport sample" and s.subject == "passport"
+    assert at.text_area(key="w_prompt").value == s.prompt and "passport" in s.prompt
+    assert at.text_input(key="w_subject").value == "passport"
+    sugg = at.selectbox(key="w_suggest")
+    benign = [o for o in sugg.options if o.startswith("benign:")][0]
+    sugg.set_value(benign).run()
+    assert at.text_area(key="w_prompt").value == benign.split(": ", 1)[1]
+    at.button(key="clear_image").click().run()
+    assert at.session_state["studio"].image is None and "No image yet" in texts(at)
+
+
+def test_subject_missing_warns(at):
+    at.text_area(key="w_prompt").input("Describe the picture.").run()
+    at.text_input(key="w_subject").input("passport").run()
+    assert any("does not occur in the question" in w.value for w in at.warning)
+
+
+def test_text_only_question(at):
+    at.button(key="ask").click().run()
+    assert "No image: the model answers from the text alone." in texts(at)
+    assert "**Answer**" in texts(at)
+
+
+def test_friendly_status_while_the_model_is_assembled(tmp_path, monkeypatch):
+    """The first start of the default model reports its assembly progress instead of a frozen page."""
+    import threading
+    import uuid
+
+    import app.state as state
+    from ng_core.models import load_model
+    from ng_core.studio import Job
+
+    release = threading.Event()
+
+    def slow_job(spec):
+        def work(prog):
+            prog.update("load", 40, 100, "converting the language model (GGUF to safetensors)")
+            release.wait(30)
+            return load_model("tiny-random")
+
+        return Job("load", work).start()
+
+    monkeypatch.setattr(state, "load_model_job", slow_job)
+    spec = f"slow-{uuid.uuid4().hex[:6]}"
+    from streamlit.testing.v1 import AppTest
+
+    from app.testing import APP, shared_data_dir
+
+    monkeypatch.setenv("NG_MODEL", spec)
+    monkeypatch.setenv("NG_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("NG_DATA_DIR", shared_data_dir())
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    assert at.status, "no status shown while loading"
+    assert "Preparing the model" in at.status[0].label
+    assert any("converting the language model" in str(p.proto.text) for p in at.get("progress"))
+    assert "studio" not in at.session_state
+    release.set()
+    at.run()
+    from app.testing import wait_ready
+
+    wait_ready(at)
+    assert at.title[0].value == "Model & inputs" and "studio" in at.session_state
+
+
+def test_bad_model_folder_is_reported(at, tmp_path):
+    at.selectbox(key="w_model_choice").set_value("folder").run()
+    at.text_input(key="w_model_folder").input(str(tmp_path / "no-such-model")).run()
+    at.button(key="load_folder").click().run()
+    for _ in range(50):
+        if at.error:
+            break
+        import time
+
+        time.sleep(0.2)
+        at.run()
+    err = " ".join(e.value for e in at.error)
+    assert "Cannot load the model" in err and "no-such-model" in err
+    assert [b.label for b in at.button if b.key in ("retry_model", "back_default")] == ["Retry", "Back to tiny-random"]
+    at.button(key="back_default").click().run()
+    assert at.title[0].value == "Model & inputs" and not at.error
+
+
+def test_subject_follows_a_new_question(at):
+    at.button(key="use_drivers_license").click().run()
+    assert at.text_input(key="w_subject").value == "driver's license"
+    at.text_area(key="w_prompt").input("What is the phone number on the phone number screen?").run()
+    assert at.text_input(key="w_subject").value == "phone number"
+    assert at.session_state["studio"].subject == "phone number"

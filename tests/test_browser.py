@@ -1,0 +1,237 @@
+"""A real browser (Debian's Chromium via Playwright) against ``streamlit run`` on localhost.
+
+Flow: upload an image, get an answer, localize, see the heatmap, toggle a gate, run a short
+edit, see before/after, save it, revert, evaluate, list the runs. Screenshots of every page go
+to ``docs/img/page_*.png`` (the README shows them).
+
+Skips when ``/usr/bin/chromium`` is missing, unless ``NG_REQUIRE_BROWSER=1`` (CI), which turns
+the skip into a failure.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "docs" / "img"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT = 90_000  # ms, generous for a loaded 2-core machine
+
+pytestmark = pytest.mark.browser
+
+
+def _require_browser():
+    if CHROMIUM.exists():
+        return
+    msg = f"{CHROMIUM} is missing (install Debian's package: apt-get install -y chromium)"
+    if os.environ.get("NG_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"NG_REQUIRE_BROWSER=1 but {msg}")
+    pytest.skip(msg)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _require_browser()
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as e:
+        if os.environ.get("NG_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"NG_REQUIRE_BROWSER=1 but playwright is not installed: {e}")
+        pytest.skip(f"playwright is not installed: {e}")
+    tmp = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    env = dict(os.environ, NG_MODEL="tiny-random", NG_RUNS_DIR=str(tmp / "runs"), NG_DATA_DIR=str(tmp / "data"),
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_WAIT_POLICY="PASSIVE")
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        t0 = time.monotonic()
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {proc.returncode}: {(tmp / 'server.log').read_text()[-2000:]}")
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() - t0 > 60:
+                raise RuntimeError("streamlit did not start in 60 s")
+            time.sleep(0.3)
+        yield {"url": url, "tmp": tmp, "log": tmp / "server.log"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, device_scale_factor=1)
+            pg = ctx.new_page()
+            pg.set_default_timeout(WAIT)
+            yield pg
+        finally:
+            browser.close()
+
+
+def _idle(page, settle: float = 0.3):
+    """Wait until Streamlit has finished the script run (the app root's script state is notRunning)."""
+    page.wait_for_timeout(int(settle * 1000))
+    page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
+                           ".getAttribute('data-test-script-state') === 'notRunning'", timeout=WAIT)
+
+
+def _goto(page, title: str):
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=re.compile(title)).first.wait_for()
+    _idle(page)
+
+
+def _shot(page, name: str):
+    """A screenshot of the whole page: the viewport is stretched to the main column's height first."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    _idle(page, 0.8)
+    h = page.evaluate("""() => { const m = document.querySelector('[data-testid="stMain"]');
+                                 const c = m && m.firstElementChild;
+                                 return Math.max(c ? c.scrollHeight : 0, m ? m.scrollHeight : 0); }""")
+    page.set_viewport_size({"width": 1440, "height": int(min(max(h + 40, 900), 7000))})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / f"page_{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1440, "height": 1000})
+
+
+def _sample_png(path: Path) -> Path:
+    from ng_core.data import sample_image
+
+    sample_image("passport", seed=7).save(path)
+    return path
+
+
+def test_full_flow_in_chromium(server, page):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT)
+    page.goto(server["url"] + "/")
+    page.get_by_role("heading", name="Model & inputs").wait_for()
+    _idle(page)
+
+    # 1. upload an image and get an answer
+    img = _sample_png(server["tmp"] / "passport_upload.png")
+    page.locator("input[type=file]").set_input_files(str(img))
+    expect(page.get_by_text("Current image: passport_upload.png")).to_be_visible()
+    box = page.get_by_label("Question about the image")
+    box.fill("What is the passport number of the passport in this image?")
+    box.press("Control+Enter")
+    _idle(page)
+    page.get_by_role("button", name=re.compile("^Get answer")).click()
+    expect(page.get_by_text(re.compile(r"^(answered|refused)"))).to_be_visible()
+    _shot(page, "model")
+
+    # 2. localize on two layers and see the heatmap
+    _goto(page, "Localize")
+    page.get_by_role("button", name="All layers").click()
+    _idle(page)
+    page.get_by_role("button", name="Run localization").click()
+    expect(page.get_by_text(re.compile("Localization finished"))).to_be_visible()
+    expect(page.locator("[data-testid=stPlotlyChart]").first).to_be_visible()
+    expect(page.locator(".js-plotly-plot .heatmaplayer").first).to_be_attached()
+    expect(page.get_by_text("Selected neurons", exact=True)).to_be_visible()
+    page.get_by_text("Use top-k fraction instead").click()  # reselect without rerunning
+    expect(page.get_by_text(re.compile("the 5% smallest m"))).to_be_visible()
+    _idle(page)
+    page.get_by_text("Save this localization as a run").click()
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text(re.compile("^Saved to"))).to_be_visible()
+    _shot(page, "localize")
+
+    # 3. gates: top-k at every position, toggled off and on again
+    _goto(page, "Gates")
+    page.get_by_text("Top-k — the k highest-scoring neurons per layer").click()
+    _idle(page)
+    page.get_by_role("radiogroup", name="Scope: where the gate acts").get_by_text("every position").click()
+    _idle(page)
+    expect(page.get_by_text("With the gates", exact=True)).to_be_visible()
+    expect(page.get_by_text(re.compile(r"gate L\d: layer \d, \d+ residual neurons, x0\.00, at every position")).first
+           ).to_be_visible()
+    page.get_by_text("Gates on").click()
+    _idle(page)
+    expect(page.get_by_text("None: the gated answer equals the base answer.")).to_be_visible()
+    page.get_by_text("Gates on").click()
+    _idle(page)
+    expect(page.get_by_text(re.compile("at every position")).first).to_be_visible()
+    _shot(page, "gates")
+
+    # 4. a short edit (fine-tuning baseline, so the tiny model visibly changes), before/after, save, revert
+    page.get_by_text("Gates on").click()  # gates off, so the edit is judged alone
+    _idle(page)
+    _goto(page, "Edit")
+    page.get_by_test_id("stSelectbox").filter(has_text="Method").click()
+    page.get_by_role("option", name=re.compile("Fine-tuning baseline")).click()
+    _idle(page)
+    lr = page.get_by_role("spinbutton", name="Learning rate")
+    lr.fill("5e-02")
+    lr.press("Enter")
+    _idle(page)
+    page.get_by_role("button", name="Run edit").click()
+    expect(page.get_by_text(re.compile("Edit finished"))).to_be_visible()
+    expect(page.get_by_text("Before the edit", exact=True)).to_be_visible()
+    expect(page.get_by_text("After the edit", exact=True)).to_be_visible()
+    page.get_by_role("tab", name="Held-out batch").click()
+    page.get_by_role("button", name="Run the held-out batch").click()
+    expect(page.get_by_text("Expected behaviour after")).to_be_visible()
+    page.get_by_role("tab", name="Current image and question").click()
+    page.get_by_role("button", name="Save edit as run").click()
+    expect(page.get_by_text(re.compile("Saved the edit to"))).to_be_visible()
+    _shot(page, "edit")
+    page.get_by_role("button", name="Revert").click()
+    expect(page.get_by_text("No edit is active.", exact=False)).to_be_visible()
+
+    # 5. evaluation of the base model against the saved edit
+    _goto(page, "Evaluate")
+    page.get_by_test_id("stMultiSelect").filter(has_text="Model states to compare").click()
+    page.get_by_role("option", name=re.compile("^saved run edit-ft")).click()
+    page.keyboard.press("Escape")
+    _idle(page)
+    page.get_by_role("button", name="Run evaluation").click()
+    expect(page.get_by_role("heading", name="Results")).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_attached()
+    _shot(page, "evaluate")
+
+    # 6. the runs on disk
+    _goto(page, "Runs")
+    expect(page.get_by_text("Compare runs")).to_be_visible()
+    assert "run=" in page.url
+    _shot(page, "runs")
+
+    log = server["log"].read_text()
+    assert "Traceback" not in log, log[-3000:]
