@@ -47,7 +47,7 @@ def stage_times(args) -> dict:
     recs = _records(args)
     mask_cfg = replace(p["mask"], steps=args.mask_steps or p["mask"].steps)
     edit_cfg = replace(p["edit"], questions_per_image=args.questions or p["edit"].questions_per_image,
-                       gate_scope=args.gate_scope or p["edit"].gate_scope)
+                       gate_scope=args.gate_scope or p["edit"].gate_scope, steps=args.edit_steps or p["edit"].steps)
     loc = LocalityCache(a)
     # warm the caches both schedules share (pre-edit neighbour answers), so only the schedules are timed
     loc.prefetch([(r.image, nb, r.subject) for r in recs for nb in r.neighbours[: edit_cfg.questions_per_image]])
@@ -98,7 +98,8 @@ def peak_memory(args) -> dict:
         f"recs = load_dataset({str(args.data)!r}).records(category={args.category!r}, split='train')[:{args.images}]\n"
         f"layer = {args.layer!r} if {args.layer!r} is not None else p['layer']\n"
         f"mc = replace(p['mask'], steps={args.mask_steps or 0} or p['mask'].steps)\n"
-        f"ec = replace(p['edit'], questions_per_image={args.questions or 0} or p['edit'].questions_per_image)\n"
+        f"ec = replace(p['edit'], questions_per_image={args.questions or 0} or p['edit'].questions_per_image, "
+        f"steps={args.edit_steps or 0} or p['edit'].steps)\n"
         "t = time.perf_counter()\n"
         f"edit_run(a, {{{args.category!r}: recs}}, layer, mc, ec)\n"
         "print(json.dumps({'load_peak_rss_mb': load_rss / 1024, 'edit_peak_rss_mb': "
@@ -117,6 +118,7 @@ def main() -> int:
     ap.add_argument("--layer", type=int, default=None)
     ap.add_argument("--mask-steps", type=int, default=None)
     ap.add_argument("--questions", type=int, default=None)
+    ap.add_argument("--edit-steps", type=int, default=None)
     ap.add_argument("--gate-scope", default=None)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", default=None)
