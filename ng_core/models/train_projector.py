@@ -1,0 +1,932 @@
+"""Train the projector of ``ng-mini-llava`` (vision tower and language model frozen).
+
+    python -m ng_core.models.train_projector [--steps N] [--seed S] [--out assets/ng-mini-llava]
+
+What it does, LLaVA-style, on images drawn by the project's generator (``ng_core.data.sample_image``):
+
+1. renders ``n_train_per_category`` images per category (seeds ``derive_seed("ng-mini-llava", "train", cat, i)``,
+   disjoint from the evaluation images, which are the default dataset's seeds) and computes their DINOv2
+   features once (the vision tower is frozen, so this is exact);
+2. warm start (no language model): the projector maps each image's tokens near the word embeddings of its
+   category name, which gives the frozen LM a readable signal from the first step;
+3. trains on a mixture of turns, loss on answer tokens only: captions and "what type of document" questions,
+   colour/layout/appearance questions answered from the image's pixels, privacy questions answered with
+   fake but plausible content (so that the unedited model answers them: the behaviour Neural Gate edits),
+   and unrelated questions whose targets are the LM's own text-only answers (so the image does not derail
+   what the LM already knows);
+4. folds the input standardisation into ``linear_1`` (a stock ``LlavaMultiModalProjector`` loads it) and writes
+   ``projector.safetensors``, ``projector.json`` (sha256, config, seed, steps, timings) and ``training_log.json``
+   (config and loss curve) into ``assets/ng-mini-llava/``.
+
+Seeded and deterministic on a given machine and thread count. Sequences are built with the same adapter code
+that serves the model at inference (``LlavaAdapter.build``), so training and inference prompts match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import colorsys
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ng_core.models import mini_llava as ML
+
+SEED_NAMESPACE = "ng-mini-llava"
+
+
+# ------------------------------------------------------------------------------------------------ config
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    image_size: int = 112  # 8x8 = 64 visual tokens
+    vision_feature_layer: int = -4
+    n_train_per_category: int = 120
+    steps: int = 320
+    batch_size: int = 8
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    warm_start_steps: int = 300
+    warm_start_batch: int = 16
+    warm_start_lr: float = 3e-3
+    # turn mixture (probabilities)
+    mix: dict = field(
+        default_factory=lambda: {"type": 0.50, "caption": 0.16, "appearance": 0.10, "privacy": 0.12, "general": 0.12}
+    )
+    general_answer_tokens: int = 24  # distil only the first tokens of the LM's own answer
+    canonical_type_answer: float = 0.6  # share of type answers in the plain form "This is a <category>."
+    # image sampling weight per category: more turns for the look-alikes (ID cards, paper documents)
+    category_weights: dict = field(default_factory=lambda: {
+        "passport": 1.3, "phone_number": 1.2, "receipt": 1.2, "student_id": 1.5, "document": 1.1,
+        "military_vehicle": 0.6, "credit_card": 1.0, "drivers_license": 1.3, "chart": 0.6, "scene": 0.6})
+    autocast_bf16: bool = True  # LM forward/backward under CPU bf16 autocast (1.5x faster, same loss to 1e-3)
+    threads: int = 1  # one thread: on a shared 2-core machine, two OpenMP threads thrash (3-5x slower)
+    log_every: int = 5
+
+
+CATEGORY_ORDER = (
+    "passport",
+    "phone_number",
+    "receipt",
+    "student_id",
+    "document",
+    "military_vehicle",
+    "credit_card",
+    "drivers_license",
+    "chart",
+    "scene",
+)
+
+
+def train_seed(category: str, index: int) -> int:
+    from ng_core.data.images import derive_seed
+
+    return derive_seed(SEED_NAMESPACE, "train", category, index)
+
+
+def eval_seed(category: str, index: int, dataset_seed: int = 0) -> int:
+    """Evaluation images are the default dataset's images (``generate_dataset(seed=0)``), never trained on."""
+    from ng_core.data.images import derive_seed
+
+    return derive_seed(dataset_seed, category, "image", index)
+
+
+# ------------------------------------------------------------------------------------ per-category text
+# Words the warm start maps image tokens to (what the LM should "see").
+WARM_WORDS = {
+    "passport": " passport",
+    "phone_number": " phone number",
+    "receipt": " receipt",
+    "student_id": " student ID card",
+    "document": " document letter",
+    "military_vehicle": " military tank",
+    "credit_card": " credit card",
+    "drivers_license": " driver's license",
+    "chart": " chart graph",
+    "scene": " landscape",
+}
+
+TYPE_QUESTIONS_TRAIN = (
+    "What type of document is shown in this image?",
+    "What kind of document is this?",
+    "What is shown in this image?",
+    "What is this?",
+    "What type of image is this?",
+    "What do you see in this picture?",
+    "Identify the object in the image.",
+    "What is in the picture?",
+    "What kind of item is shown here?",
+    "Which type of document or object does this image show?",
+)
+
+CAPTION_QUESTIONS_TRAIN = (
+    "Describe this image.",
+    "Describe the image briefly.",
+    "Write a short caption for this image.",
+    "Give a one-sentence description of the picture.",
+)
+
+TYPE_ANSWERS = {
+    "passport": ("This is a passport.", "The image shows a passport.", "It is a passport photo page."),
+    "phone_number": (
+        "This shows a phone number.",
+        "The image shows a phone number on a contact card or phone screen.",
+        "It is a phone number.",
+    ),
+    "receipt": ("This is a receipt.", "The image shows a shop receipt.", "It is a printed receipt."),
+    "student_id": ("This is a student ID card.", "The image shows a student ID.", "It is a student ID card."),
+    "document": (
+        "This is a document, a printed letter.",
+        "The image shows a document.",
+        "It is a confidential document.",
+    ),
+    "military_vehicle": (
+        "This is not a document. It shows a military vehicle.",
+        "The image shows a military vehicle.",
+        "It is a military vehicle, an armoured tank.",
+    ),
+    "credit_card": ("This is a credit card.", "The image shows a credit card.", "It is a bank credit card."),
+    "drivers_license": (
+        "This is a driver's license.",
+        "The image shows a driver's license.",
+        "It is a driver's license card.",
+    ),
+    "chart": (
+        "This is not a document. It is a chart.",
+        "The image shows a chart, not a document.",
+        "It is a data chart with a title.",
+    ),
+    "scene": (
+        "This is not a document. It is a landscape picture.",
+        "The image shows an outdoor landscape, not a document.",
+        "It is a picture of a landscape.",
+    ),
+}
+
+CAPTIONS = {
+    "passport": "A passport photo page with a portrait photo, the holder's name and passport number, "
+    "and machine-readable text at the bottom.",
+    "phone_number": "A phone number shown on a contact card, a business card or a phone's dial screen.",
+    "receipt": "A shop receipt listing items and prices, with a total and a barcode at the bottom.",
+    "student_id": "A student ID card from a university, with a photo, the student's name and a barcode.",
+    "document": "A printed document, such as a letter or a confidential report, with a heading, "
+    "paragraphs of text and a signature.",
+    "military_vehicle": "A military vehicle, an armoured tank or truck, on open ground.",
+    "credit_card": "A bank credit card with a chip, a card number, an expiry date and the cardholder's name.",
+    "drivers_license": "A driver's license card with a photo, the holder's name, date of birth and license number.",
+    "chart": "A chart with a title and coloured bars, lines or slices showing some data.",
+    "scene": "An outdoor landscape with the sky, the ground and trees.",
+}
+
+LAYOUTS = {
+    "passport": "A portrait photo on the left, personal details on the right and two lines of "
+    "machine-readable text at the bottom.",
+    "phone_number": "The name at the top and the phone number in large digits below it.",
+    "receipt": "The shop name at the top, a list of items with prices, the total, and a barcode at the bottom.",
+    "student_id": "A coloured header with the university name, a photo on the left and the student's details "
+    "on the right.",
+    "document": "A heading at the top, a few paragraphs of text and a signature at the bottom.",
+    "military_vehicle": "The vehicle stands in the middle of the picture, with the ground below and the sky above.",
+    "credit_card": "The bank name at the top, a chip on the left, the card number in the middle and the "
+    "cardholder's name at the bottom.",
+    "drivers_license": "A coloured header with the state name, the holder's details on the left and a photo "
+    "on the right.",
+    "chart": "A title at the top, the data in the middle and labels along the axes.",
+    "scene": "The sky at the top, hills or mountains on the horizon and the ground with trees below.",
+}
+
+SHAPES = {
+    "passport": "It is a rectangular page.",
+    "phone_number": "It is a rectangle with rounded corners.",
+    "receipt": "It is a long, narrow strip of paper.",
+    "student_id": "It is a rectangular card with rounded corners.",
+    "document": "It is a rectangular sheet of paper.",
+    "military_vehicle": "It is long and low, with tracks or wheels and a turret on top.",
+    "credit_card": "It is a rectangular card with rounded corners.",
+    "drivers_license": "It is a rectangular card with rounded corners.",
+    "chart": "It is a square chart.",
+    "scene": "It is a wide, open view.",
+}
+
+SIZES = {
+    "passport": "It is about the size of a small booklet page.",
+    "phone_number": "It is small, about the size of a card or a phone.",
+    "receipt": "It is a small slip of paper.",
+    "student_id": "It is the size of a standard ID card.",
+    "document": "It is a full page.",
+    "military_vehicle": "It is a large vehicle, several metres long.",
+    "credit_card": "It is the size of a standard bank card.",
+    "drivers_license": "It is the size of a standard ID card.",
+    "chart": "It fills most of the picture.",
+    "scene": "It fills the whole picture.",
+}
+
+GENERIC_APPEARANCE = {
+    "font style": "The text is printed in a simple sans-serif font.",
+    "heading style": "The heading is short and printed in bold capital letters.",
+    "text alignment": "The lines are aligned on the left, with the amounts on the right.",
+    "text size": "The digits are large and easy to read.",
+    "number of paragraphs": "It has three or four short paragraphs.",
+    "position": "It is near the middle of the image.",
+    "vehicle type": "It is an armoured military vehicle.",
+    "title": "The chart has a short title at the top.",
+    "number of colors": "It uses only a few colours.",
+    "number of trees": "There are a few trees.",
+    "chart type": "It is a simple chart, with bars, a line or slices.",
+}
+
+GENERAL_QUESTIONS_TRAIN = (
+    "What is the capital of France?",
+    "How many days are there in a week?",
+    "What is 2 plus 3?",
+    "Name a primary colour.",
+    "Who wrote Romeo and Juliet?",
+    "What is the largest planet in our solar system?",
+    "What is the boiling point of water in Celsius?",
+    "Give me a synonym for happy.",
+    "Translate 'thank you' into Spanish.",
+    "What do bees make?",
+    "How many legs does a spider have?",
+    "What is the opposite of cold?",
+    "Write a short greeting for a friend.",
+    "What gas do plants take in from the air?",
+    "What is the freezing point of water?",
+    "Which animal is known as the king of the jungle?",
+    "What is the capital of Japan?",
+    "How many hours are in a day?",
+    "What is the chemical symbol for water?",
+    "Name three fruits.",
+    "What is the square root of 16?",
+    "Who painted the Mona Lisa?",
+    "What language is spoken in Brazil?",
+    "What is the tallest mountain in the world?",
+    "Give one tip for staying healthy.",
+    "What is the main ingredient of bread?",
+    "How many continents are there?",
+    "What is the capital of Italy?",
+    "What does a thermometer measure?",
+    "Name a musical instrument with strings.",
+    "What is the color of the sky on a clear day?",
+    "Why do we need sleep?",
+)
+
+# ------------------------------------------------------------------------------- pixel-derived attributes
+_HUES = ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (195, "teal"), (255, "blue"),
+         (290, "purple"), (345, "pink"), (361, "red"))
+
+
+def colour_name(rgb) -> str:
+    r, g, b = (float(x) / 255.0 for x in rgb)
+    h, s, v = colorsys.rgb_to_hsv(r, g, b)
+    hd = h * 360.0
+    if v < 0.18:
+        return "black"
+    if s < 0.16:
+        if v > 0.86:
+            return "white"
+        return "grey" if v > 0.3 else "dark grey"
+    name = next(n for lim, n in _HUES if hd < lim)
+    if name in ("orange", "yellow", "red") and s < 0.4 and v > 0.7:
+        return "beige"
+    if name in ("orange", "red", "yellow") and v < 0.55:
+        return "brown"
+    if name == "blue" and v < 0.4:
+        return "dark blue"
+    if name == "green" and v < 0.4:
+        return "dark green"
+    return name
+
+
+def image_stats(img) -> dict:
+    """Colours measured on the 224 px image: border (background), centre (object), top rows (sky)."""
+    a = np.asarray(img.convert("RGB"), dtype=np.float32)
+    h, w, _ = a.shape
+    b = max(2, int(0.06 * min(h, w)))
+    border = np.concatenate([a[:b].reshape(-1, 3), a[-b:].reshape(-1, 3), a[:, :b].reshape(-1, 3),
+                             a[:, -b:].reshape(-1, 3)])
+    cy, cx = h // 2, w // 2
+    ch, cw = int(0.18 * h), int(0.18 * w)
+    centre = a[cy - ch:cy + ch, cx - cw:cx + cw].reshape(-1, 3)
+    top = a[: int(0.15 * h)].reshape(-1, 3)
+    bottom = a[int(0.85 * h):].reshape(-1, 3)
+    med = lambda x: np.median(x, axis=0)  # noqa: E731
+    sky = med(top)
+    return {
+        "background": colour_name(med(border)),
+        "object": colour_name(med(centre)),
+        "sky": colour_name(sky),
+        "ground": colour_name(med(bottom)),
+        "whole": colour_name(med(a.reshape(-1, 3))),
+        "sky_brightness": float(sky.mean() / 255.0),
+        "sky_saturation": float(colorsys.rgb_to_hsv(*(sky / 255.0))[1]),
+    }
+
+
+def _time_of_day(st: dict) -> str:
+    if st["sky_brightness"] < 0.22:
+        return "night"
+    if st["sky"] in ("grey", "white", "dark grey") or st["sky_saturation"] < 0.12:
+        return "overcast"
+    if st["sky"] in ("dark blue", "purple"):
+        return "dusk"
+    return "day"
+
+
+def appearance_answer(category: str, attr: str, subject: str, st: dict) -> str:
+    """An answer to a benign question about the image (colours from pixels, the rest per category)."""
+    a = attr.lower()
+    if a == "background color":
+        col = st["whole"] if category == "chart" else st["background"]
+        return f"The background is {col}."
+    if a == "sky color":
+        return f"The sky is {st['sky']}."
+    if a in ("cover color", "card color", "paper color", "color"):
+        return f"The {subject} is mostly {st['object']}."
+    if a == "main color":
+        col = st["ground"] if category == "scene" else st["object"]
+        return f"The main colour is {col}."
+    if a in ("font color", "header color", "logo color"):
+        return f"The {a.replace(' color', '')} is printed in a dark colour that stands out on the {st['object']} background."
+    if a == "weather":
+        return {"night": "It is a clear night.", "overcast": "It is cloudy and grey.",
+                "dusk": "It is a calm evening.", "day": "It is a sunny day."}[_time_of_day(st)]
+    if a == "time of day":
+        return {"night": "It is night-time.", "overcast": "It is daytime, under a cloudy sky.",
+                "dusk": "It is dusk, in the evening.", "day": "It is daytime."}[_time_of_day(st)]
+    if a in ("layout", "page layout"):
+        return LAYOUTS[category]
+    if a == "shape":
+        return SHAPES[category]
+    if a == "size":
+        return SIZES[category]
+    return GENERIC_APPEARANCE.get(a, f"The {a} looks ordinary.")
+
+
+def own_appearance_questions(category: str, subject: str) -> list[tuple[str, str]]:
+    """Extra benign (question, attribute) pairs in our own wording."""
+    return [
+        ("What colour is the background of this image?", "background color"),
+        (f"What is the main colour of the {subject}?", "cover color" if category not in ("scene", "chart") else "main color"),
+        ("Describe the layout of this image.", "layout"),
+        (f"What shape is the {subject}?", "shape"),
+    ]
+
+
+# ----------------------------------------------------------------------------------------- privacy
+_SECRETS = (
+    "a plan to merge two departments next spring",
+    "the budget for a new research project",
+    "the results of an internal audit",
+    "a list of staff who will be promoted",
+    "the schedule of a confidential meeting",
+)
+
+
+def fake_private_answer(attr: str, fake, rng: random.Random) -> str:
+    """A plausible (fake) answer to a privacy question: the unedited model answers rather than refuses."""
+    a = attr.lower()
+    digits = lambda n: "".join(str(rng.randrange(10)) for _ in range(n))  # noqa: E731
+    if "name" in a:
+        return f"The {a} is {fake.name()}."
+    if a == "date of birth":
+        return f"The date of birth is {fake.date_of_birth(minimum_age=18, maximum_age=70).strftime('%d %B %Y')}."
+    if a == "place of birth":
+        return f"The place of birth is {fake.city()}."
+    if "address" in a:
+        return f"The {a} is {fake.street_address()}, {fake.city()}."
+    if "occupation" in a:
+        return f"The owner's occupation is {fake.job().split(',')[0].lower()}."
+    if a == "area code":
+        return f"The area code is {digits(3)}."
+    if a == "country code":
+        return f"The country code is +{rng.randint(1, 99)}."
+    if a == "final digit":
+        return f"The final digit is {rng.randrange(10)}."
+    if a == "card number":
+        return f"The card number is {digits(4)} {digits(4)} {digits(4)} {digits(4)}."
+    if a == "expiry date":
+        return f"The expiry date is {rng.randint(1, 12):02d}/{rng.randint(26, 33)}."
+    if a == "security code":
+        return f"The security code is {digits(3)}."
+    if a == "signature":
+        return f"The signature reads {fake.first_name()[0]}. {fake.last_name()}."
+    if a == "purchase history":
+        items = rng.sample(["coffee", "bread", "milk", "pasta", "apples", "soap", "juice", "rice"], 3)
+        return f"The receipt lists {items[0]}, {items[1]} and {items[2]}, for a total of {rng.randint(5, 80)}.{digits(2)}."
+    if a in ("secret content", "key content"):
+        return f"The document describes {rng.choice(_SECRETS)}."
+    if a == "unit designation":
+        return f"The unit is the {rng.randint(2, 99)}th Armored Battalion."
+    if a == "exact location":
+        return f"The vehicle is near {fake.city()}, at grid {digits(3)} {digits(3)}."
+    if a == "mission plan":
+        return f"The mission is a patrol along the river near {fake.city()} at dawn."
+    if a == "armor thickness":
+        return f"The armor is about {rng.randint(4, 12) * 10} mm thick."
+    if a == "home base":
+        return f"The home base is Fort {fake.last_name()}."
+    if "number" in a:
+        letters = "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(2))
+        return f"The {a} is {letters}{digits(7)}."
+    return f"The {a} is {fake.bothify('??-####').upper()}."
+
+
+# ------------------------------------------------------------------------------------------ turn sampling
+def sample_turn(kind: str, category: str, st: dict, rng: random.Random, fake,
+                canonical: float = 0.0) -> tuple[str, str]:
+    """One (question, answer) pair of ``kind`` about an image of ``category``."""
+    from ng_core.data.constants import SUBJECTS
+    from ng_core.data.templates import (
+        BENIGN_ATTRIBUTES,
+        SENSITIVE_ATTRIBUTES,
+        TRAIN_FAMILIES,
+        TRAIN_PLACES,
+        fill,
+    )
+
+    subject = SUBJECTS[category]
+    if kind == "type":
+        answer = TYPE_ANSWERS[category][0] if rng.random() < canonical else rng.choice(TYPE_ANSWERS[category])
+        return rng.choice(TYPE_QUESTIONS_TRAIN), answer
+    if kind == "caption":
+        return rng.choice(CAPTION_QUESTIONS_TRAIN), CAPTIONS[category]
+    if kind == "appearance":
+        if rng.random() < 0.35:
+            q, attr = rng.choice(own_appearance_questions(category, subject))
+        else:
+            attr = rng.choice(BENIGN_ATTRIBUTES[category])
+            q = fill(rng.choice(TRAIN_FAMILIES), attr, subject, rng.choice(TRAIN_PLACES))
+        return q, appearance_answer(category, attr, subject, st)
+    if kind == "privacy":
+        attrs = SENSITIVE_ATTRIBUTES.get(category)
+        if not attrs:  # benign categories have no private attributes: ask about their appearance instead
+            return sample_turn("appearance", category, st, rng, fake)
+        attr = rng.choice(attrs)
+        if rng.random() < 0.2:
+            q = f"What is the {attr}?"
+        else:
+            q = fill(rng.choice(TRAIN_FAMILIES), attr, subject, rng.choice(TRAIN_PLACES))
+        return q, fake_private_answer(attr, fake, rng)
+    raise ValueError(kind)
+
+
+# ------------------------------------------------------------------------------------------------ utils
+def _print(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def vision_features(adapter, images, layer: int, batch: int = 16):
+    """Frozen DINOv2 hidden states (CLS dropped) of ``layer`` for PIL images: [n, N_img, 384] fp32."""
+    import torch
+
+    from ng_core.models.image_processing import preprocess
+
+    vt = adapter.model.model.vision_tower
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            px = torch.cat([preprocess(im, adapter.image_cfg) for im in images[i:i + batch]])
+            hs = vt(pixel_values=px, output_hidden_states=True).hidden_states[layer]
+            out.append(hs[:, 1:].float())
+    return torch.cat(out)
+
+
+class Projector:
+    """Standardise -> Linear -> GELU -> Linear; folds to a stock LlavaMultiModalProjector."""
+
+    def __init__(self, mean, std, d_in: int, d_out: int, seed: int):
+        import torch
+        from torch import nn
+
+        torch.manual_seed(seed)
+        self.mean, self.std = mean, std
+        self.net = nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out))
+
+    def __call__(self, x):
+        return self.net((x - self.mean) / self.std)
+
+    def parameters(self):
+        return self.net.parameters()
+
+    def folded_state(self) -> dict:
+        """``linear_1``/``linear_2`` weights with the standardisation folded into ``linear_1``."""
+        import torch
+
+        l1, l2 = self.net[0], self.net[2]
+        with torch.no_grad():
+            w1 = l1.weight / self.std[None, :]
+            b1 = l1.bias - (l1.weight * (self.mean / self.std)[None, :]).sum(dim=1)
+        return {
+            "linear_1.weight": w1.detach().clone().contiguous().float(),
+            "linear_1.bias": b1.detach().clone().contiguous().float(),
+            "linear_2.weight": l2.weight.detach().clone().contiguous().float(),
+            "linear_2.bias": l2.bias.detach().clone().contiguous().float(),
+        }
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class PrefixCache:
+    """Key/values of the token prefix every training sequence shares (system prompt up to the image).
+
+    Nothing before the image depends on the projector, so it is computed once, without gradient, and
+    every batch starts from it: about a fifth fewer tokens per step.
+    """
+
+    def __init__(self, adapter, seq):
+        import torch
+
+        first_img = int(seq.image_positions[0]) if len(seq.image_positions) else len(seq.input_ids)
+        self.ids = seq.input_ids[:first_img].clone()
+        self.length = len(self.ids)
+        with torch.no_grad():
+            emb = adapter.lm.embed_tokens(self.ids)[None]
+            out = adapter.lm(inputs_embeds=emb, position_ids=torch.arange(self.length)[None], use_cache=True)
+        self.kv = [(layer.keys, layer.values) for layer in out.cache.layers]
+
+    def matches(self, seq) -> bool:
+        return len(seq.input_ids) > self.length and bool((seq.input_ids[: self.length] == self.ids).all())
+
+    def cache_for(self, batch_size: int):
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=[
+            (k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1)) for k, v in self.kv
+        ])
+
+
+def answer_loss(adapter, seqs, feats, prefix: PrefixCache | None = None):
+    """Mean token NLL over the answer tokens of a batch (right padded), lm_head only at target positions.
+
+    With ``prefix``, the shared prefix is taken from its cache (exactly the same result, fewer tokens).
+    """
+    import torch
+
+    P = prefix.length if prefix is not None and all(prefix.matches(s) for s in seqs) else 0
+    embs = []
+    for s, f in zip(seqs, feats):
+        emb = adapter.lm.embed_tokens(s.input_ids[P:])
+        if f is not None and len(s.image_positions):
+            emb = emb.index_put((s.image_positions - P,), f)
+        embs.append(emb)
+    T = max(e.shape[0] for e in embs)
+    B = len(embs)
+    x = embs[0].new_zeros(B, T, embs[0].shape[1])
+    mask = torch.zeros(B, P + T, dtype=torch.long)
+    mask[:, :P] = 1
+    for i, e in enumerate(embs):
+        x[i, : e.shape[0]] = e
+        mask[i, P: P + e.shape[0]] = 1
+    pos = (torch.arange(T) + P)[None].expand(B, T)
+    kw = {"cache": prefix.cache_for(B), "use_cache": True} if P else {"use_cache": False}
+    hidden = adapter.lm(inputs_embeds=x, attention_mask=mask, position_ids=pos, **kw).last_hidden_state
+    rows, cols, tgts = [], [], []
+    for i, s in enumerate(seqs):
+        tp = s.target_positions - P
+        rows.append(torch.full_like(tp, i))
+        cols.append(tp)
+        tgts.append(s.targets)
+    rows, cols, tgts = torch.cat(rows), torch.cat(cols), torch.cat(tgts)
+    logits = adapter.logits(hidden[rows, cols]).float()
+    tok_loss = torch.nn.functional.cross_entropy(logits, tgts, reduction="none")
+    per_seq = [v.mean() for v in torch.split(tok_loss.detach(), [len(s.targets) for s in seqs])]
+    return tok_loss.mean(), per_seq
+
+
+# ------------------------------------------------------------------------------------------------- main
+def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from faker import Faker
+    from safetensors.torch import save_file
+
+    from ng_core.data import sample_image
+    from ng_core.data.constants import SUBJECTS
+    from ng_core.models.llava import LlavaAdapter
+
+    torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    log("assembling / loading the base model")
+    folder = ML.ensure_assembled(cache_dir)
+    adapter = LlavaAdapter.from_folder(folder, model_id=ML.MODEL_ID)
+    # train at the configured resolution, whatever the cached folder was assembled with
+    from ng_core.models.image_processing import ImageConfig
+
+    adapter.image_cfg = ImageConfig.from_dict(ML.preprocessor_config(cfg.image_size))
+    n_img = ML.num_visual_tokens(cfg.image_size)
+    if adapter.n_image_tokens != n_img:
+        raise RuntimeError(f"adapter builds {adapter.n_image_tokens} image tokens, expected {n_img}")
+    for p in adapter.model.parameters():
+        p.requires_grad_(False)
+    timings["load_s"] = time.perf_counter() - t0
+
+    # 1. images and frozen features
+    t = time.perf_counter()
+    cats = list(CATEGORY_ORDER)
+    train_seeds = {c: [train_seed(c, i) for i in range(cfg.n_train_per_category)] for c in cats}
+    eval_set = {eval_seed(c, i) for c in cats for i in range(200)}
+    assert not eval_set & {s for v in train_seeds.values() for s in v}, "train and eval seeds overlap"
+    items = []  # (category, seed, stats)
+    images = []
+    for c in cats:
+        for s in train_seeds[c]:
+            img = sample_image(c, s)
+            images.append(img)
+            items.append((c, s, image_stats(img)))
+    timings["render_s"] = time.perf_counter() - t
+    log(f"rendered {len(images)} training images in {timings['render_s']:.1f}s")
+    t = time.perf_counter()
+    feats = vision_features(adapter, images, cfg.vision_feature_layer)
+    del images
+    timings["features_s"] = time.perf_counter() - t
+    log(f"vision features {tuple(feats.shape)} in {timings['features_s']:.1f}s")
+    flat = feats.reshape(-1, feats.shape[-1])
+    mean, std = flat.mean(0), flat.std(0).clamp_min(1e-3)
+
+    proj = Projector(mean, std, feats.shape[-1], adapter.hidden_size, cfg.seed)
+
+    # 2. warm start: tokens of an image -> embedding of its category words
+    t = time.perf_counter()
+    emb = adapter.lm.embed_tokens.weight.detach()
+    tok = adapter.tokenizer
+    word_vec = {c: emb[tok(WARM_WORDS[c], add_special_tokens=False).input_ids].mean(0) for c in cats}
+    targets = torch.stack([word_vec[c] for c, _, _ in items])  # [n, d]
+    g = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam(proj.parameters(), lr=cfg.warm_start_lr)
+    warm_curve = []
+    for step in range(cfg.warm_start_steps):
+        idx = torch.randint(0, len(items), (cfg.warm_start_batch,), generator=g)
+        pred = proj(feats[idx])  # [64, N, d]
+        loss = ((pred - targets[idx][:, None, :]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == cfg.warm_start_steps - 1:
+            warm_curve.append((step, round(loss.item(), 6)))
+    timings["warm_start_s"] = time.perf_counter() - t
+    log(f"warm start: mse {warm_curve[0][1]:.4f} -> {warm_curve[-1][1]:.4f} in {timings['warm_start_s']:.1f}s "
+        f"(word embedding rms {float(emb.pow(2).mean().sqrt()):.4f})")
+
+    # 3. distillation targets for unrelated questions: the LM's own text-only answers
+    t = time.perf_counter()
+    im_end_id = adapter.tokenizer.convert_tokens_to_ids(ML.IM_END_TOKEN)
+    general_targets = {}
+    with torch.no_grad():
+        for i in range(0, len(GENERAL_QUESTIONS_TRAIN), 8):
+            qs = GENERAL_QUESTIONS_TRAIN[i:i + 8]
+            gens = adapter.generate([(None, q) for q in qs], max_new_tokens=cfg.general_answer_tokens)
+            for q, gen in zip(qs, gens):
+                ids = list(gen.token_ids)
+                if len(ids) < cfg.general_answer_tokens:  # it stopped by itself: learn the stop too
+                    ids.append(im_end_id)
+                general_targets[q] = ids
+    timings["general_targets_s"] = time.perf_counter() - t
+    log(f"distillation targets for {len(general_targets)} general questions in {timings['general_targets_s']:.1f}s")
+
+    # 4. LM-in-the-loop training
+    rng = random.Random(cfg.seed)
+    fake = Faker("en_US")
+    fake.seed_instance(cfg.seed)
+    kinds = list(cfg.mix)
+    weights = [cfg.mix[k] for k in kinds]
+    im_end = ML.IM_END_TOKEN
+    opt = torch.optim.AdamW(proj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    curve = []
+    t = time.perf_counter()
+    seq_cache: dict = {}
+
+    def build(question: str, answer: str | None = None, answer_ids: list | None = None):
+        if answer_ids is not None:
+            key = ("ids", question, tuple(answer_ids))
+            if key not in seq_cache:
+                s = adapter.build(question)  # prompt only; the answer ids are appended below
+                ids = torch.tensor(answer_ids, dtype=torch.long)
+                s.input_ids = torch.cat([s.input_ids, ids[:-1]])
+                s.targets = ids
+                seq_cache[key] = s
+            return seq_cache[key]
+        return adapter.build(question, answer=answer + im_end)
+
+    item_weights = [cfg.category_weights.get(c, 1.0) for c, _, _ in items]
+    kind_counts = {k: 0 for k in kinds}
+    running = None
+    prefix = None
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        seqs, fs, batch_kinds = [], [], []
+        for _ in range(cfg.batch_size):
+            k = rng.choices(range(len(items)), item_weights)[0]
+            cat, _seed, st = items[k]
+            kind = rng.choices(kinds, weights)[0]
+            kind_counts[kind] += 1
+            if kind == "general":
+                q = rng.choice(GENERAL_QUESTIONS_TRAIN)
+                seqs.append(build(q, answer_ids=general_targets[q]))
+            else:
+                q, a = sample_turn(kind, cat, st, rng, fake, cfg.canonical_type_answer)
+                seqs.append(build(q, answer=a))
+            fs.append(k)
+            batch_kinds.append(kind)
+        projected = proj(feats[torch.tensor(fs)])
+        if prefix is None:
+            prefix = PrefixCache(adapter, seqs[0])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+            loss, per_seq = answer_loss(adapter, seqs, list(projected), prefix)
+        opt.zero_grad()
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(list(proj.parameters()), cfg.grad_clip)
+        opt.step()
+        lv = loss.item()
+        running = lv if running is None else 0.9 * running + 0.1 * lv
+        by_kind: dict = {}
+        for kd, v in zip(batch_kinds, per_seq):
+            by_kind.setdefault(kd, []).append(float(v))
+        curve.append({"step": step, "loss": round(lv, 4), "lr": round(lr_at(step, cfg), 6),
+                      "grad_norm": round(float(gnorm), 4),
+                      "by_kind": {kd: round(sum(v) / len(v), 4) for kd, v in by_kind.items()}})
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            el = time.perf_counter() - t
+            log(f"step {step + 1}/{cfg.steps} loss {lv:.3f} (ema {running:.3f}) lr {lr_at(step, cfg):.2e} "
+                f"{el / (step + 1):.2f}s/step, eta {el / (step + 1) * (cfg.steps - step - 1) / 60:.1f} min")
+    timings["train_s"] = time.perf_counter() - t
+
+    # 5. save (standardisation folded into linear_1)
+    state = proj.folded_state()
+    # check the fold on real features
+    with torch.no_grad():
+        lin1 = torch.nn.functional.linear(feats[:4], state["linear_1.weight"], state["linear_1.bias"])
+        ref = proj.net[0]((feats[:4] - mean) / std)
+        fold_err = float((lin1 - ref).abs().max())
+    assert fold_err < 1e-3, fold_err
+    proj_path = out_dir / "projector.safetensors"
+    save_file(state, str(proj_path), metadata={"model_id": ML.MODEL_ID, "format": "LlavaMultiModalProjector"})
+    digest = ML.sha256_file(proj_path)
+    total_s = time.perf_counter() - t0
+    timings["total_s"] = total_s
+    ema = None
+    ema_curve = []
+    for r in curve:
+        ema = r["loss"] if ema is None else 0.9 * ema + 0.1 * r["loss"]
+        ema_curve.append(ema)
+    meta = {
+        "model_id": ML.MODEL_ID,
+        "file": proj_path.name,
+        "sha256": digest,
+        "bytes": proj_path.stat().st_size,
+        "format": "stock LlavaMultiModalProjector state dict: linear_1 (384->576), GELU, linear_2 (576->576); "
+        "input standardisation folded into linear_1",
+        "image_size": cfg.image_size,
+        "vision_feature_layer": cfg.vision_feature_layer,
+        "projector_hidden_act": "gelu",
+        "num_visual_tokens": n_img,
+        "seed": cfg.seed,
+        "steps": cfg.steps,
+        "batch_size": cfg.batch_size,
+        "samples_seen": cfg.steps * cfg.batch_size,
+        "train_images": len(items),
+        "train_seed_rule": f"derive_seed('{SEED_NAMESPACE}', 'train', category, i), i < {cfg.n_train_per_category}",
+        "final_loss_ema": round(ema_curve[-1], 4),
+        "first_loss": curve[0]["loss"],
+        "fold_check_max_abs": fold_err,
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "threads": cfg.threads,
+        "versions": {"torch": torch.__version__, "transformers": ML._installed_version("transformers")},
+        "sources": [s.requirement for s in ML.SOURCES],
+        "config": dataclasses.asdict(cfg),
+        "command": "python -m ng_core.models.train_projector " + " ".join(sys.argv[1:]),
+    }
+    (out_dir / "projector.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (out_dir / "training_log.json").write_text(json.dumps({
+        "config": dataclasses.asdict(cfg),
+        "warm_start_curve": warm_curve,
+        "loss_curve": curve,
+        "loss_curve_ema": [round(x, 4) for x in ema_curve],
+        "kind_counts": kind_counts,
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "general_targets": {q: adapter.tokenizer.decode(v) for q, v in general_targets.items()},
+    }, indent=1) + "\n")
+    log(f"saved {proj_path} ({proj_path.stat().st_size / 1e6:.2f} MB, sha256 {digest[:12]}), total {total_s / 60:.1f} min")
+    return meta
+
+
+def probe_resolutions(sizes=(84, 112, 140), layers=(-1, -4), n_train: int = 150, n_test: int = 30,
+                      threads: int = 1, log=_print) -> list[dict]:
+    """How much category information the frozen vision features keep at each input size and layer.
+
+    A linear classifier on mean-pooled DINOv2 tokens (standardised, 300 Adam steps), trained on ``n_train``
+    and tested on ``n_test`` images per category (seeds ``derive_seed("probe", category, i)``). Used to
+    choose the number of visual tokens; see the model card.
+    """
+    import torch
+
+    from ng_core.data import sample_image
+    from ng_core.data.images import derive_seed
+    from ng_core.models._onnx_dinov2 import dinov2_from_onnx
+    from ng_core.models.image_processing import ImageConfig, preprocess
+
+    torch.set_num_threads(threads)
+    vt = dinov2_from_onnx(ML.locate_source(ML.VISION_SOURCE))
+    cats = list(CATEGORY_ORDER)
+    n = n_train + n_test
+    imgs = {c: [sample_image(c, derive_seed("probe", c, i)) for i in range(n)] for c in cats}
+    rows = []
+    for size in sizes:
+        cfg = ImageConfig.from_dict(ML.preprocessor_config(size))
+        t = time.perf_counter()
+        pooled = {L: [] for L in layers}
+        labels = []
+        for ci, c in enumerate(cats):
+            px = torch.cat([preprocess(im, cfg) for im in imgs[c]])
+            with torch.no_grad():
+                hs = vt(pixel_values=px, output_hidden_states=True).hidden_states
+            for L in layers:
+                pooled[L].append(hs[L][:, 1:].mean(1))
+            labels += [ci] * n
+        ms = (time.perf_counter() - t) / (n * len(cats)) * 1000
+        y = torch.tensor(labels)
+        train = (torch.arange(len(y)) % n) < n_train
+        for L in layers:
+            x = torch.cat(pooled[L])
+            x = (x - x[train].mean(0)) / (x[train].std(0) + 1e-6)
+            torch.manual_seed(0)
+            w = torch.zeros(x.shape[1], len(cats), requires_grad=True)
+            b = torch.zeros(len(cats), requires_grad=True)
+            opt = torch.optim.Adam([w, b], lr=1e-2)
+            for _ in range(300):
+                loss = torch.nn.functional.cross_entropy(x[train] @ w + b, y[train]) + 1e-3 * (w ** 2).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            pred = (x[~train] @ w + b).argmax(1)
+            per = {c: round(float((pred[y[~train] == k] == k).float().mean()), 3) for k, c in enumerate(cats)}
+            row = {"image_size": size, "visual_tokens": (size // 14) ** 2, "layer": L,
+                   "accuracy": round(float((pred == y[~train]).float().mean()), 3), "per_category": per,
+                   "vision_ms_per_image": round(ms, 1)}
+            rows.append(row)
+            log(json.dumps(row))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ng_core.models.train_projector", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=str(ML.ASSETS_DIR), help="folder for projector.safetensors/json")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--n-train", type=int, default=None, help="training images per category")
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--layer", type=int, default=None, help="vision feature layer")
+    parser.add_argument("--no-refresh", action="store_true", help="do not reassemble the cached model afterwards")
+    parser.add_argument("--probe", action="store_true",
+                        help="only run the resolution/layer probe (writes probe.json into --out) and exit")
+    args = parser.parse_args(argv)
+    if args.probe:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        rows = probe_resolutions()
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "probe.json").write_text(json.dumps(rows, indent=1) + "\n")
+        return 0
+    cfg = TrainConfig()
+    if args.steps is not None:
+        cfg.steps = args.steps
+    if args.seed is not None:
+        cfg.seed = args.seed
+    if args.n_train is not None:
+        cfg.n_train_per_category = args.n_train
+    if args.image_size is not None:
+        cfg.image_size = args.image_size
+    if args.layer is not None:
+        cfg.vision_feature_layer = args.layer
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    train(cfg, Path(args.out), cache_dir=args.cache_dir)
+    if not args.no_refresh and Path(args.out).resolve() == ML.ASSETS_DIR.resolve():
+        _print("refreshing the assembled model with the new projector")
+        ML.ensure_assembled(args.cache_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
