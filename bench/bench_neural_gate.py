@@ -55,20 +55,23 @@ def stage_times(args) -> dict:
            "edits": len(recs) * edit_cfg.questions_per_image, "edit_steps": edit_cfg.steps,
            "gate_scope": edit_cfg.gate_scope, "threads": torch.get_num_threads()}
     masks = {}
-    for sched in ("fast", "naive"):
+    for sched in ("fast", "naive") if "A" in args.stages else ("fast",):
         a._feature_cache.clear()
         t = time.perf_counter()
         raw, _ = learn_masks(a, recs, [layer], replace(mask_cfg, schedule=sched), locality=loc)
         out[f"stage_a_{sched}_s"] = time.perf_counter() - t
         masks[sched] = raw[layer]
         print(f"stage A {sched}: {out[f'stage_a_{sched}_s']:.1f} s", file=sys.stderr, flush=True)
-    out["stage_a_speedup"] = out["stage_a_naive_s"] / out["stage_a_fast_s"]
-    out["stage_a_max_abs_diff"] = float((masks["fast"] - masks["naive"]).abs().max())
     sel = {k: consensus(binarize(v, mask_cfg.privacy_value, mask_cfg.topk), mask_cfg.threshold)[1]
            for k, v in masks.items()}
     out["stage_a_selected"] = {k: int(v.sum()) for k, v in sel.items()}
-    out["stage_a_selection_disagreements"] = int((sel["fast"] != sel["naive"]).sum())
+    if "naive" in masks:
+        out["stage_a_speedup"] = out["stage_a_naive_s"] / out["stage_a_fast_s"]
+        out["stage_a_max_abs_diff"] = float((masks["fast"] - masks["naive"]).abs().max())
+        out["stage_a_selection_disagreements"] = int((sel["fast"] != sel["naive"]).sum())
     gate = sel["fast"]
+    if "C" not in args.stages:
+        return out
     items = edit_items(recs, edit_cfg, loc)
     deltas = {}
     for sched in ("fast", "naive"):
@@ -87,6 +90,7 @@ def peak_memory(args) -> dict:
     """Peak RSS of a fresh process that loads the model, localizes and edits (the fast schedule)."""
     code = (
         "import resource, sys, json, time\n"
+        f"import torch; torch.set_num_threads({args.threads or 0} or torch.get_num_threads())\n"
         "from dataclasses import replace\n"
         "from ng_core.models import load_model\n"
         "from ng_core.presets import load_preset\n"
@@ -120,9 +124,16 @@ def main() -> int:
     ap.add_argument("--questions", type=int, default=None)
     ap.add_argument("--edit-steps", type=int, default=None)
     ap.add_argument("--gate-scope", default=None)
+    ap.add_argument("--stages", default="AC", help="schedules compared for stages A and/or C (default AC; "
+                    "with C only, Stage A runs the fast schedule once, for the gate)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     res = {"command": " ".join(["python"] + sys.argv), "date": time.strftime("%Y-%m-%d"),
            "machine": f"{os.cpu_count()}-core CPU, {platform.machine()}, Python {platform.python_version()}"}
     res |= stage_times(args)
@@ -133,12 +144,19 @@ def main() -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
     print(text)
-    print(f"\n| stage | naive (s) | fast (s) | speed-up | agreement |\n|---|---|---|---|---|\n"
-          f"| A: masks, {res['images']} images x {res['mask_steps']} steps | {res['stage_a_naive_s']:.1f} | "
-          f"{res['stage_a_fast_s']:.1f} | {res['stage_a_speedup']:.2f}x | max abs diff {res['stage_a_max_abs_diff']:.2e}, "
-          f"{res['stage_a_selection_disagreements']} selection differences |\n"
-          f"| C: {res['edits']} edits x {res['edit_steps']} steps | {res['stage_c_naive_s']:.1f} | "
-          f"{res['stage_c_fast_s']:.1f} | {res['stage_c_speedup']:.2f}x | relative ΔW diff {res['stage_c_rel_diff']:.2e} |")
+    rows = ["", "| stage | naive (s) | fast (s) | speed-up | agreement |", "|---|---|---|---|---|"]
+    if "stage_a_naive_s" in res:
+        rows.append(f"| A: masks, {res['images']} images x {res['mask_steps']} steps | {res['stage_a_naive_s']:.1f} | "
+                    f"{res['stage_a_fast_s']:.1f} | {res['stage_a_speedup']:.2f}x | max abs diff "
+                    f"{res['stage_a_max_abs_diff']:.2e}, {res['stage_a_selection_disagreements']} selection differences |")
+    if "stage_c_naive_s" in res:
+        rows.append(f"| C: {res['edits']} edits x {res['edit_steps']} steps | {res['stage_c_naive_s']:.1f} | "
+                    f"{res['stage_c_fast_s']:.1f} | {res['stage_c_speedup']:.2f}x | relative ΔW diff "
+                    f"{res['stage_c_rel_diff']:.2e} |")
+    if "edit_peak_rss_mb" in res:
+        rows.append(f"| peak RSS, whole edit (fresh process) | | {res['edit_peak_rss_mb']:.0f} MB | | "
+                    f"after loading: {res['load_peak_rss_mb']:.0f} MB |")
+    print("\n".join(rows))
     return 0
 
 
