@@ -411,9 +411,17 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
       f"`{meta['train_seed_rule']}`, disjoint from the evaluation images. Synthetic data only.")
     w(f"- Warm start ({cfg['warm_start_steps']} steps, no LM): image tokens regressed onto the word embeddings "
       "of the category name, so the frozen LM reads a meaningful signal from the first step.")
-    w(f"- Then {meta['steps']} steps of batch {meta['batch_size']} ({meta['samples_seen']} turns), AdamW lr "
-      f"{cfg['lr']} with {cfg['warmup_steps']} warm-up steps and cosine decay, loss on answer tokens only "
-      f"(answer + `<|im_end|>`). Turn mix: {mix}. Type questions and captions name the category; appearance "
+    stage2 = ""
+    if cfg.get("stage2_steps"):
+        mix2 = ", ".join(f"{k} {v:.0%}" for k, v in cfg["stage2_mix"].items())
+        heavier = ", ".join(f"{k} x{v}" for k, v in cfg["stage2_category_weights"].items() if v > 1.0)
+        stage2 = (f" Stage 2 continues with a fresh optimiser for {cfg['stage2_steps']} steps at lr {cfg['stage2_lr']} "
+                  f"({cfg['stage2_warmup_steps']} warm-up steps, cosine decay), mix {mix2}, sampling the categories "
+                  f"stage 1 confuses more often ({heavier}).")
+    w(f"- Then {meta['steps']} steps of batch {meta['batch_size']} ({meta['samples_seen']} turns) in "
+      f"{2 if stage2 else 1} stage(s). Stage 1: {cfg['steps']} steps, AdamW lr "
+      f"{cfg['lr']} with {cfg['warmup_steps']} warm-up steps and cosine decay, mix {mix}.{stage2} Loss on answer "
+      f"tokens only (answer + `<|im_end|>`). Type questions and captions name the category; appearance "
       "questions (colours measured on the image's pixels, layout/shape per category) use the project's benign "
       "attributes; privacy questions use the project's sensitive attributes and train templates with fake, "
       "plausible answers (so the unedited model answers them: the behaviour an edit must change); unrelated "
@@ -489,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-category", type=int, default=20)
     parser.add_argument("--out", default=str(ML.ASSETS_DIR / "eval.json"))
     parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for the speed measurement")
+    parser.add_argument("--quality-threads", type=int, default=1,
+                        help="torch threads for the quality run (1 is faster on a shared machine)")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
@@ -506,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.quality_threads)
     result = {"model_id": ML.MODEL_ID, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     folder = ML.ensure_assembled(args.cache_dir)
     manifest = ML.read_manifest(folder) or {}

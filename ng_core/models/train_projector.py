@@ -71,6 +71,17 @@ class TrainConfig:
     category_weights: dict = field(default_factory=lambda: {
         "passport": 1.3, "phone_number": 1.2, "receipt": 1.2, "student_id": 1.5, "document": 1.1,
         "military_vehicle": 0.6, "credit_card": 1.0, "drivers_license": 1.3, "chart": 0.6, "scene": 0.6})
+    # stage 2: continue from stage 1 with a fresh optimiser, a lower peak lr, more type questions and more
+    # turns for the categories stage 1 confuses (student ID vs driver's license, receipt vs document)
+    stage2_steps: int = 200
+    stage2_lr: float = 1e-3
+    stage2_warmup_steps: int = 5
+    stage2_mix: dict = field(
+        default_factory=lambda: {"type": 0.55, "caption": 0.15, "appearance": 0.08, "privacy": 0.10, "general": 0.12}
+    )
+    stage2_category_weights: dict = field(default_factory=lambda: {
+        "passport": 1.1, "phone_number": 1.0, "receipt": 1.4, "student_id": 1.8, "document": 1.4,
+        "military_vehicle": 0.5, "credit_card": 0.8, "drivers_license": 1.4, "chart": 0.9, "scene": 0.6})
     autocast_bf16: bool = True  # LM forward/backward under CPU bf16 autocast (1.5x faster, same loss to 1e-3)
     threads: int = 1  # one thread: on a shared 2-core machine, two OpenMP threads thrash (3-5x slower)
     log_every: int = 5
@@ -520,6 +531,18 @@ class Projector:
     def parameters(self):
         return self.net.parameters()
 
+    def load_folded_state(self, state: dict) -> None:
+        """Inverse of :meth:`folded_state` for this projector's standardisation (continue training a saved one)."""
+        import torch
+
+        l1, l2 = self.net[0], self.net[2]
+        with torch.no_grad():
+            w1 = state["linear_1.weight"] * self.std[None, :]
+            l1.weight.copy_(w1)
+            l1.bias.copy_(state["linear_1.bias"] + (state["linear_1.weight"] * self.mean[None, :]).sum(dim=1))
+            l2.weight.copy_(state["linear_2.weight"])
+            l2.bias.copy_(state["linear_2.bias"])
+
     def folded_state(self) -> dict:
         """``linear_1``/``linear_2`` weights with the standardisation folded into ``linear_1``."""
         import torch
@@ -536,11 +559,12 @@ class Projector:
         }
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+def lr_at(step: int, steps: int, lr: float, warmup: int, min_ratio: float) -> float:
+    """Linear warm-up, then cosine decay to ``min_ratio * lr``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, steps - warmup)
+    return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 class PrefixCache:
@@ -611,7 +635,8 @@ def answer_loss(adapter, seqs, feats, prefix: PrefixCache | None = None):
 
 
 # ------------------------------------------------------------------------------------------------- main
-def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
+def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from: Path | None = None) -> dict:
+    """Run the recipe; with ``init_from`` (a stage-1 projector), skip the warm start and stage 1."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from faker import Faker
@@ -667,6 +692,12 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
     proj = Projector(mean, std, feats.shape[-1], adapter.hidden_size, cfg.seed)
 
     # 2. warm start: tokens of an image -> embedding of its category words
+    stage1_log: dict = {}
+    if init_from is not None:
+        init_from = Path(init_from)
+        prev_log = init_from.parent / "training_log.json"
+        if prev_log.is_file():
+            stage1_log = json.loads(prev_log.read_text())
     t = time.perf_counter()
     emb = adapter.lm.embed_tokens.weight.detach()
     tok = adapter.tokenizer
@@ -675,7 +706,7 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
     g = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(proj.parameters(), lr=cfg.warm_start_lr)
     warm_curve = []
-    for step in range(cfg.warm_start_steps):
+    for step in range(cfg.warm_start_steps if init_from is None else 0):
         idx = torch.randint(0, len(items), (cfg.warm_start_batch,), generator=g)
         pred = proj(feats[idx])  # [64, N, d]
         loss = ((pred - targets[idx][:, None, :]) ** 2).mean()
@@ -685,8 +716,12 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
         if step % 50 == 0 or step == cfg.warm_start_steps - 1:
             warm_curve.append((step, round(loss.item(), 6)))
     timings["warm_start_s"] = time.perf_counter() - t
-    log(f"warm start: mse {warm_curve[0][1]:.4f} -> {warm_curve[-1][1]:.4f} in {timings['warm_start_s']:.1f}s "
-        f"(word embedding rms {float(emb.pow(2).mean().sqrt()):.4f})")
+    if warm_curve:
+        log(f"warm start: mse {warm_curve[0][1]:.4f} -> {warm_curve[-1][1]:.4f} in {timings['warm_start_s']:.1f}s "
+            f"(word embedding rms {float(emb.pow(2).mean().sqrt()):.4f})")
+    else:
+        warm_curve = stage1_log.get("warm_start_curve", [])
+        timings["warm_start_s"] = stage1_log.get("timings_s", {}).get("warm_start_s", 0.0)
 
     # 3. distillation targets for unrelated questions: the LM's own text-only answers
     t = time.perf_counter()
@@ -704,16 +739,8 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
     timings["general_targets_s"] = time.perf_counter() - t
     log(f"distillation targets for {len(general_targets)} general questions in {timings['general_targets_s']:.1f}s")
 
-    # 4. LM-in-the-loop training
-    rng = random.Random(cfg.seed)
-    fake = Faker("en_US")
-    fake.seed_instance(cfg.seed)
-    kinds = list(cfg.mix)
-    weights = [cfg.mix[k] for k in kinds]
+    # 4. LM-in-the-loop training, in two stages (the second with its own optimiser, schedule and mix)
     im_end = ML.IM_END_TOKEN
-    opt = torch.optim.AdamW(proj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    curve = []
-    t = time.perf_counter()
     seq_cache: dict = {}
 
     def build(question: str, answer: str | None = None, answer_ids: list | None = None):
@@ -728,49 +755,95 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
             return seq_cache[key]
         return adapter.build(question, answer=answer + im_end)
 
-    item_weights = [cfg.category_weights.get(c, 1.0) for c, _, _ in items]
-    kind_counts = {k: 0 for k in kinds}
-    running = None
-    prefix = None
-    for step in range(cfg.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        seqs, fs, batch_kinds = [], [], []
-        for _ in range(cfg.batch_size):
-            k = rng.choices(range(len(items)), item_weights)[0]
-            cat, _seed, st = items[k]
-            kind = rng.choices(kinds, weights)[0]
-            kind_counts[kind] += 1
-            if kind == "general":
-                q = rng.choice(GENERAL_QUESTIONS_TRAIN)
-                seqs.append(build(q, answer_ids=general_targets[q]))
-            else:
-                q, a = sample_turn(kind, cat, st, rng, fake, cfg.canonical_type_answer)
-                seqs.append(build(q, answer=a))
-            fs.append(k)
-            batch_kinds.append(kind)
-        projected = proj(feats[torch.tensor(fs)])
-        if prefix is None:
-            prefix = PrefixCache(adapter, seqs[0])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
-            loss, per_seq = answer_loss(adapter, seqs, list(projected), prefix)
-        opt.zero_grad()
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(list(proj.parameters()), cfg.grad_clip)
-        opt.step()
-        lv = loss.item()
-        running = lv if running is None else 0.9 * running + 0.1 * lv
-        by_kind: dict = {}
-        for kd, v in zip(batch_kinds, per_seq):
-            by_kind.setdefault(kd, []).append(float(v))
-        curve.append({"step": step, "loss": round(lv, 4), "lr": round(lr_at(step, cfg), 6),
-                      "grad_norm": round(float(gnorm), 4),
-                      "by_kind": {kd: round(sum(v) / len(v), 4) for kd, v in by_kind.items()}})
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            el = time.perf_counter() - t
-            log(f"step {step + 1}/{cfg.steps} loss {lv:.3f} (ema {running:.3f}) lr {lr_at(step, cfg):.2e} "
-                f"{el / (step + 1):.2f}s/step, eta {el / (step + 1) * (cfg.steps - step - 1) / 60:.1f} min")
-    timings["train_s"] = time.perf_counter() - t
+    prefix_box: list = []
+    kind_counts: dict = {}
+
+    def run_stage(name: str, steps: int, lr: float, warmup: int, mix: dict, category_weights: dict) -> list:
+        from ng_core.data.images import derive_seed
+
+        # stage 1 draws from the plain seed; stage 2 from its own stream, so that continuing a saved stage-1
+        # projector with --init-from gives the same stage 2 as the full run
+        stage_seed = cfg.seed if name == "stage1" else derive_seed(SEED_NAMESPACE, "stage", name, cfg.seed)
+        rng = random.Random(stage_seed)
+        fake = Faker("en_US")
+        fake.seed_instance(stage_seed)
+        kinds = list(mix)
+        weights = [mix[k] for k in kinds]
+        item_weights = [category_weights.get(c, 1.0) for c, _, _ in items]
+        opt = torch.optim.AdamW(proj.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        curve = []
+        running = None
+        t_stage = time.perf_counter()
+        sched = dict(steps=steps, lr=lr, warmup=warmup, min_ratio=cfg.min_lr_ratio)
+        for step in range(steps):
+            cur_lr = lr_at(step, **sched)
+            for group in opt.param_groups:
+                group["lr"] = cur_lr
+            seqs, fs, batch_kinds = [], [], []
+            for _ in range(cfg.batch_size):
+                k = rng.choices(range(len(items)), item_weights)[0]
+                cat, _seed, st = items[k]
+                kind = rng.choices(kinds, weights)[0]
+                kind_counts[kind] = kind_counts.get(kind, 0) + 1
+                if kind == "general":
+                    q = rng.choice(GENERAL_QUESTIONS_TRAIN)
+                    seqs.append(build(q, answer_ids=general_targets[q]))
+                else:
+                    q, a = sample_turn(kind, cat, st, rng, fake, cfg.canonical_type_answer)
+                    seqs.append(build(q, answer=a))
+                fs.append(k)
+                batch_kinds.append(kind)
+            projected = proj(feats[torch.tensor(fs)])
+            if not prefix_box:
+                prefix_box.append(PrefixCache(adapter, seqs[0]))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+                loss, per_seq = answer_loss(adapter, seqs, list(projected), prefix_box[0])
+            opt.zero_grad()
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(list(proj.parameters()), cfg.grad_clip)
+            opt.step()
+            lv = loss.item()
+            running = lv if running is None else 0.9 * running + 0.1 * lv
+            by_kind: dict = {}
+            for kd, v in zip(batch_kinds, per_seq):
+                by_kind.setdefault(kd, []).append(float(v))
+            curve.append({"stage": name, "step": step, "loss": round(lv, 4), "lr": round(cur_lr, 6),
+                          "grad_norm": round(float(gnorm), 4),
+                          "by_kind": {kd: round(sum(v) / len(v), 4) for kd, v in by_kind.items()}})
+            if step % cfg.log_every == 0 or step == steps - 1:
+                el = time.perf_counter() - t_stage
+                log(f"{name} step {step + 1}/{steps} loss {lv:.3f} (ema {running:.3f}) lr {cur_lr:.2e} "
+                    f"{el / (step + 1):.2f}s/step, eta {el / (step + 1) * (steps - step - 1) / 60:.1f} min")
+        return curve
+
+    curve = []
+    stage1_sha = None
+    stage1_out = None
+    t = time.perf_counter()
+    if init_from is None:
+        curve += run_stage("stage1", cfg.steps, cfg.lr, cfg.warmup_steps, cfg.mix, cfg.category_weights)
+        timings["stage1_s"] = time.perf_counter() - t
+        # the hash the stage-1 projector file would have (what --init-from would be given)
+        stage1_out = out_dir / ".stage1.tmp.safetensors"
+        save_file(proj.folded_state(), str(stage1_out),
+                  metadata={"model_id": ML.MODEL_ID, "format": "LlavaMultiModalProjector"})
+        stage1_sha = ML.sha256_file(stage1_out)
+        stage1_out.unlink()
+    else:
+        stage1_sha = ML.sha256_file(init_from)
+        proj.load_folded_state(ML.load_projector_state(init_from))
+        log(f"stage 1 skipped: continuing from {init_from} (sha256 {stage1_sha[:12]})")
+        prev_curve = [r for r in stage1_log.get("loss_curve", []) if r.get("stage", "stage1") == "stage1"]
+        for r in prev_curve:
+            r.setdefault("stage", "stage1")
+        curve += prev_curve
+        timings["stage1_s"] = stage1_log.get("timings_s", {}).get("train_s", 0.0)
+    t2 = time.perf_counter()
+    if cfg.stage2_steps > 0:
+        curve += run_stage("stage2", cfg.stage2_steps, cfg.stage2_lr, cfg.stage2_warmup_steps, cfg.stage2_mix,
+                           cfg.stage2_category_weights)
+    timings["stage2_s"] = time.perf_counter() - t2
+    timings["train_s"] = timings.get("stage1_s", 0.0) + timings["stage2_s"]
 
     # 5. save (standardisation folded into linear_1)
     state = proj.folded_state()
@@ -784,6 +857,8 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
     save_file(state, str(proj_path), metadata={"model_id": ML.MODEL_ID, "format": "LlavaMultiModalProjector"})
     digest = ML.sha256_file(proj_path)
     total_s = time.perf_counter() - t0
+    if init_from is not None:  # the stage-1 run's own time (warm start + stage 1) counts too
+        total_s += timings.get("stage1_s", 0.0) + timings.get("warm_start_s", 0.0)
     timings["total_s"] = total_s
     ema = None
     ema_curve = []
@@ -802,9 +877,12 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
         "projector_hidden_act": "gelu",
         "num_visual_tokens": n_img,
         "seed": cfg.seed,
-        "steps": cfg.steps,
+        "steps": cfg.steps + cfg.stage2_steps,
+        "stages": {"stage1": {"steps": cfg.steps, "lr": cfg.lr, "sha256": stage1_sha},
+                   "stage2": {"steps": cfg.stage2_steps, "lr": cfg.stage2_lr}},
+        "stage1_run": "separate run, continued with --init-from" if init_from is not None else "same run",
         "batch_size": cfg.batch_size,
-        "samples_seen": cfg.steps * cfg.batch_size,
+        "samples_seen": (cfg.steps + cfg.stage2_steps) * cfg.batch_size,
         "train_images": len(items),
         "train_seed_rule": f"derive_seed('{SEED_NAMESPACE}', 'train', category, i), i < {cfg.n_train_per_category}",
         "final_loss_ema": round(ema_curve[-1], 4),
@@ -816,6 +894,7 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
         "sources": [s.requirement for s in ML.SOURCES],
         "config": dataclasses.asdict(cfg),
         "command": "python -m ng_core.models.train_projector " + " ".join(sys.argv[1:]),
+        "reproduce": "python -m ng_core.models.train_projector  (warm start, stage 1 and stage 2 in one run)",
     }
     (out_dir / "projector.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out_dir / "training_log.json").write_text(json.dumps({
@@ -899,6 +978,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--layer", type=int, default=None, help="vision feature layer")
     parser.add_argument("--no-refresh", action="store_true", help="do not reassemble the cached model afterwards")
+    parser.add_argument("--init-from", default=None,
+                        help="a stage-1 projector.safetensors (its training_log.json beside it is merged): "
+                        "skip the warm start and stage 1 and run stage 2 only")
+    parser.add_argument("--stage2-steps", type=int, default=None)
     parser.add_argument("--probe", action="store_true",
                         help="only run the resolution/layer probe (writes probe.json into --out) and exit")
     args = parser.parse_args(argv)
@@ -920,8 +1003,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg.image_size = args.image_size
     if args.layer is not None:
         cfg.vision_feature_layer = args.layer
+    if args.stage2_steps is not None:
+        cfg.stage2_steps = args.stage2_steps
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    train(cfg, Path(args.out), cache_dir=args.cache_dir)
+    train(cfg, Path(args.out), cache_dir=args.cache_dir, init_from=args.init_from)
     if not args.no_refresh and Path(args.out).resolve() == ML.ASSETS_DIR.resolve():
         _print("refreshing the assembled model with the new projector")
         ML.ensure_assembled(args.cache_dir)
