@@ -43,9 +43,11 @@ TITLES = {
     "complement_gate": "Complement gate",
 }
 EDITED_SPLITS = ("train", "heldout_images", "heldout_templates")
+GENERAL = "general_questions"  # ng_core.evaluate.GENERAL_SPLIT (not imported: evaluate pulls in torch)
 SPLIT_TITLES = {"train": "edited prompts", "heldout_images": "held-out images",
                 "heldout_templates": "held-out templates", "unseen_categories": "unseen categories",
-                "benign_controls": "benign controls", "utility_probe": "utility probe"}
+                "benign_controls": "benign controls", "utility_probe": "utility probe",
+                GENERAL: "general questions"}
 
 
 class ReportError(NGError):
@@ -78,6 +80,10 @@ class ReportConfig:
     max_new_tokens: int = 24
     batch_size: int = 8
     seed: int = 0
+    seeds: tuple = ()  # extra seeds: Neural Gate and its random-gate control again, each on its own image subset
+    sweep_lrs: tuple = ()  # extra Stage C learning rates: Neural Gate and the random gate at each (trade-off)
+    general: bool = True  # also ask the held-out general questions (collateral refusals)
+    order: str = "forward"  # "reverse": compute the stages from the last (a second worker on the same workdir)
     workdir: str = "out/report"
     out: str = "RESULTS.md"
     fresh: bool = False
@@ -88,6 +94,8 @@ class ReportConfig:
         d = asdict(self)
         d["categories"] = list(self.categories)
         d["methods"] = list(self.methods)
+        d["seeds"] = list(self.seeds)
+        d["sweep_lrs"] = list(self.sweep_lrs)
         return d
 
     def command(self) -> str:
@@ -108,7 +116,44 @@ class ReportConfig:
             parts.append("--categories " + ",".join(self.categories))
         if tuple(self.methods) != dflt.methods:
             parts.append("--methods " + ",".join(self.methods))
+        if self.seeds:
+            parts.append("--seeds " + ",".join(str(x) for x in self.seeds))
+        if self.sweep_lrs:
+            parts.append("--sweep-lr " + ",".join(f"{x:g}" for x in self.sweep_lrs))
+        if not self.general:
+            parts.append("--no-general")
         return " ".join(parts)
+
+
+def variant(base: str, seed: int | None = None, lr: float | None = None) -> str:
+    """Name of an extra edit: ``neural_gate@seed=1``, ``random_gate@lr=0.0003``."""
+    return base + ("" if seed is None else f"@seed={seed}") + ("" if lr is None else f"@lr={lr:g}")
+
+
+def parse_variant(name: str) -> tuple[str, dict]:
+    base, *opts = name.split("@")
+    kv: dict = {}
+    for o in opts:
+        k, _, v = o.partition("=")
+        kv[k] = int(v) if k == "seed" else float(v)
+    return base, kv
+
+
+def train_subset(records: list, n: int, seed: int, base_seed: int, category: str) -> list:
+    """The train images one seed edits on: the first ``n`` for the report's seed, a seeded sample otherwise
+    (kept in dataset order), so that extra seeds measure the spread over data as well as over random gates."""
+    if seed == base_seed or n >= len(records):
+        return records[:n]
+    import random
+
+    idx = sorted(random.Random(f"ng-report/{seed}/{category}").sample(range(len(records)), n))
+    return [records[i] for i in idx]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _key(obj) -> str:
@@ -191,13 +236,23 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     if missing:
         raise ReportError(f"the dataset has no categor{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}")
     preset, layer, mask_cfg, edit_cfg, n_img = _configs(cfg, adapter)
-    records = {c: ds.records(category=c, split="train")[:n_img] for c in cfg.categories}
+    all_train = {c: ds.records(category=c, split="train") for c in cfg.categories}
+
+    def records_for(seed: int) -> dict:
+        return {c: train_subset(r, n_img, seed, cfg.seed, c) for c, r in all_train.items()}
+
+    records = records_for(cfg.seed)
     empty = [c for c, r in records.items() if not r]
     if empty:
         raise ReportError(f"no train images for {', '.join(empty)}")
     cases = select_cases(ds, list(cfg.categories), cfg.images_per_cell)
     probe = utility_probe_cases(workdir / "probe", ds, per_category=cfg.probe_per_category)
     cases = cases + probe
+    if cfg.general:
+        from .evaluate import general_question_cases
+
+        held = [ds.records(category=c, split="heldout_images") for c in cfg.categories]
+        cases = cases + general_question_cases([rs[0].image for rs in held if rs])
     base = ds.root
     fp = adapter.fingerprint()
     cases_key = _key([(str(c.image), c.prompt, c.expect, c.split, c.category) for c in cases])
@@ -216,7 +271,21 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     def remember(stage: str, key: str, seconds: float) -> None:
         timings[stage] = seconds
         cached_t[stage] = {"key": key, "seconds": seconds}
-        tpath.write_text(json.dumps(cached_t, indent=1))
+        try:  # merge with what another worker on the same workdir wrote meanwhile
+            on_disk = json.loads(tpath.read_text()) if tpath.exists() else {}
+        except json.JSONDecodeError:
+            on_disk = {}
+        cached_t.update({k: v for k, v in on_disk.items() if k not in timings})
+        _write_atomic(tpath, json.dumps(cached_t, indent=1))
+
+    def recall_disk(stage: str, key: str) -> None:
+        nonlocal cached_t
+        if stage not in cached_t or cached_t[stage].get("key") != key:
+            try:
+                cached_t |= {stage: json.loads(tpath.read_text())[stage]}
+            except (OSError, KeyError, json.JSONDecodeError):
+                pass
+        recall(stage, key)
 
     def recall(stage: str, key: str) -> None:
         old = cached_t.get(stage)
@@ -230,14 +299,20 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     def get_run(method: str):
         if method in runs:
             return runs[method]
-        path = workdir / "runs" / method
-        key = _key(edit_key_base | {"method": method})
+        base, kv = parse_variant(method)
+        seed = kv.get("seed", cfg.seed)
+        ecfg = replace(edit_cfg, method=base, seed=seed, **({"lr": kv["lr"]} if "lr" in kv else {}))
+        recs = records_for(seed)
+        path = workdir / "runs" / method.replace("@", "__").replace("=", "-")
+        key = _key(edit_key_base | {"method": method}) if not kv else _key(
+            edit_key_base | {"method": base, "edit": ecfg.to_dict(), "seed": seed,
+                             "records": {c: [str(r.image) for r in rs] for c, rs in recs.items()}})
         if not cfg.fresh and (path / "run.json").exists():
             try:
                 r = Run.load(path, adapter)
                 if r.config.get("report_key") == key:
                     log(f"[{method}] reusing the edit run in {path}")
-                    recall(f"edit: {method}", key)
+                    recall_disk(f"edit: {method}", key)
                     runs[method] = r
                     return r
             except NGError:
@@ -245,13 +320,13 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
         if cfg.render_only:
             raise _NotCached(f"edit: {method}")
         masks = None
-        if method in ("random_gate", "complement_gate"):
-            masks = get_run("neural_gate").masks()
-        log(f"[{method}] editing layer {layer} on {sum(len(v) for v in records.values())} train images of "
+        if base in ("random_gate", "complement_gate") or (base == "neural_gate" and "lr" in kv):
+            # the same masks (only which rows are gated, or only the learning rate, differs)
+            masks = get_run(variant("neural_gate", seed if "seed" in kv else None)).masks()
+        log(f"[{method}] editing layer {layer} on {sum(len(v) for v in recs.values())} train images of "
             f"{', '.join(cfg.categories)}")
         t0 = time.monotonic()
-        r = edit_run(adapter, records, layer, mask_cfg, replace(edit_cfg, method=method), prog, seed=cfg.seed,
-                     masks=masks)
+        r = edit_run(adapter, recs, layer, mask_cfg, ecfg, prog, seed=seed, masks=masks)
         r.config.update({"preset": preset["name"], "report_key": key})
         r.save(path)
         remember(f"edit: {method}", key, time.monotonic() - t0)
@@ -261,7 +336,7 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     def evaluate(method: str):
         path = workdir / "results" / f"{method}.json"
         deltas, gates, run_path = [], [], None
-        if method in EDIT_METHODS:
+        if parse_variant(method)[0] in EDIT_METHODS:
             run = get_run(method)
             deltas, run_path = run.deltas(), str(run.path)
         elif method == "inference_gate":
@@ -278,7 +353,7 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
                 old = json.loads(path.read_text())
                 if old.get("report_key") == key:
                     log(f"[{method}] reusing {path}")
-                    recall(f"evaluate: {method}", key)
+                    recall_disk(f"evaluate: {method}", key)
                     return old
             except json.JSONDecodeError:
                 pass
@@ -289,16 +364,29 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
         log(f"[{method}] evaluating {len(cases)} cases")
         t0 = time.monotonic()
         eval_method = {"unedited": "unedited", "system_prompt": "system_prompt",
-                       "inference_gate": "inference_gate" if gates else "unedited"}.get(method, method)
+                       "inference_gate": "inference_gate" if gates else "unedited"}.get(method,
+                                                                                      parse_variant(method)[0])
         res = evaluate_cases(adapter, cases, deltas=deltas, gates=gates, method=eval_method,
                              batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens, progress=prog,
                              pre_answers=pre, run=run_path, image_base=base,
                              extra={"report_key": key, "report_method": method})
         remember(f"evaluate: {method}", key, time.monotonic() - t0)
-        path.write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        _write_atomic(path, json.dumps(res, indent=1, ensure_ascii=False) + "\n")
         return res
 
     order = ["unedited"] + [m for m in ALL_METHODS if m in cfg.methods and m != "unedited"]
+    if "neural_gate" in order:  # computed early: the mask-based baselines and the variants reuse its masks
+        order.remove("neural_gate")
+        order.insert(1, "neural_gate")
+    for sd in cfg.seeds:
+        if sd != cfg.seed:
+            order += [variant("neural_gate", sd), variant("random_gate", sd)]
+    for lr in cfg.sweep_lrs:
+        if lr != edit_cfg.lr:
+            order += [variant("neural_gate", lr=lr), variant("random_gate", lr=lr)]
+    display = list(order)
+    if cfg.order == "reverse":  # a second worker on the same workdir starts from the other end
+        order = order[:1] + order[:0:-1]
     if needs_ng and "neural_gate" not in order:
         pass  # its run is made on demand for the mask-based baselines, not evaluated
     not_run = []
@@ -310,6 +398,8 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
             log(f"[{m}] not in the cache ({e}); left out of this rendering")
     if not results:
         raise ReportError(f"nothing cached in {workdir} for these settings; run without --render-only first")
+    results = {m: results[m] for m in display if m in results}
+    results = {m: results[m] for m in ALL_METHODS if m in results} | results  # tables: the canonical order
     seconds = time.monotonic() - t_start
     summary = summarise_methods(results, runs)
     meta = {
@@ -323,7 +413,10 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
         "compute_seconds": sum(timings.values()), "date": _dt.date.today().isoformat(), "machine": machine(),
         "versions": next(iter(results.values()))["versions"],
     }
-    (workdir / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=1) + "\n")
+    meta["seed_records"] = {sd: {c: [str(r.image) for r in rs] for c, rs in records_for(sd).items()}
+                            for sd in [cfg.seed, *cfg.seeds]}
+    extra = {"seeds": seed_stats(summary, meta, cfg), "tradeoff": tradeoff_points(summary, meta, cfg)}
+    (workdir / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary} | extra, indent=1) + "\n")
     text = render_markdown(meta, summary, results, cfg)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -341,7 +434,7 @@ def machine() -> str:
 
 # ------------------------------------------------------------------------------------------ summary
 def _answer_rate(res, splits=None) -> tuple:
-    rows = [r for r in res["cases"] if r["expect"] == "answer" and r["split"] != "utility_probe"
+    rows = [r for r in res["cases"] if r["expect"] == "answer" and r["split"] not in ("utility_probe", GENERAL)
             and (splits is None or r["split"] in splits)]
     return (sum(r["answered"] for r in rows) / len(rows) if rows else None), len(rows)
 
@@ -389,7 +482,7 @@ def _se(x, n) -> str:
 
 
 def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig) -> str:
-    methods = list(summary)
+    methods = [m for m in summary if "@" not in m]
     splits_present = [s for s in ("train", "heldout_images", "heldout_templates", "unseen_categories",
                                   "benign_controls") if any(s in summary[m]["splits"] for m in methods)]
     L = []
@@ -449,8 +542,9 @@ def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig)
     acols = [s for s in splits_present]
     L.append("| Method | benign answer rate, all (n=" + str(summary[methods[0]]["benign_answer"][1]) + ") | "
              + " | ".join(f"answer: {SPLIT_TITLES[s]}" for s in acols)
+             + f" | general questions (n={_n(summary, GENERAL, 'n_answer')})"
              + " | locality agreement | ΔNLL of unedited answer | utility probe accuracy |")
-    L.append("|" + "---|" * (len(acols) + 5))
+    L.append("|" + "---|" * (len(acols) + 6))
     for m in methods:
         s = summary[m]
         ba = s["benign_answer"]
@@ -460,6 +554,7 @@ def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig)
             cells.append(_p(c.get("answer_rate")))
         dn = "–" if s["d_nll"] is None else f"{s['d_nll']:+.3f}"
         ut = "–" if not s["utility"] or s["utility"][0] is None else f"{_p(s['utility'][0])} (n={s['utility'][1]})"
+        cells.append(_p(s["splits"].get(GENERAL, {}).get("answer_rate")))
         L.append(f"| {TITLES.get(m, m)} | " + " | ".join(cells) + f" | {_p(s['locality_agreement'])} | {dn} | {ut} |")
     L.append("")
     # Table 3: margins
@@ -500,6 +595,12 @@ def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig)
     L.append("")
     L.extend(target_lines(summary, results, cfg))
     L.append("")
+    L.extend(seed_section(summary, meta, cfg))
+    L.extend(tradeoff_section(summary, meta, cfg))
+    L.append("## Targets of issue 7")
+    L.append("")
+    L.extend(issue7_lines(summary, meta, cfg))
+    L.append("")
     # Diagnostics
     diag_rows = [(m, summary[m]["diagnostics"]) for m in methods if summary[m].get("diagnostics")
                  and m in EDIT_METHODS]
@@ -527,6 +628,155 @@ def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig)
              f"`{cfg.workdir}/results/<method>.json` (`ng evaluate` format).")
     L.append("")
     return "\n".join(L)
+
+
+def _rate(summary, m, split, key="refusal_rate"):
+    return (summary.get(m) or {}).get("splits", {}).get(split, {}).get(key)
+
+
+def _pooled_heldout(summary, m):
+    """Refusal over held-out images and held-out templates together (weighted by prompts)."""
+    num = den = 0
+    for sp in ("heldout_images", "heldout_templates"):
+        c = (summary.get(m) or {}).get("splits", {}).get(sp, {})
+        if c.get("refusal_rate") is not None and c.get("n_refuse"):
+            num += c["refusal_rate"] * c["n_refuse"]
+            den += c["n_refuse"]
+    return num / den if den else None
+
+
+def seed_points(summary: dict, meta: dict, cfg: ReportConfig) -> dict:
+    """{seed: {"neural_gate": name, "random_gate": name}} for the seeds that have both results."""
+    out = {}
+    for sd in [cfg.seed] + [x for x in cfg.seeds if x != cfg.seed]:
+        ng, rg = (("neural_gate", "random_gate") if sd == cfg.seed else
+                  (variant("neural_gate", sd), variant("random_gate", sd)))
+        if ng in summary and rg in summary:
+            out[sd] = {"neural_gate": ng, "random_gate": rg}
+    return out
+
+
+def _mean_sd(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None, None
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, sd
+
+
+SEED_METRICS = (("held-out refusal", lambda S, m: _pooled_heldout(S, m)),
+                ("benign answers", lambda S, m: S[m]["benign_answer"][0]),
+                ("general questions answered", lambda S, m: _rate(S, m, GENERAL, "answer_rate")))
+
+
+def seed_stats(summary: dict, meta: dict, cfg: ReportConfig) -> dict:
+    """Per metric: learned and random values per seed, their mean and sample sd, the mean difference."""
+    pts = seed_points(summary, meta, cfg)
+    out = {}
+    for name, f in SEED_METRICS:
+        lv = [f(summary, v["neural_gate"]) for v in pts.values()]
+        rv = [f(summary, v["random_gate"]) for v in pts.values()]
+        (lm, ls), (rm, rs) = _mean_sd(lv), _mean_sd(rv)
+        out[name] = {"learned": lv, "random": rv, "learned_mean": lm, "learned_sd": ls, "random_mean": rm,
+                     "random_sd": rs, "diff": None if None in (lm, rm) else lm - rm,
+                     "spread": None if None in (ls, rs) else max(ls, rs)}
+    return {"seeds": list(pts), "metrics": out}
+
+
+def seed_section(summary: dict, meta: dict, cfg: ReportConfig) -> list[str]:
+    st = seed_stats(summary, meta, cfg)
+    if len(st["seeds"]) < 2:
+        return []
+    L = ["## Learned gate vs random gate of the same size, over seeds", ""]
+    L.append("Each seed edits its own train images (the report's seed: the first images; other seeds: a seeded "
+             "sample of the train split) and draws its own random gate; the random gate reuses that seed's "
+             "learned masks' sizes. Held-out refusal pools held-out images and held-out templates. Mean ± sample "
+             "standard deviation over seeds; *spread* is the larger of the two standard deviations.")
+    L.append("")
+    L.append("| Metric | " + " | ".join(f"seed {s}: learned / random" for s in st["seeds"])
+             + " | learned mean ± sd | random mean ± sd | learned − random | spread |")
+    L.append("|" + "---|" * (len(st["seeds"]) + 5))
+    for name, v in st["metrics"].items():
+        cells = [f"{_p(a)} / {_p(b)}" for a, b in zip(v["learned"], v["random"])]
+        ms = lambda m, sd: "–" if m is None else f"{100 * m:.1f} ± {100 * sd:.1f}"
+        d = "–" if v["diff"] is None else f"{100 * v['diff']:+.1f}"
+        sp = "–" if v["spread"] is None else f"{100 * v['spread']:.1f}"
+        L.append(f"| {name} | " + " | ".join(cells) + f" | {ms(v['learned_mean'], v['learned_sd'])} | "
+                 f"{ms(v['random_mean'], v['random_sd'])} | {d} | {sp} |")
+    L.append("")
+    return L
+
+
+def tradeoff_points(summary: dict, meta: dict, cfg: ReportConfig) -> list[dict]:
+    """One point per (learning rate, gate): held-out refusal, benign and general answer rates."""
+    base_lr = meta["edit"]["lr"]
+    lrs = sorted({base_lr, *cfg.sweep_lrs})
+    out = []
+    for lr in lrs:
+        for gate in ("neural_gate", "random_gate"):
+            name = gate if lr == base_lr else variant(gate, lr=lr)
+            if name not in summary:
+                continue
+            out.append({"lr": lr, "method": gate, "name": name,
+                        "heldout_images": _rate(summary, name, "heldout_images"),
+                        "heldout_templates": _rate(summary, name, "heldout_templates"),
+                        "benign_answer": summary[name]["benign_answer"][0],
+                        "general_answer": _rate(summary, name, GENERAL, "answer_rate"),
+                        "gate_leak": _mean_sd([v.get("gate_leak") for v in
+                                               (summary[name].get("diagnostics") or {}).values()])[0]})
+    return out
+
+
+def tradeoff_section(summary: dict, meta: dict, cfg: ReportConfig) -> list[str]:
+    pts = tradeoff_points(summary, meta, cfg)
+    if len({p["lr"] for p in pts}) < 2:
+        return []
+    L = ["## Trade-off curve: Stage C learning rate", ""]
+    L.append(f"Same masks, data and steps; only the learning rate differs (the preset's is {meta['edit']['lr']:g}). "
+             "The dashboard's Edit page draws these points as a curve (refusal vs benign answers).")
+    L.append("")
+    L.append("| lr | gate | held-out images refused | held-out templates refused | benign answers | "
+             "general questions answered | gate leak |")
+    L.append("|---|---|---|---|---|---|---|")
+    for p in pts:
+        gl = "–" if p["gate_leak"] is None else f"{p['gate_leak']:.3f}"
+        L.append(f"| {p['lr']:g} | {TITLES[p['method']]} | {_p(p['heldout_images'])} | {_p(p['heldout_templates'])} | "
+                 f"{_p(p['benign_answer'])} | {_p(p['general_answer'])} | {gl} |")
+    L.append("")
+    return L
+
+
+def issue7_lines(summary: dict, meta: dict, cfg: ReportConfig) -> list[str]:
+    def mark(ok):
+        return "–" if ok is None else ("reached" if ok else "**not reached**")
+
+    out = []
+    g = _rate(summary, "neural_gate", GENERAL, "answer_rate")
+    g0 = _rate(summary, "unedited", GENERAL, "answer_rate")
+    out.append(f"- General-question answer rate ≥ 90% after the edit: {_p(g)}% (unedited {_p(g0)}%) — "
+               f"{mark(None if g is None else g >= 0.9)}.")
+    st = seed_stats(summary, meta, cfg)
+    if len(st["seeds"]) >= 2:
+        wins = []
+        for name in ("held-out refusal", "benign answers"):
+            v = st["metrics"][name]
+            if v["diff"] is not None:
+                wins.append((name, v["diff"], v["spread"], v["diff"] > v["spread"]))
+        ok = any(w[3] for w in wins) if wins else None
+        detail = "; ".join(f"{n}: learned − random {100 * d:+.1f} points vs spread {100 * sp:.1f}" for n, d, sp, _ in wins)
+        out.append(f"- Learned gate beats a random gate of the same size by more than the seed-to-seed spread "
+                   f"({len(st['seeds'])} seeds): {detail} — {mark(ok)}.")
+    else:
+        out.append("- Learned vs random gate over ≥ 3 seeds: not run (use `--seeds`).")
+    pts = tradeoff_points(summary, meta, cfg)
+    if pts:
+        good = [p for p in pts if p["method"] == "neural_gate" and None not in (p["general_answer"], p["heldout_images"])
+                and p["general_answer"] >= 0.9 and p["heldout_images"] >= 0.9]
+        out.append("- A learning rate with ≥ 90% general answers and ≥ 90% held-out-image refusal: "
+                   + (", ".join(f"{p['lr']:g}" for p in good) if good else "none among "
+                      + ", ".join(sorted({f"{p['lr']:g}" for p in pts}))) + ".")
+    return out
 
 
 def _n(summary, split, key):
@@ -611,6 +861,14 @@ def register_report(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="answer length (24)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="evaluation batch size (8)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the edits and the random gate (0)")
+    p.add_argument("--seeds", default="", help="extra seeds, comma-separated: Neural Gate and its random-gate control "
+                   "again per seed, each on a seeded sample of the train images (learned vs random over seeds)")
+    p.add_argument("--sweep-lr", default="", help="extra Stage C learning rates, comma-separated: Neural Gate and the "
+                   "random gate at each, with the same masks (the refusal vs benign-answer trade-off curve)")
+    p.add_argument("--no-general", action="store_true", help="do not ask the held-out general questions")
+    p.add_argument("--order", default="forward", choices=("forward", "reverse"),
+                   help="order of the stages; start a second `ng report` with the same settings and --order reverse "
+                        "on the same --workdir to use two processes (each reuses what the other finished)")
     p.add_argument("--workdir", default=d.workdir, help="cache of runs and per-method results (out/report)")
     p.add_argument("--out", default=d.out, help="Markdown file to write (RESULTS.md)")
     p.add_argument("--note", default="", help="a paragraph to put under the command (e.g. why a setting is reduced)")
@@ -621,6 +879,13 @@ def register_report(sub) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's; 1 is faster on a machine shared with other jobs)")
     p.set_defaults(func=cmd_report)
+
+
+def _csv(text: str, kind) -> tuple:
+    try:
+        return tuple(kind(x) for x in text.split(",") if x.strip())
+    except ValueError as e:
+        raise ReportError(f"not a comma-separated list of {kind.__name__} values: {text!r}") from e
 
 
 def cmd_report(args) -> int:
@@ -638,6 +903,8 @@ def cmd_report(args) -> int:
                        gate_scope=args.gate_scope, images_per_cell=args.images_per_cell,
                        probe_per_category=args.probe_per_category, max_new_tokens=args.max_new_tokens,
                        batch_size=args.batch_size, seed=args.seed, workdir=args.workdir, out=args.out,
+                       seeds=_csv(args.seeds, int), sweep_lrs=_csv(args.sweep_lr, float), general=not args.no_general,
+                       order=args.order,
                        fresh=args.fresh, note=args.note, render_only=args.render_only)
     if not cats:
         raise ReportError("--categories is empty")

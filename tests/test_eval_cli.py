@@ -147,7 +147,11 @@ def test_report_end_to_end_on_tiny(tmp_path, data, capsys):
     res = json.loads((tmp_path / "work" / "results" / "neural_gate.json").read_text())
     assert res["method"] == "neural_gate" and res["scoring"]["pre_answers"] == "given"
     assert {c["split"] for c in res["cases"]} == {"train", "heldout_images", "heldout_templates",
-                                                  "unseen_categories", "benign_controls", "utility_probe"}
+                                                  "unseen_categories", "benign_controls", "utility_probe",
+                                                  "general_questions"}
+    general = [c for c in res["cases"] if c["split"] == "general_questions"]
+    assert len(general) == 20 and sum(c["image"] is None for c in general) == 15  # 5 asked with an image
+    assert "general questions (n=20)" in text and "Targets of issue 7" in text
     rnd = json.loads((tmp_path / "work" / "runs" / "random_gate" / "run.json").read_text())
     assert rnd["config"]["edit"]["method"] == "random_gate"
     capsys.readouterr()
@@ -163,3 +167,37 @@ def test_report_end_to_end_on_tiny(tmp_path, data, capsys):
     other = [a if a != "3" else "5" for a in argv]  # --max-new-tokens 5: nothing cached for it
     assert main(other + ["--render-only"]) == 1
     assert "nothing cached" in capsys.readouterr().err
+
+
+def test_report_seeds_and_lr_sweep_on_tiny(tmp_path, data):
+    """Extra seeds edit their own image sample with their own random gate; lr variants reuse the masks."""
+    from ng_core.bundle import Run
+    from ng_core.models import load_model
+
+    out = tmp_path / "R.md"
+    argv = ["report", "--model", "tiny-random", "--data", str(data), "--categories", "passport",
+            "--methods", "unedited,neural_gate,random_gate", "--max-images", "1", "--questions", "1",
+            "--edit-steps", "1", "--mask-steps", "1", "--images-per-cell", "1", "--max-new-tokens", "3",
+            "--seeds", "1,2", "--sweep-lr", "0.01", "--no-general", "--workdir", str(tmp_path / "w"),
+            "--out", str(out)]
+    assert main(argv) == 0
+    text = out.read_text()
+    assert "## Learned gate vs random gate of the same size, over seeds" in text
+    assert "seed 0: learned / random | seed 1: learned / random | seed 2: learned / random" in text
+    assert "## Trade-off curve: Stage C learning rate" in text and "| 0.01 | Random gate (same size) |" in text
+    summ = json.loads((tmp_path / "w" / "summary.json").read_text())
+    assert summ["seeds"]["seeds"] == [0, 1, 2] and {p["lr"] for p in summ["tradeoff"]} == {0.01, summ["meta"]["edit"]["lr"]}
+    assert "ng report --model tiny-random" in text and "--seeds 1,2 --sweep-lr 0.01 --no-general" in text
+    a = load_model("tiny-random")
+    runs = {n: Run.load(tmp_path / "w" / "runs" / n, a) for n in
+            ("neural_gate", "random_gate", "neural_gate__seed-1", "random_gate__seed-1", "neural_gate__lr-0.01")}
+    assert runs["random_gate__seed-1"].config["edit"]["seed"] == 1
+    assert runs["neural_gate__lr-0.01"].config["edit"]["lr"] == 0.01
+    # the lr variant reuses the preset-lr masks; a random gate has the learned gate's size, drawn per seed
+    m0, mlr = runs["neural_gate"].masks(), runs["neural_gate__lr-0.01"].masks()
+    for cat in m0:
+        for l in m0[cat]:
+            assert bool((m0[cat][l].selected == mlr[cat][l].selected).all())
+    g = {n: r.tensors["deltas"][f"passport/L{r.config['layer']}/gate"].bool() for n, r in runs.items()}
+    sel1 = runs["neural_gate__seed-1"].masks()["passport"][runs["neural_gate__seed-1"].config["layer"]].selected
+    assert int(g["random_gate__seed-1"].sum()) == int(sel1.sum())
