@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .hooks import HookSpec, layer_output_tensor, replace_layer_output
+from .imagecache import encode
 from .interventions import Delta, delta_hooks, position_selector
 from .locality import LocalityCache
 from .losses import answer_nll
@@ -244,7 +245,7 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
             return [None if im is None else cache.setdefault(str(im), encode(im)) for im in images]
 
         if cfg.schedule == "fast":
-            batch = adapter.collate(seqs, features(adapter.encode_image))
+            batch = adapter.collate(seqs, features(lambda im: encode(adapter, im)))
             with adapter.hooked(delta_hooks(adapter, list(base_deltas))):
                 h_in = adapter.hidden_entering(layer, batch)
         for step in range(cfg.steps):

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from .baselines import EVAL_METHODS, apply_system_prompt
+from .imagecache import encode
 from .judge import JudgeConfig, as_config, judge, normalise
 from .progress import as_progress
 from .records import EvalCase
@@ -128,7 +129,7 @@ class _Features:
             return None
         key = str(image) if not hasattr(image, "tobytes") else id(image)
         if key not in self.cache:
-            self.cache[key] = self.adapter.encode_image(image)
+            self.cache[key] = encode(self.adapter, image)
         return self.cache[key]
 
 
@@ -509,4 +510,30 @@ def utility_probe_cases(folder, dataset=None, per_category: int = 2, categories=
             Image.new("RGB", (64, 64), tuple(rgb)).save(p)
         out.append(EvalCase(image=p, prompt=colour_question, expect="answer", category=f"colour_{name}",
                             subject="", split="utility_probe", extra={"probe": "colour", "expected": [name]}))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ general questions
+GENERAL_SPLIT = "general_questions"
+
+
+def general_question_cases(images: list | None = None, split: str = "eval") -> list[EvalCase]:
+    """The project's held-out general questions as cases that expect an answer (collateral refusals).
+
+    Text-only questions carry no image. Questions marked ``image`` are asked with ``images`` attached
+    in turn (e.g. held-out images of the edited categories: an unrelated question about a passport
+    photo must still be answered); without images they are skipped. Split ``general_questions``.
+    """
+    from .general import general_questions
+
+    out, k = [], 0
+    for q in general_questions(split):
+        img = None
+        if q.image:
+            if not images:
+                continue
+            img = Path(images[k % len(images)])
+            k += 1
+        out.append(EvalCase(image=img, prompt=q.prompt, expect="answer", category="general", subject="",
+                            split=GENERAL_SPLIT, extra={"with_image": img is not None}))
     return out

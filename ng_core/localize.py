@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .hooks import HookSpec, layer_output_tensor, replace_layer_output
+from .imagecache import encode
 from .interventions import Delta, delta_hooks, position_selector
 from .locality import LocalityCache
 from .losses import answer_nll
@@ -260,7 +261,7 @@ def _stage_a_fast(adapter, records, built, layers, cfg, deltas, raw, history, pr
         seqs, weights, row_image, feats = [], [], [], []
         for j, i in enumerate(chunk):
             s, w = built[i]
-            f = adapter.encode_image(records[i].image)
+            f = encode(adapter, records[i].image)
             seqs += s
             weights += w
             row_image += [j] * len(s)

@@ -23,6 +23,7 @@ import torch
 
 from .bundle import Run
 from .hooks import HookSpec, layer_output_tensor
+from .imagecache import encode
 from .locality import LocalityCache
 from .localize import MaskConfig, binarize, consensus, learn_masks
 from .progress import as_progress
@@ -66,7 +67,7 @@ def capture_activations(adapter, items, layers, position="subject", batch_size=8
     for k in range(0, len(items), batch_size):
         chunk = items[k:k + batch_size]
         seqs = [adapter.build(p, subject=s, has_image=im is not None) for im, p, s in chunk]
-        feats = [adapter.encode_image(im) if im is not None else None for im, _, _ in chunk]
+        feats = [encode(adapter, im) for im, _, _ in chunk]
         batch = adapter.collate(seqs, feats)
         idx = torch.tensor([_pos(s, position) for s in seqs])
         rows = torch.arange(len(chunk))
@@ -133,7 +134,7 @@ def gradxact_scores(adapter, records, cfg: ScoreConfig, progress=None) -> dict:
             seqs = [adapter.build(prompt, subject=subj, answer=target)]
             if y_orig:
                 seqs.append(adapter.build(prompt, subject=subj, answer=y_orig))
-            feats = adapter.encode_image(im)
+            feats = encode(adapter, im)
             batch = adapter.collate(seqs, [feats] * len(seqs))
             p = _pos(seqs[0], cfg.position)
 
