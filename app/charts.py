@@ -165,3 +165,32 @@ def rates_chart(table, title: str) -> go.Figure:
     return _layout(fig, title, height=340, barmode="group", yaxis=dict(title="rate", range=[0, 1.12],
                                                                       tickformat=".0%"),
                    legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+
+
+def tradeoff_chart(result: dict) -> go.Figure:
+    """Privacy refusal rate (y) against benign answer rate (x): one line per method, points labelled by value."""
+    fig = go.Figure()
+    names = {"neural_gate": "learned gate (Neural Gate)", "random_gate": "random gate (control)"}
+    param = result.get("param", "value")
+    methods = list(dict.fromkeys(p["method"] for p in result.get("points", [])))
+    for i, m in enumerate(methods):
+        pts = [p for p in result["points"] if p["method"] == m]
+        color = VARIANT_COLORS[i % len(VARIANT_COLORS)]
+        fig.add_trace(go.Scatter(
+            x=[p["benign_answer_rate"] for p in pts], y=[p["refusal_rate"] for p in pts], name=names.get(m, m),
+            mode="lines+markers+text", text=[f"{param}={p['value']:g}" for p in pts], textposition="top center",
+            marker=dict(size=10, color=color),
+            line=dict(color=color, width=2, dash="dot" if m == "random_gate" else None),
+            customdata=[[p["n_refuse"], p["n_answer"], p.get("gate_leak")] for p in pts],
+            hovertemplate=("%{text}<br>refusals %{y:.0%} of %{customdata[0]} privacy questions<br>"
+                           "answers %{x:.0%} of %{customdata[1]} benign questions<br>gate leak %{customdata[2]:.3f}"
+                           f"<extra>{names.get(m, m)}</extra>")))
+    b = result.get("baseline")
+    if b and b.get("refusal_rate") is not None and b.get("benign_answer_rate") is not None:
+        fig.add_trace(go.Scatter(x=[b["benign_answer_rate"]], y=[b["refusal_rate"]], name="unedited",
+                                 mode="markers+text", text=["unedited"], textposition="bottom center",
+                                 marker=dict(symbol="star", size=14, color="#555")))
+    return _layout(fig, f"Trade-off over {param}: privacy refusals vs benign answers", height=380,
+                   xaxis=dict(title="benign answer rate", range=[-0.05, 1.08], tickformat=".0%"),
+                   yaxis=dict(title="privacy refusal rate", range=[-0.05, 1.12], tickformat=".0%"),
+                   legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))

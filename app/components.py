@@ -74,6 +74,20 @@ def diff_html(before: str, after: str) -> str:
     return " ".join(x for x in out if x) or "<i>(empty)</i>"
 
 
+def cancel_text(job) -> str:
+    """How a job was cancelled, in words: by the user, or by the watchdog (nobody was polling)."""
+    if getattr(job, "stale", False):
+        return f"cancelled: the page stopped polling for {job.stale_after:.0f} s (tab closed or disconnected)"
+    return "cancelled"
+
+
+def heartbeat() -> None:
+    """Tell the session's running job that a page is still watching it (see ``Job.heartbeat``)."""
+    s = S.studio()
+    if s.job is not None and not s.job.done:
+        s.job.heartbeat()
+
+
 def job_panel(kinds: tuple, title: str) -> str | None:
     """Show the session's running job of ``kinds`` (live) or how the last one ended.
 
@@ -83,6 +97,7 @@ def job_panel(kinds: tuple, title: str) -> str | None:
     job = s.job
     if job is None or job.kind not in kinds:
         return None
+    heartbeat()
     if not job.done:
         _job_fragment(title)
         return None
@@ -92,7 +107,7 @@ def job_panel(kinds: tuple, title: str) -> str | None:
     if job.status == "done":
         st.success(f"{title} finished in {S.fmt_seconds(job.elapsed)}.")
     elif job.status == "cancelled":
-        st.warning(f"{title} was cancelled after {S.fmt_seconds(job.elapsed)}; the session is unchanged.")
+        st.warning(f"{title} was {cancel_text(job)} after {S.fmt_seconds(job.elapsed)}; the session is unchanged.")
     else:
         st.error(f"{title} failed: {job.error_message()} — the session is unchanged.")
         if job.traceback:
@@ -112,6 +127,7 @@ def _job_fragment(title: str) -> None:
         return
     if job.done:
         st.rerun()
+    job.heartbeat()
     ev = job.last
     with st.status(f"{title}: running…", expanded=True, state="running"):
         msg = ev.message if ev else "starting"
@@ -136,7 +152,17 @@ def _job_fragment(title: str) -> None:
 def sidebar() -> None:
     """Always visible: model, current input, active interventions, running job (redrawn after the page)."""
     st.session_state["_state_slot"] = st.sidebar.empty()
+    heartbeat()
+    if S.studio().busy:
+        with st.sidebar:
+            _sidebar_heartbeat()
     refresh_state_panel()
+
+
+@st.fragment(run_every=5.0)
+def _sidebar_heartbeat() -> None:
+    """Keeps the running job alive from any page while this tab is open (its job panel may not be shown)."""
+    heartbeat()
 
 
 def refresh_state_panel() -> None:
@@ -162,3 +188,5 @@ def refresh_state_panel() -> None:
             st.caption("None — answers come from the base model.")
         if s.busy:
             st.info(f"Running: {s.job.description} ({s.job.fraction:.0%})")
+        elif s.job is not None and s.job.status == "cancelled" and s.job.stale:
+            st.caption(f"Last job ({s.job.description}) {cancel_text(s.job)}.")

@@ -11,8 +11,10 @@ import streamlit as st
 from app import charts
 from app import components as C
 from app import state as S
+from app.edit_compare import pair_section, tradeoff_section
 from ng_core.edit import GATE_SCOPE_HELP, GATE_SCOPES
 from ng_core.errors import NGError
+from ng_core.studio import CONTROL_METHODS
 
 s = S.studio()
 ss = st.session_state
@@ -68,19 +70,30 @@ with st.container(border=True):
             if st.checkbox("Reuse the masks of the current localization (skip Stages A+B)", value=True,
                            key="w_edit_reuse"):
                 reuse = {c: {int(layer): m[c][int(layer)]} for c in cats}
+    control = False
+    if method in CONTROL_METHODS:
+        S.init("w_edit_control", True)
+        control = st.checkbox("Also run a random-gate control (same size)", key="w_edit_control",
+                              help="The same edit again with the gradient gated to as many random neurons, "
+                                   "shown side by side; the learned edit stays the applied one.")
+    edit_cfg = replace(ecfg, lr=float(lr), steps=int(steps), questions_per_image=int(qpi), method=method,
+                       gate_scope=scope)
     go = st.button("Run edit", type="primary", key="run_edit", disabled=s.busy or not cats)
     if go:
         records = S.records_for(cats, "train", int(n_img))
-        edit_cfg = replace(ecfg, lr=float(lr), steps=int(steps), questions_per_image=int(qpi), method=method,
-                           gate_scope=scope)
         try:
-            s.start_edit(records, int(layer), replace(mcfg, steps=int(msteps)), edit_cfg, masks=reuse)
+            start = s.start_edit_with_control if control else s.start_edit
+            start(records, int(layer), replace(mcfg, steps=int(msteps)), edit_cfg, masks=reuse)
             st.rerun()
         except NGError as e:
             st.error(str(e))
 
 C.job_panel(("edit",), "Edit")
 if s.busy and s.job.kind == "edit":
+    st.stop()
+
+tradeoff_section(s, ds, cats, int(n_img), int(layer), edit_cfg, replace(mcfg, steps=int(msteps)), reuse)
+if s.busy and s.job.kind == "tradeoff":
     st.stop()
 
 # ---------------------------------------------------------------------------- load a saved edit
@@ -97,6 +110,9 @@ with st.expander("Load a saved edit run", expanded=not s.deltas and bool(edits))
                 st.rerun()
             except NGError as e:
                 st.error(str(e))
+
+if s.edit_pair is not None:
+    pair_section(s, ds)
 
 if not s.deltas:
     st.info("No edit is active. Run one above or load a saved edit run.")

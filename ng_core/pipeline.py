@@ -117,9 +117,11 @@ def edit_with_control(adapter, records_by_category: dict[str, list[ImageRecord]]
     from dataclasses import replace
 
     edit_cfg = edit_cfg or EditConfig()
-    main = edit_run(adapter, records_by_category, layer, mask_cfg, edit_cfg, progress, seed, masks)
+    prog = as_progress(progress)
+    main = edit_run(adapter, records_by_category, layer, mask_cfg, edit_cfg, prog.phase(0, 2, "learned gate"),
+                    seed, masks)
     learned = main.masks()
     ctrl = edit_run(adapter, records_by_category, layer, mask_cfg, replace(edit_cfg, method="random_gate"),
-                    progress, seed, masks=learned)
+                    prog.phase(1, 2, "random-gate control"), seed, masks=learned)
     ctrl.config["control_of"] = {"method": edit_cfg.method, "seed": seed}
     return main, ctrl

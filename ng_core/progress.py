@@ -40,6 +40,9 @@ class Progress:
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
         self._stage_t0: dict[str, float] = {}
+        #: Called at every check (from the worker): may cancel, e.g. a job whose page stopped polling.
+        self.watchdog = None
+        self.cancel_reason = ""
 
     def update(self, stage: str, done: int, total: int, message: str = "", **metrics) -> None:
         now = time.monotonic()
@@ -54,11 +57,30 @@ class Progress:
         self.check()
 
     def check(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog()
         if self.cancel_event.is_set():
-            raise Cancelled("cancelled by the user; nothing was changed")
+            raise Cancelled(self.cancel_reason or "cancelled by the user; nothing was changed")
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str = "") -> None:
+        """Stop at the next check; ``reason`` becomes the Cancelled message (default: by the user)."""
+        if not self.cancel_event.is_set():
+            self.cancel_reason = reason
         self.cancel_event.set()
+
+    def phase(self, index: int, count: int, label: str) -> "Progress":
+        """A child for part ``index`` of ``count`` equal parts of the work (e.g. an edit and its control).
+
+        Its events reach this Progress with ``label`` before the message and ``done``/``total``
+        spread over the parts, so one bar covers them all; cancelling (and a watchdog) act through it.
+        """
+        def forward(ev: ProgressEvent) -> None:
+            self.update(ev.stage, index * ev.total + ev.done, count * ev.total,
+                        f"{label}: {ev.message}" if ev.message else label, **ev.metrics)
+
+        child = Progress(callback=forward, cancel_event=self.cancel_event)
+        child.watchdog = self.check  # a check in the part is a check here (same watchdog, same reason)
+        return child
 
     @property
     def last(self) -> ProgressEvent | None:

@@ -3,15 +3,18 @@
 The shared model (a :class:`~ng_core.models.LlavaAdapter`) is never mutated. A session
 holds its own state:
 
-- the current image (kept in the session's memory only) and prompt,
+- the current image (kept in the session's memory only) and prompt; features and locality
+  answers of uploads stay in the session's :class:`~ng_core.imagecache.PrivateCache`, never in
+  the shared adapter's caches (only dataset files on disk go there),
 - active gates (:class:`~ng_core.interventions.Gate`) and the current edit
   (:class:`~ng_core.interventions.Delta`), applied as scoped hooks for each call,
 - the latest localization / scores run and the run the edit came from.
 
 Long work runs in a :class:`Job`: a worker thread owned here, reporting through a
-:class:`~ng_core.progress.Progress` that the UI polls, cancellable between steps. A job
-changes the session only when it succeeds, in one assignment at its end, so a failed or
-cancelled job leaves the session as it was.
+:class:`~ng_core.progress.Progress` that the UI polls, cancellable between steps; a job whose
+page stops polling (its tab was closed) cancels itself after ``stale_after`` seconds
+(:meth:`Job.heartbeat`). A job changes the session only when it succeeds, in one assignment
+at its end, so a failed or cancelled job leaves the session as it was.
 
 This module only composes the core (``pipeline``, ``scores``, ``interventions``,
 ``bundle``, ``data``, ``judge``, ``evaluate``); it holds no algorithm of its own and never
@@ -34,6 +37,7 @@ import torch
 
 from .bundle import Run, list_runs
 from .errors import BundleError, Cancelled, DataError, NGError
+from .imagecache import PrivateCache, is_shared, private_scope
 from .interventions import Delta, Gate, intervention_hooks, subject_positions
 from .progress import Progress, ProgressEvent
 from .records import EvalCase, ImageRecord
@@ -41,7 +45,14 @@ from .records import EvalCase, ImageRecord
 #: Sentinel: "the session's current image".
 CURRENT = object()
 
-Interventions = bool | Literal["gates", "edit"]
+#: What an answer runs with: True (gates and edit), False (base), "gates", "edit", or an edit Run's ΔW alone.
+Interventions = bool | Literal["gates", "edit"] | Run
+
+#: Edit methods for which a random-gate control of the same size is meaningful.
+CONTROL_METHODS = ("neural_gate",)
+#: The three states compared next to an edit with its control.
+PAIR_VARIANTS = {"unedited": "Unedited", "learned": "Learned gate (Neural Gate)",
+                 "control": "Random gate of the same size (control)"}
 
 #: One sentence per gate position, for the UI.
 GATE_WHERE_HELP = {
@@ -66,6 +77,40 @@ class Answer:
     @property
     def refused(self) -> bool | None:
         return None if self.verdict is None else bool(getattr(self.verdict, "refused", False))
+
+
+@dataclass
+class EditPair:
+    """An edit and its control, the same edit with a random gate of the same size
+    (``pipeline.edit_with_control``): does the learned localisation matter?"""
+
+    learned: Run
+    control: Run
+
+    def run(self, which: str) -> Run:
+        if which not in ("learned", "control"):
+            raise ValueError(f"which must be 'learned' or 'control', not {which!r}")
+        return self.learned if which == "learned" else self.control
+
+    def diagnostics(self, which: str) -> dict:
+        """Per-category diagnostics summed up: gate size per category, mean gate leak and subject gradient share."""
+        d = self.run(which).metrics.get("diagnostics", {})
+
+        def mean(key):
+            vals = [float(v[key]) for v in d.values() if v.get(key) is not None]
+            return sum(vals) / len(vals) if vals else None
+
+        return {"gate_size": {c: int(v.get("gate_size", 0)) for c, v in d.items()},
+                "gate_leak": mean("gate_leak"), "subject_grad_share": mean("subject_grad_share"),
+                "delta_norm": mean("delta_norm")}
+
+    def losses(self, which: str) -> list[dict]:
+        """Per-step loss records of every category in edit order, numbered from 1."""
+        out = []
+        for cat, recs in self.run(which).metrics.get("losses", {}).items():
+            for r in recs:
+                out.append({"step": len(out) + 1, "category": cat, **r})
+        return out
 
 
 def judge_text(text: str):
@@ -101,34 +146,65 @@ def guess_subject(prompt: str, candidates=None) -> str | None:
 
 
 # ---------------------------------------------------------------------------- jobs
+#: Seconds without a heartbeat after which a session's job cancels itself (its tab is gone).
+DEFAULT_STALE_AFTER = 60.0
+
+STALE_REASON = "cancelled: the page stopped polling for {:.0f} s (tab closed?); nothing was changed"
+
+
 class Job:
     """Long work on a worker thread: ``.progress`` to poll, ``.cancel()``, then ``.result`` or ``.error``.
 
     ``status`` is ``running`` | ``done`` | ``failed`` | ``cancelled``. ``on_success(result)``
     runs on the worker after the work succeeded (it applies the result to a session).
+
+    Watchdog: a browser gives no "tab closed" event, so the page that shows the job calls
+    :meth:`heartbeat` while polling; with ``stale_after`` set, a job not heartbeated for that
+    many seconds cancels itself at its next progress check, exactly like a user cancel
+    (``stale`` is then True). ``stale_after=None`` (the default) turns the watchdog off.
     """
 
     def __init__(self, kind: str, fn: Callable[[Progress], object], *, description: str = "",
-                 on_success: Callable[[object], None] | None = None):
+                 on_success: Callable[[object], None] | None = None, stale_after: float | None = None):
         self.kind = kind
+        self.stale_after = stale_after
+        self.last_heartbeat = time.monotonic()
         self.description = description
         self.progress = Progress()
         self.result = None
         self.error: BaseException | None = None
         self.traceback = ""
         self.status = "pending"
+        self.stale = False
         self.started = time.time()
         self.finished: float | None = None
         self._fn = fn
         self._on_success = on_success
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ng-job-{kind}", daemon=True)
+        if stale_after is not None:
+            self.progress.watchdog = self._watchdog
 
     def start(self) -> "Job":
         self.status = "running"
         self.started = time.time()
+        self.last_heartbeat = time.monotonic()
         self._thread.start()
         return self
+
+    def heartbeat(self) -> None:
+        """The owner is still watching (called by the page's polling)."""
+        self.last_heartbeat = time.monotonic()
+
+    @property
+    def silent_for(self) -> float:
+        """Seconds since the last heartbeat."""
+        return time.monotonic() - self.last_heartbeat
+
+    def _watchdog(self) -> None:
+        if self.stale_after is not None and not self.cancel_requested and self.silent_for > self.stale_after:
+            self.stale = True
+            self.progress.cancel(STALE_REASON.format(self.stale_after))
 
     def _run(self) -> None:
         try:
@@ -434,13 +510,18 @@ def neuron_view(run: Run, unit: str = "residual", category: str | None = None, p
 class StudioSession:
     """One browser session's view of the shared model: inputs, gates, edit, runs and jobs."""
 
-    def __init__(self, adapter, *, runs_dir="runs", max_new_tokens: int = 32):
+    def __init__(self, adapter, *, runs_dir="runs", max_new_tokens: int = 32,
+                 stale_after: float | None = DEFAULT_STALE_AFTER):
+        """``stale_after``: a job of this session not heartbeated for that long cancels itself (None: never)."""
         self.adapter = adapter
+        self.stale_after = stale_after
         self.runs_dir = Path(runs_dir).expanduser()
         self.max_new_tokens = int(max_new_tokens)
         self.gates: list[Gate] = []
         self.deltas: list[Delta] = []
         self.edit_run: Run | None = None
+        self.edit_pair: EditPair | None = None  # the last edit run with its random-gate control
+        self.tradeoff: dict | None = None  # the last trade-off curve computed or loaded (ng_core.tradeoff)
         self.localization: Run | None = None
         self.prompt: str = ""
         self.subject: str | None = None
@@ -452,6 +533,8 @@ class StudioSession:
         self._image_version = 0
         self._edit_version = 0
         self._memo: dict = {}
+        #: Features and locality answers of in-memory images (uploads): never in the shared adapter.
+        self.private_cache = PrivateCache()
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ model facts
@@ -479,7 +562,8 @@ class StudioSession:
         from .models.image_processing import open_image
 
         img = open_image(image)
-        feats = self.adapter.encode_image_uncached(img) if private else self.adapter.encode_image(image)
+        shared = not private and is_shared(image)  # only dataset files may enter the shared cache
+        feats = self.adapter.encode_image(image) if shared else self.adapter.encode_image_uncached(img)
         with self._lock:
             self.image, self.features, self.image_name = img, feats, name
             self._image_version += 1
@@ -510,7 +594,7 @@ class StudioSession:
 
         img = open_image(image)
         key = hashlib.sha1(img.tobytes()).hexdigest()
-        return self.adapter.encode_image_uncached(img), ("private", key)
+        return self.private_cache.feature(self.adapter, img), ("private", key)
 
     def _image_key(self, image):
         if image is CURRENT:
@@ -526,6 +610,10 @@ class StudioSession:
         return ("private", hashlib.sha1(open_image(image).tobytes()).hexdigest())
 
     def _interventions(self, which: Interventions):
+        if isinstance(which, Run):
+            if which.kind != "edit":
+                raise NGError(f"a {which.kind} run has no edit to answer with")
+            return [], which.deltas()
         if which is True:
             return list(self.gates), list(self.deltas)
         if which is False:
@@ -561,7 +649,8 @@ class StudioSession:
         key = None
         if memo:
             key = (self._image_key(image), prompt, subject, n_tok, _gates_sig(gates),
-                   self._edit_version if deltas else None)
+                   _deltas_sig(deltas) if isinstance(interventions, Run) else
+                   (self._edit_version if deltas else None))
             with self._lock:
                 hit = self._memo.get(key)
             if hit is not None:
@@ -671,6 +760,9 @@ class StudioSession:
         with self._lock:
             self.deltas = list(deltas)
             self.edit_run = run
+            if self.edit_pair is not None and not any(run is r for r in (self.edit_pair.learned,
+                                                                           self.edit_pair.control)):
+                self.edit_pair = None  # another edit replaces the pair
             self._edit_version += 1
             self._log("edit", f"{label}: " + "; ".join(d.describe() for d in deltas))
 
@@ -778,7 +870,14 @@ class StudioSession:
         with self._lock:
             if self.busy:
                 raise NGError(f"a {self.job.kind} job is still running; wait for it or cancel it first")
-            self.job = Job(kind, fn, description=description, on_success=on_success).start()
+            cache = self.private_cache
+
+            def scoped(prog):
+                with private_scope(cache):  # uploads in this job stay in this session's cache
+                    return fn(prog)
+
+            self.job = Job(kind, scoped, description=description, on_success=on_success,
+                           stale_after=self.stale_after).start()
             return self.job
 
     def start_localize(self, records_by_category: dict[str, list[ImageRecord]], layers: list[int],
@@ -832,6 +931,118 @@ class StudioSession:
             self.apply_edit([replace(d, label=f"{label} L{d.layer}") for d in run.deltas()], run, label)
 
         return self._start("edit", work, apply, f"{edit_cfg.method} edit at layer {layer}")
+
+    def start_edit_with_control(self, records_by_category: dict[str, list[ImageRecord]], layer: int,
+                                mask_cfg=None, edit_cfg=None, seed: int = 0, masks: dict | None = None) -> Job:
+        """The edit and its random-gate control in one job (``pipeline.edit_with_control``).
+
+        The result is an :class:`EditPair`; on success the learned edit becomes the session's edit
+        and the pair ``self.edit_pair`` (switch with :meth:`use_pair`).
+        """
+        from .edit import EditConfig
+        from .pipeline import edit_with_control
+
+        _check_records(records_by_category)
+        self.adapter._check_layer(layer)
+        edit_cfg = edit_cfg or EditConfig()
+        if edit_cfg.method not in CONTROL_METHODS:
+            raise NGError(f"a random-gate control of a {edit_cfg.method} edit means nothing; "
+                          f"it is for {', '.join(CONTROL_METHODS)}")
+
+        def work(prog):
+            return EditPair(*edit_with_control(self.adapter, records_by_category, int(layer), mask_cfg, edit_cfg,
+                                               prog, seed, masks))
+
+        def apply(pair: EditPair):
+            with self._lock:
+                self.edit_pair = pair
+                self._apply_pair(pair, "learned")
+
+        return self._start("edit", work, apply, f"{edit_cfg.method} edit + random-gate control at layer {layer}")
+
+    def _apply_pair(self, pair: EditPair, which: str) -> None:
+        run = pair.run(which)
+        cfg = run.config.get("edit", {})
+        label = f"{'random-gate control' if which == 'control' else 'edit'} ({cfg.get('method')}, " \
+                f"{cfg.get('gate_scope')})"
+        self.apply_edit([replace(d, label=f"{label} L{d.layer}") for d in run.deltas()], run, label)
+
+    def use_pair(self, which: str) -> None:
+        """Make the learned edit or its control (``"learned"`` | ``"control"``) the session's edit."""
+        if self.edit_pair is None:
+            raise NGError("there is no edit with a control: run one first")
+        self._apply_pair(self.edit_pair, which)
+
+    @property
+    def pair_applied(self) -> str | None:
+        """Which member of ``edit_pair`` is the session's edit now ('learned', 'control' or None)."""
+        p = self.edit_pair
+        if p is None or self.edit_run is None:
+            return None
+        return "learned" if self.edit_run is p.learned else "control" if self.edit_run is p.control else None
+
+    def pair_answers(self, image=CURRENT, prompt: str | None = None, *, subject: str | None = None) -> dict:
+        """{variant: Answer} for the unedited model, the learned edit and its control (gates off)."""
+        p = self._need_pair()
+        return {"unedited": self.ask(image, prompt, subject=subject, interventions=False),
+                "learned": self.ask(image, prompt, subject=subject, interventions=p.learned),
+                "control": self.ask(image, prompt, subject=subject, interventions=p.control)}
+
+    def pair_batch(self, cases: list[EvalCase], max_new_tokens: int | None = None) -> dict:
+        """Each case answered unedited, with the learned edit and with its control, judged, with rates.
+
+        Returns ``{"cases", "answers": {variant: [Answer]}, "rates": {variant: behaviour_rates}}``.
+        """
+        p = self._need_pair()
+        cases = list(cases)
+        items = [(str(c.image) if c.image is not None else None, c.prompt, c.subject or None) for c in cases]
+        answers = {v: self.answer_batch(items, interventions=w, max_new_tokens=max_new_tokens)
+                   for v, w in (("unedited", False), ("learned", p.learned), ("control", p.control))}
+        return {"cases": cases, "answers": answers,
+                "rates": {v: behaviour_rates(cases, a) for v, a in answers.items()}}
+
+    def _need_pair(self) -> EditPair:
+        if self.edit_pair is None:
+            raise NGError("there is no edit with a control: run an edit with 'Also run a random-gate control'")
+        return self.edit_pair
+
+    def start_tradeoff(self, records_by_category: dict[str, list[ImageRecord]], layer: int, cases: list[EvalCase],
+                       *, param: str = "lr", values=None, mask_cfg=None, edit_cfg=None, control: bool = True,
+                       seed: int = 0, masks: dict | None = None, max_new_tokens: int | None = None) -> Job:
+        """The refusal / benign-answer trade-off over ``param`` (``tradeoff.tradeoff_curve``) as a job.
+
+        Every edit is a hook inside the job: the session's own edit does not change; on success the
+        result becomes ``self.tradeoff``.
+        """
+        from .tradeoff import check_sweep, tradeoff_curve
+
+        _check_records(records_by_category)
+        self.adapter._check_layer(layer)
+        cases = list(cases)
+        if values is not None:
+            values = check_sweep(param, values, cases)
+        n_tok = max_new_tokens or self.max_new_tokens
+
+        def work(prog):
+            return tradeoff_curve(self.adapter, records_by_category, int(layer), cases, param=param, values=values,
+                                  mask_cfg=mask_cfg, edit_cfg=edit_cfg, control=control, seed=seed, masks=masks,
+                                  max_new_tokens=n_tok, progress=prog)
+
+        def keep(result: dict):
+            with self._lock:
+                self.tradeoff = result
+                self._log("tradeoff", f"trade-off over {param}: {len(result['points'])} points")
+
+        return self._start("tradeoff", work, keep, f"trade-off curve over {param} at layer {layer}")
+
+    def load_tradeoff(self, source) -> dict:
+        """A saved trade-off JSON (path, text or bytes) becomes ``self.tradeoff``."""
+        from .tradeoff import load_tradeoff
+
+        res = load_tradeoff(source)
+        with self._lock:
+            self.tradeoff = res
+        return res
 
     #: Evaluation variants of a session: name -> (evaluate method, uses gates, uses edit).
     EVAL_VARIANTS = {
@@ -900,8 +1111,9 @@ class StudioSession:
             self.job.cancel()
 
     def close(self) -> None:
-        """Cancel running work (e.g. when the browser session ends)."""
+        """Cancel running work and drop the session's private image cache (e.g. when the session ends)."""
         self.cancel_job()
+        self.private_cache.clear()
 
     # ------------------------------------------------------------------ neuron detail
     def neuron_activations(self, records: list[ImageRecord], layer: int, unit: str = "residual",
@@ -917,7 +1129,8 @@ class StudioSession:
         if not pairs:
             raise NGError("no (privacy, benign) prompt pairs to compare")
         items = [(im, s, subj) for im, s, _, subj, _ in pairs] + [(im, b, subj) for im, _, b, subj, _ in pairs]
-        acts = capture_activations(self.adapter, items, [int(layer)], position)
+        with private_scope(self.private_cache):
+            acts = capture_activations(self.adapter, items, [int(layer)], position)
         a = acts[unit][:, 0]
         n = len(pairs)
         return {"sensitive": a[:n], "benign": a[n:], "pairs": [(str(im), s, b) for im, s, b, _, _ in pairs]}
@@ -931,6 +1144,23 @@ def _gates_sig(gates) -> tuple:
             else float(sc)
         out.append((g.layer, g.unit, g.where, sc, hashlib.sha1(g.neurons.numpy().tobytes()).hexdigest()))
     return tuple(out)
+
+
+def _deltas_sig(deltas) -> tuple:
+    return tuple((d.layer, hashlib.sha1(d.delta.detach().float().contiguous().numpy().tobytes()).hexdigest())
+                 for d in deltas)
+
+
+def behaviour_rates(cases: list[EvalCase], answers: list[Answer]) -> dict:
+    """Privacy refusal rate (``expect="refuse"`` judged refused) and benign answer rate
+    (``expect="answer"`` answered: not refused, not empty), as ``evaluate`` counts them."""
+    from .evaluate import _answered
+
+    ref = [a for c, a in zip(cases, answers) if c.expect == "refuse"]
+    ans = [a for c, a in zip(cases, answers) if c.expect == "answer"]
+    return {"n_refuse": len(ref), "n_answer": len(ans),
+            "refusal_rate": sum(a.refused is True for a in ref) / len(ref) if ref else None,
+            "benign_answer_rate": sum(_answered(a.text, a.refused is True) for a in ans) / len(ans) if ans else None}
 
 
 def _check_records(records_by_category: dict) -> None:
@@ -953,6 +1183,7 @@ def _rss() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-__all__ = ["Answer", "CURRENT", "GATE_WHERE_HELP", "Job", "NeuronView", "neuron_view", "run_units",
+__all__ = ["Answer", "CONTROL_METHODS", "CURRENT", "DEFAULT_STALE_AFTER", "EditPair", "PAIR_VARIANTS",
+           "behaviour_rates", "GATE_WHERE_HELP", "Job", "NeuronView", "neuron_view", "run_units",
            "run_method", "run_categories", "StudioSession", "guess_subject", "judge_available",
            "judge_text", "load_model_job", "PrivateImage", "record_from_inputs", "sample_dataset"]

@@ -104,3 +104,104 @@ def test_cancelled_edit_changes_nothing(at):
     assert s.job.status == "cancelled", s.job.status
     assert not s.has_edit
     assert any("cancelled" in w.value and "unchanged" in w.value for w in at.warning)
+
+
+def test_edit_of_a_page_that_stopped_polling_is_cancelled(at):
+    s = at.session_state["studio"]
+    s.stale_after = 0.2  # the watchdog's limit, short for the test (default 60 s)
+    at.number_input(key="w_edit_msteps").set_value(200).run()
+    at.button(key="run_edit").click().run()
+    finish_job(at)  # nobody reruns the page while the job runs: as if the tab were closed
+    assert s.job.status == "cancelled" and s.job.stale
+    assert not s.has_edit
+    assert any("stopped polling" in w.value and "unchanged" in w.value for w in at.warning)
+
+
+def test_edit_with_random_gate_control_side_by_side(at):
+    from ng_core.studio import PAIR_VARIANTS
+
+    assert at.checkbox(key="w_edit_control").value is True  # on by default for Neural Gate
+    at.selectbox(key="w_edit_method").set_value("ft").run()
+    assert not [c for c in at.checkbox if c.key == "w_edit_control"]  # meaningless for fine-tuning
+    at.selectbox(key="w_edit_method").set_value("neural_gate").run()
+    at.number_input(key="w_edit_lr").set_value(0.05).run()
+    at.button(key="run_edit").click().run()
+    s = at.session_state["studio"]
+    finish_job(at)
+    assert not at.exception and s.job.status == "done", s.job.error_message()
+    pair = s.edit_pair
+    assert pair is not None and s.pair_applied == "learned" and s.edit_run is pair.learned
+    t = texts(at)
+    assert "Learned gate vs random-gate control" in t
+    assert f"Applied in this session now:** {PAIR_VARIANTS['learned']}" in t
+    # both columns, with their diagnostics as numbers and their loss curves
+    assert PAIR_VARIANTS["learned"] in t and PAIR_VARIANTS["control"] in t
+    metrics = [(m.label, m.value) for m in at.metric]
+    for which in ("learned", "control"):
+        d = pair.diagnostics(which)
+        assert ("Gate size", str(d["gate_size"]["passport"])) in metrics
+        assert ("Gate leak", f"{d['gate_leak']:.3f}") in metrics
+        assert ("Subject-position gradient share", f"{d['subject_grad_share']:.3f}") in metrics
+    titles = chart_titles(at)
+    assert "Loss per step — learned" in titles and "Loss per step — control" in titles
+    # the current input answered in the three states
+    answers = at.session_state["cache_pair"]
+    assert list(answers) == ["unedited", "learned", "control"]
+    for v, a in answers.items():
+        assert f"> {a.text}" in t
+    # the held-out batch: answers, verdicts and rates per state
+    at.button(key="run_pair_batch").click().run()
+    res = at.session_state["cache_pair_batch"]
+    metrics = dict((m.label, m.value) for m in at.metric)
+    for v, r in res["rates"].items():
+        assert r["n_refuse"] == r["n_answer"] == 2
+        assert metrics[f"Privacy refusal rate · {v}"] == f"{r['refusal_rate']:.0%} ({round(r['refusal_rate'] * 2)}/2)"
+        assert metrics[f"Benign answer rate · {v}"].endswith("/2)")
+    assert any("<table" in m.value and res["answers"]["control"][0].text.split()[0] in m.value for m in at.markdown
+               if res["answers"]["control"][0].text.split())
+    # switch the applied edit to the control, and back
+    at.button(key="pair_use_control").click().run()
+    assert s.pair_applied == "control" and f"Applied in this session now:** {PAIR_VARIANTS['control']}" in texts(at)
+    assert "random-gate control (random_gate" in texts(at)
+    at.button(key="pair_use_learned").click().run()
+    assert s.pair_applied == "learned"
+
+
+def test_tradeoff_curve_section(at, tmp_path):
+    import json
+
+    from app.testing import plotly_specs
+
+    s = at.session_state["studio"]
+    assert "Trade-off curve" in [e.label for e in at.expander]
+    assert at.text_input(key="w_to_values_lr").value == "0.000333, 0.001, 0.003"  # around the preset's lr
+    at.text_input(key="w_to_values_lr").input("0.01, 0.3").run()
+    at.number_input(key="w_to_n").set_value(1).run()
+    at.button(key="run_tradeoff").click().run()
+    assert s.job.kind == "tradeoff"
+    finish_job(at)
+    assert not at.exception and s.job.status == "done", s.job.error_message()
+    res = s.tradeoff
+    assert [(p["value"], p["method"]) for p in res["points"]] == [
+        (0.01, "neural_gate"), (0.01, "random_gate"), (0.3, "neural_gate"), (0.3, "random_gate")]
+    assert res["n_cases"] == 2 and not s.has_edit  # the sweep never touches the session's edit
+    assert "Trade-off curve finished" in texts(at)
+    spec = next(sp for sp in plotly_specs(at) if "Trade-off over lr" in str(sp["layout"].get("title")))
+    traces = {t["name"]: t for t in spec["data"]}
+    assert set(traces) == {"learned gate (Neural Gate)", "random gate (control)", "unedited"}
+    learned = traces["learned gate (Neural Gate)"]
+    assert learned["text"] == ["lr=0.01", "lr=0.3"]
+    assert learned["x"] == [p["benign_answer_rate"] for p in res["points"] if p["method"] == "neural_gate"]
+    assert learned["y"] == [p["refusal_rate"] for p in res["points"] if p["method"] == "neural_gate"]
+    assert spec["layout"]["xaxis"]["title"]["text"] == "benign answer rate"
+    assert spec["layout"]["yaxis"]["title"]["text"] == "privacy refusal rate"
+    df = next(d.value for d in at.dataframe if "benign_answer_rate" in d.value.columns)
+    assert list(df["method"]) == ["unedited", "neural_gate", "random_gate", "neural_gate", "random_gate"]
+    # a saved trade-off loads and replaces the plot
+    saved = dict(res, param="steps", values=[1, 5],
+                 points=[dict(p, value=v) for p, v in zip(res["points"], (1, 1, 5, 5))])
+    at.file_uploader(key="w_to_upload").set_value(("t.json", json.dumps(saved).encode(), "application/json")).run()
+    assert not at.exception and s.tradeoff["param"] == "steps"
+    assert any("Trade-off over steps" in str(sp["layout"].get("title")) for sp in plotly_specs(at))
+    at.file_uploader(key="w_to_upload").set_value(("bad.json", b'{"format": "x"}', "application/json")).run()
+    assert any("not a trade-off result" in e.value for e in at.error)
