@@ -15,6 +15,18 @@ from PIL import Image  # noqa: E402
 from helpers import make_records  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small ops on a shared CPU: one intra-op thread avoids OpenMP spin contention (restored after).
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """The tiny-random adapter (fp32, byte-level tokenizer). Shared: tests must not mutate it."""

@@ -14,12 +14,7 @@ from ng_core.studio import EditPair, StudioSession, behaviour_rates
 PROMPT = "What is the number of the passport?"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

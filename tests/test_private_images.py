@@ -13,12 +13,7 @@ from ng_core.studio import PrivateImage, StudioSession, record_from_inputs
 PROMPT = "What is the number of the passport?"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _upload() -> bytes:

@@ -20,13 +20,7 @@ from ng_core.studio import (CURRENT, Job, StudioSession, guess_subject, neuron_v
 PROMPT = "What is the number of the passport?"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small ops on a shared CPU: one intra-op thread avoids OpenMP spin contention (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -15,12 +15,7 @@ from ng_core.records import EvalCase
 from ng_core.tradeoff import POINT_KEYS, default_values, load_tradeoff, save_tradeoff, tradeoff_curve
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
