@@ -5,7 +5,6 @@ import json
 from dataclasses import replace
 
 import pytest
-import torch
 
 from helpers import param_hash
 from ng_core.errors import Cancelled, NGError
