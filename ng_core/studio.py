@@ -533,6 +533,7 @@ class StudioSession:
         self._image_version = 0
         self._edit_version = 0
         self._memo: dict = {}
+        self._drafts: dict = {}  # last greedy tokens per input: the draft for the next answer to it
         #: Features and locality answers of in-memory images (uploads): never in the shared adapter.
         self.private_cache = PrivateCache()
         self._lock = threading.RLock()
@@ -568,12 +569,14 @@ class StudioSession:
             self.image, self.features, self.image_name = img, feats, name
             self._image_version += 1
             self._memo.clear()
+            self._drafts.clear()
 
     def clear_image(self) -> None:
         with self._lock:
             self.image, self.features, self.image_name = None, None, ""
             self._image_version += 1
             self._memo.clear()
+            self._drafts.clear()
 
     def set_prompt(self, prompt: str, subject: str | None = None) -> None:
         with self._lock:
@@ -658,7 +661,14 @@ class StudioSession:
                     on_token(hit.text)
                 return hit
         feats, _ = self._features_for(image)
-        ans = self._generate(feats, prompt, subject, gates, deltas, n_tok, on_token, notes)
+        ikey = (key[0] if key is not None else self._image_key(image), prompt, subject, n_tok)
+        with self._lock:
+            draft = self._drafts.get(ikey)
+        ans, tokens = self._generate(feats, prompt, subject, gates, deltas, n_tok, on_token, notes, draft)
+        with self._lock:  # the next answer for this input (e.g. after a gate toggle) starts from this one
+            self._drafts[ikey] = tokens
+            while len(self._drafts) > 32:
+                self._drafts.pop(next(iter(self._drafts)))
         if key is not None:
             with self._lock:
                 self._memo[key] = ans
@@ -666,7 +676,8 @@ class StudioSession:
                     self._memo.pop(next(iter(self._memo)))
         return ans
 
-    def _generate(self, feats, prompt, subject, gates, deltas, max_new_tokens, on_token, notes) -> Answer:
+    def _generate(self, feats, prompt, subject, gates, deltas, max_new_tokens, on_token, notes,
+                  draft=None) -> tuple[Answer, list[int]]:
         a = self.adapter
         hooks = None
         if gates or deltas:
@@ -676,18 +687,18 @@ class StudioSession:
         t0 = time.perf_counter()
         try:
             gen = a.generate([(feats, prompt, subject)], max_new_tokens=max_new_tokens, hooks_for=hooks,
-                             on_token=cb)[0]
+                             on_token=cb, draft=draft)[0]
         except NGError:
             if subject is None:
                 raise
             # A subject the tokenizer cannot isolate: answer without subject-position gates.
             notes.append(f"cannot locate the subject {subject!r} in the tokens; subject gates are off")
             gen = a.generate([(feats, prompt, None)], max_new_tokens=max_new_tokens, hooks_for=hooks,
-                             on_token=cb)[0]
+                             on_token=cb, draft=draft)[0]
             subject = None
         dt = time.perf_counter() - t0
         desc = [g.describe() for g in gates] + [d.describe() for d in deltas]
-        return Answer(gen.text, judge_text(gen.text), desc, dt, prompt, subject, notes)
+        return Answer(gen.text, judge_text(gen.text), desc, dt, prompt, subject, notes), list(gen.token_ids)
 
     def base_answer(self, image=CURRENT, prompt: str | None = None, *, subject: str | None = None,
                     on_token=None) -> Answer:
@@ -1114,6 +1125,9 @@ class StudioSession:
         """Cancel running work and drop the session's private image cache (e.g. when the session ends)."""
         self.cancel_job()
         self.private_cache.clear()
+        with self._lock:
+            self._memo.clear()
+            self._drafts.clear()
 
     # ------------------------------------------------------------------ neuron detail
     def neuron_activations(self, records: list[ImageRecord], layer: int, unit: str = "residual",

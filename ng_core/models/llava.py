@@ -407,12 +407,19 @@ class LlavaAdapter(ModelAdapter):
     # ------------------------------------------------------------------ generation
     def generate(self, items: list, *, max_new_tokens: int = 32, do_sample: bool = False,
                  temperature: float = 1.0, top_p: float = 0.9, repetition_penalty: float = 1.0,
-                 seed: int | None = None, hooks_for=None, on_token=None) -> list[Generation]:
+                 seed: int | None = None, hooks_for=None, on_token=None, draft: list[int] | None = None
+                 ) -> list[Generation]:
         """Greedy (or seeded sampling) answers for ``items`` = [(features|None, prompt, subject|None)].
 
         Rows are left-padded and decoded together with a KV cache. ``hooks_for(batch)``
         returns the hook specs of active interventions (they see position ids, so a
         subject-position gate acts on the prompt pass only). ``on_token(texts)`` streams.
+
+        ``draft`` (one greedy row only): token ids the answer probably starts with, e.g. the
+        answer to the same input under slightly different gates. The model checks a whole
+        run of draft tokens in one pass and keeps the ones it would have generated itself
+        (greedy speculative decoding with the draft as the guess), so the result is the
+        model's own greedy answer; only the number of passes changes.
         """
         if not items:
             return []
@@ -448,6 +455,10 @@ class LlavaAdapter(ModelAdapter):
                 hidden, cache = self.forward(batch, use_cache=True)
                 attn, pos = batch.attention_mask, batch.position_ids[:, -1]
             logits = self.logits(hidden[:, -1]).float()
+            if draft is not None and B == 1 and not do_sample and repetition_penalty == 1.0:
+                toks = self._greedy_with_draft(logits, cache, attn, pos, batch, seqs, list(draft), max_new_tokens,
+                                               suppress, on_token)
+                return [Generation(self.tokenizer.decode(toks, skip_special_tokens=True).strip(), toks, items[0][1])]
             for _ in range(max_new_tokens):
                 logits[:, suppress] = -float("inf")
                 if repetition_penalty != 1.0:
@@ -480,6 +491,57 @@ class LlavaAdapter(ModelAdapter):
                 logits = self.logits(hidden[:, -1]).float()
         return [Generation(self.tokenizer.decode(t, skip_special_tokens=True).strip(), t, it[1])
                 for t, it in zip(new_tokens, items)]
+
+
+    def _greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, draft, max_new_tokens, suppress,
+                           on_token) -> list[int]:
+        """Greedy decoding of one row that verifies runs of ``draft`` tokens in one forward pass each.
+
+        After the model picks token ``t`` (the draft's next token too), ``t`` and the draft's
+        continuation are run together; the draft tokens the model would have picked itself are kept,
+        the cache is cut back to them, and decoding goes on from the model's own next-token logits.
+        At the first disagreement the draft is dropped and decoding is token by token.
+        """
+        toks: list[int] = []
+        while len(toks) < max_new_tokens:
+            logits[:, suppress] = -float("inf")
+            t = int(logits[0].argmax())
+            if t in self.eos_ids:
+                break
+            toks.append(t)
+            if on_token is not None:
+                on_token([self.tokenizer.decode(toks, skip_special_tokens=True)])
+            if len(toks) >= max_new_tokens:
+                break
+            j = len(toks)
+            if draft is not None and len(draft) >= j and draft[j - 1] == t:
+                block = [t] + draft[j: j + max_new_tokens - j]
+            else:
+                draft = None
+                block = [t]
+            L = len(block)
+            ids = torch.tensor([block], dtype=torch.long, device=self.input_device)
+            attn = torch.cat([attn, torch.ones(1, L, dtype=attn.dtype, device=attn.device)], dim=1)
+            positions = pos[:, None] + 1 + torch.arange(L, device=pos.device)[None]
+            step = Batch(self.lm.embed_tokens(ids), attn, positions, batch.offsets, seqs)
+            hidden, cache = self.forward(step, cache=cache, use_cache=True)
+            lg = self.logits(hidden[0]).float()  # lg[k]: the next token after block[k]
+            lg[:, suppress] = -float("inf")
+            accepted = 0
+            while accepted < L - 1 and len(toks) < max_new_tokens:
+                if int(lg[accepted].argmax()) != block[accepted + 1]:
+                    break
+                accepted += 1
+                toks.append(block[accepted])
+            if accepted < L - 1:  # cut the unverified draft tokens out of the cache
+                cache.crop(-(L - 1 - accepted))
+                attn = attn[:, : attn.shape[1] - (L - 1 - accepted)]
+                draft = None
+            if accepted and on_token is not None:
+                on_token([self.tokenizer.decode(toks, skip_special_tokens=True)])
+            pos = pos + 1 + accepted
+            logits = lg[accepted][None].clone()
+        return toks
 
 
 def _shared_prefix_len(seqs, feats) -> int:
