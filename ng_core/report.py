@@ -429,7 +429,7 @@ def machine() -> str:
     import torch
 
     return (f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores visible, "
-            f"torch {torch.__version__} with {torch.get_num_threads()} threads")
+            f"torch {torch.__version__} with {torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}")
 
 
 # ------------------------------------------------------------------------------------------ summary
@@ -733,7 +733,7 @@ def tradeoff_section(summary: dict, meta: dict, cfg: ReportConfig) -> list[str]:
     if len({p["lr"] for p in pts}) < 2:
         return []
     L = ["## Trade-off curve: Stage C learning rate", ""]
-    L.append(f"Same masks, data and steps; only the learning rate differs (the preset's is {meta['edit']['lr']:g}). "
+    L.append(f"Same masks, data and steps; only the learning rate differs (the tables above use {meta['edit']['lr']:g}). "
              "The dashboard's Edit page draws these points as a curve (refusal vs benign answers).")
     L.append("")
     L.append("| lr | gate | held-out images refused | held-out templates refused | benign answers | "
