@@ -180,11 +180,15 @@ class LlavaAdapter(ModelAdapter):
         return self._fingerprint
 
     # ------------------------------------------------------------------ images
+    def feature_key(self, image, px: torch.Tensor | None = None) -> str:
+        """The shared feature cache's key for ``image``: a hash of its preprocessed pixels."""
+        px = preprocess(open_image(image), self.image_cfg) if px is None else px
+        return hashlib.sha1(px.numpy().tobytes()).hexdigest()
+
     def encode_image(self, image) -> torch.Tensor:
         """Projected image features [N_img, d] (no grad), cached by pixel content."""
-        img = open_image(image)
-        px = preprocess(img, self.image_cfg)
-        key = hashlib.sha1(px.numpy().tobytes()).hexdigest()
+        px = preprocess(open_image(image), self.image_cfg)
+        key = self.feature_key(image, px)
         with self.lock:
             if key in self._feature_cache:
                 self._feature_cache.move_to_end(key)
