@@ -417,6 +417,11 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
                             for sd in [cfg.seed, *cfg.seeds]}
     extra = {"seeds": seed_stats(summary, meta, cfg), "tradeoff": tradeoff_points(summary, meta, cfg)}
     (workdir / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary} | extra, indent=1) + "\n")
+    curve = tradeoff_export(summary, meta, cfg)
+    if curve["points"]:
+        from .tradeoff import save_tradeoff
+
+        save_tradeoff(curve, workdir / "tradeoff.json")
     text = render_markdown(meta, summary, results, cfg)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -728,13 +733,41 @@ def tradeoff_points(summary: dict, meta: dict, cfg: ReportConfig) -> list[dict]:
     return out
 
 
+def tradeoff_export(summary: dict, meta: dict, cfg: ReportConfig) -> dict:
+    """The lr sweep in ``ng tradeoff``'s format, so the dashboard's Edit page can load and draw it.
+
+    Refusal is pooled over held-out images and templates; benign answers are the report's benign rate.
+    """
+    from .tradeoff import FORMAT, VERSION
+
+    def n_of(name, key, splits):
+        return sum((summary[name]["splits"].get(sp, {}).get(key) or 0) for sp in splits)
+
+    held = ("heldout_images", "heldout_templates")
+    pts = [{"value": p["lr"], "method": p["method"], "refusal_rate": _pooled_heldout(summary, p["name"]),
+            "benign_answer_rate": p["benign_answer"], "n_refuse": n_of(p["name"], "n_refuse", held),
+            "n_answer": summary[p["name"]]["benign_answer"][1], "gate_leak": p["gate_leak"]}
+           for p in tradeoff_points(summary, meta, cfg)]
+    base = None
+    if "unedited" in summary:
+        base = {"refusal_rate": _pooled_heldout(summary, "unedited"),
+                "benign_answer_rate": summary["unedited"]["benign_answer"][0],
+                "n_refuse": n_of("unedited", "n_refuse", held), "n_answer": summary["unedited"]["benign_answer"][1]}
+    return {"format": FORMAT, "version": VERSION, "model": meta["model"], "param": "lr",
+            "values": sorted({p["value"] for p in pts}), "layer": meta["layer"], "categories": list(cfg.categories),
+            "methods": sorted({p["method"] for p in pts}), "edit": meta["edit"], "mask": meta["mask"],
+            "seed": cfg.seed, "n_cases": meta["n_cases"], "max_new_tokens": cfg.max_new_tokens, "points": pts,
+            "baseline": base, "source": "ng report (" + meta["command"] + ")"}
+
+
 def tradeoff_section(summary: dict, meta: dict, cfg: ReportConfig) -> list[str]:
     pts = tradeoff_points(summary, meta, cfg)
     if len({p["lr"] for p in pts}) < 2:
         return []
     L = ["## Trade-off curve: Stage C learning rate", ""]
     L.append(f"Same masks, data and steps; only the learning rate differs (the tables above use {meta['edit']['lr']:g}). "
-             "The dashboard's Edit page draws these points as a curve (refusal vs benign answers).")
+             f"`{cfg.workdir}/tradeoff.json` holds these points in `ng tradeoff`'s format: load it in the dashboard's "
+             "Edit page (Trade-off curve) to see them as a curve.")
     L.append("")
     L.append("| lr | gate | held-out images refused | held-out templates refused | benign answers | "
              "general questions answered | gate leak |")

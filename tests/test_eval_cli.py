@@ -186,6 +186,12 @@ def test_report_seeds_and_lr_sweep_on_tiny(tmp_path, data):
     assert "seed 0: learned / random | seed 1: learned / random | seed 2: learned / random" in text
     assert "## Trade-off curve: Stage C learning rate" in text and "| 0.01 | Random gate (same size) |" in text
     summ = json.loads((tmp_path / "w" / "summary.json").read_text())
+    from ng_core.tradeoff import load_tradeoff
+
+    curve = load_tradeoff(tmp_path / "w" / "tradeoff.json")  # the dashboard's loader accepts it
+    assert {(p["value"], p["method"]) for p in curve["points"]} == {
+        (lr, m) for lr in (0.01, summ["meta"]["edit"]["lr"]) for m in ("neural_gate", "random_gate")}
+    assert curve["baseline"]["benign_answer_rate"] == summ["summary"]["unedited"]["benign_answer"][0]
     assert summ["seeds"]["seeds"] == [0, 1, 2] and {p["lr"] for p in summ["tradeoff"]} == {0.01, summ["meta"]["edit"]["lr"]}
     assert "ng report --model tiny-random" in text and "--seeds 1,2 --sweep-lr 0.01 --no-general" in text
     a = load_model("tiny-random")
