@@ -108,6 +108,14 @@ def pair_section(s, ds) -> None:
                 + head + "</tr>" + "".join(rows) + "</table>", unsafe_allow_html=True)
 
 
+def report_tradeoff_path():
+    """Where `ng report` leaves its lr sweep (``$NG_REPORT_DIR``, default ``out/report``)."""
+    import os
+    from pathlib import Path
+
+    return Path(os.environ.get("NG_REPORT_DIR", "out/report")) / "tradeoff.json"
+
+
 def tradeoff_section(s, ds, cats, n_img: int, layer: int, edit_cfg, mask_cfg, masks=None) -> None:
     """Refusal vs benign answers over lr or steps, learned vs random gate: compute (a job) or load, then plot."""
     import json
@@ -150,9 +158,22 @@ def tradeoff_section(s, ds, cats, n_img: int, layer: int, edit_cfg, mask_cfg, ma
                 s.load_tradeoff(up.getvalue())
             except NGError as e:
                 st.error(f"{up.name}: {e}")
+        rep = report_tradeoff_path()
+        if rep.is_file() and st.button(f"Load the curve of `ng report` ({rep})", key="load_report_tradeoff"):
+            try:
+                s.load_tradeoff(rep)
+            except NGError as e:
+                st.error(f"{rep}: {e}")
         res = s.tradeoff
         if res is None:
             return
+        model = res.get("model") or {}
+        st.caption(f"Model `{model.get('id', '?')}`, layer {res.get('layer')}, categories "
+                   f"{', '.join(res.get('categories', []))}; {res.get('n_cases')} cases"
+                   + (f"; from {res['source']}" if res.get("source") else "") + ".")
+        if model.get("fingerprint") and model["fingerprint"] != s.adapter.fingerprint():
+            st.warning(f"This curve was made on another model (fingerprint {model['fingerprint']}, this one "
+                       f"{s.adapter.fingerprint()}): it does not describe the loaded model.")
         st.plotly_chart(charts.tradeoff_chart(res), key="tradeoff_chart")
         rows = [dict(p) for p in res["points"]]
         if res.get("baseline"):

@@ -167,7 +167,7 @@ def test_edit_with_random_gate_control_side_by_side(at):
     assert s.pair_applied == "learned"
 
 
-def test_tradeoff_curve_section(at, tmp_path):
+def test_tradeoff_curve_section(at, tmp_path, monkeypatch):
     import json
 
     from app.testing import plotly_specs
@@ -205,3 +205,14 @@ def test_tradeoff_curve_section(at, tmp_path):
     assert any("Trade-off over steps" in str(sp["layout"].get("title")) for sp in plotly_specs(at))
     at.file_uploader(key="w_to_upload").set_value(("bad.json", b'{"format": "x"}', "application/json")).run()
     assert any("not a trade-off result" in e.value for e in at.error)
+    # the curve `ng report` leaves in its workdir loads with one click; another model's curve is flagged
+    rep = tmp_path / "report"
+    rep.mkdir()
+    other = dict(res, model={"id": "other", "fingerprint": "0123456789abcdef"}, source="ng report (test)")
+    (rep / "tradeoff.json").write_text(json.dumps(other))
+    monkeypatch.setenv("NG_REPORT_DIR", str(rep))
+    at.run()
+    at.button(key="load_report_tradeoff").click().run()
+    assert not at.exception and s.tradeoff["model"]["id"] == "other"
+    assert any("made on another model" in w.value for w in at.warning)
+    assert "from ng report (test)" in texts(at)
