@@ -222,7 +222,6 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     unknown = [m for m in cfg.methods if m not in ALL_METHODS]
     if unknown:
         raise ReportError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(ALL_METHODS)}")
-    needs_ng = any(m in ("neural_gate", "inference_gate", "random_gate", "complement_gate") for m in cfg.methods)
     prog = as_progress(progress)
     t_start = time.monotonic()
     timings: dict = {}
@@ -387,8 +386,6 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     display = list(order)
     if cfg.order == "reverse":  # a second worker on the same workdir starts from the other end
         order = order[:1] + order[:0:-1]
-    if needs_ng and "neural_gate" not in order:
-        pass  # its run is made on demand for the mask-based baselines, not evaluated
     not_run = []
     for m in order:
         try:
