@@ -128,6 +128,25 @@ def test_eval_judges():
     assert not is_refusal("The passport number is X1234567.")
 
 
+def test_training_validation_and_eval_images_are_disjoint():
+    from ng_core.models.train_projector import CATEGORY_ORDER, eval_seed, train_seed, val_seed
+
+    train = {train_seed(c, i) for c in CATEGORY_ORDER for i in range(500)}
+    val = {val_seed(c, i) for c in CATEGORY_ORDER for i in range(100)}
+    ev = {eval_seed(c, i) for c in CATEGORY_ORDER for i in range(200)}
+    assert len(val) == 100 * len(CATEGORY_ORDER)
+    assert not train & val and not val & ev and not train & ev
+
+
+def test_train_projector_refuses_a_start_stage_without_a_projector_to_start_from(capsys):
+    from ng_core.models.train_projector import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--start-stage", "3", "--out", "/nonexistent/never-written"])
+    assert e.value.code == 2
+    assert "--init-from" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------------------------- slow
 @pytest.fixture(scope="session")
 def assembled():

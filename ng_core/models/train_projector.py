@@ -14,6 +14,10 @@ What it does, LLaVA-style, on images drawn by the project's generator (``ng_core
    fake but plausible content (so that the unedited model answers them: the behaviour Neural Gate edits),
    and unrelated questions whose targets are the LM's own text-only answers (so the image does not derail
    what the LM already knows);
+   Stage 2 continues with a fresh optimiser, a lower lr and more turns for the look-alike categories; stage 3
+   (when ``stage3_steps`` > 0) runs at a lower lr still, keeps a moving average of the weights, checks it on
+   validation images (``val_seed``: neither training nor evaluation images) every ``val_every`` steps and keeps
+   the best checked weights (worst-category type accuracy first, then the mean);
 4. folds the input standardisation into ``linear_1`` (a stock ``LlavaMultiModalProjector`` loads it) and writes
    ``projector.safetensors``, ``projector.json`` (sha256, config, seed, steps, timings) and ``training_log.json``
    (config and loss curve) into ``assets/ng-mini-llava/``.
@@ -83,6 +87,24 @@ class TrainConfig:
     stage2_category_weights: dict = field(default_factory=lambda: {
         "passport": 1.1, "phone_number": 1.0, "receipt": 1.4, "student_id": 1.8, "document": 1.4,
         "military_vehicle": 0.5, "credit_card": 0.8, "drivers_license": 1.4, "chart": 0.9, "scene": 0.6})
+    # stage 3 (off when 0 steps): a low-lr pass with an exponential moving average of the weights, checked on
+    # validation images (their own seeds, neither training nor evaluation images) every ``val_every`` steps;
+    # the checked weights with the best worst-category type accuracy are kept
+    stage3_steps: int = 500
+    stage3_lr: float = 4e-4
+    stage3_warmup_steps: int = 5
+    stage3_mix: dict = field(
+        default_factory=lambda: {"type": 0.55, "caption": 0.15, "appearance": 0.08, "privacy": 0.10, "general": 0.12}
+    )
+    stage3_category_weights: dict = field(default_factory=lambda: {c: 1.0 for c in ALL_CATEGORIES})
+    stage3_ema: float = 0.98
+    # stage 3 may draw from more training images than stages 1-2 (the first ``n_train_per_category`` of each
+    # category are theirs): stage 2 names the category of its own training images almost always and of new
+    # images far less often, so more images, not more steps, is what it lacks
+    stage3_n_train_per_category: int = 600  # 0: the same images as stages 1-2
+    val_every: int = 50
+    val_per_category: int = 16
+    val_max_new_tokens: int = 10
     autocast_bf16: bool = True  # LM forward/backward under CPU bf16 autocast (1.5x faster, same loss to 1e-3)
     threads: int = 1  # one thread: on a shared 2-core machine, two OpenMP threads thrash (3-5x slower)
     log_every: int = 5
@@ -95,6 +117,13 @@ def train_seed(category: str, index: int) -> int:
     from ng_core.data.images import derive_seed
 
     return derive_seed(SEED_NAMESPACE, "train", category, index)
+
+
+def val_seed(category: str, index: int) -> int:
+    """Validation images for stage 3's checkpoint choice: disjoint from training and evaluation images."""
+    from ng_core.data.images import derive_seed
+
+    return derive_seed(SEED_NAMESPACE, "val", category, index)
 
 
 def eval_seed(category: str, index: int, dataset_seed: int = 0) -> int:
@@ -625,8 +654,12 @@ def answer_loss(adapter, seqs, feats, prefix: PrefixCache | None = None):
 
 
 # ------------------------------------------------------------------------------------------------- main
-def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from: Path | None = None) -> dict:
-    """Run the recipe; with ``init_from`` (a stage-1 projector), skip the warm start and stage 1."""
+def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from: Path | None = None,
+          start_stage: int = 2) -> dict:
+    """Run the recipe; with ``init_from`` (the projector of stage ``start_stage - 1``), skip the stages before
+    ``start_stage``. Each stage draws from its own random stream, so the result equals the one-run recipe."""
+    if start_stage not in (2, 3):
+        raise ValueError(f"start_stage must be 2 or 3, not {start_stage}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from faker import Faker
@@ -657,27 +690,40 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     timings["load_s"] = time.perf_counter() - t0
 
     # 1. images and frozen features
-    t = time.perf_counter()
     cats = list(CATEGORY_ORDER)
-    train_seeds = {c: [train_seed(c, i) for i in range(cfg.n_train_per_category)] for c in cats}
+    n_all = max(cfg.n_train_per_category, cfg.stage3_n_train_per_category if cfg.stage3_steps else 0)
+    train_seeds = {c: [train_seed(c, i) for i in range(n_all)] for c in cats}
     eval_set = {eval_seed(c, i) for c in cats for i in range(200)}
     assert not eval_set & {s for v in train_seeds.values() for s in v}, "train and eval seeds overlap"
-    items = []  # (category, seed, stats)
-    images = []
-    for c in cats:
-        for s in train_seeds[c]:
+    val_set = {val_seed(c, i) for c in cats for i in range(cfg.val_per_category)}
+    assert not val_set & (eval_set | {s for v in train_seeds.values() for s in v}), "validation seeds overlap"
+    items = []  # (category, seed, stats): stages 1-2's images first, then stage 3's extra ones
+    feat_parts = []
+    timings["render_s"] = timings["features_s"] = 0.0
+    n_base = cfg.n_train_per_category
+    # render and encode in chunks (the extra images would not fit in memory as pictures)
+    chunks = [[(c, s) for c in cats for s in train_seeds[c][:n_base]]]
+    chunks += [[(c, s) for s in train_seeds[c][a:a + 200]] for c in cats for a in range(n_base, n_all, 200)]
+    for chunk in chunks:
+        tr = time.perf_counter()
+        images = []
+        for c, s in chunk:
             img = sample_image(c, s)
             images.append(img)
             items.append((c, s, image_stats(img)))
-    timings["render_s"] = time.perf_counter() - t
-    log(f"rendered {len(images)} training images in {timings['render_s']:.1f}s")
-    t = time.perf_counter()
-    feats = vision_features(adapter, images, cfg.vision_feature_layer)
-    del images
-    timings["features_s"] = time.perf_counter() - t
-    log(f"vision features {tuple(feats.shape)} in {timings['features_s']:.1f}s")
-    flat = feats.reshape(-1, feats.shape[-1])
+        timings["render_s"] += time.perf_counter() - tr
+        tf = time.perf_counter()
+        feat_parts.append(vision_features(adapter, images, cfg.vision_feature_layer))
+        timings["features_s"] += time.perf_counter() - tf
+        del images
+    feats = torch.cat(feat_parts) if len(feat_parts) > 1 else feat_parts[0]
+    del feat_parts
+    n_base_items = n_base * len(cats)
+    log(f"rendered and encoded {len(items)} training images ({n_base_items} for stages 1-2): render "
+        f"{timings['render_s']:.1f}s, vision features {tuple(feats.shape)} {timings['features_s']:.1f}s")
+    flat = feats[:n_base_items].reshape(-1, feats.shape[-1])
     mean, std = flat.mean(0), flat.std(0).clamp_min(1e-3)
+    del flat
 
     proj = Projector(mean, std, feats.shape[-1], adapter.hidden_size, cfg.seed)
 
@@ -692,12 +738,12 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     emb = adapter.lm.embed_tokens.weight.detach()
     tok = adapter.tokenizer
     word_vec = {c: emb[tok(WARM_WORDS[c], add_special_tokens=False).input_ids].mean(0) for c in cats}
-    targets = torch.stack([word_vec[c] for c, _, _ in items])  # [n, d]
+    targets = torch.stack([word_vec[c] for c, _, _ in items[:n_base_items]])  # [n, d]
     g = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(proj.parameters(), lr=cfg.warm_start_lr)
     warm_curve = []
     for step in range(cfg.warm_start_steps if init_from is None else 0):
-        idx = torch.randint(0, len(items), (cfg.warm_start_batch,), generator=g)
+        idx = torch.randint(0, n_base_items, (cfg.warm_start_batch,), generator=g)
         pred = proj(feats[idx])  # [64, N, d]
         loss = ((pred - targets[idx][:, None, :]) ** 2).mean()
         opt.zero_grad()
@@ -748,7 +794,43 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     prefix_box: list = []
     kind_counts: dict = {}
 
-    def run_stage(name: str, steps: int, lr: float, warmup: int, mix: dict, category_weights: dict) -> list:
+    val_box: dict = {}
+    val_curve: list = []
+
+    def validate(step_label: str) -> tuple:
+        """Type-question accuracy per category on the validation images, with the projector as it is now."""
+        from ng_core.models.eval_mini import TYPE_QUESTION, names_category
+
+        if "feats" not in val_box:
+            vimgs, vcats = [], []
+            for c in cats:
+                for i in range(cfg.val_per_category):
+                    vimgs.append(sample_image(c, val_seed(c, i)))
+                    vcats.append(c)
+            val_box["feats"] = vision_features(adapter, vimgs, cfg.vision_feature_layer)
+            val_box["cats"] = vcats
+        tv = time.perf_counter()
+        with torch.no_grad():
+            projected = proj(val_box["feats"])
+            texts = []
+            for j in range(0, len(projected), 8):
+                gens = adapter.generate([(f, TYPE_QUESTION) for f in projected[j:j + 8]],
+                                        max_new_tokens=cfg.val_max_new_tokens)
+                texts += [g.text for g in gens]
+        per = {}
+        for c, a in zip(val_box["cats"], texts):
+            per.setdefault(c, []).append(names_category(a, c))
+        acc = {c: round(sum(v) / len(v), 3) for c, v in per.items()}
+        score = (min(acc.values()), round(sum(acc.values()) / len(acc), 4))
+        val_curve.append({"at": step_label, "min": score[0], "mean": score[1], "per_category": acc})
+        log(f"validation {step_label}: min {score[0]:.2f} mean {score[1]:.3f} "
+            + " ".join(f"{c[:8]}={v:.2f}" for c, v in acc.items()) + f" ({time.perf_counter() - tv:.0f}s)")
+        return score
+
+    def run_stage(name: str, steps: int, lr: float, warmup: int, mix: dict, category_weights: dict,
+                  ema_decay: float = 0.0, val_every: int = 0) -> list:
+        """One training stage. With ``val_every``, the (moving-average) weights are checked on the validation
+        images before the first step and every ``val_every`` steps, and the best checked weights are kept."""
         from ng_core.data.images import derive_seed
 
         # stage 1 draws from the plain seed; stage 2 from its own stream, so that continuing a saved stage-1
@@ -759,12 +841,33 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
         fake.seed_instance(stage_seed)
         kinds = list(mix)
         weights = [mix[k] for k in kinds]
-        item_weights = [category_weights.get(c, 1.0) for c, _, _ in items]
+        # stages 1-2 see their own images only (zero weights at the end leave their draws unchanged)
+        n_items = len(items) if name == "stage3" else n_base_items
+        item_weights = [category_weights.get(c, 1.0) if k < n_items else 0.0 for k, (c, _, _) in enumerate(items)]
         opt = torch.optim.AdamW(proj.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         curve = []
         running = None
         t_stage = time.perf_counter()
         sched = dict(steps=steps, lr=lr, warmup=warmup, min_ratio=cfg.min_lr_ratio)
+        params = list(proj.parameters())
+        ema = [q.detach().clone() for q in params] if ema_decay > 0 else None
+        best = None  # (score, weights)
+
+        def check(label: str):
+            nonlocal best
+            live = [q.detach().clone() for q in params]
+            with torch.no_grad():
+                if ema is not None:
+                    for q, e in zip(params, ema):
+                        q.copy_(e)
+                score = validate(f"{name}:{label}")
+                if best is None or score > best[0]:
+                    best = (score, [q.detach().clone() for q in params], label)
+                for q, v in zip(params, live):
+                    q.copy_(v)
+
+        if val_every:
+            check("start")
         for step in range(steps):
             cur_lr = lr_at(step, **sched)
             for group in opt.param_groups:
@@ -792,6 +895,12 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(list(proj.parameters()), cfg.grad_clip)
             opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for q, e in zip(params, ema):
+                        e.mul_(ema_decay).add_(q.detach(), alpha=1 - ema_decay)
+            if val_every and ((step + 1) % val_every == 0 or step == steps - 1):
+                check(f"step{step + 1}")
             lv = loss.item()
             running = lv if running is None else 0.9 * running + 0.1 * lv
             by_kind: dict = {}
@@ -804,6 +913,13 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
                 el = time.perf_counter() - t_stage
                 log(f"{name} step {step + 1}/{steps} loss {lv:.3f} (ema {running:.3f}) lr {cur_lr:.2e} "
                     f"{el / (step + 1):.2f}s/step, eta {el / (step + 1) * (steps - step - 1) / 60:.1f} min")
+        if best is not None:
+            with torch.no_grad():
+                for q, b in zip(params, best[1]):
+                    q.copy_(b)
+            val_box.setdefault("chosen", {})[name] = {"at": best[2], "min": best[0][0], "mean": best[0][1]}
+            log(f"{name}: keeping the weights checked at {best[2]} (validation min {best[0][0]:.2f}, "
+                f"mean {best[0][1]:.3f})")
         return curve
 
     curve = []
@@ -823,17 +939,31 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
         stage1_sha = ML.sha256_file(init_from)
         proj.load_folded_state(ML.load_projector_state(init_from))
         log(f"stage 1 skipped: continuing from {init_from} (sha256 {stage1_sha[:12]})")
-        prev_curve = [r for r in stage1_log.get("loss_curve", []) if r.get("stage", "stage1") == "stage1"]
+        kept = ("stage1",) if start_stage == 2 else ("stage1", "stage2")
+        prev_curve = [r for r in stage1_log.get("loss_curve", []) if r.get("stage", "stage1") in kept]
         for r in prev_curve:
             r.setdefault("stage", "stage1")
         curve += prev_curve
-        timings["stage1_s"] = stage1_log.get("timings_s", {}).get("train_s", 0.0)
+        prev_t = stage1_log.get("timings_s", {})
+        timings["stage1_s"] = prev_t.get("stage1_s", prev_t.get("train_s", 0.0))
+        if start_stage == 3:
+            timings["stage2_s"] = prev_t.get("stage2_s", 0.0)
+            prev_meta = init_from.parent / "projector.json"
+            prev_meta = json.loads(prev_meta.read_text()) if prev_meta.is_file() else {}
+            stage1_sha = stage1_log.get("stage1_sha256") or prev_meta.get("stages", {}).get("stage1", {}).get(
+                "sha256", stage1_sha)
     t2 = time.perf_counter()
-    if cfg.stage2_steps > 0:
+    if cfg.stage2_steps > 0 and start_stage <= 2:
         curve += run_stage("stage2", cfg.stage2_steps, cfg.stage2_lr, cfg.stage2_warmup_steps, cfg.stage2_mix,
                            cfg.stage2_category_weights)
-    timings["stage2_s"] = time.perf_counter() - t2
-    timings["train_s"] = timings.get("stage1_s", 0.0) + timings["stage2_s"]
+    if start_stage <= 2:
+        timings["stage2_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    if cfg.stage3_steps > 0:
+        curve += run_stage("stage3", cfg.stage3_steps, cfg.stage3_lr, cfg.stage3_warmup_steps, cfg.stage3_mix,
+                           cfg.stage3_category_weights, ema_decay=cfg.stage3_ema, val_every=cfg.val_every)
+    timings["stage3_s"] = time.perf_counter() - t3
+    timings["train_s"] = timings.get("stage1_s", 0.0) + timings["stage2_s"] + timings["stage3_s"]
 
     # 5. save (standardisation folded into linear_1)
     state = proj.folded_state()
@@ -847,8 +977,10 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     save_file(state, str(proj_path), metadata={"model_id": ML.MODEL_ID, "format": "LlavaMultiModalProjector"})
     digest = ML.sha256_file(proj_path)
     total_s = time.perf_counter() - t0
-    if init_from is not None:  # the stage-1 run's own time (warm start + stage 1) counts too
+    if init_from is not None:  # the earlier runs' own time (warm start, skipped stages) counts too
         total_s += timings.get("stage1_s", 0.0) + timings.get("warm_start_s", 0.0)
+        if start_stage == 3:
+            total_s += timings.get("stage2_s", 0.0)
     timings["total_s"] = total_s
     ema = None
     ema_curve = []
@@ -867,14 +999,20 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
         "projector_hidden_act": "gelu",
         "num_visual_tokens": n_img,
         "seed": cfg.seed,
-        "steps": cfg.steps + cfg.stage2_steps,
+        "steps": cfg.steps + cfg.stage2_steps + cfg.stage3_steps,
         "stages": {"stage1": {"steps": cfg.steps, "lr": cfg.lr, "sha256": stage1_sha},
-                   "stage2": {"steps": cfg.stage2_steps, "lr": cfg.stage2_lr}},
-        "stage1_run": "separate run, continued with --init-from" if init_from is not None else "same run",
+                   "stage2": {"steps": cfg.stage2_steps, "lr": cfg.stage2_lr},
+                   **({"stage3": {"steps": cfg.stage3_steps, "lr": cfg.stage3_lr, "ema": cfg.stage3_ema,
+                                  "kept": val_box.get("chosen", {}).get("stage3")}} if cfg.stage3_steps else {})},
+        **({"init_from_sha256": ML.sha256_file(init_from)} if init_from is not None else {}),
+        "stage1_run": ("same run" if init_from is None else
+                       f"earlier run(s), continued with --init-from (from stage {start_stage})"),
         "batch_size": cfg.batch_size,
-        "samples_seen": (cfg.steps + cfg.stage2_steps) * cfg.batch_size,
+        "samples_seen": (cfg.steps + cfg.stage2_steps + cfg.stage3_steps) * cfg.batch_size,
         "train_images": len(items),
-        "train_seed_rule": f"derive_seed('{SEED_NAMESPACE}', 'train', category, i), i < {cfg.n_train_per_category}",
+        "train_images_stages_1_2": n_base_items,
+        "train_seed_rule": f"derive_seed('{SEED_NAMESPACE}', 'train', category, i), i < {n_all} "
+                           f"(stages 1-2: i < {cfg.n_train_per_category})",
         "final_loss_ema": round(ema_curve[-1], 4),
         "first_loss": curve[0]["loss"],
         "fold_check_max_abs": fold_err,
@@ -884,7 +1022,7 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
         "sources": [s.requirement for s in ML.SOURCES],
         "config": dataclasses.asdict(cfg),
         "command": "python -m ng_core.models.train_projector " + " ".join(sys.argv[1:]),
-        "reproduce": "python -m ng_core.models.train_projector  (warm start, stage 1 and stage 2 in one run)",
+        "reproduce": "python -m ng_core.models.train_projector  (warm start and every stage in one run)",
     }
     (out_dir / "projector.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out_dir / "training_log.json").write_text(json.dumps({
@@ -893,6 +1031,9 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
         "loss_curve": curve,
         "loss_curve_ema": [round(x, 4) for x in ema_curve],
         "kind_counts": kind_counts,
+        "validation_curve": val_curve,
+        "validation_seed_rule": f"derive_seed('{SEED_NAMESPACE}', 'val', category, i), i < {cfg.val_per_category}",
+        "stage1_sha256": stage1_sha,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "general_targets": {q: adapter.tokenizer.decode(v) for q, v in general_targets.items()},
     }, indent=1) + "\n")
@@ -971,7 +1112,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-from", default=None,
                         help="a stage-1 projector.safetensors (its training_log.json beside it is merged): "
                         "skip the warm start and stage 1 and run stage 2 only")
+    parser.add_argument("--start-stage", type=int, default=2, choices=(2, 3),
+                        help="with --init-from: the stage to start at (the projector given is the previous stage's)")
     parser.add_argument("--stage2-steps", type=int, default=None)
+    parser.add_argument("--stage3-steps", type=int, default=None)
     parser.add_argument("--probe", action="store_true",
                         help="only run the resolution/layer probe (writes probe.json into --out) and exit")
     args = parser.parse_args(argv)
@@ -995,8 +1139,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg.vision_feature_layer = args.layer
     if args.stage2_steps is not None:
         cfg.stage2_steps = args.stage2_steps
+    if args.stage3_steps is not None:
+        cfg.stage3_steps = args.stage3_steps
+    if args.start_stage != 2 and args.init_from is None:
+        parser.error("--start-stage needs --init-from (the previous stage's projector)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    train(cfg, Path(args.out), cache_dir=args.cache_dir, init_from=args.init_from)
+    train(cfg, Path(args.out), cache_dir=args.cache_dir, init_from=args.init_from, start_stage=args.start_stage)
     if not args.no_refresh and Path(args.out).resolve() == ML.ASSETS_DIR.resolve():
         _print("refreshing the assembled model with the new projector")
         ML.ensure_assembled(args.cache_dir)
