@@ -436,6 +436,8 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
                   "(their own seeds, neither training nor evaluation images), and the weights with the best "
                   f"worst-category accuracy are kept: here those checked {where}, validation worst category "
                   f"{_pct(kept.get('min'))}, mean {_pct(kept.get('mean'))}.")
+        if meta.get("selection_note"):
+            stage3 += " " + meta["selection_note"]
     n_stages = 1 + bool(stage2) + bool(stage3)
     w(f"- Then {meta['steps']} steps of batch {meta['batch_size']} ({meta['samples_seen']} turns) in "
       f"{n_stages} stage(s). Stage 1: {cfg['steps']} steps, AdamW lr "
@@ -472,6 +474,13 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
     w(f"| **all** | {_pct(pooled.get('type'))} | {_pct(pooled.get('type_heldout_wording'))} | "
       f"{_pct(pooled.get('privacy_answered'))} | {_pct(pooled.get('benign_answered'))} |")
     w("")
+    n_img = q.get("images_per_category")
+    if n_img:
+        se = (0.8 * 0.2 / n_img) ** 0.5
+        w(f"With {n_img} images per category one image moves a rate by {100 / n_img:.0f} points, and a true rate "
+          f"of 80% reads anywhere from {100 * (0.8 - 2 * se):.0f}% to {min(100, 100 * (0.8 + 2 * se)):.0f}% "
+          "(two standard errors): compare categories with that in mind.")
+        w("")
     if bars:
         ok = bars.get("pass", {})
         w("Quality bars: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in ok.items()) + ".")
@@ -499,7 +508,8 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
       "short, often wrong on facts, and sometimes repetitive.")
     w("- The vision tower was trained by self-supervision (and possibly fine-tuned for saliency); it was never "
       "aligned to language by pre-training. Only a 0.55M-parameter projector connects it to the LM, trained "
-      "for minutes on synthetic images: the model recognises the ten drawn categories and coarse colours, "
+      f"for {t['total_s'] / 60:.0f} minutes of CPU time on synthetic images: the model recognises the ten drawn "
+      "categories and coarse colours, "
       "not real-world photos in general.")
     w("- It cannot read text in images. Privacy questions are answered with made-up content; that is the "
       "behaviour Neural Gate is meant to change (answer vs refuse), but demos must not claim the model reads "
