@@ -139,6 +139,38 @@ def parse_variant(name: str) -> tuple[str, dict]:
     return base, kv
 
 
+def needs_base_masks(method: str) -> bool:
+    """Whether a stage needs the masks of the report's own Neural Gate run (its seed, its lr)."""
+    base, kv = parse_variant(method)
+    if "seed" in kv:  # a seed variant learns (neural_gate) or reuses (random_gate) that seed's own masks
+        return False
+    return base in ("neural_gate", "inference_gate", "random_gate", "complement_gate")
+
+
+def stage_order(methods, seeds, base_seed: int, sweep_lrs, base_lr: float, reverse: bool = False) -> list[str]:
+    """The stages of a report in the order a worker computes them.
+
+    Forward: the unedited model, then Neural Gate (the mask-based baselines and the lr variants reuse its
+    masks), the other methods, the seed variants and the lr variants. Reverse (a second worker on the same
+    workdir): from the other end, but the stages that need Neural Gate's masks come last, so the two workers
+    do not both learn them while the first one is still at it.
+    """
+    order = ["unedited"] + [m for m in ALL_METHODS if m in methods and m != "unedited"]
+    if "neural_gate" in order:
+        order.remove("neural_gate")
+        order.insert(1, "neural_gate")
+    for sd in seeds:
+        if sd != base_seed:
+            order += [variant("neural_gate", sd), variant("random_gate", sd)]
+    for lr in sweep_lrs:
+        if lr != base_lr:
+            order += [variant("neural_gate", lr=lr), variant("random_gate", lr=lr)]
+    if reverse:
+        rest = order[:0:-1]
+        order = order[:1] + [m for m in rest if not needs_base_masks(m)] + [m for m in rest if needs_base_masks(m)]
+    return order
+
+
 def train_subset(records: list, n: int, seed: int, base_seed: int, category: str) -> list:
     """The train images one seed edits on: the first ``n`` for the report's seed, a seeded sample otherwise
     (kept in dataset order), so that extra seeds measure the spread over data as well as over random gates."""
@@ -373,19 +405,8 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
         _write_atomic(path, json.dumps(res, indent=1, ensure_ascii=False) + "\n")
         return res
 
-    order = ["unedited"] + [m for m in ALL_METHODS if m in cfg.methods and m != "unedited"]
-    if "neural_gate" in order:  # computed early: the mask-based baselines and the variants reuse its masks
-        order.remove("neural_gate")
-        order.insert(1, "neural_gate")
-    for sd in cfg.seeds:
-        if sd != cfg.seed:
-            order += [variant("neural_gate", sd), variant("random_gate", sd)]
-    for lr in cfg.sweep_lrs:
-        if lr != edit_cfg.lr:
-            order += [variant("neural_gate", lr=lr), variant("random_gate", lr=lr)]
-    display = list(order)
-    if cfg.order == "reverse":  # a second worker on the same workdir starts from the other end
-        order = order[:1] + order[:0:-1]
+    display = stage_order(cfg.methods, cfg.seeds, cfg.seed, cfg.sweep_lrs, edit_cfg.lr)
+    order = stage_order(cfg.methods, cfg.seeds, cfg.seed, cfg.sweep_lrs, edit_cfg.lr, reverse=cfg.order == "reverse")
     not_run = []
     for m in order:
         try:

@@ -207,3 +207,18 @@ def test_report_seeds_and_lr_sweep_on_tiny(tmp_path, data):
     g = {n: r.tensors["deltas"][f"passport/L{r.config['layer']}/gate"].bool() for n, r in runs.items()}
     sel1 = runs["neural_gate__seed-1"].masks()["passport"][runs["neural_gate__seed-1"].config["layer"]].selected
     assert int(g["random_gate__seed-1"].sum()) == int(sel1.sum())
+
+
+def test_report_stage_order_keeps_a_second_worker_off_the_masks_the_first_is_learning():
+    from ng_core.report import ALL_METHODS, needs_base_masks, stage_order
+
+    args = (ALL_METHODS, [0, 1, 2], 0, [1e-4, 3e-4, 1e-3], 3e-4)
+    fwd, rev = stage_order(*args), stage_order(*args, reverse=True)
+    assert sorted(fwd) == sorted(rev) and len(set(fwd)) == len(fwd)
+    assert fwd[:2] == ["unedited", "neural_gate"] and rev[0] == "unedited"
+    # every stage that needs the report's own Neural Gate masks comes after every one that does not
+    flags = [needs_base_masks(m) for m in rev[1:]]
+    assert flags == sorted(flags) and any(flags) and not all(flags)
+    assert not needs_base_masks("random_gate@seed=1") and needs_base_masks("random_gate@lr=0.001")
+    # a seed's random gate reuses that seed's own masks, so the same worker learns them first or just before
+    assert rev.index("random_gate@seed=2") < rev.index("neural_gate@seed=2")
