@@ -499,8 +499,7 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
         w(f"| Project adapter, answer until end of turn (max 32) | {sp['adapter_answer_median_s']:.2f} s |")
         w(f"| Peak RSS of that process | {sp['peak_rss_mb'] / 1024:.2f} GB (bar 2 GB) |")
         w("")
-        w("The machine's two cores were shared with other jobs during these measurements; "
-          "latencies vary with load.")
+        w("Measured on a 2-core CPU; latencies vary with what else the machine runs.")
         w("")
     w("## Limitations")
     w("")
