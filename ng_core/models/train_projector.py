@@ -938,7 +938,7 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     else:
         stage1_sha = ML.sha256_file(init_from)
         proj.load_folded_state(ML.load_projector_state(init_from))
-        log(f"stage 1 skipped: continuing from {init_from} (sha256 {stage1_sha[:12]})")
+        log(f"stages before stage {start_stage} skipped: continuing from {init_from} (sha256 {stage1_sha[:12]})")
         kept = ("stage1",) if start_stage == 2 else ("stage1", "stage2")
         prev_curve = [r for r in stage1_log.get("loss_curve", []) if r.get("stage", "stage1") in kept]
         for r in prev_curve:
