@@ -147,6 +147,16 @@ def test_train_projector_refuses_a_start_stage_without_a_projector_to_start_from
     assert "--init-from" in capsys.readouterr().err
 
 
+def test_train_projector_validate_names_a_missing_projector(capsys, tmp_path):
+    from ng_core.models.train_projector import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--validate", str(tmp_path / "absent.safetensors")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "no projector file" in err and "absent.safetensors" in err
+
+
 # ----------------------------------------------------------------------------------------------- slow
 @pytest.fixture(scope="session")
 def assembled():

@@ -1041,6 +1041,39 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     return meta
 
 
+def validate_projector(path: Path, first: int = 16, per_category: int = 40, cache_dir=None, threads: int = 1,
+                       log=_print) -> dict:
+    """Type-question accuracy per category of a saved projector on validation images ``val_seed(c, first + i)``.
+
+    Indices from ``val_per_category`` (16) on are never seen by training, not even by stage 3's checks: this is
+    how two training variants are compared without touching the evaluation images.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from ng_core.data import sample_image
+    from ng_core.models.eval_mini import TYPE_QUESTION, names_category
+    from ng_core.models.llava import LlavaAdapter
+
+    torch.set_num_threads(threads)
+    adapter = LlavaAdapter.from_folder(ML.ensure_assembled(cache_dir), model_id=ML.MODEL_ID)
+    adapter.model.model.multi_modal_projector.load_state_dict(ML.load_projector_state(path), strict=True)
+    rates, wrong = {}, {}
+    for c in CATEGORY_ORDER:
+        feats = [adapter.encode_image(sample_image(c, val_seed(c, first + i))) for i in range(per_category)]
+        texts = []
+        for j in range(0, per_category, 8):
+            texts += [g.text for g in adapter.generate([(f, TYPE_QUESTION) for f in feats[j:j + 8]],
+                                                       max_new_tokens=10)]
+        ok = [names_category(a, c) for a in texts]
+        rates[c] = round(sum(ok) / len(ok), 3)
+        wrong[c] = [a for a, k in zip(texts, ok) if not k][:5]
+        log(f"{c}: {rates[c]:.3f}" + (f"  e.g. {wrong[c][:2]}" if wrong[c] else ""))
+    return {"projector_sha256": ML.sha256_file(path), "val_seeds": f"val_seed(category, i), {first} <= i < "
+            f"{first + per_category}", "rates": rates, "min": min(rates.values()),
+            "mean": round(sum(rates.values()) / len(rates), 4), "wrong_examples": wrong}
+
+
 def probe_resolutions(sizes=(84, 112, 140), layers=(-1, -4), n_train: int = 150, n_test: int = 30,
                       threads: int = 1, log=_print) -> list[dict]:
     """How much category information the frozen vision features keep at each input size and layer.
@@ -1118,7 +1151,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage3-steps", type=int, default=None)
     parser.add_argument("--probe", action="store_true",
                         help="only run the resolution/layer probe (writes probe.json into --out) and exit")
+    parser.add_argument("--validate", default=None, metavar="PROJECTOR",
+                        help="only measure a saved projector's type accuracy on validation images never used in "
+                        "training (compare training variants without the evaluation images) and print JSON")
+    parser.add_argument("--validate-per-category", type=int, default=40)
     args = parser.parse_args(argv)
+    if args.validate:
+        if not Path(args.validate).is_file():
+            parser.error(f"--validate: no projector file at {args.validate}")
+        res = validate_projector(Path(args.validate), per_category=args.validate_per_category,
+                                 cache_dir=args.cache_dir, log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(json.dumps(res, indent=1))  # stdout holds the JSON only
+        return 0
     if args.probe:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         rows = probe_resolutions()
