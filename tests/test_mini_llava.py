@@ -251,3 +251,23 @@ def test_project_adapter_serves_the_default_model(assembled):
     assert feats.shape == (assembled["model"].config.image_seq_length, 576)
     g = ad.generate([(feats, "What type of document is shown in this image?")], max_new_tokens=12)[0]
     assert g.text.strip()
+
+
+@pytest.mark.slow
+def test_projector_recipe_runs_end_to_end_with_stage_three_checks(assembled, tmp_path):
+    """A miniature run of the whole recipe: stage 3 draws from extra images, checks its averaged weights on
+    validation images, keeps the best check, and the output loads into a stock LLaVA projector."""
+    from ng_core.models import train_projector as TP
+
+    cfg = TP.TrainConfig(n_train_per_category=2, steps=0, warm_start_steps=0, stage2_steps=0, stage3_steps=2,
+                         stage3_n_train_per_category=3, val_every=1, val_per_category=1, batch_size=2)
+    meta = TP.train(cfg, tmp_path, log=lambda m: None)
+    assert meta["train_images"] == 30 and meta["train_images_stages_1_2"] == 20
+    kept = meta["stages"]["stage3"]["kept"]
+    assert kept["at"] in ("start", "step1", "step2") and 0.0 <= kept["min"] <= kept["mean"] <= 1.0
+    log = json.loads((tmp_path / "training_log.json").read_text())
+    assert [v["at"] for v in log["validation_curve"]] == ["stage3:start", "stage3:step1", "stage3:step2"]
+    assert meta["sha256"] == ML.sha256_file(tmp_path / "projector.safetensors")
+    state = ML.load_projector_state(tmp_path / "projector.safetensors")
+    stock = assembled["model"].model.multi_modal_projector.state_dict()
+    assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(v.shape) for k, v in stock.items()}

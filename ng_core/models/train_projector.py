@@ -799,8 +799,6 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
 
     def validate(step_label: str) -> tuple:
         """Type-question accuracy per category on the validation images, with the projector as it is now."""
-        from ng_core.models.eval_mini import TYPE_QUESTION, names_category
-
         if "feats" not in val_box:
             vimgs, vcats = [], []
             for c in cats:
@@ -811,16 +809,7 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
             val_box["cats"] = vcats
         tv = time.perf_counter()
         with torch.no_grad():
-            projected = proj(val_box["feats"])
-            texts = []
-            for j in range(0, len(projected), 8):
-                gens = adapter.generate([(f, TYPE_QUESTION) for f in projected[j:j + 8]],
-                                        max_new_tokens=cfg.val_max_new_tokens)
-                texts += [g.text for g in gens]
-        per = {}
-        for c, a in zip(val_box["cats"], texts):
-            per.setdefault(c, []).append(names_category(a, c))
-        acc = {c: round(sum(v) / len(v), 3) for c, v in per.items()}
+            acc, _ = type_accuracy(adapter, proj(val_box["feats"]), val_box["cats"], cfg.val_max_new_tokens)
         score = (min(acc.values()), round(sum(acc.values()) / len(acc), 4))
         val_curve.append({"at": step_label, "min": score[0], "mean": score[1], "per_category": acc})
         log(f"validation {step_label}: min {score[0]:.2f} mean {score[1]:.3f} "
@@ -1041,6 +1030,24 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     return meta
 
 
+def type_accuracy(adapter, feats, categories: list, max_new_tokens: int, batch: int = 8) -> tuple[dict, dict]:
+    """Share of greedy answers to the type question that name the image's category, per category, and up to
+    five wrong answers per category. ``feats``: projected image features, one per entry of ``categories``."""
+    from ng_core.models.eval_mini import TYPE_QUESTION, names_category
+
+    texts = []
+    for j in range(0, len(categories), batch):
+        texts += [g.text for g in adapter.generate([(f, TYPE_QUESTION) for f in feats[j:j + batch]],
+                                                   max_new_tokens=max_new_tokens)]
+    per, wrong = {}, {}
+    for c, a in zip(categories, texts):
+        ok = names_category(a, c)
+        per.setdefault(c, []).append(ok)
+        if not ok and len(wrong.setdefault(c, [])) < 5:
+            wrong[c].append(a)
+    return {c: round(sum(v) / len(v), 3) for c, v in per.items()}, {c: wrong.get(c, []) for c in per}
+
+
 def validate_projector(path: Path, first: int = 16, per_category: int = 40, cache_dir=None, threads: int = 1,
                        log=_print) -> dict:
     """Type-question accuracy per category of a saved projector on validation images ``val_seed(c, first + i)``.
@@ -1052,7 +1059,6 @@ def validate_projector(path: Path, first: int = 16, per_category: int = 40, cach
     import torch
 
     from ng_core.data import sample_image
-    from ng_core.models.eval_mini import TYPE_QUESTION, names_category
     from ng_core.models.llava import LlavaAdapter
 
     torch.set_num_threads(threads)
@@ -1061,13 +1067,8 @@ def validate_projector(path: Path, first: int = 16, per_category: int = 40, cach
     rates, wrong = {}, {}
     for c in CATEGORY_ORDER:
         feats = [adapter.encode_image(sample_image(c, val_seed(c, first + i))) for i in range(per_category)]
-        texts = []
-        for j in range(0, per_category, 8):
-            texts += [g.text for g in adapter.generate([(f, TYPE_QUESTION) for f in feats[j:j + 8]],
-                                                       max_new_tokens=10)]
-        ok = [names_category(a, c) for a in texts]
-        rates[c] = round(sum(ok) / len(ok), 3)
-        wrong[c] = [a for a, k in zip(texts, ok) if not k][:5]
+        r, w = type_accuracy(adapter, feats, [c] * per_category, TrainConfig.val_max_new_tokens)
+        rates[c], wrong[c] = r[c], w[c]
         log(f"{c}: {rates[c]:.3f}" + (f"  e.g. {wrong[c][:2]}" if wrong[c] else ""))
     return {"projector_sha256": ML.sha256_file(path), "val_seeds": f"val_seed(category, i), {first} <= i < "
             f"{first + per_category}", "rates": rates, "min": min(rates.values()),
