@@ -271,3 +271,27 @@ def test_projector_recipe_runs_end_to_end_with_stage_three_checks(assembled, tmp
     state = ML.load_projector_state(tmp_path / "projector.safetensors")
     stock = assembled["model"].model.multi_modal_projector.state_dict()
     assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(v.shape) for k, v in stock.items()}
+
+
+@pytest.mark.slow
+def test_projector_recipe_gives_the_same_weights_whatever_the_number_of_render_workers(assembled, tmp_path):
+    """Images depend on their seed alone, so drawing them in worker processes changes nothing downstream."""
+    from ng_core.models import train_projector as TP
+
+    shas = []
+    for workers in (1, 2):
+        cfg = TP.TrainConfig(n_train_per_category=2, steps=1, warm_start_steps=2, stage2_steps=0, stage3_steps=0,
+                             batch_size=2, render_workers=workers)
+        shas.append(TP.train(cfg, tmp_path / f"w{workers}", log=lambda m: None)["sha256"])
+    assert shas[0] == shas[1]
+
+
+def test_train_projector_set_rejects_unknown_fields_and_non_json_values(capsys):
+    from ng_core.models import train_projector as TP
+
+    for bad in (["--set", "no_such_field=1"], ["--set", "stage3_lr"], ["--set", "device=cuda"]):
+        with pytest.raises(SystemExit) as exc:
+            TP.main(bad)
+        assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "no_such_field" in err and "not a JSON value" in err

@@ -107,6 +107,8 @@ class TrainConfig:
     val_max_new_tokens: int = 10
     autocast_bf16: bool = True  # LM forward/backward under CPU bf16 autocast (1.5x faster, same loss to 1e-3)
     threads: int = 1  # one thread: on a shared 2-core machine, two OpenMP threads thrash (3-5x slower)
+    device: str = "cpu"  # "cuda": the same recipe on a GPU (minutes, not an hour; numerically not the CPU's weights)
+    render_workers: int = 1  # processes drawing the training images (each image depends on its seed only)
     log_every: int = 5
 
 
@@ -517,6 +519,14 @@ def _print(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def _draw(cat_seed: tuple) -> tuple:
+    """One training image and its pixel statistics (a pure function of category and seed: any process may draw it)."""
+    from ng_core.data import sample_image
+
+    img = sample_image(*cat_seed)
+    return img, image_stats(img)
+
+
 def vision_features(adapter, images, layer: int, batch: int = 16):
     """Frozen DINOv2 hidden states (CLS dropped) of ``layer`` for PIL images: [n, N_img, 384] fp32."""
     import torch
@@ -528,6 +538,7 @@ def vision_features(adapter, images, layer: int, batch: int = 16):
     with torch.no_grad():
         for i in range(0, len(images), batch):
             px = torch.cat([preprocess(im, adapter.image_cfg) for im in images[i:i + batch]])
+            px = px.to(next(vt.parameters()).device)
             hs = vt(pixel_values=px, output_hidden_states=True).hidden_states[layer]
             out.append(hs[:, 1:].float())
     return torch.cat(out)
@@ -542,7 +553,7 @@ class Projector:
 
         torch.manual_seed(seed)
         self.mean, self.std = mean, std
-        self.net = nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out))
+        self.net = nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out)).to(mean.device)
 
     def __call__(self, x):
         return self.net((x - self.mean) / self.std)
@@ -555,6 +566,8 @@ class Projector:
         import torch
 
         l1, l2 = self.net[0], self.net[2]
+        dev = self.mean.device
+        state = {k: v.to(dev) for k, v in state.items()}
         with torch.no_grad():
             w1 = state["linear_1.weight"] * self.std[None, :]
             l1.weight.copy_(w1)
@@ -571,10 +584,10 @@ class Projector:
             w1 = l1.weight / self.std[None, :]
             b1 = l1.bias - (l1.weight * (self.mean / self.std)[None, :]).sum(dim=1)
         return {
-            "linear_1.weight": w1.detach().clone().contiguous().float(),
-            "linear_1.bias": b1.detach().clone().contiguous().float(),
-            "linear_2.weight": l2.weight.detach().clone().contiguous().float(),
-            "linear_2.bias": l2.bias.detach().clone().contiguous().float(),
+            "linear_1.weight": w1.detach().cpu().clone().contiguous().float(),
+            "linear_1.bias": b1.detach().cpu().clone().contiguous().float(),
+            "linear_2.weight": l2.weight.detach().cpu().clone().contiguous().float(),
+            "linear_2.bias": l2.bias.detach().cpu().clone().contiguous().float(),
         }
 
 
@@ -599,9 +612,11 @@ class PrefixCache:
         first_img = int(seq.image_positions[0]) if len(seq.image_positions) else len(seq.input_ids)
         self.ids = seq.input_ids[:first_img].clone()
         self.length = len(self.ids)
+        dev = adapter.input_device
         with torch.no_grad():
-            emb = adapter.lm.embed_tokens(self.ids)[None]
-            out = adapter.lm(inputs_embeds=emb, position_ids=torch.arange(self.length)[None], use_cache=True)
+            emb = adapter.lm.embed_tokens(self.ids.to(dev))[None]
+            out = adapter.lm(inputs_embeds=emb, position_ids=torch.arange(self.length, device=dev)[None],
+                             use_cache=True)
         self.kv = [(layer.keys, layer.values) for layer in out.cache.layers]
 
     def matches(self, seq) -> bool:
@@ -623,11 +638,12 @@ def answer_loss(adapter, seqs, feats, prefix: PrefixCache | None = None):
     import torch
 
     P = prefix.length if prefix is not None and all(prefix.matches(s) for s in seqs) else 0
+    dev = adapter.input_device
     embs = []
     for s, f in zip(seqs, feats):
-        emb = adapter.lm.embed_tokens(s.input_ids[P:])
+        emb = adapter.lm.embed_tokens(s.input_ids[P:].to(dev))
         if f is not None and len(s.image_positions):
-            emb = emb.index_put((s.image_positions - P,), f)
+            emb = emb.index_put(((s.image_positions - P).to(dev),), f)
         embs.append(emb)
     T = max(e.shape[0] for e in embs)
     B = len(embs)
@@ -637,7 +653,8 @@ def answer_loss(adapter, seqs, feats, prefix: PrefixCache | None = None):
     for i, e in enumerate(embs):
         x[i, : e.shape[0]] = e
         mask[i, P: P + e.shape[0]] = 1
-    pos = (torch.arange(T) + P)[None].expand(B, T)
+    mask = mask.to(dev)
+    pos = (torch.arange(T, device=dev) + P)[None].expand(B, T)
     kw = {"cache": prefix.cache_for(B), "use_cache": True} if P else {"use_cache": False}
     hidden = adapter.lm(inputs_embeds=x, attention_mask=mask, position_ids=pos, **kw).last_hidden_state
     rows, cols, tgts = [], [], []
@@ -647,8 +664,8 @@ def answer_loss(adapter, seqs, feats, prefix: PrefixCache | None = None):
         cols.append(tp)
         tgts.append(s.targets)
     rows, cols, tgts = torch.cat(rows), torch.cat(cols), torch.cat(tgts)
-    logits = adapter.logits(hidden[rows, cols]).float()
-    tok_loss = torch.nn.functional.cross_entropy(logits, tgts, reduction="none")
+    logits = adapter.logits(hidden[rows.to(hidden.device), cols.to(hidden.device)]).float()
+    tok_loss = torch.nn.functional.cross_entropy(logits, tgts.to(logits.device), reduction="none")
     per_seq = [v.mean() for v in torch.split(tok_loss.detach(), [len(s.targets) for s in seqs])]
     return tok_loss.mean(), per_seq
 
@@ -677,7 +694,10 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
 
     log("assembling / loading the base model")
     folder = ML.ensure_assembled(cache_dir)
-    adapter = LlavaAdapter.from_folder(folder, model_id=ML.MODEL_ID)
+    if cfg.device != "cpu" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {cfg.device!r} asked for, but torch {torch.__version__} sees no CUDA device")
+    adapter = LlavaAdapter.from_folder(folder, model_id=ML.MODEL_ID,
+                                       device_map=None if cfg.device == "cpu" else {"": cfg.device})
     # train at the configured resolution, whatever the cached folder was assembled with
     from ng_core.models.image_processing import ImageConfig
 
@@ -702,20 +722,28 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     timings["render_s"] = timings["features_s"] = 0.0
     n_base = cfg.n_train_per_category
     # render and encode in chunks (the extra images would not fit in memory as pictures)
-    chunks = [[(c, s) for c in cats for s in train_seeds[c][:n_base]]]
+    base = [(c, s) for c in cats for s in train_seeds[c][:n_base]]
+    # pieces of 2,000 (a multiple of the 16-image vision batch, so the features are those of one long list)
+    chunks = [base[a:a + 2000] for a in range(0, len(base), 2000)]
     chunks += [[(c, s) for s in train_seeds[c][a:a + 200]] for c in cats for a in range(n_base, n_all, 200)]
+    pool = None
+    if cfg.render_workers > 1:
+        import multiprocessing as mp
+
+        pool = mp.get_context("fork").Pool(cfg.render_workers)
     for chunk in chunks:
         tr = time.perf_counter()
-        images = []
-        for c, s in chunk:
-            img = sample_image(c, s)
-            images.append(img)
-            items.append((c, s, image_stats(img)))
+        drawn = pool.map(_draw, chunk, chunksize=8) if pool is not None else [_draw(cs) for cs in chunk]
+        images = [img for img, _ in drawn]
+        items += [(c, s, st) for (c, s), (_, st) in zip(chunk, drawn)]
+        del drawn
         timings["render_s"] += time.perf_counter() - tr
         tf = time.perf_counter()
         feat_parts.append(vision_features(adapter, images, cfg.vision_feature_layer))
         timings["features_s"] += time.perf_counter() - tf
         del images
+    if pool is not None:
+        pool.close()
     feats = torch.cat(feat_parts) if len(feat_parts) > 1 else feat_parts[0]
     del feat_parts
     n_base_items = n_base * len(cats)
@@ -878,7 +906,7 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
             projected = proj(feats[torch.tensor(fs)])
             if not prefix_box:
                 prefix_box.append(PrefixCache(adapter, seqs[0]))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+            with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
                 loss, per_seq = answer_loss(adapter, seqs, list(projected), prefix_box[0])
             opt.zero_grad()
             loss.backward()
@@ -1150,6 +1178,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --init-from: the stage to start at (the projector given is the previous stage's)")
     parser.add_argument("--stage2-steps", type=int, default=None)
     parser.add_argument("--stage3-steps", type=int, default=None)
+    parser.add_argument("--device", default=None, help="cpu (default) or cuda: the same recipe on a GPU")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default 1)")
+    parser.add_argument("--render-workers", type=int, default=None,
+                        help="processes drawing the training images (default 1; the images do not depend on it)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
+                        help="override any TrainConfig field, e.g. --set batch_size=16 --set stage3_lr=3e-4 "
+                        "(recorded in projector.json with the rest of the config)")
     parser.add_argument("--probe", action="store_true",
                         help="only run the resolution/layer probe (writes probe.json into --out) and exit")
     parser.add_argument("--validate", default=None, metavar="PROJECTOR",
@@ -1186,6 +1221,18 @@ def main(argv: list[str] | None = None) -> int:
         cfg.stage2_steps = args.stage2_steps
     if args.stage3_steps is not None:
         cfg.stage3_steps = args.stage3_steps
+    for name, value in (("device", args.device), ("threads", args.threads), ("render_workers", args.render_workers)):
+        if value is not None:
+            setattr(cfg, name, value)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for item in args.set:
+        key, eq, raw = item.partition("=")
+        if not eq or key not in fields:
+            parser.error(f"--set {item!r}: expected FIELD=JSON with FIELD one of: {', '.join(sorted(fields))}")
+        try:
+            setattr(cfg, key, json.loads(raw))
+        except ValueError:
+            parser.error(f"--set {item!r}: {raw!r} is not a JSON value (strings need quotes: {key}='\"...\"')")
     if args.start_stage != 2 and args.init_from is None:
         parser.error("--start-stage needs --init-from (the previous stage's projector)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
