@@ -986,7 +986,8 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     state = proj.folded_state()
     # check the fold on real features
     with torch.no_grad():
-        lin1 = torch.nn.functional.linear(feats[:4], state["linear_1.weight"], state["linear_1.bias"])
+        lin1 = torch.nn.functional.linear(feats[:4], state["linear_1.weight"].to(feats.device),
+                                          state["linear_1.bias"].to(feats.device))
         ref = proj.net[0]((feats[:4] - mean) / std)
         fold_err = float((lin1 - ref).abs().max())
     assert fold_err < 1e-3, fold_err
