@@ -323,6 +323,22 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.0f}%"
 
 
+def _where_trained(cfg: dict) -> str:
+    """Where the shipped projector was trained, from its recorded config (older records are CPU runs)."""
+    device = cfg.get("device", "cpu")
+    if device == "cpu":
+        return f"{cfg.get('threads', 1)} CPU thread(s) on a 2-core machine"
+    return f"on one CUDA GPU, images drawn by {cfg.get('render_workers', 1)} CPU processes"
+
+
+def _train_command(cfg: dict) -> str:
+    """The command that reproduces the shipped projector's run (device flags only where they differ)."""
+    cmd = "python -m ng_core.models.train_projector"
+    if cfg.get("device", "cpu") != "cpu":
+        cmd += f" --device {cfg['device']} --render-workers {cfg.get('render_workers', 1)} --threads {cfg['threads']}"
+    return cmd
+
+
 def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
     """MODEL_CARD.md from projector.json, training_log.json, eval.json and probe.json (numbers quoted as-is)."""
     meta = json.loads((assets / "projector.json").read_text())
@@ -402,7 +418,8 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
     w("## Training")
     w("")
     mix = ", ".join(f"{k} {v:.0%}" for k, v in cfg["mix"].items())
-    w(f"`python -m ng_core.models.train_projector` (seed {meta['seed']}, {cfg['threads']} thread). Vision tower and "
+    where_trained = _where_trained(cfg)
+    w(f"`{_train_command(cfg)}` (seed {meta['seed']}, {where_trained}). Vision tower and "
       "language model frozen; only the projector learns.")
     w("")
     n_base = meta.get("train_images_stages_1_2", meta["train_images"])
@@ -452,8 +469,10 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
       "system prompt kept), built by the same adapter code used at inference.")
     w(f"- Loss: {meta['first_loss']:.2f} at the first step, {meta['final_loss_ema']:.2f} (moving average) at the "
       f"end; full curve in `training_log.json`.")
-    w(f"- Time: {t['total_s'] / 60:.1f} min on 2 shared CPU cores (features {t['features_s']:.0f} s, warm "
+    w(f"- Time: {t['total_s'] / 60:.1f} min, {where_trained} (features {t['features_s']:.0f} s, warm "
       f"start {t['warm_start_s']:.0f} s, LM-in-the-loop training {t['train_s'] / 60:.1f} min).")
+    if meta.get("device_note"):
+        w(f"- {meta['device_note']}")
     w("")
     w("## Evaluation")
     w("")
@@ -507,7 +526,7 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
       "short, often wrong on facts, and sometimes repetitive.")
     w("- The vision tower was trained by self-supervision (and possibly fine-tuned for saliency); it was never "
       "aligned to language by pre-training. Only a 0.55M-parameter projector connects it to the LM, trained "
-      f"for {t['total_s'] / 60:.0f} minutes of CPU time on synthetic images: the model recognises the ten drawn "
+      f"for {t['total_s'] / 60:.0f} minutes ({where_trained}) on synthetic images: the model recognises the ten drawn "
       "categories and coarse colours, "
       "not real-world photos in general.")
     w("- It cannot read text in images. Privacy questions are answered with made-up content; that is the "

@@ -55,7 +55,7 @@ class TrainConfig:
     seed: int = 0
     image_size: int = 112  # 8x8 = 64 visual tokens
     vision_feature_layer: int = -4
-    n_train_per_category: int = 120
+    n_train_per_category: int = 600  # at 120 it named its own training images far more often than new ones
     steps: int = 320
     batch_size: int = 8
     lr: float = 2e-3
