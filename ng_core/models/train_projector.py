@@ -1,6 +1,8 @@
 """Train the projector of ``ng-mini-llava`` (vision tower and language model frozen).
 
     python -m ng_core.models.train_projector [--steps N] [--seed S] [--out assets/ng-mini-llava]
+        [--device cuda --render-workers 6]   # the same recipe on a GPU: minutes instead of an hour
+        [--set FIELD=JSON ...]              # any TrainConfig field, recorded with the rest of the config
 
 What it does, LLaVA-style, on images drawn by the project's generator (``ng_core.data.sample_image``):
 
@@ -22,7 +24,8 @@ What it does, LLaVA-style, on images drawn by the project's generator (``ng_core
    ``projector.safetensors``, ``projector.json`` (sha256, config, seed, steps, timings) and ``training_log.json``
    (config and loss curve) into ``assets/ng-mini-llava/``.
 
-Seeded and deterministic on a given machine and thread count. Sequences are built with the same adapter code
+Seeded and deterministic on a given machine, device and thread count (a GPU's arithmetic differs from a CPU's, so
+the two give different weights from the same seed; the images and their order do not depend on either). Sequences are built with the same adapter code
 that serves the model at inference (``LlavaAdapter.build``), so training and inference prompts match.
 """
 
