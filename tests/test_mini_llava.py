@@ -295,3 +295,16 @@ def test_train_projector_set_rejects_unknown_fields_and_non_json_values(capsys):
         assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "no_such_field" in err and "not a JSON value" in err
+
+
+def test_projector_training_on_cuda_without_a_gpu_says_so(assembled, tmp_path):
+    """--device cuda on a machine without one stops before any work, naming the device and torch."""
+    import torch
+
+    from ng_core.models import train_projector as TP
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(RuntimeError, match="sees no CUDA device"):
+        TP.train(TP.TrainConfig(device="cuda"), tmp_path, log=lambda m: None)
+    assert not (tmp_path / "projector.safetensors").exists()
