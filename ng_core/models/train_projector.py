@@ -25,14 +25,16 @@ What it does, LLaVA-style, on images drawn by the project's generator (``ng_core
    (config and loss curve) into ``assets/ng-mini-llava/``.
 
 Seeded and deterministic on a given machine, device and thread count (a GPU's arithmetic differs from a CPU's, so
-the two give different weights from the same seed; the images and their order do not depend on either). Sequences are built with the same adapter code
-that serves the model at inference (``LlavaAdapter.build``), so training and inference prompts match.
+the two give different weights from the same seed; the images and their order do not depend on either). Sequences
+are built with the same adapter code that serves the model at inference (``LlavaAdapter.build``), so training and
+inference prompts match.
 """
 
 from __future__ import annotations
 
 import argparse
 import colorsys
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -530,6 +532,11 @@ def _draw(cat_seed: tuple) -> tuple:
     return img, image_stats(img)
 
 
+def draw_all(pairs: list, pool=None) -> list:
+    """``_draw`` for every (category, seed), in order; with a process ``pool`` the drawing is spread over it."""
+    return pool.map(_draw, pairs, chunksize=8) if pool is not None else [_draw(cs) for cs in pairs]
+
+
 def vision_features(adapter, images, layer: int, batch: int = 16):
     """Frozen DINOv2 hidden states (CLS dropped) of ``layer`` for PIL images: [n, N_img, 384] fp32."""
     import torch
@@ -695,10 +702,10 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    log("assembling / loading the base model")
-    folder = ML.ensure_assembled(cache_dir)
     if cfg.device != "cpu" and not torch.cuda.is_available():
         raise RuntimeError(f"device {cfg.device!r} asked for, but torch {torch.__version__} sees no CUDA device")
+    log("assembling / loading the base model")
+    folder = ML.ensure_assembled(cache_dir)
     adapter = LlavaAdapter.from_folder(folder, model_id=ML.MODEL_ID,
                                        device_map=None if cfg.device == "cpu" else {"": cfg.device})
     # train at the configured resolution, whatever the cached folder was assembled with
@@ -729,24 +736,23 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     # pieces of 2,000 (a multiple of the 16-image vision batch, so the features are those of one long list)
     chunks = [base[a:a + 2000] for a in range(0, len(base), 2000)]
     chunks += [[(c, s) for s in train_seeds[c][a:a + 200]] for c in cats for a in range(n_base, n_all, 200)]
-    pool = None
-    if cfg.render_workers > 1:
-        import multiprocessing as mp
+    with contextlib.ExitStack() as stack:  # the workers end with the loop, also on an exception
+        pool = None
+        if cfg.render_workers > 1:
+            import multiprocessing as mp
 
-        pool = mp.get_context("fork").Pool(cfg.render_workers)
-    for chunk in chunks:
-        tr = time.perf_counter()
-        drawn = pool.map(_draw, chunk, chunksize=8) if pool is not None else [_draw(cs) for cs in chunk]
-        images = [img for img, _ in drawn]
-        items += [(c, s, st) for (c, s), (_, st) in zip(chunk, drawn)]
-        del drawn
-        timings["render_s"] += time.perf_counter() - tr
-        tf = time.perf_counter()
-        feat_parts.append(vision_features(adapter, images, cfg.vision_feature_layer))
-        timings["features_s"] += time.perf_counter() - tf
-        del images
-    if pool is not None:
-        pool.close()
+            pool = stack.enter_context(mp.get_context("fork").Pool(cfg.render_workers))
+        for chunk in chunks:
+            tr = time.perf_counter()
+            drawn = draw_all(chunk, pool)
+            images = [img for img, _ in drawn]
+            items += [(c, s, st) for (c, s), (_, st) in zip(chunk, drawn)]
+            del drawn
+            timings["render_s"] += time.perf_counter() - tr
+            tf = time.perf_counter()
+            feat_parts.append(vision_features(adapter, images, cfg.vision_feature_layer))
+            timings["features_s"] += time.perf_counter() - tf
+            del images
     feats = torch.cat(feat_parts) if len(feat_parts) > 1 else feat_parts[0]
     del feat_parts
     n_base_items = n_base * len(cats)
