@@ -20,6 +20,9 @@ def _add_model(p, with_run=False):
                    help="weights dtype for a local checkpoint (default: as saved)")
     p.add_argument("--device-map", default=None,
                    help="accelerate device map for a local checkpoint, e.g. 'auto' to shard over GPUs")
+    p.add_argument("--reading", default="auto", choices=["auto", "on", "off"],
+                   help="OCR lines of the image in the prompt: auto = as the model folder says (on for "
+                        "ng-mini-llava, off for llava-hf checkpoints)")
     if with_run:
         p.add_argument("--run", default=None, help="apply the edit (deltas) of this run bundle folder")
 
@@ -28,7 +31,8 @@ def _load(args):
     from .models import load_model
     from .progress import Progress, stderr_printer
 
-    return load_model(args.model, dtype=args.dtype, device_map=args.device_map,
+    reading = {"auto": None, "on": True, "off": False}[getattr(args, "reading", "auto") or "auto"]
+    return load_model(args.model, dtype=args.dtype, device_map=args.device_map, reading=reading,
                       progress=Progress(stderr_printer()))
 
 
@@ -102,8 +106,9 @@ def cmd_ask(args) -> int:
     a = _load(args)
     deltas = Run.load(args.run, a).deltas() if args.run else []
     feats = a.encode_image(args.image) if args.image else None
+    reading = a.read_image(args.image) if args.image else None
     hooks = (lambda b: intervention_hooks(a, [], deltas, subject_positions(b))) if deltas else None
-    g = a.generate([(feats, args.prompt, None)], max_new_tokens=args.max_new_tokens, hooks_for=hooks,
+    g = a.generate([(feats, args.prompt, None, reading)], max_new_tokens=args.max_new_tokens, hooks_for=hooks,
                    do_sample=args.sample, seed=args.seed)[0]
     verdict = None
     try:

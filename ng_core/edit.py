@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .hooks import HookSpec, layer_output_tensor, replace_layer_output
-from .imagecache import encode
+from .imagecache import encode, read
 from .interventions import Delta, delta_hooks, position_selector
 from .locality import LocalityCache
 from .losses import answer_nll
@@ -225,15 +225,16 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
     done = 0
     layer_mod = adapter.layer_module(layer)
     for e_i, it in enumerate(items):
-        seqs = [adapter.build(it.prompt, subject=it.subject, answer=it.target)]
+        reading = read(adapter, it.image)
+        seqs = [adapter.build(it.prompt, subject=it.subject, answer=it.target, reading=reading)]
         weights = [1.0]
         images = [it.image]
         if it.neighbour:
-            seqs.append(adapter.build(it.neighbour, subject=it.subject, answer=it.neighbour_target))
+            seqs.append(adapter.build(it.neighbour, subject=it.subject, answer=it.neighbour_target, reading=reading))
             weights.append(cfg.kl_factor)
             images.append(it.image)
         for im, q, y in it.general:
-            seqs.append(adapter.build(q, answer=y, has_image=im is not None))
+            seqs.append(adapter.build(q, answer=y, has_image=im is not None, reading=read(adapter, im)))
             weights.append(cfg.general_weight / len(it.general))
             images.append(im)
         w = torch.tensor(weights)

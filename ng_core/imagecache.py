@@ -5,7 +5,7 @@ locality answers of :class:`~ng_core.locality.LocalityCache`) is shared. The rul
 image given as a path (``str`` / ``Path``: a file of a dataset) is cached there, for
 speed; any other image (an upload held in memory: PIL image, bytes,
 :class:`~ng_core.studio.PrivateImage`) is never retained by a shared object. Its
-features and the unedited model's answers about it go to the :class:`PrivateCache` in
+features, what the OCR read from it and the unedited model's answers about it go to the :class:`PrivateCache` in
 scope (a :class:`~ng_core.studio.StudioSession` owns one and puts it in scope around
 its calls and jobs), or, with none in scope, live only for the call.
 """
@@ -47,6 +47,7 @@ class PrivateCache:
         self.max_features = int(max_features)
         self.features: OrderedDict = OrderedDict()
         self.locality: dict = {}
+        self.readings: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
     def feature(self, adapter, image):
@@ -62,10 +63,24 @@ class PrivateCache:
                 self.features.popitem(last=False)
         return feats
 
+    def reading(self, adapter, image):
+        key = (id(adapter), private_key(image))
+        with self._lock:
+            if key in self.readings:
+                self.readings.move_to_end(key)
+                return self.readings[key]
+        text = adapter.read_image_uncached(image)
+        with self._lock:
+            self.readings[key] = text
+            while len(self.readings) > self.max_features:
+                self.readings.popitem(last=False)
+        return text
+
     def clear(self) -> None:
         with self._lock:
             self.features.clear()
             self.locality.clear()
+            self.readings.clear()
 
 
 def current_private() -> PrivateCache | None:
@@ -95,4 +110,16 @@ def encode(adapter, image):
     return cache.feature(adapter, image)
 
 
-__all__ = ["PrivateCache", "current_private", "encode", "is_shared", "private_key", "private_scope"]
+def read(adapter, image) -> str | None:
+    """The reading block of ``image`` (OCR lines for the prompt), cached by the same rule as features."""
+    if image is None or not getattr(adapter, "reads", False):
+        return None
+    if is_shared(image):
+        return adapter.read_image(image)
+    cache = _SCOPE.get()
+    if cache is None:
+        return adapter.read_image_uncached(image)
+    return cache.reading(adapter, image)
+
+
+__all__ = ["PrivateCache", "current_private", "encode", "read", "is_shared", "private_key", "private_scope"]

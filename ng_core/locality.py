@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .imagecache import current_private, encode, is_shared, private_key
+from .imagecache import current_private, encode, is_shared, private_key, read
 
 
 class LocalityCache:
@@ -43,7 +43,7 @@ class LocalityCache:
         for k in range(0, len(todo), self.batch_size):
             chunk = todo[k:k + self.batch_size]
             gens = self.adapter.generate(
-                [(encode(self.adapter, im), p, None) for im, p, _ in chunk],
+                [(encode(self.adapter, im), p, None, read(self.adapter, im)) for im, p, _ in chunk],
                 max_new_tokens=self.max_new_tokens)
             for (im, p, _), g in zip(chunk, gens):
                 store, key = self._where(im, p)

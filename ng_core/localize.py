@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .hooks import HookSpec, layer_output_tensor, replace_layer_output
-from .imagecache import encode
+from .imagecache import encode, read
 from .interventions import Delta, delta_hooks, position_selector
 from .locality import LocalityCache
 from .losses import answer_nll
@@ -110,6 +110,7 @@ def reselect(cm: CategoryMask, privacy_value: float = 0.0, topk: float | None = 
 # ---------------------------------------------------------------------------- sequences
 def _rewrite_sequences(adapter, rec: ImageRecord, templates) -> list[Sequence]:
     seqs = []
+    reading = read(adapter, rec.image)
     for t in templates:
         composed = t.replace("{}", rec.rewrite_prompt, 1)
         i = composed.find("{}")
@@ -118,7 +119,8 @@ def _rewrite_sequences(adapter, rec: ImageRecord, templates) -> list[Sequence]:
 
             raise DataError(f"rewrite prompt {rec.rewrite_prompt!r} of {rec.image} has no '{{}}' for the subject")
         prompt = composed[:i] + rec.subject + composed[i + 2:]
-        seqs.append(adapter.build(prompt, subject_span=(i, i + len(rec.subject)), answer=rec.target))
+        seqs.append(adapter.build(prompt, subject_span=(i, i + len(rec.subject)), answer=rec.target,
+                                  reading=reading))
     return seqs
 
 
@@ -130,7 +132,7 @@ def build_stage_a(adapter, rec: ImageRecord, cfg: MaskConfig, locality: Locality
     if nb is not None:
         y_n = locality.answer(rec.image, nb, rec.subject, cfg.neighbour_words)
         if y_n:
-            seqs.append(adapter.build(nb, subject=rec.subject, answer=y_n))
+            seqs.append(adapter.build(nb, subject=rec.subject, answer=y_n, reading=read(adapter, rec.image)))
             weights.append(cfg.kl_factor)
     return seqs, weights
 

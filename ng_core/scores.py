@@ -23,7 +23,7 @@ import torch
 
 from .bundle import Run
 from .hooks import HookSpec, layer_output_tensor
-from .imagecache import encode
+from .imagecache import encode, read
 from .locality import LocalityCache
 from .localize import MaskConfig, binarize, consensus, learn_masks
 from .progress import as_progress
@@ -66,7 +66,7 @@ def capture_activations(adapter, items, layers, position="subject", batch_size=8
     res = {"residual": [], "ffn": []}
     for k in range(0, len(items), batch_size):
         chunk = items[k:k + batch_size]
-        seqs = [adapter.build(p, subject=s, has_image=im is not None) for im, p, s in chunk]
+        seqs = [adapter.build(p, subject=s, has_image=im is not None, reading=read(adapter, im)) for im, p, s in chunk]
         feats = [encode(adapter, im) for im, _, _ in chunk]
         batch = adapter.collate(seqs, feats)
         idx = torch.tensor([_pos(s, position) for s in seqs])
@@ -131,9 +131,10 @@ def gradxact_scores(adapter, records, cfg: ScoreConfig, progress=None) -> dict:
     for im, s_prompt, b_prompt, subj, target in pairs:
         for kind, prompt in (("s", s_prompt), ("b", b_prompt)):
             y_orig = loc.answer(im, prompt, subj, 5)
-            seqs = [adapter.build(prompt, subject=subj, answer=target)]
+            reading = read(adapter, im)
+            seqs = [adapter.build(prompt, subject=subj, answer=target, reading=reading)]
             if y_orig:
-                seqs.append(adapter.build(prompt, subject=subj, answer=y_orig))
+                seqs.append(adapter.build(prompt, subject=subj, answer=y_orig, reading=reading))
             feats = encode(adapter, im)
             batch = adapter.collate(seqs, [feats] * len(seqs))
             p = _pos(seqs[0], cfg.position)

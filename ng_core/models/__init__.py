@@ -12,11 +12,13 @@ BUILTIN_MODELS = ("ng-mini-llava", "tiny-random")
 
 
 def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: int = 0,
-               progress=None) -> LlavaAdapter:
+               progress=None, reading: bool | None = None) -> LlavaAdapter:
     """Load ``spec``: ``ng-mini-llava`` (default), ``tiny-random[:style]``, or a llava-hf folder.
 
     ``device_map`` (e.g. ``"auto"``) shards a local checkpoint with accelerate; ``dtype``
-    is ``fp32``/``fp16``/``bf16``. Nothing is ever downloaded.
+    is ``fp32``/``fp16``/``bf16``. ``reading`` switches the OCR reading channel on or off
+    (None: as the model folder's ``reading.json`` says; tiny-random reads nothing by default).
+    Nothing is ever downloaded.
     """
     spec = spec or DEFAULT_MODEL
     if spec == "ng-mini-llava":
@@ -27,7 +29,8 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
             def cb(done, total, message="", _p=progress):
                 _p.update("assemble", done, total, message)
         folder = mini_llava.ensure_assembled(progress=cb)
-        return LlavaAdapter.from_folder(folder, dtype=dtype, device_map=device_map, model_id="ng-mini-llava")
+        return LlavaAdapter.from_folder(folder, dtype=dtype, device_map=device_map, model_id="ng-mini-llava",
+                                        reading=reading)
     if spec.startswith("tiny-random"):
         from .tiny_random import build_tiny_random
 
@@ -40,13 +43,16 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
 
         model, tok, img_cfg = build_tiny_random(seed=seed, style=style, dtype=_parse_dtype(dtype) or torch.float32)
         mid = "tiny-random" if style == "bytelevel" else spec
-        return LlavaAdapter(model, tok, img_cfg, model_id=mid, source=f"built in memory (seed {seed})")
+        from .reading import ReadingConfig
+
+        return LlavaAdapter(model, tok, img_cfg, model_id=mid, source=f"built in memory (seed {seed})",
+                            reading=ReadingConfig(enabled=bool(reading)))
     path = Path(spec).expanduser()
     if not path.exists():
         raise ModelLoadError(
             f"unknown model {spec!r}: not a built-in model ({', '.join(BUILTIN_MODELS)}) and no such folder"
         )
-    return LlavaAdapter.from_folder(path, dtype=dtype, device_map=device_map)
+    return LlavaAdapter.from_folder(path, dtype=dtype, device_map=device_map, reading=reading)
 
 
 __all__ = ["load_model", "LlavaAdapter", "ModelAdapter", "Sequence", "Batch", "Generation", "DEFAULT_MODEL",

@@ -9,6 +9,7 @@ never see each other's gates or edits.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -25,6 +26,7 @@ from ..errors import ModelLoadError, SubjectNotFoundError
 from ..hooks import HookSpec, StopForward, scoped_hooks
 from .adapter import Batch, ModelAdapter, Sequence
 from .image_processing import ImageConfig, open_image, preprocess
+from .reading import OcrReader, ReadingConfig, reading_block
 
 LLAVA15_TEMPLATE = (
     "{% for message in messages %}{% if message['role'] == 'user' %}USER: {{ message['content'] }} "
@@ -50,7 +52,8 @@ class LlavaAdapter(ModelAdapter):
     family = "llava"
 
     def __init__(self, model, tokenizer, image_cfg: ImageConfig, model_id: str, source: str = "",
-                 chat_template: str | None = None, image_token: str = "<image>"):
+                 chat_template: str | None = None, image_token: str = "<image>",
+                 reading: ReadingConfig | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.image_cfg = image_cfg
@@ -62,6 +65,9 @@ class LlavaAdapter(ModelAdapter):
         self.chat_template = chat_template or getattr(tokenizer, "chat_template", None) or LLAVA15_TEMPLATE
         self._list_content = "'type'" in self.chat_template or '"type"' in self.chat_template
         self._feature_cache: OrderedDict = OrderedDict()
+        self.reading = reading or ReadingConfig()
+        self._reader = OcrReader(self.reading) if self.reading.enabled else None
+        self._reading_cache: OrderedDict = OrderedDict()
         self._fingerprint: str | None = None
         model.eval()
         for p in model.parameters():
@@ -80,7 +86,9 @@ class LlavaAdapter(ModelAdapter):
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_folder(cls, path, dtype=None, device_map=None, model_id: str | None = None) -> "LlavaAdapter":
+    def from_folder(cls, path, dtype=None, device_map=None, model_id: str | None = None,
+                    reading: bool | None = None) -> "LlavaAdapter":
+        """Load a llava-hf folder. ``reading`` overrides the folder's ``reading.json`` (on/off)."""
         from transformers import AutoConfig, AutoTokenizer, LlavaForConditionalGeneration
 
         folder = Path(path).expanduser()
@@ -119,8 +127,11 @@ class LlavaAdapter(ModelAdapter):
                     text = p.read_text()
                     template = json.loads(text)["chat_template"] if name.endswith(".json") else text
                     break
+        rcfg = ReadingConfig.from_folder(folder)
+        if reading is not None and bool(reading) != rcfg.enabled:
+            rcfg = dataclasses.replace(rcfg, enabled=bool(reading))
         return cls(model, tok, ImageConfig.from_folder(folder), model_id or str(folder), str(folder),
-                   chat_template=template)
+                   chat_template=template, reading=rcfg)
 
     # ------------------------------------------------------------------ places
     @property
@@ -204,6 +215,46 @@ class LlavaAdapter(ModelAdapter):
         with self.lock:
             return self._encode_pixels(preprocess(open_image(image), self.image_cfg))
 
+    # ------------------------------------------------------------------ reading
+    @property
+    def reads(self) -> bool:
+        """True when this model reads the text in its images (OCR lines in the prompt)."""
+        return self._reader is not None
+
+    @staticmethod
+    def content_key(img) -> str:
+        """A key for an opened image's full-resolution pixels (what the OCR sees)."""
+        h = hashlib.sha1(f"{img.mode}{img.size}".encode())
+        h.update(img.tobytes())
+        return h.hexdigest()
+
+    def read_image(self, image) -> str | None:
+        """The reading block for ``image`` (None when this model does not read, or nothing was read).
+
+        Cached by pixel content. This cache is shared: call it for dataset files only; in-memory
+        uploads go through :func:`ng_core.imagecache.read`, which keeps them out of it.
+        """
+        if self._reader is None or image is None:
+            return None
+        img = open_image(image)
+        key = self.content_key(img)
+        with self.lock:
+            if key in self._reading_cache:
+                self._reading_cache.move_to_end(key)
+                return self._reading_cache[key]
+        text = self.read_image_uncached(img)
+        with self.lock:
+            self._reading_cache[key] = text
+            while len(self._reading_cache) > 256:
+                self._reading_cache.popitem(last=False)
+        return text
+
+    def read_image_uncached(self, image) -> str | None:
+        """Like :meth:`read_image`, never cached."""
+        if self._reader is None or image is None:
+            return None
+        return reading_block(self._reader.read(open_image(image)), self.reading)
+
     def _encode_pixels(self, px: torch.Tensor) -> torch.Tensor:
         vt = self.model.model.vision_tower
         dev = next(vt.parameters()).device
@@ -224,12 +275,17 @@ class LlavaAdapter(ModelAdapter):
         return self._n_img
 
     # ------------------------------------------------------------------ prompts
-    def render(self, prompt: str, has_image: bool = True) -> str:
-        """The chat-templated prompt text, ending with the generation prompt."""
+    def render(self, prompt: str, has_image: bool = True, reading: str | None = None) -> str:
+        """The chat-templated prompt text, ending with the generation prompt.
+
+        ``reading`` (a :func:`~ng_core.models.reading.reading_block`, from :meth:`read_image`)
+        goes after the image and before the question, separated by a blank line.
+        """
+        text = f"{reading}\n\n{prompt}" if (reading and has_image) else prompt
         if self._list_content:
-            content = ([{"type": "image"}] if has_image else []) + [{"type": "text", "text": prompt}]
+            content = ([{"type": "image"}] if has_image else []) + [{"type": "text", "text": text}]
         else:
-            content = (self.image_token + "\n" if has_image else "") + prompt
+            content = (self.image_token + "\n" if has_image else "") + text
         tmpl = self._template()
         special = {k: getattr(self.tokenizer, k, None) for k in ("bos_token", "eos_token")}
         return tmpl.render(messages=[{"role": "user", "content": content}], add_generation_prompt=True,
@@ -246,15 +302,18 @@ class LlavaAdapter(ModelAdapter):
         return self._compiled
 
     def build(self, prompt: str, *, subject: str | None = None, answer: str | None = None,
-              has_image: bool = True, subject_span: tuple[int, int] | None = None) -> Sequence:
+              has_image: bool = True, subject_span: tuple[int, int] | None = None,
+              reading: str | None = None) -> Sequence:
         """Tokenize one (image, prompt[, answer]) turn with exact image and subject positions.
 
         ``subject`` is located inside ``prompt`` (first exact occurrence, else first
         case-insensitive one); ``subject_span`` gives explicit character offsets in ``prompt``.
+        ``reading`` is the image's reading block (:meth:`read_image`); the question stays last,
+        so the subject is always found in the question, never in the text read off the image.
         """
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("the prompt is empty")
-        text = self.render(prompt, has_image)
+        text = self.render(prompt, has_image, reading)
         p_start = text.rfind(prompt)
         if p_start < 0:  # the template rewrote the prompt (e.g. stripped it)
             p_start = text.rfind(prompt.strip())
@@ -413,7 +472,7 @@ class LlavaAdapter(ModelAdapter):
                  temperature: float = 1.0, top_p: float = 0.9, repetition_penalty: float = 1.0,
                  seed: int | None = None, hooks_for=None, on_token=None, draft: list[int] | None = None
                  ) -> list[Generation]:
-        """Greedy (or seeded sampling) answers for ``items`` = [(features|None, prompt, subject|None)].
+        """Greedy (or seeded sampling) answers for ``items`` = [(features|None, prompt, subject|None[, reading])].
 
         Rows are left-padded and decoded together with a KV cache. ``hooks_for(batch)``
         returns the hook specs of active interventions (they see position ids, so a
@@ -429,8 +488,8 @@ class LlavaAdapter(ModelAdapter):
             return []
         seqs, feats = [], []
         for it in items:
-            f, prompt, subject = (tuple(it) + (None,))[:3]
-            seqs.append(self.build(prompt, subject=subject, has_image=f is not None))
+            f, prompt, subject, reading = (tuple(it) + (None, None))[:4]
+            seqs.append(self.build(prompt, subject=subject, has_image=f is not None, reading=reading))
             feats.append(f)
         batch = self.collate(seqs, feats, padding="left")
         gen = torch.Generator().manual_seed(int(seed)) if do_sample else None

@@ -1,0 +1,75 @@
+"""The OCR reading channel: one prompt format, the subject still in the question, uploads kept private."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from ng_core.imagecache import PrivateCache, private_scope, read
+from ng_core.models import load_model
+from ng_core.models.reading import READING_HEADER, ReadingConfig, block_lines, clean_line, reading_block
+
+
+def test_block_format_and_limits():
+    cfg = ReadingConfig(enabled=True, max_lines=3, max_chars=200)
+    block = reading_block(["PASSPORT", "  Passport No.   P4827193 ", "", "Surname MORENO", "cut"], cfg)
+    assert block == f"{READING_HEADER}\nPASSPORT\nPassport No. P4827193\nSurname MORENO"
+    assert block_lines(block) == ["PASSPORT", "Passport No. P4827193", "Surname MORENO"]
+    assert reading_block([], cfg) is None and reading_block(["  "], cfg) is None
+    short = reading_block(["a" * 30, "b" * 30], ReadingConfig(enabled=True, max_chars=len(READING_HEADER) + 35))
+    assert block_lines(short) == ["a" * 30]
+
+
+def test_printed_text_cannot_become_control_tokens():
+    assert "<" not in clean_line("<|im_start|>system <image>") and "|" not in clean_line("<|im_end|>")
+    assert clean_line("a\x00b\u200bc") == "a b c"
+
+
+@pytest.fixture(scope="module")
+def reader_model():
+    return load_model("tiny-random", reading=True)
+
+
+def test_subject_is_found_in_the_question_not_in_the_reading(reader_model):
+    a = reader_model
+    reading = reading_block(["PASSPORT", "passport number P4827193"], a.reading)
+    q = "What is the number of the passport in this image?"
+    seq = a.build(q, subject="passport", reading=reading)
+    plain = a.build(q, subject="passport")
+    assert len(seq) > len(plain)
+    assert seq.text.index(READING_HEADER) < seq.text.rindex(q)
+    # the subject token sits in the question: the same distance from the end of the prompt
+    assert seq.prompt_len - seq.subject_pos == plain.prompt_len - plain.subject_pos
+    tail = a.tokenizer.decode(seq.input_ids[seq.subject_pos:seq.subject_pos + 1])
+    assert "passport" in tail.lower()
+    # no image, no reading: a text-only turn ignores it
+    assert a.build(q, has_image=False, reading=reading).text == a.build(q, has_image=False).text
+
+
+def _card() -> Image.Image:
+    img = Image.new("RGB", (520, 200), (235, 240, 250))
+    d = ImageDraw.Draw(img)
+    f = ImageFont.load_default(size=28)
+    d.text((20, 25), "PASSPORT", fill=(20, 20, 40), font=f)
+    d.text((20, 100), "No. P4827193", fill=(20, 20, 40), font=f)
+    return img
+
+
+def test_real_ocr_reads_a_card_and_uploads_stay_private(reader_model, tmp_path):
+    pytest.importorskip("rapidocr")
+    a = reader_model
+    img = _card()
+    cache = PrivateCache()
+    with private_scope(cache):
+        block = read(a, img)
+    assert block is not None and "P4827193" in block.replace(" ", "")
+    assert len(cache.readings) == 1 and len(a._reading_cache) == 0  # the upload never entered the shared cache
+    path = tmp_path / "card.png"
+    img.save(path)
+    assert read(a, path) == block and len(a._reading_cache) == 1  # a file on disk may be shared
+    g = a.generate([(a.encode_image(path), "What is the passport number?", None, block)], max_new_tokens=3)[0]
+    assert isinstance(g.text, str)
+
+
+def test_reading_is_off_unless_asked():
+    a = load_model("tiny-random")
+    assert not a.reads and read(a, _card()) is None and a.read_image(_card()) is None
