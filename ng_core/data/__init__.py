@@ -11,6 +11,7 @@ Public API::
              .cases(split, categories) .images(category, split) .subject(category)
     write_cases_jsonl(cases, path) -> Path;  read_cases_jsonl(path, check_images=True) -> list[EvalCase]
     sample_image(category, seed=0) -> PIL.Image.Image
+    render_sample(category, seed, family="main") -> Sample (.image, .truth: fields, secrets, lines, style, ...)
     CATEGORIES, UNSEEN_CATEGORIES, BENIGN_CATEGORIES, ALL_CATEGORIES, SPLITS, SUBJECTS
 
 See docs/data.md for the folder layout and the splits.
@@ -31,12 +32,12 @@ from .constants import (
 )
 from .dataset import Dataset, MalformedDataError, MissingImagesError, record_cases
 from .generate import FORMAT_NAME, FORMAT_VERSION, generate_dataset
-from .images import IMAGE_SIZE, render_image
+from .images import IMAGE_SIZE, MIN_IMAGE_SIDE, Sample, render_image, render_sample
 from .loaders import detect_format, load_dataset, load_multi_p2a, load_paper_dataset, load_project_dataset
 
 
 def sample_image(category: str, seed: int = 0):
-    """Render one image of ``category`` in memory (a PIL RGB image, IMAGE_SIZE square), e.g. for a gallery.
+    """Render one image of ``category`` (main family) in memory: a PIL RGB image, longest side 448-640 px.
 
     Deterministic in ``seed``. A generated dataset's image ``i`` is ``sample_image(category, seed=s)`` with
     ``s`` the record's ``extra["image_seed"]``.
@@ -57,6 +58,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "IMAGE_SIZE",
+    "MIN_IMAGE_SIDE",
     "MalformedDataError",
     "MissingImagesError",
     "REFUSAL_TARGETS",
@@ -72,6 +74,8 @@ __all__ = [
     "load_project_dataset",
     "read_cases_jsonl",
     "record_cases",
+    "Sample",
+    "render_sample",
     "sample_image",
     "write_cases_jsonl",
 ]

@@ -40,7 +40,8 @@ def _generate(args) -> int:
     t0 = time.monotonic()
     try:
         out = generate_dataset(args.out, seed=args.seed, per_category=args.per_category,
-                               categories=args.categories or None, progress=_stderr_progress(args.quiet))
+                               categories=args.categories or None, progress=_stderr_progress(args.quiet),
+                               family=args.family)
         from .loaders import load_project_dataset
 
         ds = load_project_dataset(out)
@@ -134,6 +135,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="images per category (default: 20; about 1/3 of a paper category's images are train)")
     g.add_argument("--categories", nargs="+", choices=ALL_CATEGORIES, default=None, metavar="CAT",
                    help="categories to generate (default: all): " + ", ".join(ALL_CATEGORIES))
+    g.add_argument("--family", choices=("main", "heldout"), default="main",
+                   help="rendering family: main (default) or heldout (a separately written style, other image "
+                        "seeds, for validation only)")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
     g.set_defaults(func=_generate)
 

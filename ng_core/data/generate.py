@@ -19,7 +19,7 @@ from .constants import (
     SUBJECTS,
     UNSEEN_CATEGORIES,
 )
-from .images import GENERATOR_VERSION, IMAGE_SIZE, derive_seed, render_image, save_png
+from .images import FAMILIES, GENERATOR_VERSION, IMAGE_SIZE, MIN_IMAGE_SIDE, derive_seed, render_sample, save_png
 
 #: Written to ``dataset.json``; the loader checks it.
 FORMAT_NAME = "neural-gate-studio/privacypair"
@@ -98,8 +98,12 @@ def _write_json(path: Path, obj) -> None:
 
 
 def generate_dataset(out_dir, seed: int = 0, per_category: int = 20, categories: Iterable[str] | None = None,
-                     progress: Progress | None = None) -> Path:
+                     progress: Progress | None = None, family: str = "main") -> Path:
     """Generate a dataset folder at ``out_dir`` and return its path.
+
+    ``family="heldout"`` draws the held-out rendering style (a validation set no model trains on), from
+    other image seeds than the main family. Each record carries the image's ground truth: ``secrets``,
+    ``fields``, ``style`` and ``family``.
 
     The same ``seed``, ``per_category`` and ``categories`` give byte-identical files. ``categories`` defaults to
     all ten (six paper categories, two unseen, two benign). An existing dataset folder at ``out_dir`` is
@@ -116,6 +120,8 @@ def generate_dataset(out_dir, seed: int = 0, per_category: int = 20, categories:
         raise DataError(f"per_category must be at least 1 (got {per_category})")
     per_category = int(per_category)
     seed = int(seed)
+    if family not in FAMILIES:
+        raise DataError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "dataset.json").is_file():
@@ -140,10 +146,16 @@ def generate_dataset(out_dir, seed: int = 0, per_category: int = 20, categories:
                     split = "train" if i in train else "heldout_images"
                 else:
                     split = "unseen_categories" if kind == "unseen" else "benign_controls"
-                image_seed = derive_seed(seed, cat, "image", i)
+                image_seed = (derive_seed(seed, cat, "image", i) if family == "main"
+                              else derive_seed(seed, cat, "heldout-image", i))
                 rel = f"images/{cat}/{cat}_{i:04d}.png"
-                save_png(render_image(cat, image_seed), tmp / rel)
-                records.append(build_record(seed, cat, i, split, rel, image_seed))
+                sample = render_sample(cat, image_seed, family)
+                save_png(sample.image, tmp / rel)
+                rec = build_record(seed, cat, i, split, rel, image_seed)
+                t = sample.truth
+                rec.update({"secrets": t["secrets"], "fields": t["fields"], "style": t["style"],
+                            "family": t["family"]})
+                records.append(rec)
                 done += 1
                 if progress is not None:
                     progress(done, total, f"{cat} {i + 1}/{per_category}")
@@ -158,6 +170,8 @@ def generate_dataset(out_dir, seed: int = 0, per_category: int = 20, categories:
             "seed": seed,
             "per_category": per_category,
             "image_size": IMAGE_SIZE,
+            "min_image_side": MIN_IMAGE_SIDE,
+            "family": family,
             "categories": cat_info,
             "splits": {s: counts[s] for s in SPLITS},
             "split_descriptions": dict(SPLIT_DESCRIPTIONS),

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ng_core.data.colours import colour_name
 from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.models import mini_llava as ML
 
@@ -320,32 +321,6 @@ GENERAL_QUESTIONS_TRAIN = (
 )
 
 # ------------------------------------------------------------------------------- pixel-derived attributes
-_HUES = ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (195, "teal"), (255, "blue"),
-         (290, "purple"), (345, "pink"), (361, "red"))
-
-
-def colour_name(rgb) -> str:
-    r, g, b = (float(x) / 255.0 for x in rgb)
-    h, s, v = colorsys.rgb_to_hsv(r, g, b)
-    hd = h * 360.0
-    if v < 0.18:
-        return "black"
-    if s < 0.16:
-        if v > 0.86:
-            return "white"
-        return "grey" if v > 0.3 else "dark grey"
-    name = next(n for lim, n in _HUES if hd < lim)
-    if name in ("orange", "yellow", "red") and s < 0.4 and v > 0.7:
-        return "beige"
-    if name in ("orange", "red", "yellow") and v < 0.55:
-        return "brown"
-    if name == "blue" and v < 0.4:
-        return "dark blue"
-    if name == "green" and v < 0.4:
-        return "dark green"
-    return name
-
-
 def image_stats(img) -> dict:
     """Colours measured on the 224 px image: border (background), centre (object), top rows (sky)."""
     a = np.asarray(img.convert("RGB"), dtype=np.float32)

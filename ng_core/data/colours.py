@@ -1,0 +1,30 @@
+"""Colour names of pixels: one coarse, human word per RGB colour ("red", "beige", "dark blue", ...)."""
+from __future__ import annotations
+
+import colorsys
+
+_HUES = ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (195, "teal"), (255, "blue"),
+         (290, "purple"), (345, "pink"), (361, "red"))
+
+
+def colour_name(rgb) -> str:
+    """The name of one RGB colour (0-255 per channel)."""
+    r, g, b = (float(x) / 255.0 for x in rgb)
+    h, s, v = colorsys.rgb_to_hsv(r, g, b)
+    hd = h * 360.0
+    if v < 0.18:
+        return "black"
+    if s < 0.16:
+        if v > 0.86:
+            return "white"
+        return "grey" if v > 0.3 else "dark grey"
+    name = next(n for lim, n in _HUES if hd < lim)
+    if name in ("orange", "yellow", "red") and s < 0.4 and v > 0.7:
+        return "beige"
+    if name in ("orange", "red", "yellow") and v < 0.55:
+        return "brown"
+    if name == "blue" and v < 0.4:
+        return "dark blue"
+    if name == "green" and v < 0.4:
+        return "dark green"
+    return name
