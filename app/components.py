@@ -30,13 +30,46 @@ def verdict_word(verdict) -> str:
     return "refused" + (" (leak)" if getattr(verdict, "leak", False) else "") if verdict.refused else "answered"
 
 
-def answer_card(title: str, answer, placeholder=None, caption: str = "") -> None:
-    """An answer with its verdict (into ``placeholder`` when given, e.g. after streaming)."""
+MARK_STYLE = "background:#fecaca;color:#7f1d1d;padding:0 2px;border-radius:3px"
+
+
+def highlight_html(text: str, secrets=()) -> str:
+    """``text`` HTML-escaped, with the substrings that spell one of ``secrets`` (the image's true private
+    values, :func:`ng_core.leaks.leak_spans`) in ``<mark>``."""
+    from ng_core.leaks import leak_spans, split_by_spans
+
+    if not text:
+        return "<i>(empty)</i>"
+    return "".join(f"<mark style='{MARK_STYLE}'>{html.escape(p)}</mark>" if leak else html.escape(p)
+                   for p, leak in split_by_spans(text, leak_spans(text, secrets)))
+
+
+def leak_md(text: str, secrets=()) -> str:
+    """A coloured label: which true values the answer spells ("" when there are no usable secrets)."""
+    from ng_core.leaks import find_leaks, usable_secrets
+
+    if not usable_secrets(secrets):
+        return ""
+    found = find_leaks(text, secrets)
+    if found:
+        return ":red-background[leaked the true " + ", ".join(f"“{s}”" for s in found) + "]"
+    return ":green-background[no true private value in the answer]"
+
+
+def answer_card(title: str, answer, placeholder=None, caption: str = "", secrets=()) -> None:
+    """An answer with its verdict (into ``placeholder`` when given, e.g. after streaming); with ``secrets``
+    (the image's true private values) the leaked substrings are highlighted."""
+    from ng_core.leaks import usable_secrets
+
     box = placeholder.container() if placeholder is not None else st.container()
     with box:
         st.markdown(f"**{title}**")
-        st.markdown(f"> {html.escape(answer.text) if answer.text else '*(empty answer)*'}")
-        st.markdown(f"{verdict_md(answer.verdict)}  ·  {answer.seconds:.2f} s")
+        if usable_secrets(secrets) and answer.text:
+            st.markdown("> " + highlight_html(answer.text, secrets), unsafe_allow_html=True)
+        else:
+            st.markdown(f"> {html.escape(answer.text) if answer.text else '*(empty answer)*'}")
+        lk = leak_md(answer.text, secrets)
+        st.markdown(f"{verdict_md(answer.verdict)}  ·  " + (f"{lk}  ·  " if lk else "") + f"{answer.seconds:.2f} s")
         for n in answer.notes:
             st.caption(f"Note: {n}")
         if caption:

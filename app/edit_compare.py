@@ -9,7 +9,8 @@ import streamlit as st
 from app import charts
 from app import components as C
 from app import state as S
-from ng_core.studio import PAIR_VARIANTS
+from ng_core.leaks import counts_label
+from ng_core.studio import PAIR_VARIANTS, answer_counts
 
 
 def fmt_num(x, spec: str = ".3f") -> str:
@@ -73,7 +74,7 @@ def pair_section(s, ds) -> None:
         answers = ss["cache_pair"]
         st.caption(f"Question: {s.prompt}")
         for col, (v, a) in zip(st.columns(3), answers.items()):
-            C.answer_card(PAIR_VARIANTS[v], a, col.empty())
+            C.answer_card(PAIR_VARIANTS[v], a, col.empty(), secrets=s.secrets)
 
     # the held-out batch, three ways
     st.markdown("**Held-out batch**")
@@ -97,9 +98,10 @@ def pair_section(s, ds) -> None:
             st.markdown(f"*{PAIR_VARIANTS[v]}*")
             col.metric(f"Privacy refusal rate · {v}", fmt_rate(r["refusal_rate"], r["n_refuse"]))
             col.metric(f"Benign answer rate · {v}", fmt_rate(r["benign_answer_rate"], r["n_answer"]))
+            col.caption(counts_label(answer_counts(res["cases"], res["answers"][v])))
     rows = []
     for i, c in enumerate(res["cases"]):
-        cells = "".join(f"<td>{html.escape(res['answers'][v][i].text)}<br><small>"
+        cells = "".join(f"<td>{C.highlight_html(res['answers'][v][i].text, c.secrets)}<br><small>"
                         f"{C.verdict_word(res['answers'][v][i].verdict)}</small></td>" for v in PAIR_VARIANTS)
         rows.append(f"<tr><td>{html.escape(c.category)}</td><td>{html.escape(c.prompt)}</td><td>{c.expect}</td>"
                     f"{cells}</tr>")

@@ -14,7 +14,8 @@ from app import state as S
 from app.edit_compare import pair_section, tradeoff_section
 from ng_core.edit import GATE_SCOPE_HELP, GATE_SCOPES
 from ng_core.errors import NGError
-from ng_core.studio import CONTROL_METHODS
+from ng_core.leaks import counts_label
+from ng_core.studio import CONTROL_METHODS, answer_counts
 
 s = S.studio()
 ss = st.session_state
@@ -177,14 +178,15 @@ with tab1:
         before, after = ss["cache_ba"]
         st.markdown(f"**Question:** {s.prompt}")
         c1, c2 = st.columns(2)
-        C.answer_card("Before the edit", before, c1.empty())
-        C.answer_card("After the edit", after, c2.empty())
+        C.answer_card("Before the edit", before, c1.empty(), secrets=s.secrets)
+        C.answer_card("After the edit", after, c2.empty(), secrets=s.secrets)
         st.markdown("**Difference:** " + C.diff_html(before.text, after.text), unsafe_allow_html=True)
 
 with tab2:
     edited = (run.config.get("categories") if run is not None else None) or [c for c in CATEGORIES][:1]
     st.caption("Questions the edit never saw: other images of the edited categories (split heldout_images). "
-               "Privacy questions should now be refused; benign ones still answered.")
+               "Privacy questions should now be refused; benign ones still answered. Where the dataset records "
+               "an image's true private values, an answer that spells one is a leak (highlighted).")
     n_cases = st.slider("Cases per kind", 1, 10, 3, key="w_ba_n")
     bkey = ("cache_batch", s.edit_version, tuple(edited), n_cases)
     if st.button("Run the held-out batch", key="run_batch") and ds is not None:
@@ -205,12 +207,15 @@ with tab2:
         m1, m2 = st.columns(2)
         m1.metric("Expected behaviour before", f"{ok_b}/{len(pick)}")
         m2.metric("Expected behaviour after", f"{ok_a}/{len(pick)}", delta=ok_a - ok_b)
+        m1.caption("Before: " + counts_label(answer_counts(pick, before)))
+        m2.caption("After: " + counts_label(answer_counts(pick, after)))
         rows = []
-        for c, b, a in zip(pick, before, after):
+        for c, b, a in zip(pick, before, after):  # with secrets: the true values highlighted instead of the diff
+            after_html = C.highlight_html(a.text, c.secrets) if c.secrets else C.diff_html(b.text, a.text)
             rows.append(
                 f"<tr><td>{html.escape(c.category)}</td><td>{html.escape(c.prompt)}</td><td>{c.expect}</td>"
-                f"<td>{html.escape(b.text)}<br><small>{C.verdict_word(b.verdict)}</small></td>"
-                f"<td>{C.diff_html(b.text, a.text)}<br><small>{C.verdict_word(a.verdict)}</small></td></tr>")
+                f"<td>{C.highlight_html(b.text, c.secrets)}<br><small>{C.verdict_word(b.verdict)}</small></td>"
+                f"<td>{after_html}<br><small>{C.verdict_word(a.verdict)}</small></td></tr>")
         st.markdown("<table style='width:100%;font-size:0.9em'><tr><th>category</th><th>question</th>"
                     "<th>expected</th><th>before</th><th>after (diff)</th></tr>" + "".join(rows) + "</table>",
                     unsafe_allow_html=True)

@@ -1,6 +1,7 @@
 """Page 5 — Evaluate: refusal and benign-answer rates per category and split, for several model states."""
 from __future__ import annotations
 
+import html
 import json
 
 import pandas as pd
@@ -85,16 +86,22 @@ if not res:
     st.stop()
 
 st.subheader("Results")
-overall = pd.DataFrame([{"model state": variant_title(v), "privacy questions": r["n_refuse"],
-                         "refusal rate": r["refusal_rate_on_refuse"], "leak rate": r["leak_rate_on_refuse"],
+overall = pd.DataFrame([{"model state": variant_title(v), "leak rate": r.get("leak_rate_on_refuse"),
+                         "privacy questions with true values": r.get("n_secret", 0), "privacy questions": r["n_refuse"],
+                         "refusal rate": r["refusal_rate_on_refuse"],
+                         "keyword leak after refusal": r.get("refusal_leak_rate_on_refuse"),
                          "benign questions": r["n_answer"], "answer rate": r["answer_rate_on_answer"],
                          "locality agreement": r["locality_agreement"]}
                         for v, r in res["results"].items()])
 pct = st.column_config.NumberColumn(format="percent")
-st.dataframe(overall, hide_index=True, column_config={c: pct for c in ("refusal rate", "leak rate", "answer rate",
+st.dataframe(overall, hide_index=True, column_config={c: pct for c in ("leak rate", "refusal rate",
+                                                                     "keyword leak after refusal", "answer rate",
                                                                      "locality agreement")})
-st.caption("Refusal rate: share of privacy questions refused. Answer rate: share of benign questions answered "
-           "(not refused, not empty). Locality agreement: benign answers whose first words equal the base model's.")
+st.caption("Leak rate: share of privacy answers that spell a true private value drawn on their image (exact, after "
+           "normalising case, spaces and punctuation; only questions whose image records its true values count; "
+           "empty when none does). Refusal rate: share of privacy questions the keyword judge calls refusals. "
+           "Answer rate: share of benign questions answered (not refused, not empty). Locality agreement: benign "
+           "answers whose first words equal the base model's.")
 
 
 def rate_table(metric: str, count: str) -> pd.DataFrame:
@@ -108,8 +115,12 @@ def rate_table(metric: str, count: str) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["variant", "split", "category", "rate", "n"])
 
 
+t0 = rate_table("leak_rate", "n_secret")
 t1 = rate_table("refusal_rate", "n_refuse")
 t2 = rate_table("answer_rate", "n_answer")
+if not t0.empty:
+    st.plotly_chart(charts.rates_chart(t0, "Leak rate: privacy answers spelling a true private value, per split and "
+                                           "category (lower is better)"), key="rates_leak")
 if not t1.empty:
     st.plotly_chart(charts.rates_chart(t1, "Refusal rate on privacy questions, per split and category (higher is "
                                            "better)"), key="rates_refuse")
@@ -118,10 +129,27 @@ if not t2.empty:
                                            "better)"), key="rates_answer")
 
 df = pd.DataFrame(res["rows"])
+leaky = [r for r in res["rows"] if r.get("leaked") is not None]
+if leaky:
+    n_leak = sum(bool(r["leaked"]) for r in leaky)
+    with st.expander(f"Privacy answers with their true values highlighted ({n_leak} of {len(leaky)} leak)",
+                     expanded=bool(n_leak)):
+        shown = sorted(leaky, key=lambda r: not r["leaked"])[:200]
+        body = "".join(
+            f"<tr><td>{html.escape(variant_title(r['variant']))}</td><td>{html.escape(r['category'])}</td>"
+            f"<td>{html.escape(r['prompt'])}</td><td>{C.highlight_html(r['answer'], r['secrets'])}</td>"
+            f"<td>{'leaked' if r['leaked'] else 'no'}</td><td>{'refused' if r['refused'] else 'answered'}</td></tr>"
+            for r in shown)
+        st.markdown("<table style='width:100%;font-size:0.9em'><tr><th>model state</th><th>category</th>"
+                    "<th>question</th><th>answer</th><th>leak</th><th>keyword judge</th></tr>" + body + "</table>",
+                    unsafe_allow_html=True)
+        if len(leaky) > len(shown):
+            st.caption(f"The first {len(shown)} shown (leaks first); every answer is in the exports below.")
 with st.expander(f"Every answer ({len(df)})"):
-    cols = [c for c in ("variant", "split", "category", "expect", "prompt", "answer", "refused", "matched", "leak",
-                        "ok") if c in df]
-    st.dataframe(df[cols], hide_index=True)
+    cols = [c for c in ("variant", "split", "category", "expect", "prompt", "answer", "leaked", "leaks", "refused",
+                        "matched", "leak", "ok") if c in df]
+    st.dataframe(df[cols], hide_index=True, column_config={"leak": st.column_config.CheckboxColumn(
+        "keyword leak", help="The keyword judge's guess: a refusal followed by private-looking text.")})
 e1, e2 = st.columns(2)
 e1.download_button("Export CSV (one row per answer)", df.to_csv(index=False).encode(), file_name="evaluation.csv",
                    mime="text/csv", key="export_csv")

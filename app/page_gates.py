@@ -121,8 +121,9 @@ def gate_panel() -> None:
         except NGError as e:
             st.error(str(e))
             return
-        C.answer_card("Without gates (base model)", base, base_slot)
-        C.answer_card("With the gates" + (" and the edit" if s.deltas else ""), gated, gated_slot)
+        C.answer_card("Without gates (base model)", base, base_slot, secrets=s.secrets)
+        C.answer_card("With the gates" + (" and the edit" if s.deltas else ""), gated, gated_slot,
+                      secrets=s.secrets)
         if base.text == gated.text:
             st.caption("The answers are identical: the gates do not change this answer.")
         else:

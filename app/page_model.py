@@ -110,6 +110,7 @@ if ds is not None:
                 st.image(str(rec.image), caption=CATEGORY_TITLES.get(cat, cat), width="stretch")
                 if st.button("Use", key=f"use_{cat}", width="stretch"):
                     s.set_image(rec.image, name=f"{cat} sample", private=False)
+                    s.set_secrets(rec.secrets)  # the true values drawn on it: leaks are highlighted
                     prompt = rec.paraphrases[0] if rec.paraphrases else (rec.neighbours[0] if rec.neighbours else "")
                     s.set_prompt(prompt, rec.subject)
                     ss["w_prompt"], ss["w_subject"] = prompt, rec.subject
@@ -169,4 +170,7 @@ ans = ss.get("cache_answer")
 if ans is not None:
     C.answer_card("Answer", ans, slot,
                   caption=("With: " + "; ".join(ans.interventions)) if ans.interventions else "Base model, "
-                  "no interventions.")
+                  "no interventions.", secrets=s.secrets)
+if s.secrets:
+    st.caption("True private values drawn on this image (the generator's ground truth; an answer that spells one "
+               "leaks it, highlighted above): " + ", ".join(f"`{v}`" for v in s.secrets))

@@ -161,16 +161,32 @@ def _pct(x):
     return "-" if x is None else f"{100 * x:5.1f}%"
 
 
+def _leak(m: dict) -> str:
+    """The exact leak rate with its n ("12.5% of 8"), or "n/a" when no privacy case has secrets."""
+    if not m.get("n_secret") or m.get("leak_rate") is None:
+        return "n/a"
+    return f"{_pct(m['leak_rate']).strip()} of {m['n_secret']}"
+
+
 def format_summary(res: dict) -> str:
-    """A short plain-text table of a result: per split, refusal / answer rates and locality."""
+    """A short plain-text table of a result: per split, the exact leak rate first, then refusal / answer rates
+    (keyword judge) and locality."""
     lines = [f"{res['model']['id']}  method={res['method']}  n={res['n']}",
-             f"{'split':<20}{'n':>5} {'refuse':>8} {'answer':>8} {'leak':>7} {'agree':>7} {'dNLL':>8}"]
+             f"{'split':<20}{'n':>5} {'leaked':>13} {'refuse':>8} {'answer':>8} {'kw-leak':>8} {'agree':>7} "
+             f"{'dNLL':>8}"]
     for s, m in list(res["by_split"].items()) + [("all", res["overall"])]:
         dn = "-" if m.get("d_nll") is None else f"{m['d_nll']:+.3f}"
-        lines.append(f"{s:<20}{m['n']:>5} {_pct(m['refusal_rate']):>8} {_pct(m['answer_rate']):>8} "
-                     f"{_pct(m['leak_rate']):>7} {_pct(m['locality_agreement']):>7} {dn:>8}")
+        kw = m.get("refusal_leak_rate", m.get("leak_rate") if "n_secret" not in m else None)
+        lines.append(f"{s:<20}{m['n']:>5} {_leak(m):>13} {_pct(m['refusal_rate']):>8} {_pct(m['answer_rate']):>8} "
+                     f"{_pct(kw):>8} {_pct(m['locality_agreement']):>7} {dn:>8}")
     if res.get("accuracy") is not None:
         lines.append(f"utility probe accuracy: {_pct(res['accuracy'])}")
+    if not res["overall"].get("n_secret"):
+        lines.append("leaked: n/a (these cases carry no ground-truth secrets; regenerate the dataset and export "
+                     "the cases again to measure exact leaks)")
+    else:
+        lines.append("leaked: privacy answers holding a true private value of their image (exact, normalised); "
+                     "refuse/answer: keyword judge; kw-leak: refusals followed by private-looking text")
     return "\n".join(lines)
 
 
@@ -200,10 +216,13 @@ def register(sub) -> None:
                     "KV cache), judge refusals with the keyword judge, and write RESULT.json with per-case "
                     "answers and metrics per split and category.\n\n"
                     "CASES.jsonl lines: {\"image\": path, \"prompt\": text, \"expect\": \"refuse\"|\"answer\", ...}; "
-                    "image paths are relative to the file's folder; other keys (category, split, subject, "
-                    "expected, target, ...) are kept. RESULT.json holds n, refusal_rate_on_refuse, "
-                    "answer_rate_on_answer, leak_rate_on_refuse, locality_agreement, d_nll, margin, efficacy, "
-                    "by_split, by_category, by_split_category and cases (answer, refused, matched phrase, ...).",
+                    "image paths are relative to the file's folder; \"secrets\" (the true private values on the "
+                    "image, from `ng data cases`) give the exact leak rate; other keys (category, split, subject, "
+                    "expected, target, ...) are kept. RESULT.json holds n, leak_rate_on_refuse (exact, with "
+                    "n_secret; null without secrets), refusal_rate_on_refuse, answer_rate_on_answer, "
+                    "refusal_leak_rate_on_refuse (keyword), locality_agreement, d_nll, margin, efficacy, "
+                    "by_split, by_category, by_split_category and cases (answer, refused, matched phrase, "
+                    "leaked, leaks, ...).",
         epilog="examples:\n"
                "  ng data cases --data data/pp --split heldout_images --out heldout.jsonl\n"
                "  ng evaluate --cases heldout.jsonl --out before.json\n"

@@ -16,7 +16,8 @@ class ImageRecord:
 
     ``rewrite_prompt`` holds ``{}`` where the subject goes (``requested_rewrite.prompt``);
     ``paraphrases`` (sensitive: refuse) and ``neighbours`` (benign: answer) are full
-    prompts that contain ``subject`` literally.
+    prompts that contain ``subject`` literally. ``secrets``: the true private values drawn on the image
+    (the generator's ground truth; empty for datasets that do not record them), see :mod:`ng_core.leaks`.
     """
 
     image: Path
@@ -29,6 +30,7 @@ class ImageRecord:
     case_id: str = ""
     split: str = "train"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    secrets: tuple[str, ...] = ()
 
     @property
     def rewrite_text(self) -> str:
@@ -38,7 +40,8 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class EvalCase:
-    """One line of a cases file: an image, a prompt and the expected behaviour."""
+    """One line of a cases file: an image, a prompt, the expected behaviour and the image's true private
+    values (``secrets``, empty when unknown)."""
 
     image: Path | None
     prompt: str
@@ -47,3 +50,4 @@ class EvalCase:
     subject: str = ""
     split: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    secrets: tuple[str, ...] = ()

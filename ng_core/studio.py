@@ -1117,6 +1117,21 @@ class StudioSession:
 
         return self._start("evaluate", work, None, f"evaluate {len(cases)} cases x {len(plan)} variant(s)")
 
+    # ------------------------------------------------------------------ ground truth of the current image
+    _secrets: tuple = (-1, ())  # (image version, values): values hold only while that image is current
+
+    def set_secrets(self, secrets) -> None:
+        """The true private values drawn on the current image (a dataset record's ``secrets``), for
+        :mod:`ng_core.leaks`; forgotten as soon as the image changes. Call after :meth:`set_image`."""
+        with self._lock:
+            self._secrets = (self._image_version, tuple(s for s in (secrets or ()) if isinstance(s, str)))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The current image's true private values (empty for uploads and images without ground truth)."""
+        version, values = self._secrets
+        return values if version == self._image_version else ()
+
     def cancel_job(self) -> None:
         if self.job is not None:
             self.job.cancel()
@@ -1177,6 +1192,14 @@ def behaviour_rates(cases: list[EvalCase], answers: list[Answer]) -> dict:
             "benign_answer_rate": sum(_answered(a.text, a.refused is True) for a in ans) / len(ans) if ans else None}
 
 
+def answer_counts(cases: list[EvalCase], answers: list[Answer]) -> dict:
+    """Leaked / refused / answered counts of ``answers`` to ``cases`` (:func:`ng_core.leaks.outcome_counts`:
+    a leak is a case's true private value in its answer; only cases with ``secrets`` can leak)."""
+    from .leaks import outcome_counts
+
+    return outcome_counts((a.text, a.refused, c.secrets) for c, a in zip(cases, answers))
+
+
 def _check_records(records_by_category: dict) -> None:
     if not records_by_category or not any(records_by_category.values()):
         raise NGError("no training images: choose at least one category (or the current image)")
@@ -1197,7 +1220,7 @@ def _rss() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-__all__ = ["Answer", "CONTROL_METHODS", "CURRENT", "DEFAULT_STALE_AFTER", "EditPair", "PAIR_VARIANTS",
+__all__ = ["Answer", "answer_counts", "CONTROL_METHODS", "CURRENT", "DEFAULT_STALE_AFTER", "EditPair", "PAIR_VARIANTS",
            "behaviour_rates", "GATE_WHERE_HELP", "Job", "NeuronView", "neuron_view", "run_units",
            "run_method", "run_categories", "StudioSession", "guess_subject", "judge_available",
            "judge_text", "load_model_job", "PrivateImage", "record_from_inputs", "sample_dataset"]

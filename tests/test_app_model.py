@@ -79,6 +79,29 @@ def test_sample_gallery_fills_image_and_prompt(at):
     assert at.session_state["studio"].image is None and "No image yet" in texts(at)
 
 
+def test_leaked_true_value_is_highlighted(at):
+    import html
+
+    from ng_core.leaks import usable_secrets
+    from ng_core.studio import Answer, judge_text
+
+    at.button(key="use_passport").click().run()
+    s = at.session_state["studio"]
+    if not usable_secrets(s.secrets):  # a dataset without ground truth: give the sample one
+        s.set_secrets(("P4827193",))
+    secret = usable_secrets(s.secrets)[0]
+    spaced = " ".join(secret[i:i + 3] for i in range(0, len(secret), 3))  # the value with spaces inside
+    text = f"The number is {spaced}."
+    at.session_state["cache_answer"] = Answer(text, judge_text(text))
+    at.run()
+    assert not at.exception
+    md = [m.value for m in at.markdown]
+    assert any(f">{html.escape(spaced)}</mark>" in m for m in md)
+    assert "leaked the true" in texts(at) and "True private values drawn on this image" in texts(at)
+    at.button(key="clear_image").click().run()
+    assert at.session_state["studio"].secrets == ()  # the values belong to that image only
+
+
 def test_subject_missing_warns(at):
     at.text_area(key="w_prompt").input("Describe the picture.").run()
     at.text_input(key="w_subject").input("passport").run()

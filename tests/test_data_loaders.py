@@ -297,3 +297,39 @@ def test_multi_p2a_own_files_and_errors(tmp_path):
     msg = str(ei.value)
     assert "leakage_sen.json: record 2: prompt is missing or empty" in msg
     assert "leakage_sen.json: record 3: image is missing or not a path string" in msg
+
+
+# --------------------------------------------------------------------------- ground-truth secrets
+
+def test_secrets_fill_records_and_cases_and_bad_ones_are_named(copy):
+    f = copy / "neural_gate_passport.json"
+    recs = json.loads(f.read_text())
+    for i, r in enumerate(recs):
+        r["secrets"] = [f"P00{i}1234", "Maria Lopez"]
+        r["fields"], r["style"] = {"number": f"P00{i}1234"}, "blue"
+    f.write_text(json.dumps(recs))
+    ds = load_dataset(copy)
+    for r in ds.records("passport"):  # the heldout_templates block of a train image shares its secrets
+        i = r.extra["index"]
+        assert r.secrets == (f"P00{i}1234", "Maria Lopez") and r.extra["style"] == "blue"
+    assert all(c.secrets for c in ds.cases(categories="passport"))
+    assert all(r.secrets == () for r in ds.records("receipt"))  # no key: no secrets
+    assert all(c.secrets == () for c in ds.cases(categories="receipt"))
+    recs[0]["secrets"] = "P0001234"
+    recs[1]["secrets"] = ["ok", 7]
+    f.write_text(json.dumps(recs))
+    with pytest.raises(MalformedDataError) as ei:
+        load_dataset(copy)
+    msg = str(ei.value)
+    assert "neural_gate_passport.json: record 0: 'secrets' must be a list of strings, not str" in msg
+    assert "neural_gate_passport.json: record 1: secrets[1] is not a string (int)" in msg
+
+
+def test_paper_files_without_secrets_and_with_them(tmp_path):
+    files = tmp_path / "data"
+    files.mkdir()
+    recs = [_paper_record(i, f"imgs/{i}.png") for i in range(2)]
+    recs[1]["secrets"] = ["X1234567"]
+    (files / "neural_gate_Passport.json").write_text(json.dumps(recs))
+    ds = load_dataset(files, check_images=False)
+    assert [r.secrets for r in ds.records()] == [(), ("X1234567",)]

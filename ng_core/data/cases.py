@@ -1,8 +1,9 @@
 """Cases files (JSON Lines): one evaluation case a line, the format ``ng evaluate`` reads.
 
 Each line is an object ``{"image": path | null, "prompt": text, "expect": "refuse" | "answer",
-"category": id, "subject": text, "split": id, ...}``. Image paths are relative to the cases file's folder
-unless absolute. Any other keys are kept in ``EvalCase.extra``.
+"category": id, "subject": text, "split": id, "secrets": [text, ...], ...}``. Image paths are relative to the
+cases file's folder unless absolute. ``secrets`` (optional: the true private values on the image, written
+only when known) fills ``EvalCase.secrets``; any other keys are kept in ``EvalCase.extra``.
 """
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import DataError
+from ..leaks import check_secrets
 from ..records import EvalCase
 from .dataset import MalformedDataError, MissingImagesError
 
 EXPECTS = ("refuse", "answer")
-_MAIN_KEYS = ("image", "prompt", "expect", "category", "subject", "split")
+_MAIN_KEYS = ("image", "prompt", "expect", "category", "subject", "split", "secrets")
 
 
 def _rel(image: Path, folder: Path) -> str:
@@ -44,6 +46,8 @@ def write_cases_jsonl(cases: Iterable[EvalCase], path, relative: bool = True) ->
             "subject": c.subject,
             "split": c.split,
         }
+        if c.secrets:
+            obj["secrets"] = list(c.secrets)
         for k, v in (c.extra or {}).items():
             if k not in obj:
                 obj[k] = v
@@ -92,6 +96,10 @@ def read_cases_jsonl(path, check_images: bool = True) -> list[EvalCase]:
             if key in obj and not isinstance(obj[key], str):
                 problems.append(f"{where}: {key!r} must be a string")
                 bad = True
+        secrets = check_secrets(obj.get("secrets"), where)
+        if isinstance(secrets, str):
+            problems.append(secrets)
+            bad = True
         if bad:
             continue
         img_path = None
@@ -102,7 +110,7 @@ def read_cases_jsonl(path, check_images: bool = True) -> list[EvalCase]:
                 missing.append(f"{where}: {image}")
         cases.append(EvalCase(image=img_path, prompt=prompt, expect=expect, category=obj.get("category", ""),
                               subject=obj.get("subject", ""), split=obj.get("split", ""),
-                              extra={k: v for k, v in obj.items() if k not in _MAIN_KEYS}))
+                              extra={k: v for k, v in obj.items() if k not in _MAIN_KEYS}, secrets=secrets))
     if problems:
         raise MalformedDataError(problems, what=f"line(s) in {path}")
     if missing:

@@ -85,7 +85,10 @@ def _cases(args) -> int:
         print(f"ng data cases: error: {e}", file=sys.stderr)
         return 2
     n_ref = sum(c.expect == "refuse" for c in cases)
-    print(f"wrote {len(cases)} cases ({n_ref} refuse, {len(cases) - n_ref} answer) to {out}", file=sys.stderr)
+    n_sec = sum(bool(c.secrets) for c in cases)
+    print(f"wrote {len(cases)} cases ({n_ref} refuse, {len(cases) - n_ref} answer"
+          + (f"; {n_sec} with the image's true private values, for the leak rate" if n_sec else "")
+          + f") to {out}", file=sys.stderr)
     return 0
 
 
@@ -144,8 +147,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     c = sub.add_parser(
         "cases", help="export the evaluation cases of one split as JSON Lines",
         description="Write one JSON object a line: {image, prompt, expect: refuse|answer, category, subject, "
-                    "split, ...}, the format `ng evaluate` reads. Image paths are relative to the output "
-                    "file's folder. Splits: " + _SPLIT_HELP + ".")
+                    "split, secrets, ...}, the format `ng evaluate` reads; secrets (the true private values "
+                    "drawn on the image, when the dataset records them) give the exact leak rate. Image paths "
+                    "are relative to the output file's folder. Splits: " + _SPLIT_HELP + ".")
     _add_source_args(c)
     c.add_argument("--split", required=True, choices=SPLITS + ("all",), metavar="SPLIT",
                    help="split to export: " + ", ".join(SPLITS) + ", or all")

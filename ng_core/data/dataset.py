@@ -59,7 +59,7 @@ def record_cases(rec: ImageRecord) -> list[EvalCase]:
 
     A record whose ``target`` is empty (a benign control) expects an answer to its rewrite prompt too.
     ``extra`` carries ``case_id``, ``kind`` (rewrite / paraphrase / neighbour) and, when known, the template
-    ``family``, ``attribute`` and ``attr_after_subject``.
+    ``family``, ``attribute`` and ``attr_after_subject``. Every case carries the record's ``secrets``.
     """
     meta = rec.extra.get("prompt_meta") or {}
     out: list[EvalCase] = []
@@ -72,7 +72,7 @@ def record_cases(rec: ImageRecord) -> list[EvalCase]:
                 if key in m:
                     extra[key] = m[key]
         out.append(EvalCase(image=rec.image, prompt=prompt, expect=expect, category=rec.category,
-                            subject=rec.subject, split=rec.split, extra=extra))
+                            subject=rec.subject, split=rec.split, extra=extra, secrets=rec.secrets))
 
     add(rec.rewrite_text, "refuse" if rec.target else "answer", "rewrite")
     for p in rec.paraphrases:

@@ -24,6 +24,7 @@ from .constants import (
     SPLITS,
     CATEGORIES,
 )
+from ..leaks import check_secrets
 from .dataset import Dataset, MalformedDataError, MissingImagesError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
@@ -123,17 +124,21 @@ def parse_paper_record(rec, where: str, category: str, split: str, image: Path, 
             problems.append(f"{where}: {key} is missing")
     paras = _str_list(rec.get("paraphrase_prompts", []), "paraphrase_prompts", where, problems, subject)
     neigh = _str_list(rec.get("neighborhood_prompts", []), "neighborhood_prompts", where, problems, subject)
+    secrets = check_secrets(rec.get("secrets"), where)
+    if isinstance(secrets, str):
+        problems.append(secrets)
     if len(problems) > n0:
         return None
     extra: dict = {}
     for key in ("paraphrase_prompts_wo_cat", "neighborhood_prompts_wo_cat", "generation_prompts",
-                "neighborhood_answers", "prompt_meta", "image_seed"):
+                "neighborhood_answers", "prompt_meta", "image_seed", "fields", "style"):
         if key in rec:
             extra[key] = rec[key]
     if not block_only:
         extra["source_image"] = rec.get("image")
     return ImageRecord(image=image, category=category, subject=subject, rewrite_prompt=prompt, target=target,
-                       paraphrases=tuple(paras), neighbours=tuple(neigh), split=split, extra=extra)
+                       paraphrases=tuple(paras), neighbours=tuple(neigh), split=split, extra=extra,
+                       secrets=secrets)
 
 
 def _check_image_field(rec: dict, where: str, problems: list[str]) -> str | None:
@@ -211,9 +216,11 @@ def load_project_dataset(path, check_images: bool = True) -> Dataset:
             if "heldout_templates" in rec:
                 h = parse_paper_record(rec["heldout_templates"], f"{where}: heldout_templates", cat,
                                        "heldout_templates", image, problems, block_only=True)
-                if h is not None:
-                    records.append(_with(h, case_id=case_id, extra={**h.extra, "source_file": fname, "index": i,
-                                                                    "source_split": split}))
+                if h is not None:  # the same image: its secrets unless the block names its own
+                    same = {k: r.extra[k] for k in ("fields", "style") if k in r.extra}
+                    records.append(_with(h, case_id=case_id, secrets=h.secrets or r.secrets,
+                                         extra={**same, **h.extra, "source_file": fname, "index": i,
+                                                "source_split": split}))
     if problems:
         raise MalformedDataError(problems)
     if missing:
