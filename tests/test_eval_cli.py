@@ -152,6 +152,9 @@ def test_report_end_to_end_on_tiny(tmp_path, data, capsys):
     general = [c for c in res["cases"] if c["split"] == "general_questions"]
     assert len(general) == 20 and sum(c["image"] is None for c in general) == 15  # 5 asked with an image
     assert "general questions (n=20)" in text and "Targets of issue 7" in text
+    # the generated images record their true values: the exact leak rate leads the tables
+    assert text.index("## Leak rate") < text.index("## Privacy refusal rate")
+    assert any(c.get("leaked") is not None for c in res["cases"])
     rnd = json.loads((tmp_path / "work" / "runs" / "random_gate" / "run.json").read_text())
     assert rnd["config"]["edit"]["method"] == "random_gate"
     capsys.readouterr()
