@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from .baselines import EVAL_METHODS, apply_system_prompt
-from .imagecache import encode
+from .imagecache import encode, read
 from .judge import JudgeConfig, as_config, judge, normalise
 from .leaks import find_leaks, usable_secrets
 from .progress import as_progress
@@ -172,7 +172,8 @@ def _subject(case: EvalCase, prompt: str, need: bool, adapter=None) -> str | Non
         from .errors import SubjectNotFoundError
 
         try:
-            adapter.build(prompt, subject=case.subject, has_image=case.image is not None)
+            adapter.build(prompt, subject=case.subject, has_image=case.image is not None,
+                          reading=read(adapter, case.image))
         except SubjectNotFoundError:
             return None
     return case.subject
@@ -199,8 +200,8 @@ def generate_answers(adapter, cases: list[EvalCase], *, gates=(), deltas=(), sys
     done = stage_offset
     for b_i, idx in enumerate(_batches(adapter, prompts, batch_size, [c.image for c in cases])):
         prog.check()
-        items = [(feats(cases[i].image), prompts[i], _subject(cases[i], prompts[i], need_subject, adapter))
-                 for i in idx]
+        items = [(feats(cases[i].image), prompts[i], _subject(cases[i], prompts[i], need_subject, adapter),
+                  read(adapter, cases[i].image)) for i in idx]
         gens = adapter.generate(items, max_new_tokens=dec.max_new_tokens, do_sample=dec.do_sample,
                                 temperature=dec.temperature, top_p=dec.top_p,
                                 repetition_penalty=dec.repetition_penalty,
@@ -232,7 +233,8 @@ def answer_nlls(adapter, rows: list[tuple], *, gates=(), deltas=(), batch_size: 
         for i in idx:
             image, prompt, subject, ans = rows[i]
             f = feats(image)
-            seqs.append(adapter.build(prompt, subject=subject, answer=ans, has_image=f is not None))
+            seqs.append(adapter.build(prompt, subject=subject, answer=ans, has_image=f is not None,
+                                      reading=read(adapter, image)))
             fs.append(f)
         batch = adapter.collate(seqs, fs)
         specs = hooks(batch) if hooks else []

@@ -528,6 +528,7 @@ class StudioSession:
         self.image = None  # PIL image, session memory only
         self.image_name: str = ""
         self.features: torch.Tensor | None = None
+        self.reading: str | None = None  # what the model reads off the current image (None: nothing / no OCR)
         self.ledger: list[dict] = []
         self.job: Job | None = None
         self._image_version = 0
@@ -565,15 +566,16 @@ class StudioSession:
         img = open_image(image)
         shared = not private and is_shared(image)  # only dataset files may enter the shared cache
         feats = self.adapter.encode_image(image) if shared else self.adapter.encode_image_uncached(img)
+        reading = self.adapter.read_image(image) if shared else self.adapter.read_image_uncached(img)
         with self._lock:
-            self.image, self.features, self.image_name = img, feats, name
+            self.image, self.features, self.image_name, self.reading = img, feats, name, reading
             self._image_version += 1
             self._memo.clear()
             self._drafts.clear()
 
     def clear_image(self) -> None:
         with self._lock:
-            self.image, self.features, self.image_name = None, None, ""
+            self.image, self.features, self.image_name, self.reading = None, None, "", None
             self._image_version += 1
             self._memo.clear()
             self._drafts.clear()
@@ -598,6 +600,16 @@ class StudioSession:
         img = open_image(image)
         key = hashlib.sha1(img.tobytes()).hexdigest()
         return self.private_cache.feature(self.adapter, img), ("private", key)
+
+    def _reading_for(self, image) -> str | None:
+        """The reading block for ``image``, by the same caching rule as its features."""
+        if image is CURRENT:
+            return self.reading
+        if image is None or isinstance(image, torch.Tensor):
+            return None
+        if isinstance(image, (str, Path)):
+            return self.adapter.read_image(image)
+        return self.private_cache.reading(self.adapter, image)
 
     def _image_key(self, image):
         if image is CURRENT:
@@ -664,7 +676,8 @@ class StudioSession:
         ikey = (key[0] if key is not None else self._image_key(image), prompt, subject, n_tok)
         with self._lock:
             draft = self._drafts.get(ikey)
-        ans, tokens = self._generate(feats, prompt, subject, gates, deltas, n_tok, on_token, notes, draft)
+        ans, tokens = self._generate(feats, prompt, subject, gates, deltas, n_tok, on_token, notes, draft,
+                                     reading=self._reading_for(image))
         with self._lock:  # the next answer for this input (e.g. after a gate toggle) starts from this one
             self._drafts[ikey] = tokens
             while len(self._drafts) > 32:
@@ -677,7 +690,7 @@ class StudioSession:
         return ans
 
     def _generate(self, feats, prompt, subject, gates, deltas, max_new_tokens, on_token, notes,
-                  draft=None) -> tuple[Answer, list[int]]:
+                  draft=None, reading: str | None = None) -> tuple[Answer, list[int]]:
         a = self.adapter
         hooks = None
         if gates or deltas:
@@ -686,14 +699,14 @@ class StudioSession:
         cb = (lambda texts: on_token(texts[0])) if on_token is not None else None
         t0 = time.perf_counter()
         try:
-            gen = a.generate([(feats, prompt, subject)], max_new_tokens=max_new_tokens, hooks_for=hooks,
+            gen = a.generate([(feats, prompt, subject, reading)], max_new_tokens=max_new_tokens, hooks_for=hooks,
                              on_token=cb, draft=draft)[0]
         except NGError:
             if subject is None:
                 raise
             # A subject the tokenizer cannot isolate: answer without subject-position gates.
             notes.append(f"cannot locate the subject {subject!r} in the tokens; subject gates are off")
-            gen = a.generate([(feats, prompt, None)], max_new_tokens=max_new_tokens, hooks_for=hooks,
+            gen = a.generate([(feats, prompt, None, reading)], max_new_tokens=max_new_tokens, hooks_for=hooks,
                              on_token=cb, draft=draft)[0]
             subject = None
         dt = time.perf_counter() - t0
@@ -721,7 +734,8 @@ class StudioSession:
         gates, deltas = self._interventions(interventions)
         a = self.adapter
         feats = [self._features_for(im)[0] for im, _, _ in items]
-        rows = [(f, p, s if s and s.lower() in p.lower() else None) for f, (_, p, s) in zip(feats, items)]
+        rows = [(f, p, s if s and s.lower() in p.lower() else None, self._reading_for(im))
+                for f, (im, p, s) in zip(feats, items)]
         hooks = None
         if gates or deltas:
             def hooks(batch):
