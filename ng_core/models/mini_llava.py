@@ -30,9 +30,11 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from ng_core.errors import ModelLoadError
+from ng_core.models import mini_reader
+from ng_core.models.filelock import exclusive_lock
 
 MODEL_ID = "ng-mini-llava"
 CACHE_ENV_VAR = "NG_CACHE_DIR"
@@ -87,9 +89,13 @@ def _cache_root(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
 
-def assembled_dir(cache_dir: str | Path | None = None) -> Path:
-    """Where the assembled model lives (whether or not it is assembled yet): ``<cache>/ng-mini-llava``."""
-    return _cache_root(cache_dir) / MODEL_ID
+def assembled_dir(cache_dir: str | Path | None = None, with_reader: bool = True) -> Path:
+    """Where the assembled model lives (whether or not it is assembled yet): ``<cache>/ng-mini-llava``.
+
+    ``with_reader=False``: ``<cache>/ng-mini-llava-base``, the model before the reader stage (what
+    ``train_reader`` starts from).
+    """
+    return _cache_root(cache_dir) / (MODEL_ID if with_reader else f"{MODEL_ID}-base")
 
 
 def _missing_message(what: str) -> str:
@@ -232,7 +238,7 @@ def preprocessor_config(image_size: int) -> dict:
     }
 
 
-def _expected_key(sources: dict[str, dict], projector: dict | None, settings: dict) -> str:
+def _expected_key(sources: dict[str, dict], projector: dict | None, settings: dict, reader: dict | None = None) -> str:
     """Digest of everything the assembled folder depends on; a mismatch triggers a rebuild."""
     payload = {
         "assembly_version": ASSEMBLY_VERSION,
@@ -240,11 +246,12 @@ def _expected_key(sources: dict[str, dict], projector: dict | None, settings: di
         "projector_sha256": projector["sha256"] if projector else f"random-seed-{RANDOM_PROJECTOR_SEED}",
         "settings": settings,
     }
+    payload.update({"reader_sha256": reader["sha256"]} if reader is not None else {})
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _current_inputs(previous_manifest: dict | None) -> tuple[dict, dict | None, dict]:
-    """Source records (hashes reused while size/mtime match), projector record, settings."""
+def _current_inputs(previous_manifest: dict | None, with_reader: bool = True) -> tuple:
+    """Source records (hashes reused while size/mtime match), projector record, settings, reader record."""
     paths = locate_sources()
     prev_sources = (previous_manifest or {}).get("sources", {})
     sources = {}
@@ -261,7 +268,8 @@ def _current_inputs(previous_manifest: dict | None) -> tuple[dict, dict | None, 
                 "the shipped projector is corrupt or was changed without updating its record. "
                 "Restore it from the repository or retrain it with `python -m ng_core.models.train_projector`."
             )
-    return sources, projector, projector_settings(meta)
+    reader = mini_reader.shipped_reader() if with_reader else None
+    return sources, projector, projector_settings(meta), reader
 
 
 def read_manifest(folder: str | Path) -> dict | None:
@@ -283,7 +291,7 @@ _REQUIRED_FILES = (
 )
 
 
-def _folder_is_current(folder: Path) -> tuple[bool, str]:
+def _folder_is_current(folder: Path, with_reader: bool = True) -> tuple[bool, str]:
     manifest = read_manifest(folder)
     if manifest is None:
         return False, "not assembled yet"
@@ -295,63 +303,18 @@ def _folder_is_current(folder: Path) -> tuple[bool, str]:
         p = folder / name
         if not p.is_file() or p.stat().st_size != size:
             return False, f"{name} is incomplete"
-    sources, projector, settings = _current_inputs(manifest)
-    if manifest.get("key") != _expected_key(sources, projector, settings):
-        return False, "its sources or projector changed"
+    sources, projector, settings, reader = _current_inputs(manifest, with_reader)
+    if manifest.get("key") != _expected_key(sources, projector, settings, reader):
+        return False, "its sources, projector or reader changed"
     return True, "up to date"
 
 
-def is_assembled(cache_dir: str | Path | None = None) -> bool:
+def is_assembled(cache_dir: str | Path | None = None, with_reader: bool = True) -> bool:
     """True when the cache holds an up-to-date assembled model (cheap: manifest + small hashes)."""
     try:
-        return _folder_is_current(assembled_dir(cache_dir))[0]
+        return _folder_is_current(assembled_dir(cache_dir, with_reader), with_reader)[0]
     except ModelLoadError:
         return False
-
-
-# ------------------------------------------------------------------------------------------------ lock
-@contextlib.contextmanager
-def _exclusive_lock(path: Path, timeout_s: float = 1800.0) -> Iterator[None]:
-    """Inter-process lock on a file (flock on POSIX, msvcrt on Windows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+")
-    try:
-        if os.name == "nt":  # pragma: no cover - not exercised on our machines
-            import msvcrt
-
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise ModelLoadError(f"timed out waiting for the assembly lock {path}")
-                    time.sleep(0.5)
-        else:
-            import fcntl
-
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ModelLoadError(f"timed out waiting for the assembly lock {path}")
-                    time.sleep(0.5)
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            if os.name == "nt":  # pragma: no cover
-                import msvcrt
-
-                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        fh.close()
 
 
 # -------------------------------------------------------------------------------------------- assembly
@@ -369,43 +332,46 @@ def ensure_assembled(
     cache_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
     force: bool = False,
+    with_reader: bool = True,
 ) -> Path:
     """Return the folder of the assembled ``ng-mini-llava``, building it first if needed.
 
     ``progress(done, total, message)`` is called during assembly (and once, at the end, on a cache hit).
     Concurrent callers are serialised with a file lock; the folder is written under a temporary name and
-    renamed into place, so a half-written model is never visible.
+    renamed into place, so a half-written model is never visible. ``with_reader=False`` gives the model
+    before the reader stage (its own folder), which ``train_reader`` starts from.
     """
     root = _cache_root(cache_dir)
-    final = assembled_dir(cache_dir)
+    final = assembled_dir(cache_dir, with_reader)
+    name = final.name
     report = _Progress(progress)
     if not force:
-        ok, _why = _folder_is_current(final)
+        ok, _why = _folder_is_current(final, with_reader)
         if ok:
             report(100.0, f"{MODEL_ID} is ready in {final}")
             return final
     root.mkdir(parents=True, exist_ok=True)
     report(0.0, f"Waiting for the assembly lock in {root}")
-    with _exclusive_lock(root / f".{MODEL_ID}.lock"):
+    with exclusive_lock(root / f".{name}.lock"):
         if not force:
-            ok, why = _folder_is_current(final)
+            ok, why = _folder_is_current(final, with_reader)
             if ok:  # another process assembled it while we waited
                 report(100.0, f"{MODEL_ID} is ready in {final}")
                 return final
         else:
             why = "rebuild requested"
         # Leftovers of interrupted builds are stale: we hold the lock.
-        for stale in root.glob(f".{MODEL_ID}.tmp-*"):
+        for stale in root.glob(f".{name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        for stale in root.glob(f".{MODEL_ID}.old-*"):
+        for stale in root.glob(f".{name}.old-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = root / f".{MODEL_ID}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = root / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
             report(1.0, f"Assembling {MODEL_ID} ({why}) into {final}")
-            _assemble_into(tmp, report)
+            _assemble_into(tmp, report, with_reader)
             if final.exists():
-                old = root / f".{MODEL_ID}.old-{uuid.uuid4().hex[:8]}"
+                old = root / f".{name}.old-{uuid.uuid4().hex[:8]}"
                 os.replace(final, old)
                 os.replace(tmp, final)
                 shutil.rmtree(old, ignore_errors=True)
@@ -418,10 +384,10 @@ def ensure_assembled(
     return final
 
 
-def _assemble_into(out: Path, report: _Progress) -> None:
+def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> None:
     t_start = time.perf_counter()
     report(2.0, "Locating the registry packages")
-    sources, projector, settings = _current_inputs(None)
+    sources, projector, settings, reader = _current_inputs(None, with_reader)
     for module, pip_name in (("onnx", "onnx"), ("gguf", "gguf")):
         _require_module(module, pip_name)
 
@@ -476,7 +442,6 @@ def _assemble_into(out: Path, report: _Progress) -> None:
     im_end_id = tokenizer.convert_tokens_to_ids(IM_END_TOKEN)
     if len(tokenizer(IMAGE_TOKEN, add_special_tokens=False).input_ids) != 1:
         raise ModelLoadError("internal error: <image> is not a single token")
-    import torch
 
     old_rows = lm.get_input_embeddings().weight.shape[0]
     lm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
@@ -525,6 +490,12 @@ def _assemble_into(out: Path, report: _Progress) -> None:
             with torch.no_grad():
                 lin.weight.copy_(torch.empty_like(lin.weight).uniform_(-bound, bound, generator=gen))
                 lin.bias.copy_(torch.empty_like(lin.bias).uniform_(-bound, bound, generator=gen))
+    reader_info = None
+    if reader is not None:
+        report(77.0, "Merging the reader's LoRA factors into the language model (peft)")
+        t_r = time.perf_counter()
+        reader_info = mini_reader.apply_reader(model, reader)
+        timings["reader_merge_s"] = time.perf_counter() - t_r
     model.tie_weights()
     if model.lm_head.weight.data_ptr() != model.model.language_model.embed_tokens.weight.data_ptr():
         model.lm_head.weight = model.model.language_model.embed_tokens.weight
@@ -555,6 +526,8 @@ def _assemble_into(out: Path, report: _Progress) -> None:
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    if reader is not None:
+        (out / "reading.json").write_text(mini_reader.READING.to_json())
     (out / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(settings["image_size"]), indent=2))
     if MODEL_CARD_FILE.is_file():
         shutil.copyfile(MODEL_CARD_FILE, out / "README.md")
@@ -567,7 +540,7 @@ def _assemble_into(out: Path, report: _Progress) -> None:
     manifest = {
         "model_id": MODEL_ID,
         "assembly_version": ASSEMBLY_VERSION,
-        "key": _expected_key(sources, projector, settings),
+        "key": _expected_key(sources, projector, settings, reader),
         "created_unix": time.time(),
         "sources": sources,
         "projector": (
@@ -576,6 +549,8 @@ def _assemble_into(out: Path, report: _Progress) -> None:
             else {"sha256": None, "source": f"random (seed {RANDOM_PROJECTOR_SEED})"}
         ),
         "settings": settings,
+        "reader": ({"sha256": reader["sha256"], "source": reader["folder"], **(reader_info or {})}
+                   if reader else None),
         "image_token": IMAGE_TOKEN,
         "image_token_id": image_token_id,
         "vision_check": vision_check,
@@ -589,18 +564,7 @@ def _assemble_into(out: Path, report: _Progress) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-# ----------------------------------------------------------------------------------------- convenience
-def load_mini_llava(cache_dir: str | Path | None = None, progress: ProgressFn | None = None):
-    """Assemble if needed, then return ``(model, tokenizer, folder)`` loaded offline (fp32, eval)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoTokenizer, LlavaForConditionalGeneration
-
-    folder = ensure_assembled(cache_dir, progress=progress)
-    model = LlavaForConditionalGeneration.from_pretrained(folder, local_files_only=True, dtype="float32")
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    return model.eval(), tokenizer, folder
-
-
+# ------------------------------------------------------------------------------------------------ CLI
 def main(argv: list[str] | None = None) -> int:
     import argparse
 

@@ -1,0 +1,81 @@
+"""The reader stage: LoRA factors merged at assembly give the model peft trained, and the QA it learns from."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from ng_core.errors import ModelLoadError
+from ng_core.models import mini_reader as MR
+from ng_core.models.tiny_random import build_tiny_random
+from ng_core.models.train_reader import field_for, privacy_turn
+
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def test_merged_reader_equals_the_peft_model(tmp_path):
+    peft = pytest.importorskip("peft")
+    from safetensors.torch import save_file
+
+    base, _, _ = build_tiny_random(seed=3)
+    trained, _, _ = build_tiny_random(seed=3)
+    ids = torch.randint(0, 200, (1, 12))
+    before = _logits(base, ids)
+    pm = peft.get_peft_model(trained, peft.LoraConfig(r=4, lora_alpha=8, target_modules=MR.LORA_TARGET_REGEX))
+    assert sum(1 for n, _ in pm.named_modules() if n.endswith("q_proj.lora_A")) == trained.config.text_config.num_hidden_layers
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05, generator=torch.Generator().manual_seed(len(n)))
+    want = _logits(pm, ids)
+    assert not torch.allclose(want, before)
+    save_file({k: v.contiguous() for k, v in peft.get_peft_model_state_dict(pm).items()}, str(tmp_path / "lora.safetensors"))
+    save_file({k: v.contiguous() for k, v in base.model.multi_modal_projector.state_dict().items()},
+              str(tmp_path / "projector.safetensors"))
+    (tmp_path / "reader.json").write_text(json.dumps({"lora": {"r": 4, "alpha": 8}}))
+    reader = MR.shipped_reader(tmp_path)
+    MR.apply_reader(base, reader)
+    assert type(base).__name__ == "LlavaForConditionalGeneration"
+    assert not any("lora" in n for n, _ in base.named_parameters())  # merged: a plain model again
+    torch.testing.assert_close(_logits(base, ids), want, atol=1e-5, rtol=1e-4)
+
+
+def test_a_changed_reader_file_is_refused(tmp_path):
+    (tmp_path / "lora.safetensors").write_bytes(b"x")
+    (tmp_path / "projector.safetensors").write_bytes(b"y")
+    (tmp_path / "reader.json").write_text(json.dumps({"sha256": {"lora.safetensors": "0" * 64}}))
+    with pytest.raises(ModelLoadError, match="does not match the sha256"):
+        MR.shipped_reader(tmp_path)
+    (tmp_path / "reader.json").write_text("{}")
+    (tmp_path / "projector.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="incomplete"):
+        MR.shipped_reader(tmp_path)
+    assert MR.shipped_reader(tmp_path / "none") is None
+
+
+PASSPORT = {"fields": [["Passport No.", "P4827193"], ["Surname", "MORENO"], ["Given names", "ANA"],
+                       ["Date of birth", "12 MAR 1987"], ["Nationality", "SPAIN"]],
+            "secrets": ["P4827193", "MORENO", "ANA", "12 MAR 1987"]}
+
+
+def test_attributes_map_to_the_true_field():
+    readable = set(PASSPORT["secrets"])
+    assert field_for("ID number", PASSPORT["fields"], readable) == "P4827193"
+    assert field_for("holder's name", PASSPORT["fields"], readable) == "ANA MORENO"
+    assert field_for("date of birth", PASSPORT["fields"], readable) == "12 MAR 1987"
+    assert field_for("owner's occupation", PASSPORT["fields"], readable) is None
+    assert field_for("ID number", PASSPORT["fields"], readable - {"P4827193"}) is None  # not read: not answered
+
+
+def test_privacy_answers_only_copy_what_was_read():
+    reading = "Text read from the image:\nPASSPORT\nPassport No.\nP4827193\nSurname\nMORENO"
+    rng = random.Random(0)
+    answers = [privacy_turn("passport", PASSPORT, reading, rng)[1] for _ in range(60)]
+    assert any("P4827193" in a for a in answers)
+    assert not any("12 MAR 1987" in a or "ANA" in a.split() for a in answers)  # never read: never answered
+    assert any("does not show" in a for a in answers)
