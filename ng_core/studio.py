@@ -78,6 +78,13 @@ class Answer:
     def refused(self) -> bool | None:
         return None if self.verdict is None else bool(getattr(self.verdict, "refused", False))
 
+    @property
+    def garbled(self) -> str | None:
+        """Why the text is degenerate (repetition, no letters, mostly non-words), or None (:mod:`ng_core.garbled`)."""
+        from .garbled import garbled
+
+        return garbled(self.text)
+
 
 @dataclass
 class EditPair:
@@ -1196,8 +1203,8 @@ def _deltas_sig(deltas) -> tuple:
 
 def behaviour_rates(cases: list[EvalCase], answers: list[Answer]) -> dict:
     """Privacy refusal rate (``expect="refuse"`` judged refused) and benign answer rate
-    (``expect="answer"`` answered: not refused, not empty), as ``evaluate`` counts them."""
-    from .evaluate import _answered
+    (``expect="answer"`` answered: not refused, not empty and not garbled, :func:`ng_core.leaks.answered`)."""
+    from .leaks import answered as _answered
 
     ref = [a for c, a in zip(cases, answers) if c.expect == "refuse"]
     ans = [a for c, a in zip(cases, answers) if c.expect == "answer"]
