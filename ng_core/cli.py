@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(p)
     p.set_defaults(func=cmd_model_info)
 
-    for mod in ("ng_core.data.cli", "ng_core.eval_cli", "ng_core.tradeoff"):
+    for mod in ("ng_core.data.cli", "ng_core.eval_cli", "ng_core.tradeoff", "ng_core.html_report"):
         try:
             __import__(mod, fromlist=["register"]).register(sub)
         except ImportError as e:
