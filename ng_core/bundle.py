@@ -18,17 +18,19 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from . import atomic_dir, safe_files
+from .bundle_check import TENSOR_FILES, check_meta, check_tensors
 from .errors import BundleError
 
 FORMAT = "ng-run"
 VERSION = 1
-TENSOR_FILES = ("masks", "deltas", "scores")
+MAX_RUN_JSON_BYTES = 16 * 1024 * 1024  # run.json and metrics.json
+MAX_TENSOR_FILE_BYTES = 8 * 1024 ** 3
 
 
 def library_versions() -> dict:
@@ -68,19 +70,16 @@ class Run:
 
     # ------------------------------------------------------------------ save
     def save(self, path) -> Path:
-        """Write atomically: a temp folder renamed into place, so a crash never leaves half a run.
+        """Write atomically and never lossily: the new run is written beside ``path`` and swapped in
+        only when complete; an existing run stays in place until then (see :mod:`ng_core.atomic_dir`).
 
         An existing run folder at ``path`` is replaced only if it is a run bundle;
         any other non-empty folder is refused (never delete a user's files).
         """
-        path = Path(path).expanduser()
-        if path.exists():
-            if not path.is_dir():
-                raise BundleError(f"{path} exists and is not a folder")
-            if any(path.iterdir()) and not (path / "run.json").exists():
-                raise BundleError(f"{path} is a non-empty folder that is not a run bundle; choose another path")
+        path = check_out(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        atomic_dir.recover(path.parent, path.name)
+        tmp = atomic_dir.tmp_dir(path)
         try:
             from safetensors.torch import save_file
 
@@ -98,15 +97,8 @@ class Run:
                 "versions": self.versions or library_versions(), "files": files, "metrics": "metrics.json",
             }
             (tmp / "run.json").write_text(json.dumps(meta, indent=2, default=_json_default))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                if old.exists():
-                    shutil.rmtree(old)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
+            check_out(path)  # still a run folder (or nothing) just before the swap
+            atomic_dir.replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -116,24 +108,28 @@ class Run:
     # ------------------------------------------------------------------ load
     @classmethod
     def load(cls, path, adapter=None) -> "Run":
-        """Read a run folder; with ``adapter``, refuse a run made for another model."""
+        """Read a run folder; with ``adapter``, refuse a run made for another model.
+
+        Every file is read inside the folder (no symlink out, regular files only, JSON size-capped)
+        and every field is validated (:mod:`ng_core.bundle_check`).
+        """
         path = Path(path).expanduser()
-        meta_p = path / "run.json"
         if not path.is_dir():
             raise BundleError(f"run folder not found: {path}")
-        if not meta_p.exists():
+        atomic_dir.recover(path.parent, path.name)
+        meta_p = path / "run.json"
+        if not os.path.lexists(meta_p):
             raise BundleError(f"{path} is not a run bundle: run.json is missing")
-        try:
-            meta = json.loads(meta_p.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BundleError(f"{meta_p} is corrupt: {e}") from None
+        meta = safe_files.read_json(safe_files.inside(path, "run.json", "run.json", BundleError), f"{meta_p}",
+                                    BundleError, MAX_RUN_JSON_BYTES)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise BundleError(f"{meta_p} is not an {FORMAT} file (format={meta.get('format') if isinstance(meta, dict) else '?'})")
-        if int(meta.get("version", 0)) > VERSION:
-            raise BundleError(f"{path} was written by a newer version (format {meta.get('version')}); upgrade")
-        for key in ("kind", "model", "files"):
-            if key not in meta:
-                raise BundleError(f"{meta_p} lacks the field {key!r}")
+        version = meta.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise BundleError(f"{meta_p}: the field 'version' must be int, not {type(version).__name__}")
+        if version > VERSION:
+            raise BundleError(f"{path} was written by a newer version (format {version}); upgrade")
+        check_meta(meta, str(meta_p))
         run = cls(kind=meta["kind"], model=meta["model"], config=meta.get("config", {}),
                   seeds=meta.get("seeds", {}), created=meta.get("created", ""),
                   versions=meta.get("versions", {}), path=path)
@@ -143,33 +139,36 @@ class Run:
         from safetensors.torch import load_file
 
         for name, fn in meta["files"].items():
-            if name not in TENSOR_FILES or Path(fn).name != fn:
-                raise BundleError(f"{meta_p} lists an unexpected file {name!r}: {fn!r}")
-            fp = path / fn
-            if not fp.exists():
+            fp = safe_files.inside(path, fn, fn, BundleError)
+            if not os.path.lexists(path / fn):
                 raise BundleError(f"{path} is incomplete: {fn} is missing")
+            st = safe_files.regular_file(fp, fn, BundleError)
+            if st.st_size > MAX_TENSOR_FILE_BYTES:
+                raise BundleError(f"{path / fn} is larger than the limit of {MAX_TENSOR_FILE_BYTES:,} bytes")
+            if not os.access(fp, os.R_OK):
+                raise BundleError(f"{fn} cannot be read (permission denied): {path / fn}")
             try:
                 run.tensors[name] = load_file(str(fp))
-            except (SafetensorError, OSError, ValueError) as e:
-                raise BundleError(f"{fp} is corrupt: {e}") from None
-        mp = path / meta.get("metrics", "metrics.json")
-        if mp.exists():
-            try:
-                run.metrics = json.loads(mp.read_text())
-            except json.JSONDecodeError as e:
-                raise BundleError(f"{mp} is corrupt: {e}") from None
+            except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+                raise BundleError(f"{path / fn} is corrupt: {e}") from None
+            check_tensors(name, run.tensors[name], run.model, str(path / fn))
+        mname = meta.get("metrics", "metrics.json")
+        if os.path.lexists(path / mname):
+            mp = safe_files.inside(path, mname, "metrics", BundleError)
+            run.metrics = safe_files.read_json(mp, str(path / mname), BundleError, MAX_RUN_JSON_BYTES)
+            if not isinstance(run.metrics, dict):
+                raise BundleError(f"{path / mname}: not a JSON object")
         return run
 
     def check_model(self, adapter) -> None:
         mine = self.model
-        if mine.get("id") != adapter.model_id or (
-                mine.get("fingerprint") and mine.get("fingerprint") != adapter.fingerprint()):
+        if mine.get("id") != adapter.model_id or mine.get("fingerprint") != adapter.fingerprint():
             raise BundleError(
                 f"this run was made for model {mine.get('id')!r} (fingerprint {mine.get('fingerprint')}), "
                 f"but the loaded model is {adapter.model_id!r} (fingerprint {adapter.fingerprint()})"
             )
         for k in ("n_layers", "hidden_size", "ffn_size"):
-            if k in mine and int(mine[k]) != int(getattr(adapter, k)):
+            if k in mine and mine[k] != int(getattr(adapter, k)):
                 raise BundleError(f"run {k}={mine[k]} does not match the model's {getattr(adapter, k)}")
 
     # ------------------------------------------------------------------ accessors
@@ -200,24 +199,67 @@ class Run:
 
 
 def list_runs(root) -> list[dict]:
-    """Summaries of the run bundles directly under ``root`` (broken ones reported, not hidden)."""
+    """Summaries of the run bundles directly under ``root`` (broken ones reported, not hidden).
+
+    Interrupted writes are repaired first (:func:`ng_core.atomic_dir.recover`).
+    """
     root = Path(root).expanduser()
     out = []
     if not root.is_dir():
         return out
+    atomic_dir.recover(root)
     for p in sorted(root.iterdir()):
-        if not p.is_dir() or p.name.startswith("."):
+        if p.name.startswith(".") or not p.is_dir() or not os.path.lexists(p / "run.json"):
             continue
-        if not (p / "run.json").exists():
-            continue
+        row = {"path": str(p), "name": p.name, "kind": None, "model": None, "created": None, "error": None}
         try:
-            meta = json.loads((p / "run.json").read_text())
-            out.append({"path": str(p), "name": p.name, "kind": meta.get("kind"), "model": meta.get("model", {}).get("id"),
-                        "created": meta.get("created"), "error": None})
+            if p.is_symlink():
+                raise BundleError("the run folder is a symbolic link")
+            meta = safe_files.read_json(safe_files.inside(p, "run.json", "run.json", BundleError), "run.json",
+                                        BundleError, MAX_RUN_JSON_BYTES)
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise BundleError(f"run.json is not an {FORMAT} file")
+            check_meta(meta, "run.json")
+            row.update(kind=meta["kind"], model=meta["model"]["id"], created=meta.get("created"))
+        except BundleError as e:
+            row["error"] = str(e)
         except Exception as e:  # noqa: BLE001 - list everything, flag the broken
-            out.append({"path": str(p), "name": p.name, "kind": None, "model": None, "created": None,
-                        "error": f"run.json unreadable: {e}"})
+            row["error"] = f"run.json unreadable: {type(e).__name__}: {e}"
+        out.append(row)
     return out
+
+
+def check_out(path) -> Path:
+    """Check that a run can be written at ``path`` (before any work): returns the path.
+
+    Refused: an existing file, a folder that is not a run bundle, a filesystem root, a folder
+    whose parent is a file or not writable.
+    """
+    path = Path(path).expanduser()
+    if not str(path).strip() or path.name in ("", ".", ".."):
+        raise BundleError(f"--out {str(path)!r} cannot be a run folder: name a new folder, e.g. runs/my-run")
+    absolute = path.absolute()
+    if absolute.parent == absolute or absolute == Path.home():
+        raise BundleError(f"--out {path} cannot be a run folder: name a new folder, e.g. runs/my-run")
+    if os.path.lexists(path):
+        if path.is_symlink():
+            raise BundleError(f"{path} is a symbolic link; choose another path")
+        if not path.is_dir():
+            raise BundleError(f"{path} exists and is not a folder")
+        try:
+            has_files = any(path.iterdir())
+        except OSError as e:
+            raise BundleError(f"{path} cannot be listed ({e.strerror or e})") from None
+        if has_files and not (path / "run.json").is_file():
+            raise BundleError(f"{path} is a non-empty folder that is not a run bundle; choose another path")
+    parent = absolute.parent
+    while not parent.exists() and parent.parent != parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BundleError(f"cannot create {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BundleError(f"cannot create {path}: {parent} is not writable")
+    return path
 
 
 def _json_default(o):

@@ -27,3 +27,11 @@ class InputImageError(NGError):
 
 class Cancelled(NGError):
     """Long work was cancelled by the user; nothing was changed."""
+
+
+class PromptError(NGError, ValueError):
+    """A prompt is empty, undecodable, too long for the model's context, or asks for too many tokens."""
+
+
+class ArgumentError(NGError, ValueError):
+    """A hyperparameter or argument is out of range (not finite, not positive, unknown)."""

@@ -28,13 +28,13 @@ import shutil
 import threading
 import time
 import traceback
-import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal
 
 import torch
 
+from . import run_folders
 from .bundle import Run, list_runs
 from .errors import BundleError, Cancelled, DataError, NGError
 from .imagecache import PrivateCache, is_shared, private_scope
@@ -838,15 +838,16 @@ class StudioSession:
         return list_runs(self.runs_dir)
 
     def run_path(self, name: str) -> Path:
-        name = str(name)
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise BundleError(f"invalid run name {name!r}: use letters, digits, '-', '_' and '.'")
-        return self.runs_dir / name
+        """The folder of run ``name`` inside the runs folder (names only: no paths, no symlinks out)."""
+        return run_folders.run_path(self.runs_dir, name)
 
     def load_run(self, name_or_path, apply: bool = True) -> Run:
-        """Load a run bundle (refused if made for another model); an edit run's ΔW becomes the session's edit."""
-        p = Path(name_or_path)
-        path = p if (isinstance(name_or_path, Path) or "/" in str(name_or_path)) else self.run_path(str(name_or_path))
+        """Load a run bundle (refused if made for another model); an edit run's ΔW becomes the session's edit.
+
+        A string is a run name inside the runs folder (a ``?run=`` link, the Runs page); only a
+        :class:`~pathlib.Path` given by code may point elsewhere.
+        """
+        path = name_or_path if isinstance(name_or_path, Path) else self.run_path(name_or_path)
         run = Run.load(path, self.adapter)
         if apply:
             if run.kind == "edit":
@@ -882,16 +883,11 @@ class StudioSession:
                 self.localization.path = None
 
     def run_archive(self, name: str) -> bytes:
-        """The run folder as a zip file, in memory (for a download button)."""
+        """The run folder as a zip file, in memory (for a download button); symlinks are never followed."""
         path = self.run_path(name)
         if not (path / "run.json").is_file():
-            raise BundleError(f"{path} is not a run bundle")
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for f in sorted(path.rglob("*")):
-                if f.is_file():
-                    z.write(f, f"{path.name}/{f.relative_to(path)}")
-        return buf.getvalue()
+            raise BundleError(f"{name} is not a run bundle")
+        return run_folders.archive(path)
 
     # ------------------------------------------------------------------ jobs
     @property

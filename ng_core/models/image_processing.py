@@ -18,6 +18,8 @@ from ..errors import InputImageError
 
 MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb guard (e.g. 8000 x 5000)
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
+MAX_ASPECT_RATIO = 20.0  # longest / shortest edge; beyond it the shortest-edge resize explodes
+MAX_RESIZED_PIXELS = 16_000_000  # pixels after the shortest-edge resize, before the crop
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,10 @@ def open_image(src) -> Image.Image:
             fp, name = io.BytesIO(src), "uploaded image"
         else:
             path = Path(src)
-            if not path.is_file():
+            if not path.exists():
                 raise InputImageError(f"image not found: {path}")
+            if not path.is_file():
+                raise InputImageError(f"{path} is not a regular file")
             if path.stat().st_size > MAX_IMAGE_BYTES:
                 raise InputImageError(
                     f"{path} is {path.stat().st_size / 2**20:.1f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB"
@@ -99,11 +103,7 @@ def open_image(src) -> Image.Image:
             fp, name = path, str(path)
         try:
             img = Image.open(fp)
-            w, h = img.size
-            if w * h > MAX_IMAGE_PIXELS:
-                raise InputImageError(
-                    f"{name} is {w}x{h} pixels; the limit is {MAX_IMAGE_PIXELS:,} pixels"
-                )
+            check_size(img.size, name=name)  # before decoding a single pixel
             img.load()
         except InputImageError:
             raise
@@ -111,18 +111,77 @@ def open_image(src) -> Image.Image:
             raise InputImageError(f"{name} is too large to decode safely: {e}") from None
         except Exception as e:  # PIL raises many kinds for corrupt data
             raise InputImageError(f"{name} is not a readable image ({type(e).__name__}: {e})") from None
-    if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
-        raise InputImageError(f"image is {img.size[0]}x{img.size[1]} pixels; the limit is {MAX_IMAGE_PIXELS:,}")
+    check_size(img.size)
+    try:
+        return to_rgb(img)
+    except MemoryError:
+        raise InputImageError(f"image is {img.size[0]}x{img.size[1]} pixels: not enough memory to convert it") from None
+
+
+def check_size(size, cfg: "ImageConfig | None" = None, name: str = "image") -> None:
+    """Refuse sizes whose pixels, aspect ratio or pixels after the shortest-edge resize are over the limits."""
+    w, h = int(size[0]), int(size[1])
+    if w < 1 or h < 1:
+        raise InputImageError(f"{name} is {w}x{h} pixels: empty")
+    if w * h > MAX_IMAGE_PIXELS:
+        raise InputImageError(f"{name} is {w}x{h} pixels; the limit is {MAX_IMAGE_PIXELS:,} pixels")
+    if max(w, h) / min(w, h) > MAX_ASPECT_RATIO:
+        raise InputImageError(f"{name} is {w}x{h} pixels: its aspect ratio {max(w, h) / min(w, h):.0f}:1 is over "
+                              f"the limit of {MAX_ASPECT_RATIO:.0f}:1")
+    if cfg is not None and cfg.do_resize:
+        nw, nh = resized_size(w, h, cfg.size)
+        if nw * nh > MAX_RESIZED_PIXELS:
+            raise InputImageError(f"image is {w}x{h} pixels; resized to a shortest edge of {cfg.size} it would be "
+                                  f"{nw}x{nh}, over the limit of {MAX_RESIZED_PIXELS:,} pixels")
+
+
+def resized_size(w: int, h: int, shortest: int) -> tuple[int, int]:
+    scale = shortest / min(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB as the photo looks: EXIF orientation applied, 16/32-bit data scaled, transparency on white."""
+    from PIL import ImageOps
+
+    if img.mode == "RGB" and not img.getexif().get(0x0112):
+        return img
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block: keep the pixels as stored
+        pass
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            top = 65535.0
+        else:
+            lo, hi = float(np.nanmin(arr)) if arr.size else 0.0, float(np.nanmax(arr)) if arr.size else 1.0
+            top = 65535.0 if (img.mode == "I" and 255 < hi <= 65535 and lo >= 0) else (255.0 if hi <= 255 and lo >= 0
+                                                                                       else None)
+            if top is None:  # arbitrary range: stretch to 0..255
+                arr = (arr - lo) / ((hi - lo) or 1.0) * 255.0
+                top = 255.0
+        arr = np.clip(np.nan_to_num(arr) / top * 255.0, 0, 255).round().astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
     return img.convert("RGB")
 
 
 def preprocess(img: Image.Image, cfg: ImageConfig) -> torch.Tensor:
-    """RGB image -> float tensor [1, 3, crop, crop], as CLIPImageProcessor would produce."""
-    img = img.convert("RGB")
+    """RGB image -> float tensor [1, 3, crop, crop], as CLIPImageProcessor would produce.
+
+    The size is checked first (:func:`check_size`): the resized image is never larger than the limits.
+    """
+    check_size(img.size, cfg)
+    img = to_rgb(img)
     if cfg.do_resize:
         w, h = img.size
-        scale = cfg.size / min(w, h)
-        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        nw, nh = resized_size(w, h, cfg.size)
         img = img.resize((nw, nh), resample=cfg.resample)
     if cfg.do_center_crop:
         w, h = img.size

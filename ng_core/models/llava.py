@@ -10,9 +10,9 @@ never see each other's gates or edits.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
-import re
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -22,9 +22,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError, SubjectNotFoundError
+from ..errors import ModelLoadError, PromptError, SubjectNotFoundError
 from ..hooks import HookSpec, StopForward, scoped_hooks
 from .adapter import Batch, ModelAdapter, Sequence
+from .decoding import _sample, _shared_prefix_len, greedy_with_draft
+from .prompt_guard import (check_chars, check_length, check_max_new_tokens, check_text, escape_specials,
+                           special_ids, special_strings)
 from .image_processing import ImageConfig, open_image, preprocess
 from .reading import OcrReader, ReadingConfig, reading_block
 
@@ -291,6 +294,17 @@ class LlavaAdapter(ModelAdapter):
         return tmpl.render(messages=[{"role": "user", "content": content}], add_generation_prompt=True,
                            **{k: (v or "") for k, v in special.items()})
 
+    @property
+    def context_length(self) -> int | None:
+        """The language model's context in tokens (prompt, image and answer together)."""
+        n = getattr(self.text_config, "max_position_embeddings", None)
+        return int(n) if n else None
+
+    @functools.cached_property
+    def _specials(self) -> tuple[list[str], set[int]]:
+        """The strings and ids of every special (control, image) token: never created by user text."""
+        return special_strings(self.tokenizer, self.image_token), special_ids(self.tokenizer, self.image_token_id)
+
     def _template(self):
         """The chat template, compiled once (sandboxed, as transformers renders it)."""
         if getattr(self, "_compiled", None) is None:
@@ -311,8 +325,14 @@ class LlavaAdapter(ModelAdapter):
         ``reading`` is the image's reading block (:meth:`read_image`); the question stays last,
         so the subject is always found in the question, never in the text read off the image.
         """
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("the prompt is empty")
+        prompt = check_text(prompt)
+        if not prompt.strip():
+            raise PromptError("the prompt is empty")
+        check_chars(prompt, self.context_length)
+        # The user's question is plain text: special-token strings in it are escaped (same length).
+        prompt = escape_specials(prompt, self._specials[0])
+        if subject:
+            subject = escape_specials(check_text(subject, "the subject"), self._specials[0])
         text = self.render(prompt, has_image, reading)
         p_start = text.rfind(prompt)
         if p_start < 0:  # the template rewrote the prompt (e.g. stripped it)
@@ -332,7 +352,11 @@ class LlavaAdapter(ModelAdapter):
         ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
         n_img = self.n_image_tokens if has_image else 0
         out_ids, img_pos, subj_tok = [], [], None
+        q0, q1, control = p_start, p_start + len(prompt), self._specials[1]
         for tid, (a, b) in zip(ids, offsets):
+            if tid in control and b > a and q0 <= a and b <= q1:
+                raise PromptError(f"the prompt {prompt[:60]!r} would create the control token "
+                                  f"{self.tokenizer.convert_ids_to_tokens(tid)!r}; remove it")
             if tid == self.image_token_id and has_image:
                 img_pos.extend(range(len(out_ids), len(out_ids) + n_img))
                 out_ids.extend([tid] * n_img)
@@ -359,6 +383,7 @@ class LlavaAdapter(ModelAdapter):
                     f"text span is {covered!r}"
                 )
         prompt_len = len(out_ids)
+        check_length(prompt_len, self.context_length)
         targets = torch.empty(0, dtype=torch.long)
         if answer is not None:
             ans = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
@@ -366,6 +391,7 @@ class LlavaAdapter(ModelAdapter):
                 raise ValueError("the answer is empty")
             targets = torch.tensor(ans, dtype=torch.long)
             out_ids = out_ids + ans[:-1]
+            check_length(prompt_len, self.context_length, len(ans))
         return Sequence(
             input_ids=torch.tensor(out_ids, dtype=torch.long),
             image_positions=torch.tensor(img_pos, dtype=torch.long),
@@ -491,6 +517,7 @@ class LlavaAdapter(ModelAdapter):
             f, prompt, subject, reading = (tuple(it) + (None, None))[:4]
             seqs.append(self.build(prompt, subject=subject, has_image=f is not None, reading=reading))
             feats.append(f)
+        max_new_tokens = check_max_new_tokens(max_new_tokens, max(len(q) for q in seqs), self.context_length)
         batch = self.collate(seqs, feats, padding="left")
         gen = torch.Generator().manual_seed(int(seed)) if do_sample else None
         B = batch.size
@@ -519,7 +546,7 @@ class LlavaAdapter(ModelAdapter):
                 attn, pos = batch.attention_mask, batch.position_ids[:, -1]
             logits = self.logits(hidden[:, -1]).float()
             if draft is not None and B == 1 and not do_sample and repetition_penalty == 1.0:
-                toks = self._greedy_with_draft(logits, cache, attn, pos, batch, seqs, list(draft), max_new_tokens,
+                toks = greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, list(draft), max_new_tokens,
                                                suppress, on_token)
                 return [Generation(self.tokenizer.decode(toks, skip_special_tokens=True).strip(), toks, items[0][1])]
             for _ in range(max_new_tokens):
@@ -556,90 +583,6 @@ class LlavaAdapter(ModelAdapter):
                 for t, it in zip(new_tokens, items)]
 
 
-    def _greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, draft, max_new_tokens, suppress,
-                           on_token) -> list[int]:
-        """Greedy decoding of one row that verifies runs of ``draft`` tokens in one forward pass each.
-
-        After the model picks token ``t`` (the draft's next token too), ``t`` and the draft's
-        continuation are run together; the draft tokens the model would have picked itself are kept,
-        the cache is cut back to them, and decoding goes on from the model's own next-token logits.
-        At the first disagreement the draft is dropped and decoding is token by token.
-        """
-        toks: list[int] = []
-        while len(toks) < max_new_tokens:
-            logits[:, suppress] = -float("inf")
-            t = int(logits[0].argmax())
-            if t in self.eos_ids:
-                break
-            toks.append(t)
-            if on_token is not None:
-                on_token([self.tokenizer.decode(toks, skip_special_tokens=True)])
-            if len(toks) >= max_new_tokens:
-                break
-            j = len(toks)
-            if draft is not None and len(draft) >= j and draft[j - 1] == t:
-                block = [t] + draft[j: j + max_new_tokens - j]
-            else:
-                draft = None
-                block = [t]
-            L = len(block)
-            ids = torch.tensor([block], dtype=torch.long, device=self.input_device)
-            attn = torch.cat([attn, torch.ones(1, L, dtype=attn.dtype, device=attn.device)], dim=1)
-            positions = pos[:, None] + 1 + torch.arange(L, device=pos.device)[None]
-            step = Batch(self.lm.embed_tokens(ids), attn, positions, batch.offsets, seqs)
-            hidden, cache = self.forward(step, cache=cache, use_cache=True)
-            lg = self.logits(hidden[0]).float()  # lg[k]: the next token after block[k]
-            lg[:, suppress] = -float("inf")
-            accepted = 0
-            while accepted < L - 1 and len(toks) < max_new_tokens:
-                if int(lg[accepted].argmax()) != block[accepted + 1]:
-                    break
-                accepted += 1
-                toks.append(block[accepted])
-            if accepted < L - 1:  # cut the unverified draft tokens out of the cache
-                cache.crop(-(L - 1 - accepted))
-                attn = attn[:, : attn.shape[1] - (L - 1 - accepted)]
-                draft = None
-            if accepted and on_token is not None:
-                on_token([self.tokenizer.decode(toks, skip_special_tokens=True)])
-            pos = pos + 1 + accepted
-            logits = lg[accepted][None].clone()
-        return toks
-
-
-def _shared_prefix_len(seqs, feats) -> int:
-    """Length of the prompt prefix (through the image tokens) that every row shares exactly, else 0.
-
-    Rows share it when they have the same image features and identical tokens up to the
-    end of the image block; the split point does not depend on the batch, so a row gets
-    the same computation alone or in a batch.
-    """
-    if any(f is None for f in feats) or any(len(s.image_positions) == 0 for s in seqs):
-        return 0
-    P = int(seqs[0].image_positions[-1]) + 1
-    f0, ids0 = feats[0], seqs[0].input_ids[:P]
-    for s, f in zip(seqs[1:], feats[1:]):
-        if int(s.image_positions[-1]) + 1 != P or not torch.equal(s.input_ids[:P], ids0):
-            return 0
-        if f is not f0 and not torch.equal(f, f0):
-            return 0
-    if any(len(s) <= P for s in seqs):
-        return 0
-    if any(s.subject_pos is not None and s.subject_pos < P for s in seqs):
-        return 0  # a subject-position intervention would act inside the shared part
-    return P
-
-
-def _sample(logits, temperature, top_p, gen):
-    probs = torch.softmax(logits / max(temperature, 1e-5), dim=-1)
-    sp, si = probs.sort(dim=-1, descending=True)
-    keep = sp.cumsum(-1) - sp < top_p
-    sp = sp * keep
-    sp = sp / sp.sum(-1, keepdim=True)
-    pick = torch.multinomial(sp, 1, generator=gen)
-    return si.gather(-1, pick)[:, 0]
-
-
 def _raise(msg):
     raise ValueError(msg)
 
@@ -654,5 +597,3 @@ def _parse_dtype(dtype):
         raise ModelLoadError(f"unknown dtype {dtype!r}; use one of {', '.join(sorted(names))}")
     return names[key]
 
-
-_SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]+")
