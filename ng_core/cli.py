@@ -10,6 +10,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from . import cli_args as A  # noqa: E402
+
 MODEL_HELP = ("model: 'ng-mini-llava' (default, embedded), 'tiny-random' (random, for tests), or a local "
               "llava-hf checkpoint folder")
 
@@ -18,7 +20,7 @@ def _add_model(p, with_run=False):
     p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"],
                    help="weights dtype for a local checkpoint (default: as saved)")
-    p.add_argument("--device-map", default=None,
+    p.add_argument("--device-map", default=None, type=A.device_map,
                    help="accelerate device map for a local checkpoint, e.g. 'auto' to shard over GPUs")
     p.add_argument("--reading", default="auto", choices=["auto", "on", "off"],
                    help="OCR lines of the image in the prompt: auto = as the model folder says (on for "
@@ -47,7 +49,7 @@ def _records(args, adapter, preset):
 
         raise DataError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)} in {args.data}; "
                         f"available: {', '.join(ds.categories)}")
-    n = args.max_images or preset["max_images"]
+    n = args.max_images if args.max_images is not None else preset["max_images"]
     out = {}
     for c in cats:
         recs = ds.records(category=c, split=args.split)
@@ -73,7 +75,7 @@ def _configs(args, adapter):
         v = getattr(args, k, None)
         if v is not None:
             mask = replace(mask, **{k: v})
-    if getattr(args, "mask_steps", None):
+    if getattr(args, "mask_steps", None) is not None:
         mask = replace(mask, steps=args.mask_steps)
     for k, attr in (("lr", "lr"), ("steps", "edit_steps"), ("gate_scope", "gate_scope"), ("method", "edit_method"),
                     ("questions_per_image", "questions"), ("general_weight", "general_weight")):
@@ -82,16 +84,21 @@ def _configs(args, adapter):
             edit = replace(edit, **{k: v})
     edit = replace(edit, seed=getattr(args, "seed", 0) or 0)
     layer = args.layer if getattr(args, "layer", None) is not None else preset["layer"]
+    for lay in str(layer).split(","):
+        if not 0 <= int(lay) < adapter.n_layers:
+            from .errors import ArgumentError
+
+            raise ArgumentError(f"layer {lay} is out of range: this model has layers 0..{adapter.n_layers - 1}")
     return preset, layer, mask, edit
 
 
 def _data_args(p):
     p.add_argument("--data", required=True, help="dataset folder (project format, or paper-format JSONs)")
     p.add_argument("--image-root", default=None, help="image root for paper-format datasets")
-    p.add_argument("--category", required=True, help="category id(s), comma-separated, e.g. passport,receipt")
+    p.add_argument("--category", required=True, type=A.categories, help="category id(s), comma-separated, e.g. passport,receipt")
     p.add_argument("--split", default="train", help="split whose images are used (default: train)")
-    p.add_argument("--max-images", type=int, default=None, help="images per category (default: preset, 10)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-images", type=A.positive_int, default=None, help="images per category (default: preset, 10)")
+    p.add_argument("--seed", type=A.seed, default=0)
     p.add_argument("--schedule", choices=["fast", "naive"], default=None,
                    help="fast (cached prefixes, default) or naive (the reference code's cost); same results")
     p.add_argument("--preset", default=None,
@@ -129,10 +136,12 @@ def cmd_ask(args) -> int:
 
 
 def cmd_localize(args) -> int:
+    from .bundle import check_out
     from .pipeline import localize_run
     from .presets import preset_json
     from .progress import Progress, stderr_printer
 
+    check_out(args.out)  # before any work
     a = _load(args)
     preset, layer, mask, _ = _configs(args, a)
     layers = [int(x) for x in str(args.layer).split(",")] if args.layer is not None else [layer]
@@ -149,11 +158,12 @@ def cmd_localize(args) -> int:
 
 
 def cmd_edit(args) -> int:
-    from .bundle import Run
+    from .bundle import Run, check_out
     from .presets import preset_json
     from .pipeline import edit_run
     from .progress import Progress, stderr_printer
 
+    check_out(args.out)  # before any work
     a = _load(args)
     preset, layer, mask, edit = _configs(args, a)
     recs = _records(args, a, preset)
@@ -176,8 +186,10 @@ def cmd_edit(args) -> int:
 
 def cmd_scores(args) -> int:
     from .progress import Progress, stderr_printer
+    from .bundle import check_out
     from .scores import ScoreConfig, compute_scores
 
+    check_out(args.out)  # before any work
     a = _load(args)
     preset, _, mask, _ = _configs(args, a)
     recs = _records(args, a, preset)
@@ -243,9 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(p, with_run=True)
     p.add_argument("--image", default=None, help="image file (png, jpg, webp); omit for a text-only prompt")
     p.add_argument("--prompt", required=True, help="the question")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=A.new_tokens, default=32,
+                   help=f"answer length in tokens, 1..{A.MAX_NEW_TOKENS} (32)")
     p.add_argument("--sample", action="store_true", help="seeded sampling (top-p 0.9) instead of greedy")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=A.seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_ask)
 
@@ -254,11 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "flagged in more than --threshold of a category's images. Writes a run bundle.")
     _add_model(p)
     _data_args(p)
-    p.add_argument("--layer", default=None, help="layer(s), comma-separated (default: the model's preset)")
-    p.add_argument("--mask-steps", type=int, default=None, help="Adam steps per image (default 25)")
-    p.add_argument("--privacy-value", type=float, default=None, help="flag neurons with tanh(m) below this (0)")
-    p.add_argument("--topk", type=float, default=None, help="flag the fraction of smallest m instead")
-    p.add_argument("--threshold", type=float, default=None, help="consensus threshold, strict (0.3)")
+    p.add_argument("--layer", default=None, type=A.layers, help="layer(s), comma-separated (default: the model's preset)")
+    p.add_argument("--mask-steps", type=A.steps, default=None, help="Adam steps per image (default 25)")
+    p.add_argument("--privacy-value", type=A.finite_float, default=None, help="flag neurons with tanh(m) below this (0)")
+    p.add_argument("--topk", type=A.open_fraction, default=None, help="flag the fraction of smallest m instead")
+    p.add_argument("--threshold", type=A.fraction, default=None, help="consensus threshold, strict (0.3)")
     p.add_argument("--out", required=True, help="run bundle folder to write")
     p.set_defaults(func=cmd_localize)
 
@@ -267,18 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "layer with gradients gated to the privacy neurons. Writes a run bundle with the deltas.")
     _add_model(p)
     _data_args(p)
-    p.add_argument("--layer", type=int, default=None, help="edited layer (default: the model's preset)")
+    p.add_argument("--layer", type=A.bounded_int(0, 9999), default=None, help="edited layer (default: the model's preset)")
     p.add_argument("--gate-scope", default=None, choices=["subject_position", "all_positions", "weight_rows"],
                    help="where the gradient gate acts (default: preset; the authors' code: subject_position)")
     p.add_argument("--method", dest="edit_method", default=None,
                    choices=["neural_gate", "ft", "random_gate", "complement_gate"],
                    help="neural_gate (default), ft (no gate), random_gate (same size), complement_gate")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate for down_proj (preset)")
-    p.add_argument("--edit-steps", type=int, default=None, help="steps per edit (10)")
-    p.add_argument("--questions", type=int, default=None, help="paraphrases per image (5)")
-    p.add_argument("--general-weight", type=float, default=None,
+    p.add_argument("--lr", type=A.positive_float, default=None, help="Adam learning rate for down_proj (preset)")
+    p.add_argument("--edit-steps", type=A.steps, default=None, help="steps per edit (10)")
+    p.add_argument("--questions", type=A.bounded_int(1, 1000), default=None, help="paraphrases per image (5)")
+    p.add_argument("--general-weight", type=A.nonneg_float, default=None,
                    help="weight of the general-question locality term (0 = the authors' loss; preset)")
-    p.add_argument("--mask-steps", type=int, default=None, help="Stage A steps per image (25)")
+    p.add_argument("--mask-steps", type=A.steps, default=None, help="Stage A steps per image (25)")
     p.add_argument("--out", required=True, help="run bundle folder to write")
     p.set_defaults(func=cmd_edit)
 
@@ -290,9 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mask (learned, joint over layers), gradxact (captum), contrast (paired Cohen's d)")
     p.add_argument("--position", default="subject", choices=["subject", "last"],
                    help="token scored: the subject's last token or the last prompt token")
-    p.add_argument("--layers", default=None, help="layers, comma-separated (default: all)")
-    p.add_argument("--max-pairs", type=int, default=None, help="cap on (sensitive, benign) prompt pairs")
-    p.add_argument("--mask-steps", type=int, default=None, help="Stage A steps for --method mask")
+    p.add_argument("--layers", default=None, type=A.layers, help="layers, comma-separated (default: all)")
+    p.add_argument("--max-pairs", type=A.positive_int, default=None, help="cap on (sensitive, benign) prompt pairs")
+    p.add_argument("--mask-steps", type=A.steps, default=None, help="Stage A steps for --method mask")
     p.add_argument("--out", required=True, help="run bundle folder to write")
     p.set_defaults(func=cmd_scores)
 
@@ -338,8 +351,11 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except MemoryError:
+        print("error: out of memory; try smaller inputs (fewer images, a shorter prompt)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("interrupted; nothing was saved", file=sys.stderr)
+        print("interrupted; nothing was saved (an existing run at --out is unchanged)", file=sys.stderr)
         return 130
 
 

@@ -68,6 +68,17 @@ class EditConfig:
         return asdict(self)
 
     def __post_init__(self):
+        from .bundle_check import finite_number
+        from .errors import ArgumentError
+
+        for k in ("lr", "eps"):
+            finite_number(getattr(self, k), f"edit {k}", positive=True, error=ArgumentError)
+        for k in ("kl_factor", "early_stop", "general_weight"):
+            finite_number(getattr(self, k), f"edit {k}", minimum=0, error=ArgumentError)
+        for k in ("steps", "questions_per_image"):
+            finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=1, error=ArgumentError)
+        for k in ("neighbour_words", "general_per_edit", "general_words"):
+            finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=0, error=ArgumentError)
         if self.gate_scope not in GATE_SCOPES:
             raise ValueError(f"gate_scope must be one of {GATE_SCOPES}, not {self.gate_scope!r}")
         if self.method not in METHODS:

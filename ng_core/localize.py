@@ -59,6 +59,26 @@ class MaskConfig:
         d["templates"] = list(self.templates)
         return d
 
+    def __post_init__(self):
+        from .bundle_check import finite_number
+        from .errors import ArgumentError
+
+        for k in ("lr", "eps"):
+            finite_number(getattr(self, k), f"mask {k}", positive=True, error=ArgumentError)
+        for k in ("init", "privacy_value"):
+            finite_number(getattr(self, k), f"mask {k}", error=ArgumentError)
+        for k in ("l1", "kl_factor", "early_stop"):
+            finite_number(getattr(self, k), f"mask {k}", minimum=0, error=ArgumentError)
+        finite_number(self.steps, "mask steps", integer=True, minimum=1, error=ArgumentError)
+        finite_number(self.max_rows, "mask max_rows", integer=True, minimum=1, error=ArgumentError)
+        finite_number(self.threshold, "mask threshold", minimum=0, error=ArgumentError)
+        if self.threshold >= 1:
+            raise ArgumentError(f"mask threshold must be below 1 (a share of images), not {self.threshold}")
+        if self.topk is not None:
+            finite_number(self.topk, "mask topk", positive=True, maximum=1, error=ArgumentError)
+        if not self.templates:
+            raise ArgumentError("mask templates must not be empty")
+
 
 @dataclass
 class CategoryMask:

@@ -42,26 +42,35 @@ def load_preset(model_id: str, n_layers: int, method: str = "neural_gate", overr
         if override in presets:
             name, data = override, presets[override]
         elif Path(override).is_file():
-            try:
-                name, data = str(override), json.loads(Path(override).read_text())
-            except json.JSONDecodeError as e:
-                raise NGError(f"preset file {override} is not valid JSON: {e}") from None
+            from .safe_files import read_json
+
+            name, data = str(override), read_json(override, f"preset file {override}", NGError, 1 << 20)
         else:
             raise NGError(f"unknown preset {override!r}; shipped presets: {', '.join(presets)}")
     else:
         name = preset_name(model_id, method)
         data = presets[name]
+    if not isinstance(data, dict) or not all(isinstance(data.get(k, {}), dict) for k in ("mask", "edit")):
+        raise NGError(f"preset {name} must be a JSON object whose 'mask' and 'edit' are objects")
     unknown = set(data.get("mask", {})) - set(MaskConfig.__dataclass_fields__) | (
         set(data.get("edit", {})) - set(EditConfig.__dataclass_fields__))
     if unknown:
         raise NGError(f"preset {name} has unknown keys: {', '.join(sorted(unknown))}")
-    layer = data.get("layer")
-    if layer is None:
-        layer = int(round(data.get("layer_fraction", 0.34375) * n_layers))
-    layer = min(max(int(layer), 0), n_layers - 1)
-    return {"name": name, "description": data.get("description", ""), "layer": layer,
-            "mask": MaskConfig(**data.get("mask", {})), "edit": EditConfig(**data.get("edit", {})),
-            "max_images": int(data.get("max_images", 10))}
+    from .bundle_check import finite_number
+
+    try:
+        layer = data.get("layer")
+        if layer is None:
+            frac = finite_number(data.get("layer_fraction", 0.34375), "layer_fraction", minimum=0, maximum=1,
+                                 error=NGError)
+            layer = int(round(frac * n_layers))
+        layer = min(finite_number(layer, "layer", integer=True, minimum=0, error=NGError), n_layers - 1)
+        max_images = finite_number(data.get("max_images", 10), "max_images", integer=True, minimum=1, error=NGError)
+        mask, edit = MaskConfig(**data.get("mask", {})), EditConfig(**data.get("edit", {}))
+    except (NGError, TypeError, ValueError) as e:
+        raise NGError(f"preset {name}: {e}") from None
+    return {"name": name, "description": data.get("description", ""), "layer": int(layer),
+            "mask": mask, "edit": edit, "max_images": int(max_images)}
 
 
 def preset_json(p: dict) -> dict:
