@@ -25,6 +25,7 @@ from .constants import (
     CATEGORIES,
 )
 from ..leaks import check_secrets
+from ..safe_files import MAX_JSON_BYTES, inside, read_bytes
 from .dataset import Dataset, MalformedDataError, MissingImagesError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
@@ -33,14 +34,28 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 # --------------------------------------------------------------------------- helpers
 
 def _read_json(path: Path):
+    """A JSON file of the dataset: a regular file, at most MAX_JSON_BYTES, UTF-8 (else a DataError)."""
+    data = read_bytes(path, MAX_JSON_BYTES, str(path), DataError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from e
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply") from None
+
+
+def _outside(root: Path, rel: str, where: str, what: str, problems: list[str]) -> bool:
+    """True (and a problem noted) when ``rel`` leads outside ``root``: absolute, ``..`` or a symlink out."""
+    try:
+        inside(root, rel, what, DataError)
+        return False
+    except DataError as e:
+        problems.append(f"{where}: {e}")
+        return True
 
 
 def slug(name: str) -> str:
@@ -66,12 +81,19 @@ class ImageResolver:
             self._by_stem = idx
         return self._by_stem
 
+    def _inside(self, p: Path) -> bool:
+        root = self.root.resolve()
+        return root in p.resolve().parents
+
     def resolve(self, rel: str) -> Path | None:
+        """The image for ``rel`` inside the root (never an absolute path, ``..`` or a symlink out)."""
         p = Path(rel)
-        cand = p if p.is_absolute() else self.root / p
-        if cand.is_file():
+        if p.is_absolute():
+            return None
+        cand = self.root / p
+        if cand.is_file() and self._inside(cand):
             return cand
-        hits = self._index().get(p.stem, [])
+        hits = [h for h in self._index().get(p.stem, []) if self._inside(h)]
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:  # prefer the one in a folder of the same name
@@ -181,6 +203,11 @@ def load_project_dataset(path, check_images: bool = True) -> Dataset:
             continue
         cat = cinfo["id"]
         fname = cinfo.get("file") or f"neural_gate_{cat}.json"
+        if not isinstance(fname, str) or _outside(root, fname, f"{meta_path.name}: categories[{k}]", "file",
+                                                  problems):
+            if not isinstance(fname, str):
+                problems.append(f"{meta_path.name}: categories[{k}]: file is not a path string")
+            continue
         fpath = root / fname
         if not fpath.is_file():
             problems.append(f"{fname}: file listed in dataset.json is missing")
@@ -204,6 +231,8 @@ def load_project_dataset(path, check_images: bool = True) -> Dataset:
                 continue
             if img is None:  # still collect the record's other problems
                 parse_paper_record(rec, where, cat, split, Path(), problems)
+                continue
+            if _outside(root, img, where, "image", problems):
                 continue
             image = root / img
             case_id = f"{cat}/{rec.get('case_id', i)}"
@@ -297,6 +326,8 @@ def load_paper_dataset(path, image_root=None, check_images: bool = True,
                 continue
             if img is None:  # still collect the record's other problems
                 parse_paper_record(rec, where, cat, split, Path(), problems)
+                continue
+            if _outside(root, img, where, "image", problems):
                 continue
             found = resolver.resolve(img)
             if found is None:
@@ -407,6 +438,8 @@ def load_multi_p2a(path, image_root=None, categories: Iterable[str] | None = Non
                 continue
             task = rec.get("task")
             sensitive = (task != "insensitive questions") if isinstance(task, str) else not insen_file
+            if _outside(root, img, where, "image", problems):
+                continue
             found = resolver.resolve(img)
             if found is None:
                 if check_images:
