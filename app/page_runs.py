@@ -50,7 +50,10 @@ def flat(d, prefix=""):
 try:
     run = Run.load(s.run_path(name))
 except NGError as e:
-    st.error(f"{name} cannot be read: {e}")
+    st.error(f"{name} is broken and cannot be loaded: {e}")
+    run = None
+except Exception as e:  # noqa: BLE001 - one broken run never breaks the page
+    st.error(f"{name} is broken and cannot be loaded: {type(e).__name__}: {e}")
     run = None
 
 if run is not None:
@@ -115,7 +118,7 @@ if len(pick) >= 2:
             r = Run.load(s.run_path(n))
             cols[n] = flat({"kind": r.kind, "model": r.model.get("id"), "config": r.config, "seeds": r.seeds,
                             "metrics": {k: v for k, v in r.metrics.items() if k not in ("losses", "prompts")}})
-        except NGError as e:
+        except Exception as e:  # noqa: BLE001 - a broken run is a column saying so
             cols[n] = {"error": str(e)}
     cmp = pd.DataFrame(cols).map(lambda v: "—" if v is None or (isinstance(v, float) and v != v) else str(v))
     only_diff = st.toggle("Only rows that differ", value=True, key="w_cmp_diff")
