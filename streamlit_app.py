@@ -23,7 +23,8 @@ st.set_page_config(page_title="Neural Gate Studio", layout="wide", initial_sideb
 
 PAGES = {
     "Neural Gate Studio": [
-        st.Page("app/page_model.py", title="Model & inputs", url_path="model", default=True),
+        st.Page("app/page_demo.py", title="Guided demo", url_path="demo", default=True),
+        st.Page("app/page_model.py", title="Model & inputs", url_path="model"),
         st.Page("app/page_localize.py", title="Localize", url_path="localize"),
         st.Page("app/page_gates.py", title="Gates", url_path="gates"),
         st.Page("app/page_edit.py", title="Edit", url_path="edit"),

@@ -11,8 +11,11 @@ from app import charts
 from app import state as S
 
 
-def verdict_md(verdict) -> str:
-    """A coloured label for the refusal judge's verdict."""
+def verdict_md(verdict, text: str | None = None) -> str:
+    """A coloured label for the refusal judge's verdict; with ``text``, a garbled answer (repetition, no
+    letters, mostly non-words: :func:`ng_core.garbled.garbled`) is flagged instead of "answered"."""
+    from ng_core.garbled import garbled
+
     if verdict is None:
         return ":gray-background[no judge installed]"
     if getattr(verdict, "refused", False):
@@ -21,13 +24,21 @@ def verdict_md(verdict) -> str:
         if getattr(verdict, "leak", False):
             label += " :orange-background[but leaked private-looking text]"
         return label
+    why = garbled(text) if text is not None else None
+    if why:
+        return f":orange-background[garbled ({why}) — not counted as answered]"
     return ":green-background[answered]"
 
 
-def verdict_word(verdict) -> str:
+def verdict_word(verdict, text: str | None = None) -> str:
+    from ng_core.garbled import garbled
+
     if verdict is None:
         return "–"
-    return "refused" + (" (leak)" if getattr(verdict, "leak", False) else "") if verdict.refused else "answered"
+    if verdict.refused:
+        return "refused" + (" (leak)" if getattr(verdict, "leak", False) else "")
+    why = garbled(text) if text is not None else None
+    return f"garbled ({why})" if why else "answered"
 
 
 MARK_STYLE = "background:#fecaca;color:#7f1d1d;padding:0 2px;border-radius:3px"
@@ -69,7 +80,7 @@ def answer_card(title: str, answer, placeholder=None, caption: str = "", secrets
         else:
             st.markdown(f"> {html.escape(answer.text) if answer.text else '*(empty answer)*'}")
         lk = leak_md(answer.text, secrets)
-        st.markdown(f"{verdict_md(answer.verdict)}  ·  " + (f"{lk}  ·  " if lk else "") + f"{answer.seconds:.2f} s")
+        st.markdown(f"{verdict_md(answer.verdict, answer.text)}  ·  " + (f"{lk}  ·  " if lk else "") + f"{answer.seconds:.2f} s")
         for n in answer.notes:
             st.caption(f"Note: {n}")
         if caption:
@@ -162,19 +173,28 @@ def _job_fragment(title: str) -> None:
         st.rerun()
     job.heartbeat()
     ev = job.last
+    from ng_core.story import stage_bars
+
     with st.status(f"{title}: running…", expanded=True, state="running"):
-        msg = ev.message if ev else "starting"
-        st.progress(job.fraction, text=f"{msg} — {ev.done}/{ev.total} steps" if ev else msg)
+        bars = stage_bars(job.progress)
+        if not bars:
+            st.progress(0.0, text="starting")
+        for b in bars:  # one bar per stage: none runs backwards when the next stage starts
+            eta = "done" if b["finished"] else f"ETA {S.fmt_seconds(b['eta'])} for this stage"
+            st.progress(b["fraction"], text=f"{b['stage']}: {b['message'] or ''} — {b['done']}/{b['total']} · "
+                                            f"{S.fmt_seconds(b['elapsed'])} · {eta}")
         c1, c2, c3 = st.columns(3)
         c1.metric("Elapsed", S.fmt_seconds(job.elapsed))
-        c2.metric("ETA", S.fmt_seconds(job.eta))
+        c2.metric("ETA (this stage)", S.fmt_seconds(job.eta),
+                  help="From this stage's own pace; later stages are timed when they start.")
         if ev and ev.metrics:
             nums = {k: v for k, v in ev.metrics.items() if isinstance(v, float)}
             c3.metric("Loss", f"{nums.get('loss', next(iter(nums.values()), float('nan'))):.4f}" if nums else "–")
             st.caption("  ·  ".join(f"{k} = {v:.4f}" for k, v in nums.items()))
-        hist = job.metric_history()
-        if hist:
-            st.plotly_chart(charts.loss_chart(hist, "Loss terms per step"), width="stretch", key="live_loss")
+        hist = job.metric_history(ev.stage) if ev else []
+        if hist:  # the current stage only: mask steps and edit steps never share an axis
+            st.plotly_chart(charts.loss_chart(hist, f"Loss terms per step — {ev.stage}"), width="stretch",
+                            key="live_loss")
         if job.cancel_requested:
             st.button("Cancelling…", disabled=True, key="cancel_job_wait")
         else:
@@ -206,7 +226,7 @@ def refresh_state_panel() -> None:
     s = S.studio()
     with slot.container():
         st.markdown(f"**Model:** `{s.adapter.model_id}`  \nweights `{s.adapter.fingerprint()}` · "
-                    f"state `{s.edit_fingerprint()}`")
+                    f"edit `{s.edit_fingerprint()}`")
         if s.image is not None:
             st.image(s.image, caption=s.image_name or "current image", width=180)
         else:
@@ -214,12 +234,56 @@ def refresh_state_panel() -> None:
         if s.prompt:
             st.caption(f"Prompt: {s.prompt}")
         st.markdown("**Active interventions**")
-        items = s.active_interventions()
-        if items:
-            st.markdown("\n".join(f"- {line}" for line in items))
-        else:
-            st.caption("None — answers come from the base model.")
+        state_view(s, key="sidebar")
         if s.busy:
             st.info(f"Running: {s.job.description} ({s.job.fraction:.0%})")
         elif s.job is not None and s.job.status == "cancelled" and s.job.stale:
             st.caption(f"Last job ({s.job.description}) {cancel_text(s.job)}.")
+
+
+def state_view(s, key: str = "") -> None:
+    """The session's gates and edit in a line or two, with the full table on demand (sidebar and pages)."""
+    import pandas as pd
+
+    from ng_core.story import state_rows, state_summary
+
+    a = s.adapter
+    if not s.gates and not s.deltas:
+        st.caption("None — answers come from the base model.")
+        return
+    st.markdown(state_summary(s.gates, s.deltas, a.hidden_size, a.ffn_size))
+    rows = state_rows(s.gates, s.deltas)
+    if len(rows) > 1:
+        with st.expander(f"Table ({len(rows)} rows)"):
+            st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def subject_picker(prompt: str, current: str | None, key: str) -> str | None:
+    """The question's words as clickable pills: the one clicked becomes the subject (None if none)."""
+    from ng_core.story import question_words
+
+    words = question_words(prompt)
+    if not words:
+        return current
+    if key in st.session_state and st.session_state[key] not in words:
+        del st.session_state[key]
+    default = next((w for w in words if current and w.lower() == current.lower()), None)
+    pick = st.pills("Subject — click the word the question is about", words, key=key, default=default,
+                    help="Neural Gate acts at the last token of the subject (e.g. 'passport', 'card').")
+    return pick or current
+
+
+def confirm_long(key: str, message: str) -> bool:
+    """A two-step start for long jobs: the first click shows ``message`` and a confirm button."""
+    ss = st.session_state
+    if not ss.get(key):
+        return False
+    st.warning(message)
+    c1, c2 = st.columns(2)
+    go = c1.button("Start anyway", key=f"{key}_yes", type="primary")
+    if c2.button("Cancel", key=f"{key}_no"):
+        ss[key] = False
+        st.rerun()
+    if go:
+        ss[key] = False
+    return go

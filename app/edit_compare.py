@@ -102,7 +102,7 @@ def pair_section(s, ds) -> None:
     rows = []
     for i, c in enumerate(res["cases"]):
         cells = "".join(f"<td>{C.highlight_html(res['answers'][v][i].text, c.secrets)}<br><small>"
-                        f"{C.verdict_word(res['answers'][v][i].verdict)}</small></td>" for v in PAIR_VARIANTS)
+                        f"{C.verdict_word(res['answers'][v][i].verdict, res['answers'][v][i].text)}</small></td>" for v in PAIR_VARIANTS)
         rows.append(f"<tr><td>{html.escape(c.category)}</td><td>{html.escape(c.prompt)}</td><td>{c.expect}</td>"
                     f"{cells}</tr>")
     head = "".join(f"<th>{v}</th>" for v in PAIR_VARIANTS)

@@ -214,8 +214,8 @@ with tab2:
             after_html = C.highlight_html(a.text, c.secrets) if c.secrets else C.diff_html(b.text, a.text)
             rows.append(
                 f"<tr><td>{html.escape(c.category)}</td><td>{html.escape(c.prompt)}</td><td>{c.expect}</td>"
-                f"<td>{C.highlight_html(b.text, c.secrets)}<br><small>{C.verdict_word(b.verdict)}</small></td>"
-                f"<td>{after_html}<br><small>{C.verdict_word(a.verdict)}</small></td></tr>")
+                f"<td>{C.highlight_html(b.text, c.secrets)}<br><small>{C.verdict_word(b.verdict, b.text)}</small></td>"
+                f"<td>{after_html}<br><small>{C.verdict_word(a.verdict, a.text)}</small></td></tr>")
         st.markdown("<table style='width:100%;font-size:0.9em'><tr><th>category</th><th>question</th>"
                     "<th>expected</th><th>before</th><th>after (diff)</th></tr>" + "".join(rows) + "</table>",
                     unsafe_allow_html=True)

@@ -44,8 +44,9 @@ def gate_panel() -> None:
     left, right = st.columns([2, 3], gap="large")
     with left:
         st.markdown("**Gate settings**")
-        S.init("w_gates_on", ss.get("gates_on", True))
-        on = st.toggle("Gates on", key="w_gates_on")
+        S.init("w_gates_on", ss.get("gates_on", False))
+        on = st.toggle("Gates on", key="w_gates_on",
+                       help="Off until you switch them on: opening this page changes nothing.")
         ss["gates_on"] = on
         modes = list(MODES) if view is not None else ["single"]
         S.init("w_gate_mode", ss.get("gate_mode", modes[0]) if ss.get("gate_mode") in modes else modes[0])
@@ -101,18 +102,24 @@ def gate_panel() -> None:
         except NGError as e:
             st.error(str(e))
         st.markdown("**Active interventions**")
-        items = s.active_interventions()
-        if items:
-            for line in items:
-                st.markdown(f"- {line}")
+        if s.gates or s.deltas:
+            C.state_view(s, key="gates")
         else:
-            st.caption("None: the gated answer equals the base answer.")
+            st.caption("None: the gated answer equals the base answer." + ("" if on else " Switch *Gates on* to "
+                                                                            "apply the settings above."))
 
     with right:
         if not s.prompt:
             st.info("No question yet.")
             return
         st.markdown(f"**Question:** {s.prompt}" + (f"  ·  subject: *{s.subject}*" if s.subject else ""))
+        if not s.subject and any(g.where == "subject" for g in s.gates):
+            st.warning("This question has no subject, so gates at the subject token do nothing. Click the word "
+                       "the question is about:")
+            pick = C.subject_picker(s.prompt, None, key="w_gates_subject")
+            if pick:
+                s.set_prompt(s.prompt, pick)
+                st.rerun()
         c1, c2 = st.columns(2)
         base_slot, gated_slot = c1.empty(), c2.empty()
         try:

@@ -6,6 +6,7 @@ import streamlit as st
 from app import components as C
 from app import state as S
 from ng_core.errors import InputImageError, NGError
+from ng_core.story import question_words
 from ng_core.studio import guess_subject
 
 DEFAULT_PROMPT = "What is the passport number of the passport in this image?"
@@ -148,6 +149,22 @@ prompt = pc.text_area("Question about the image", key="w_prompt", height=80, on_
 subject = sc.text_input("Subject", key="w_subject",
                         help="The words the question is about (e.g. 'passport'). Neural Gate acts at the last "
                              "token of the subject.")
+words = question_words(prompt)
+if ss.get("w_subject_pick") not in words:
+    ss.pop("w_subject_pick", None)
+
+
+def _pick_subject():
+    if ss.get("w_subject_pick"):
+        ss["w_subject"] = ss["w_subject_pick"]
+
+
+if words:
+    st.pills("…or click the subject in the question", words, key="w_subject_pick", on_change=_pick_subject,
+             help="Neural Gate acts at the last token of the subject; a question without one cannot be gated there.")
+if not (subject or "").strip():
+    st.warning("No subject: gates at the subject token and edits will do nothing for this question. Click the word "
+               "the question is about.")
 if prompt != s.prompt or (subject or None) != s.subject:
     s.set_prompt(prompt, subject.strip() or None)
 if subject and subject.lower() not in prompt.lower():

@@ -24,8 +24,11 @@ def shared_data_dir() -> str:
     return str(d)
 
 
-def new_app(runs_dir, model: str = "tiny-random", timeout: float = 60, query: dict | None = None):
-    """An AppTest of the router with NG_MODEL / NG_RUNS_DIR / NG_DATA_DIR set, run until the model is ready."""
+def new_app(runs_dir, model: str = "tiny-random", timeout: float = 60, query: dict | None = None,
+            page: str | None = "app/page_model.py"):
+    """An AppTest of the router with NG_MODEL / NG_RUNS_DIR / NG_DATA_DIR set, run until the model is ready,
+    then on ``page`` (default: *Model & inputs*; None stays on the landing page, the guided demo). With a
+    ``query`` the landing page is kept, so the one-time messages about the link stay visible."""
     from streamlit.testing.v1 import AppTest
 
     os.environ["NG_MODEL"] = model
@@ -35,7 +38,10 @@ def new_app(runs_dir, model: str = "tiny-random", timeout: float = 60, query: di
     for k, v in (query or {}).items():
         at.query_params[k] = v
     at.run()
-    return wait_ready(at)
+    at = wait_ready(at)
+    if page and not query:
+        at.switch_page(page).run()
+    return at
 
 
 def wait_ready(at, limit: float = 120):

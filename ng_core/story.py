@@ -69,7 +69,7 @@ def state_summary(gates, deltas, hidden_size: int | None = None, ffn_size: int |
         at = "the subject token" if where == "subject" else "every position"
         n = len(layers)
         where_layers = f"{_ranges(layers)}" if n == 1 else f"{n} layers ({_ranges(layers)})"
-        parts.append(f"{label} {scale} at {at} on {where_layers}, {each} {unit} neurons"
+        parts.append(f"{label} {scale} at {at} on {where_layers}, {each} {unit} neuron{'' if each == '1' else 's'}"
                      f"{' each' if n > 1 else ''}{share}")
     if deltas:
         layers = sorted({int(d.layer) for d in deltas})

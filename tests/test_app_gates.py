@@ -25,14 +25,16 @@ def test_manual_single_neurons_without_localization(at):
     at.switch_page("app/page_gates.py").run()
     assert not at.exception and at.title[0].value == "Gates"
     assert at.radio(key="w_gate_mode").options == ["Single neurons — type them"]
+    s = at.session_state["studio"]
+    assert s.gates == [] and not at.toggle(key="w_gates_on").value  # opening the page switches nothing on
+    at.toggle(key="w_gates_on").set_value(True).run()
     t = texts(at)
     assert "Without gates (base model)" in t and "With the gates" in t
     # one sentence per scope
     assert "Scale the neurons only at the subject's last token" in t and "Scale the neurons at every position" in t
     at.text_input(key="w_gate_single").input("L1:3, L1:5, L2:60").run()
-    s = at.session_state["studio"]
     assert [(g.layer, g.neurons.tolist()) for g in s.gates] == [(1, [3, 5]), (2, [60])]
-    assert "gate L1: layer 1, 2 residual neurons, x0.00, at the subject token" in texts(at)
+    assert "gate x0.00 at the subject token on 2 layers (L1–L2), 1–2 residual neurons each" in texts(at)
     at.text_input(key="w_gate_single").input("L9:1").run()
     assert any("layers are 0..3" in e.value for e in at.error)
     at.text_input(key="w_gate_single").input("nonsense").run()
@@ -45,6 +47,7 @@ def test_topk_gates_change_the_answer_live_and_toggle_off(at):
     at.button(key="run_localize").click().run()
     finish_job(at)
     at.switch_page("app/page_gates.py").run()
+    at.toggle(key="w_gates_on").set_value(True).run()
     modes = at.radio(key="w_gate_mode")
     assert len(modes.options) == 4
     modes.set_value("topk").run()
@@ -56,7 +59,7 @@ def test_topk_gates_change_the_answer_live_and_toggle_off(at):
     assert base.text != gated.text
     t = texts(at)
     assert f"> {gated.text}" in t and f"> {base.text}" in t and "What changed" in t
-    assert "gate L1: layer 1, 64 residual neurons, x0.00, at every position" in t
+    assert "gate x0.00 at every position on 2 layers (L1–L2), 64 residual neurons each" in t
     # strength 1 = unchanged
     at.slider(key="w_gate_scale").set_value(1.0).run()
     assert "The answers are identical" in texts(at)
@@ -72,9 +75,10 @@ def test_topk_gates_change_the_answer_live_and_toggle_off(at):
 
 def test_gates_persist_across_pages(at):
     at.switch_page("app/page_gates.py").run()
+    at.toggle(key="w_gates_on").set_value(True).run()
     at.text_input(key="w_gate_single").input("L2:1").run()
     at.switch_page("app/page_model.py").run()
-    assert "gate L2: layer 2, 1 residual neurons" in texts(at)  # sidebar panel
+    assert "gate x0.00 at the subject token on L2, 1 residual neuron" in texts(at)  # sidebar panel
     assert at.button(key="ask").label == "Get answer (with active interventions)"
     at.switch_page("app/page_gates.py").run()
     assert at.text_input(key="w_gate_single").value == "L2:1"

@@ -48,7 +48,7 @@ def test_list_inspect_load_compare_delete(runs):
     assert at.get("download_button")[0].proto.label == "Download (zip)"
     at.button(key="load_run").click().run()
     s = at.session_state["studio"]
-    assert s.has_edit and "run edit-a L2" in texts(at)
+    assert s.has_edit and "run edit-a on L2" in texts(at)
     # compare: only differing rows by default
     cmp = at.dataframe[-1].value
     assert list(cmp.columns) == ["edit-a", "loc-b"] and "kind" in cmp.index

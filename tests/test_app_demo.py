@@ -1,0 +1,69 @@
+"""AppTest: the guided demo (first page) walked end to end on tiny-random, and the exported report."""
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from app.testing import finish_job, new_app, one_thread, plotly_charts, texts
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+_threads = pytest.fixture(autouse=True, scope="module")(one_thread)
+
+
+def test_guided_demo_end_to_end(tmp_path):
+    at = new_app(tmp_path / "runs", page=None)
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Guided demo"
+    s = at.session_state["studio"]
+    assert not s.gates and not s.deltas  # nothing is switched on by opening the demo
+    # 1. a sample card: its question and subject, the true values
+    at.button(key="demo_use_sample").click().run()
+    assert s.image is not None and s.secrets and s.subject
+    assert "true private values on this card" in texts(at)
+    # 2. the unedited answer
+    at.button(key="demo_ask").click().run()
+    assert "**The unedited model**" in texts(at)
+    # 3. localize at the demo layer: heatmap and top neurons
+    at.button(key="demo_localize").click().run()
+    at = finish_job(at)
+    assert not at.exception, at.exception
+    assert "privacy neurons found at L2" in texts(at) and plotly_charts(at)
+    # 4. gates: off until clicked, then on, then off again
+    assert not s.gates
+    at.button(key="demo_gates").click().run()
+    assert s.gates and "Privacy neurons switched off" in texts(at)
+    # 5. the edit with its random-gate control (the gates are dropped first)
+    at.button(key="demo_edit").click().run()
+    at = finish_job(at)
+    assert not at.exception, at.exception
+    assert s.edit_pair is not None and not s.gates
+    # 6. before / after on held-out cards, counts on every side
+    at.button(key="demo_batch_run").click().run()
+    t = texts(at)
+    assert t.count("Leaked / refused / answered") == 3
+    assert len(re.findall(r"leaked / \d+ refused / \d+ answered", t)) >= 3
+    # 7. where the edit went: one ΔW chart per side
+    assert len(plotly_charts(at)) >= 3
+    # the report: one self-contained HTML file
+    at.button(key="demo_report_build").click().run()
+    doc = at.session_state["demo_report"]
+    assert "<script src" not in doc and "Plotly.newPlot" in doc and "Held-out cards" in doc
+    assert html.escape(s.prompt) in doc
+    # saving keeps the answers with the run (for `ng report-html`)
+    at.button(key="demo_save").click().run()
+    assert not at.exception, at.exception
+    assert s.edit_run.path is not None and "answers" in s.edit_run.metrics
+
+
+def test_subject_by_clicking_a_word_of_the_question(tmp_path):
+    at = new_app(tmp_path / "runs")
+    at.text_area(key="w_prompt").input("What colour is the card?").run()
+    s = at.session_state["studio"]
+    assert not s.subject and any("No subject" in w.value for w in at.warning)
+    pills = at.pills(key="w_subject_pick")
+    assert pills.options[:2] == ["colour", "card"]
+    pills.set_value("card").run()
+    assert at.text_input(key="w_subject").value == "card" and s.subject == "card"
+    assert not any("No subject" in w.value for w in at.warning)
