@@ -84,17 +84,25 @@ def neuron_heatmap(view, bin_width: int | None = None, selected_only: bool = Fal
     return fig
 
 
-def loss_chart(history: list[dict], title: str = "Loss per step") -> go.Figure:
-    """Lines of every numeric loss term (``history`` = Job.metric_history())."""
+LOSS_WORDS = ("loss", "nll", "kl", "l1")
+
+
+def loss_chart(history: list[dict], title: str = "Loss per step", max_lines: int = 6) -> go.Figure:
+    """Lines of the loss terms in ``history`` (``Job.metric_history(stage)`` or an edit's losses): only keys
+    that name a loss (loss, nll, kl, l1), at most ``max_lines``, the legend under the plot so it never covers
+    the title."""
     fig = go.Figure()
     if history:
-        keys = [k for k in history[-1] if k not in ("step", "stage", "done", "total", "edit")]
-        for i, k in enumerate(keys):
+        keys = [k for k in history[-1] if k not in ("step", "stage", "done", "total", "edit")
+                and isinstance(history[-1][k], (int, float)) and any(w in k.lower() for w in LOSS_WORDS)]
+        for i, k in enumerate(keys[:max_lines]):
             ys = [h.get(k) for h in history]
             fig.add_trace(go.Scatter(x=[h["step"] for h in history], y=ys, mode="lines", name=k,
                                      line=dict(color=VARIANT_COLORS[i % len(VARIANT_COLORS)], width=2)))
-    return _layout(fig, title, height=280, xaxis=dict(title="step"), yaxis=dict(title="token-mean NLL (nats)"),
-                   legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+    fig = _layout(fig, title, height=300, xaxis=dict(title="step"), yaxis=dict(title="token-mean NLL (nats)"),
+                  legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0), showlegend=True)
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=70))
+    return fig
 
 
 def neuron_detail(sensitive: np.ndarray, benign: np.ndarray, layer: int, neuron: int,

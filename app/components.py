@@ -157,9 +157,10 @@ def job_panel(kinds: tuple, title: str) -> str | None:
         if job.traceback:
             with st.expander("Details"):
                 st.code(job.traceback[-4000:])
-    hist = job.metric_history()
+    stage = job.last.stage if job.last is not None else None
+    hist = job.metric_history(stage) if stage else []
     if hist and job.status != "done":
-        st.plotly_chart(charts.loss_chart(hist, "Loss terms per step"), width="stretch")
+        st.plotly_chart(charts.loss_chart(hist, f"Loss terms per step — {stage}"), width="stretch")
     return job.status
 
 

@@ -141,9 +141,19 @@ def tradeoff_section(s, ds, cats, n_img: int, layer: int, edit_cfg, mask_cfg, ma
         n = c[2].number_input("Held-out cases per kind", 1, 10, 2, key="w_to_n")
         control = st.checkbox("Also with a random gate of the same size", True, key="w_to_control",
                               disabled=edit_cfg.method == "ft")
+        values = [x.strip() for x in vals.split(",") if x.strip()]
+        n_edits = len(values) * (2 if control and edit_cfg.method != "ft" else 1)
+        last = s.job if s.job is not None and s.job.kind == "edit" and s.job.status == "done" else None
+        per_edit = (last.elapsed / (2 if s.edit_pair is not None else 1)) if last is not None else None
+        guess = (f" The last edit here took {S.fmt_seconds(per_edit)}, so expect about "
+                 f"{S.fmt_seconds(per_edit * n_edits)} plus the answers." if per_edit else
+                 " No edit has been timed in this session yet; each point costs one full edit.")
         if st.button("Compute the trade-off curve", key="run_tradeoff", disabled=s.busy or not cats):
+            ss["confirm_tradeoff"] = True
+        if C.confirm_long("confirm_tradeoff", f"A long job: {n_edits} full edits, each followed by {2 * int(n)} "
+                                              f"held-out answers.{guess} On ng-mini-llava with the faithful preset "
+                                              "this takes hours on a CPU."):
             try:
-                values = [x.strip() for x in vals.split(",") if x.strip()]
                 cases = heldout_pick(ds, cats, int(n))
                 s.start_tradeoff(S.records_for(cats, "train", int(n_img)), int(layer), cases, param=param,
                                  values=values, mask_cfg=mask_cfg, edit_cfg=edit_cfg, control=control, masks=masks,

@@ -79,9 +79,22 @@ with st.container(border=True):
                                    "shown side by side; the learned edit stays the applied one.")
     edit_cfg = replace(ecfg, lr=float(lr), steps=int(steps), questions_per_image=int(qpi), method=method,
                        gate_scope=scope)
+    own = False
+    if s.image is not None and s.prompt and s.subject and cats:
+        own = st.checkbox(f"Also use the current image and question as an example ({CATEGORY_TITLES.get(cats[0], cats[0])})",
+                          key="w_edit_own", help="Your image (an upload stays in memory) joins the first category's "
+                                                 "training images, with its question and a benign question about it.")
     go = st.button("Run edit", type="primary", key="run_edit", disabled=s.busy or not cats)
     if go:
         records = S.records_for(cats, "train", int(n_img))
+        if own:
+            from ng_core.studio import record_from_inputs
+
+            try:
+                records.setdefault(cats[0], []).append(
+                    record_from_inputs(s.image, s.prompt, s.subject, category=cats[0]))
+            except NGError as e:
+                st.error(str(e))
         try:
             start = s.start_edit_with_control if control else s.start_edit
             start(records, int(layer), replace(mcfg, steps=int(msteps)), edit_cfg, masks=reuse)

@@ -94,7 +94,25 @@ with st.container(border=True):
         max_pairs = cc[1].number_input("Max prompt pairs", 2, 500, 40, key="w_loc_pairs")
 
     busy = s.busy
-    if st.button("Run localization", type="primary", key="run_localize", disabled=busy or not layers or not records):
+    n_pairs = sum(min(len(r.paraphrases), len(r.neighbours)) for rs in records.values() for r in rs)
+    n_imgs = sum(len(rs) for rs in records.values())
+    too_few = method != "mask" and n_pairs < 2
+    if too_few:
+        st.caption(f"{METHODS[method]} compares at least 2 (privacy, benign) prompt pairs; these inputs give "
+                   f"{n_pairs}. Choose dataset categories, or the learned mask.")
+    big = s.adapter.n_parameters() > 50e6
+    long_job = big and ((method == "mask" and (len(layers) > 2 or n_imgs * mask_cfg.steps > 100))
+                        or (method == "gradxact" and len(layers) > 4))
+    clicked = st.button("Run localization", type="primary", key="run_localize",
+                        disabled=busy or not layers or not records or too_few)
+    if clicked and long_job:
+        ss["confirm_loc"] = True
+    start = (clicked and not long_job) or C.confirm_long(
+        "confirm_loc", f"This is a long job on this model: {METHODS[method].lower()} over {len(layers)} layer(s) and "
+        f"{n_imgs} image(s) can take many minutes on a CPU (a single layer of the learned mask takes about a "
+        "minute per image on ng-mini-llava). Each stage shows its own progress bar and ETA; Cancel stops it "
+        "with nothing changed.")
+    if start:
         try:
             if method == "mask":
                 s.start_localize(records, sorted(layers), mask_cfg)

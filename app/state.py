@@ -19,7 +19,7 @@ from ng_core.studio import Job, StudioSession, load_model_job, sample_dataset
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-SAMPLES_PER_CATEGORY = 6
+SAMPLES_PER_CATEGORY = 12  # 4 train images per category (edits can use more than 2)
 MODEL_CHOICES = {
     "ng-mini-llava": "ng-mini-llava — embedded default (SmolLM2-135M + DINOv2-small)",
     "tiny-random": "tiny-random — 0.2M random weights, for tests and demos",
@@ -37,7 +37,7 @@ def runs_dir() -> Path:
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("NG_DATA_DIR", ".ng-cache/sample-data")).expanduser()
+    return Path(os.environ.get("NG_DATA_DIR", f".ng-cache/sample-data-{SAMPLES_PER_CATEGORY}")).expanduser()
 
 
 # ---------------------------------------------------------------------------- shared resources

@@ -67,3 +67,18 @@ def test_subject_by_clicking_a_word_of_the_question(tmp_path):
     pills.set_value("card").run()
     assert at.text_input(key="w_subject").value == "card" and s.subject == "card"
     assert not any("No subject" in w.value for w in at.warning)
+
+
+def test_edit_with_the_current_image_and_more_than_two_images(tmp_path):
+    at = new_app(tmp_path / "runs")
+    at.button(key="use_passport").click().run()
+    at.switch_page("app/page_edit.py").run()
+    assert at.number_input(key="w_edit_n").max > 2  # more than 2 sample images per category
+    at.selectbox(key="w_edit_method").set_value("ft").run()
+    at.number_input(key="w_edit_n").set_value(3).run()
+    at.checkbox(key="w_edit_own").check().run()
+    at.button(key="run_edit").click().run()
+    at = finish_job(at)
+    s = at.session_state["studio"]
+    assert not at.exception and s.job.status == "done", s.job.error_message()
+    assert s.edit_run.metrics["diagnostics"]["passport"]["n_edits"] == 3 * 2 + 1  # 3 samples x 2 questions + yours

@@ -178,6 +178,8 @@ def test_tradeoff_curve_section(at, tmp_path, monkeypatch):
     at.text_input(key="w_to_values_lr").input("0.01, 0.3").run()
     at.number_input(key="w_to_n").set_value(1).run()
     at.button(key="run_tradeoff").click().run()
+    assert any("A long job: 4 full edits" in w.value for w in at.warning)  # a warning before it starts
+    at.button(key="confirm_tradeoff_yes").click().run()
     assert s.job.kind == "tradeoff"
     finish_job(at)
     assert not at.exception and s.job.status == "done", s.job.error_message()
