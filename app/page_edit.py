@@ -254,5 +254,16 @@ for dl in s.deltas:
         st.caption(f"L{dl.layer}: {int(inside.sum())} gated rows of {len(inside)}; "
                    f"{share:.1%} of ‖ΔW‖ lies outside them.")
 
+st.subheader("Share")
+if st.button("Prepare a report of this session (HTML)", key="edit_report_build",
+             help="One self-contained file: the state, the localization heatmap, where ΔW went, config, metrics, "
+                  "fingerprint and versions (the guided demo adds its answers and leak counts)."):
+    from ng_core.html_report import render_html, session_story
+
+    ss["edit_report"] = render_html(session_story(s))
+if ss.get("edit_report"):
+    st.download_button("Download the report (HTML)", ss["edit_report"], f"neural-gate-session-{S.stamp()}.html",
+                       "text/html", key="edit_report_dl")
+
 with st.expander("Model-state ledger (this session)"):
     st.dataframe(pd.DataFrame(s.ledger[::-1]), hide_index=True)

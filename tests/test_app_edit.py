@@ -62,6 +62,10 @@ def test_edit_before_after_revert_save_load(at, runs):
     at.button(key="run_batch").click().run()
     t = texts(at)
     assert "Expected behaviour before" in t and "<table" in t and "heldout" not in t.split("<table")[1][:10]
+    # the session's report: one self-contained HTML file
+    at.button(key="edit_report_build").click().run()
+    doc = at.session_state["edit_report"]
+    assert "<script src" not in doc and "Where the edit went" in doc and s.adapter.fingerprint() in doc
     # save, revert, load
     at.text_input(key="w_edit_save_name").input("my-edit").run()
     at.button(key="save_edit").click().run()
