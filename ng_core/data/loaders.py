@@ -209,6 +209,9 @@ def load_project_dataset(path, check_images: bool = True) -> Dataset:
                 problems.append(f"{meta_path.name}: categories[{k}]: file is not a path string")
             continue
         fpath = root / fname
+        if fpath.exists() and not fpath.is_file():
+            problems.append(f"{fname}: file listed in dataset.json is not a regular file")
+            continue
         if not fpath.is_file():
             problems.append(f"{fname}: file listed in dataset.json is missing")
             continue

@@ -1,0 +1,9 @@
+"""Every case of the reliability suite (``tests/test_reliability.py``, ``bench/reliability_table.py``)."""
+from __future__ import annotations
+
+import reliability_files
+import reliability_inputs
+
+
+def all_cases():
+    return reliability_inputs.all_cases() + reliability_files.all_cases()
