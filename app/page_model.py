@@ -6,8 +6,9 @@ import streamlit as st
 from app import components as C
 from app import state as S
 from ng_core.errors import InputImageError, NGError
+from ng_core.models.reading import block_lines
 from ng_core.story import question_words
-from ng_core.studio import guess_subject
+from ng_core.studio import CURRENT, guess_subject
 
 DEFAULT_PROMPT = "What is the passport number of the passport in this image?"
 
@@ -86,6 +87,13 @@ with right:
     if s.image is not None:
         st.image(s.image, caption=f"Current image: {s.image_name} ({s.image.size[0]}×{s.image.size[1]} px)",
                  width=220)
+        read = block_lines(s.reading)
+        if s.adapter.reads:
+            with st.expander(f"What the model read ({len(read)} line{'s' if len(read) != 1 else ''}, OCR)",
+                             expanded=bool(read)):
+                st.caption("This model reads the text in its images with an OCR (RapidOCR); these lines go into "
+                           "its prompt before your question, exactly as shown.")
+                st.code("\n".join(read) if read else "(no text found)", language=None)
         if st.button("Clear image", key="clear_image", help="Forget the image in this session."):
             s.clear_image()
             ss["upload_gen"] = ss.get("upload_gen", 0) + 1
@@ -178,7 +186,7 @@ if go:
     try:
         if s.image is None:
             st.info("No image: the model answers from the text alone.")
-        ans = s.ask(None if s.image is None else s.features, prompt, subject=s.subject,
+        ans = s.ask(None if s.image is None else CURRENT, prompt, subject=s.subject,
                     on_token=C.streamer(slot, "Answer"))
         ss["cache_answer"] = ans
     except NGError as e:

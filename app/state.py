@@ -40,11 +40,17 @@ def data_dir() -> Path:
     return Path(os.environ.get("NG_DATA_DIR", f".ng-cache/sample-data-{SAMPLES_PER_CATEGORY}")).expanduser()
 
 
+def reading_override() -> bool | None:
+    """``NG_READING``: ``on`` / ``off`` forces the OCR reading channel; unset or ``auto``: as the model says."""
+    v = os.environ.get("NG_READING", "auto").strip().lower()
+    return {"on": True, "off": False}.get(v)
+
+
 # ---------------------------------------------------------------------------- shared resources
 @st.cache_resource(show_spinner=False, max_entries=3)
-def model_job(spec: str) -> Job:
-    """The model for ``spec``, loading on a worker thread (one per spec for all sessions)."""
-    return load_model_job(spec)
+def model_job(spec: str, reading: bool | None = None) -> Job:
+    """The model for ``spec``, loading on a worker thread (one per spec and reading switch for all sessions)."""
+    return load_model_job(spec, reading=reading)
 
 
 @st.cache_resource(show_spinner=False)
@@ -89,7 +95,7 @@ def studio(wait: float = 2.0) -> StudioSession:
     """This session's StudioSession; while the model loads, show its status and stop the page."""
     ss = st.session_state
     spec = model_spec()
-    job = model_job(spec)
+    job = model_job(spec, reading_override())
     job.wait(wait)
     if not job.done:
         _loading_status(spec, job)

@@ -125,7 +125,7 @@ def test_friendly_status_while_the_model_is_assembled(tmp_path, monkeypatch):
 
     release = threading.Event()
 
-    def slow_job(spec):
+    def slow_job(spec, **kw):
         def work(prog):
             prog.update("load", 40, 100, "converting the language model (GGUF to safetensors)")
             release.wait(30)
@@ -180,3 +180,25 @@ def test_subject_follows_a_new_question(at):
     at.text_area(key="w_prompt").input("What is the phone number on the phone number screen?").run()
     assert at.text_input(key="w_subject").value == "phone number"
     assert at.session_state["studio"].subject == "phone number"
+
+
+def test_the_page_shows_what_a_reading_model_read(tmp_path, monkeypatch):
+    pytest.importorskip("rapidocr")
+    from PIL import Image, ImageDraw, ImageFont
+
+    monkeypatch.setenv("NG_READING", "on")
+    at = new_app(tmp_path / "runs")
+    img = Image.new("RGB", (520, 200), (235, 240, 250))
+    ImageDraw.Draw(img).text((20, 80), "No. P4827193", fill=(20, 20, 40), font=ImageFont.load_default(size=30))
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    at.file_uploader[0].set_value(("card.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception and not at.error
+    assert any(e.label.startswith("What the model read (1 line") for e in at.expander)
+    assert any("P4827193" in c.value.replace(" ", "") for c in at.code)
+    s = at.session_state["studio"]
+    assert s.adapter.reads and "P4827193" in s.reading.replace(" ", "")
+    at.button(key="ask").click().run()
+    assert not at.exception

@@ -79,3 +79,29 @@ def test_privacy_answers_only_copy_what_was_read():
     assert any("P4827193" in a for a in answers)
     assert not any("12 MAR 1987" in a or "ANA" in a.split() for a in answers)  # never read: never answered
     assert any("does not show" in a for a in answers)
+
+
+def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
+    from ng_core.models import reader_card
+
+    assert reader_card.section(tmp_path) == [] and "cannot read" in reader_card.limitation(tmp_path)
+    meta = {"config": {"n_per_category": 64, "steps": 360, "batch_size": 8, "lr": 3e-4, "projector_lr": 1e-4,
+                       "mix": {"privacy": 0.5, "type": 0.5}},
+            "lora": {"parameters": 4_883_456, "r": 16, "alpha": 32, "dtype": "bfloat16"},
+            "timings_s": {"total_s": 3600, "data_s": 600, "train_s": 2900}, "command": "python -m x",
+            "device": "cpu", "threads": 2, "loss": {"first": 2.5, "last_avg": 0.2}}
+    (tmp_path / "reader.json").write_text(json.dumps(meta))
+    rates = {c: {"type": 0.9, "privacy": 0.8, "colour": 0.6} for c in ("passport", "receipt")}
+    ev = {"command": "python -m ng_core.models.eval_reader", "quality": {
+        "per_category": 10, "max_new_tokens": 24, "rates": {"heldout": rates},
+        "pooled": {"heldout": {"type": 0.9, "privacy": 0.8, "colour": 0.6}},
+        "general": {"text_only_right": 6, "with_image_right": 5, "n": 12}},
+        "base_general_text_only": {"right": 6, "n": 12},
+        "speed": {"runs": 5, "threads": 2, "ocr_plus_32_tokens_median_s": 3.1, "ocr_median_s": 0.6}}
+    (tmp_path / "eval.json").write_text(json.dumps(ev))
+    text = "\n".join(reader_card.section(tmp_path))
+    assert "4.88M LoRA parameters" in text and "| passport | 90% | 80% | 60% |" in text
+    assert "| colour questions right (held-out style) | 60% | ≥ 70% | **no** |" in text
+    assert "| pre-edit leak on privacy questions (held-out style) | 80% | ≥ 70% | yes |" in text
+    assert "5/12 with an image" in text and "| **no** |" in text.split("general questions")[1].split("\n")[0]
+    assert "reads through an OCR" in reader_card.limitation(tmp_path)

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from ng_core.models import mini_llava as ML
+from ng_core.models import reader_card
 
 TYPE_QUESTION = "What type of document is shown in this image?"
 TYPE_QUESTIONS_HELDOUT = (
@@ -357,8 +358,9 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
     w(f"# Model card: {ML.MODEL_ID}")
     w("")
     w("The embedded default model of Neural Gate Studio: a real transformers `LlavaForConditionalGeneration` "
-      "that runs on a 2-core CPU with no model hub. Two pretrained pieces come from PyPI wheels; only the "
-      "projector between them is trained by this project (this folder).")
+      "that runs on a 2-core CPU with no model hub. Two pretrained pieces come from PyPI wheels; the projector "
+      "between them and the LoRA factors of the reader stage (see 'Reading' below) are trained by this project "
+      "(this folder).")
     w("")
     w("| Part | What | Source | Trained here |")
     w("|---|---|---|---|")
@@ -520,6 +522,7 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
         w("")
         w("Measured on a 2-core CPU; latencies vary with what else the machine runs.")
         w("")
+    lines += reader_card.section()
     w("## Limitations")
     w("")
     w("- The language model has 135M parameters and was quantized to Q4_1 before being dequantized: answers are "
@@ -529,9 +532,7 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
       f"for {t['total_s'] / 60:.0f} minutes ({where_trained}) on synthetic images: the model recognises the ten drawn "
       "categories and coarse colours, "
       "not real-world photos in general.")
-    w("- It cannot read text in images. Privacy questions are answered with made-up content; that is the "
-      "behaviour Neural Gate is meant to change (answer vs refuse), but demos must not claim the model reads "
-      "documents.")
+    w(reader_card.limitation())
     w("- Synthetic data only: drawn cards, receipts, documents, vehicles, charts and landscapes with fake "
       "personal data. Nothing real was used.")
     w("- The refusal judge behind the numbers above is a keyword list; a category is 'named' by keywords too.")

@@ -183,12 +183,12 @@ def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=
     """Render the training images, read them with the model's OCR (cached on disk), compute vision features."""
     import torch
 
-    from ng_core.data.images import GENERATOR_VERSION, render_sample
+    from ng_core.data.images import render_sample
 
     cache = {}
     if cache_file.is_file():
         cache = json.loads(cache_file.read_text())
-    key_prefix = f"v{GENERATOR_VERSION}:r{adapter.reading.format_version}:"
+    key_prefix = f"r{adapter.reading.format_version}:"
     items, images = [], []
     t0 = time.perf_counter()
     new = 0
@@ -196,7 +196,7 @@ def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=
         for i in range(cfg.n_per_category):
             seed = train_seed(c, i)
             s = render_sample(c, seed, "main")
-            key = f"{key_prefix}{c}:{seed}"
+            key = key_prefix + adapter.content_key(s.image)  # by pixels: a changed drawing is read again
             if key not in cache:
                 cache[key] = adapter.read_image_uncached(s.image)
                 new += 1
