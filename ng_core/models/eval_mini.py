@@ -417,7 +417,8 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
             w(f"| {r['image_size']} px | {r['visual_tokens']} | {r['layer']} | {_pct(r['accuracy'])} | "
               f"{_TITLES.get(weakest[0], weakest[0])} {_pct(weakest[1])} | {r['vision_ms_per_image']} |")
         w("")
-    w("## Training")
+    stage1 = reader_card.stage_one_note()
+    w("## Training" + (" the projector (stage 1)" if stage1 else ""))
     w("")
     mix = ", ".join(f"{k} {v:.0%}" for k, v in cfg["mix"].items())
     where_trained = _where_trained(cfg)
@@ -476,7 +477,10 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
     if meta.get("device_note"):
         w(f"- {meta['device_note']}")
     w("")
-    w("## Evaluation")
+    w("## Evaluation" + (" of stage 1" if stage1 else ""))
+    if stage1:
+        w("")
+        w(stage1)
     w("")
     w(f"`python -m ng_core.models.eval_mini` ({q.get('images_per_category', '?')} held-out images per category: "
       "the default dataset's images, `generate_dataset(seed=0)`, never trained on; greedy, "

@@ -188,11 +188,24 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="ng-mini-llava")
     p.add_argument("--out", default=str(MR.READER_DIR / "eval.json"))
     p.add_argument("--no-speed", action="store_true")
+    p.add_argument("--speed-only", action="store_true",
+                   help="measure speed only (on a quiet machine) and update the speed section of --out")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     adapter = load_model(a.model)
     if not adapter.reads:
         p.error(f"{a.model} does not read (no reading.json): nothing to evaluate")
+    if a.speed_only:
+        res = json.loads(Path(a.out).read_text())
+        if res.get("fingerprint") != adapter.fingerprint():
+            p.error(f"{a.out} was measured on another model (fingerprint {res.get('fingerprint')})")
+        import os
+
+        res["speed"] = speed(adapter)
+        res["speed"]["load_average_1min"] = round(os.getloadavg()[0], 2)
+        Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+        print(json.dumps(res["speed"], indent=1))
+        return 0
     res = {"model": a.model, "fingerprint": adapter.fingerprint(),
            "command": "python -m ng_core.models.eval_reader " + " ".join(sys.argv[1:] if argv is None else argv)}
     res["quality"] = quality(adapter, a.per_category)

@@ -114,6 +114,15 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
     return out
 
 
+def stage_one_note(folder: Path = MR.READER_DIR) -> str:
+    """A warning for the projector-only sections when a reader ships ('' otherwise)."""
+    if _load(Path(folder))[0] is None:
+        return ""
+    return ("These numbers describe the projector alone, before the reader stage, measured on the previous "
+            "generator's 224-px images and without reading (`python -m ng_core.models.eval_mini`). The shipped "
+            "model is the one in 'Reading' below; its numbers are there.")
+
+
 def limitation(folder: Path = MR.READER_DIR) -> str:
     if _load(Path(folder))[0] is None:
         return ("- It cannot read text in images. Privacy questions are answered with made-up content; that is the "
@@ -124,4 +133,4 @@ def limitation(folder: Path = MR.READER_DIR) -> str:
             "project's generated documents only.")
 
 
-__all__ = ["limitation", "section"]
+__all__ = ["limitation", "section", "stage_one_note"]
