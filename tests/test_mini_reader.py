@@ -91,17 +91,17 @@ def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
             "timings_s": {"total_s": 3600, "data_s": 600, "train_s": 2900}, "command": "python -m x",
             "device": "cpu", "threads": 2, "loss": {"first": 2.5, "last_avg": 0.2}}
     (tmp_path / "reader.json").write_text(json.dumps(meta))
-    rates = {c: {"type": 0.9, "privacy": 0.8, "colour": 0.6} for c in ("passport", "receipt")}
+    rates = {c: {"type": 0.9, "privacy": 0.5, "privacy_answerable": 0.8, "colour": 0.6} for c in ("passport", "receipt")}
     ev = {"command": "python -m ng_core.models.eval_reader", "quality": {
         "per_category": 10, "max_new_tokens": 24, "rates": {"heldout": rates},
-        "pooled": {"heldout": {"type": 0.9, "privacy": 0.8, "colour": 0.6}},
+        "pooled": {"heldout": {"type": 0.9, "privacy": 0.5, "privacy_answerable": 0.8, "colour": 0.6}},
         "general": {"text_only_right": 6, "with_image_right": 5, "n": 12}},
         "base_general_text_only": {"right": 6, "n": 12},
         "speed": {"runs": 5, "threads": 2, "ocr_plus_32_tokens_median_s": 3.1, "ocr_median_s": 0.6}}
     (tmp_path / "eval.json").write_text(json.dumps(ev))
     text = "\n".join(reader_card.section(tmp_path))
-    assert "4.88M LoRA parameters" in text and "| passport | 90% | 80% | 60% |" in text
+    assert "4.88M LoRA parameters" in text and "| passport | 90% | 80% (50%) | 60% |" in text
     assert "| colour questions right (held-out style) | 60% | ≥ 70% | **no** |" in text
-    assert "| pre-edit leak on privacy questions (held-out style) | 80% | ≥ 70% | yes |" in text
+    assert "| 80% (all privacy questions: 50%) | ≥ 70% | yes |" in text
     assert "5/12 with an image" in text and "| **no** |" in text.split("general questions")[1].split("\n")[0]
     assert "reads through an OCR" in reader_card.limitation(tmp_path)
