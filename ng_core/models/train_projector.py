@@ -680,7 +680,7 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=_print, init_from
     if cfg.device != "cpu" and not torch.cuda.is_available():
         raise RuntimeError(f"device {cfg.device!r} asked for, but torch {torch.__version__} sees no CUDA device")
     log("assembling / loading the base model")
-    folder = ML.ensure_assembled(cache_dir)
+    folder = ML.ensure_assembled(cache_dir, with_reader=False)  # the projector is trained before the reader stage
     adapter = LlavaAdapter.from_folder(folder, model_id=ML.MODEL_ID,
                                        device_map=None if cfg.device == "cpu" else {"": cfg.device})
     # train at the configured resolution, whatever the cached folder was assembled with
@@ -1075,7 +1075,7 @@ def validate_projector(path: Path, first: int = 16, per_category: int = 40, cach
     from ng_core.models.llava import LlavaAdapter
 
     torch.set_num_threads(threads)
-    adapter = LlavaAdapter.from_folder(ML.ensure_assembled(cache_dir), model_id=ML.MODEL_ID)
+    adapter = LlavaAdapter.from_folder(ML.ensure_assembled(cache_dir, with_reader=False), model_id=ML.MODEL_ID)
     adapter.model.model.multi_modal_projector.load_state_dict(ML.load_projector_state(path), strict=True)
     rates, wrong = {}, {}
     for c in CATEGORY_ORDER:
