@@ -153,7 +153,7 @@ def test_friendly_status_while_the_model_is_assembled(tmp_path, monkeypatch):
     from app.testing import wait_ready
 
     wait_ready(at)
-    assert at.title[0].value == "Model & inputs" and "studio" in at.session_state
+    assert at.title[0].value == "Guided demo" and "studio" in at.session_state  # the landing page
 
 
 def test_bad_model_folder_is_reported(at, tmp_path):
