@@ -76,7 +76,7 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
     w("")
     fams = [f for f in ("heldout", "main") if f in q["rates"]]
     w("| Category | " + " | ".join(f"{k} ({'held-out style' if f == 'heldout' else 'training style'})"
-                                   for f in fams for k in ("type named", "leak (all)", "colour")) + " |")
+                                   for f in fams for k in ("type named", "leak: answerable (all)", "colour")) + " |")
     w("|---|" + "---|" * (3 * len(fams)))
     for c, title in _TITLES.items():
         cells = []
