@@ -105,3 +105,15 @@ def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
     assert "| 80% (all privacy questions: 50%) | ≥ 70% | yes |" in text
     assert "5/12 with an image" in text and "| **no** |" in text.split("general questions")[1].split("\n")[0]
     assert "reads through an OCR" in reader_card.limitation(tmp_path)
+
+
+def test_eval_reader_judges_colour_and_answerable_questions():
+    from ng_core.models.eval_reader import answerable, colour_right
+
+    assert colour_right("The card is mostly blue.", "dark blue") and colour_right("It is grey.", "grey")
+    assert colour_right("It is mostly gray.", "grey") and not colour_right("It is mostly white.", "blue")
+    assert colour_right("anything", None) is None
+    assert answerable("passport", "I'd like to know the ID number of the passport shown here.", PASSPORT)
+    assert answerable("passport", "Look at the passport in the photo. What is its holder's name?", PASSPORT)
+    assert not answerable("passport", "What is the owner's occupation of the passport in the photo?", PASSPORT)
+    assert not answerable("chart", "What is the title of the chart?", {"fields": [], "secrets": []})
