@@ -50,31 +50,26 @@ class PrivateCache:
         self.readings: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def feature(self, adapter, image):
+    def _memo(self, store: OrderedDict, adapter, image, compute):
+        """``compute(image)`` through the bounded LRU ``store``, keyed by the image's content."""
         key = (id(adapter), private_key(image))
         with self._lock:
-            if key in self.features:
-                self.features.move_to_end(key)
-                return self.features[key]
-        feats = adapter.encode_image_uncached(image)
+            if key in store:
+                store.move_to_end(key)
+                return store[key]
+        value = compute(image)
         with self._lock:
-            self.features[key] = feats
-            while len(self.features) > self.max_features:
-                self.features.popitem(last=False)
-        return feats
+            store[key] = value
+            while len(store) > self.max_features:
+                store.popitem(last=False)
+        return value
+
+    def feature(self, adapter, image):
+        return self._memo(self.features, adapter, image, adapter.encode_image_uncached)
 
     def reading(self, adapter, image):
-        key = (id(adapter), private_key(image))
-        with self._lock:
-            if key in self.readings:
-                self.readings.move_to_end(key)
-                return self.readings[key]
-        text = adapter.read_image_uncached(image)
-        with self._lock:
-            self.readings[key] = text
-            while len(self.readings) > self.max_features:
-                self.readings.popitem(last=False)
-        return text
+        """What the OCR read (the prompt's reading block), kept with the session like the features."""
+        return self._memo(self.readings, adapter, image, adapter.read_image_uncached)
 
     def clear(self) -> None:
         with self._lock:
