@@ -75,6 +75,28 @@ new_tokens = bounded_int(1, MAX_NEW_TOKENS)
 seed = bounded_int(0, 2 ** 32 - 1)
 
 
+def out_file(text: str) -> str:
+    """A file the command will write (JSON, JSON Lines): checked before any work, never a folder."""
+    import os
+    from pathlib import Path
+
+    path = Path(text).expanduser()
+    if not text.strip() or path.name in ("", ".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file name")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; name a file to write, e.g. {path / 'result.json'}")
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a regular file")
+    parent = path.absolute().parent
+    while not parent.exists() and parent.parent != parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot create {text}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not writable")
+    return text
+
+
 def device_map(text: str) -> str:
     """An accelerate device map: auto, balanced, balanced_low_0, sequential, cpu, cuda, cuda:N, or N."""
     t = text.strip()

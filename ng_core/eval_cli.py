@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import cli_args as A
 from .errors import NGError
 
 
@@ -24,14 +25,14 @@ METHOD_HELP = ("unedited (default without --run): the model as it is; system_pro
 
 
 def _add_decoding(p):
-    p.add_argument("--batch-size", type=int, default=8, help="rows generated together (left padding, KV cache); "
+    p.add_argument("--batch-size", type=A.positive_int, default=8, help="rows generated together (left padding, KV cache); "
                    "1 = one by one (default 8)")
-    p.add_argument("--max-new-tokens", type=int, default=32, help="answer length cap in tokens (default 32)")
+    p.add_argument("--max-new-tokens", type=A.new_tokens, default=32, help="answer length cap in tokens (default 32)")
     p.add_argument("--sample", action="store_true", help="seeded sampling (top-p) instead of greedy decoding")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (with --sample; default 0)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (with --sample)")
-    p.add_argument("--top-p", type=float, default=0.9, help="nucleus mass (with --sample; default 0.9)")
-    p.add_argument("--repetition-penalty", type=float, default=1.0,
+    p.add_argument("--seed", type=A.seed, default=0, help="sampling seed (with --sample; default 0)")
+    p.add_argument("--temperature", type=A.positive_float, default=1.0, help="sampling temperature (with --sample)")
+    p.add_argument("--top-p", type=A.open_fraction, default=0.9, help="nucleus mass (with --sample; default 0.9)")
+    p.add_argument("--repetition-penalty", type=A.positive_float, default=1.0,
                    help="CTRL-style repetition penalty (the authors used 1.05 with sampling; default 1.0)")
     p.add_argument("--judge-config", default=None, metavar="JSON",
                    help="refusal judge keyword overrides (see `ng judge --dump-config`)")
@@ -235,13 +236,13 @@ def register(sub) -> None:
     p.add_argument("--split", default="all", choices=("all",) + tuple(SPLITS), help="with --data: the split (all)")
     p.add_argument("--category", default=None, help="with --data: categories, comma-separated (all)")
     p.add_argument("--image-root", default=None, help="with --data: image root for paper-format datasets")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N cases")
+    p.add_argument("--limit", type=A.positive_int, default=None, help="evaluate only the first N cases")
     p.add_argument("--method", default=None, choices=METHOD_CHOICES, help=METHOD_HELP)
     p.add_argument("--gate-scale", default="learned",
                    help="inference_gate: 'learned' (tanh of the learned m, default), 'zero' (ablate), or a number")
     p.add_argument("--gate-where", default="subject", choices=("subject", "all"),
                    help="inference_gate: gate at the subject token (default) or every position")
-    p.add_argument("--gate-layer", type=int, default=None, help="inference_gate: the masked layer (the run's)")
+    p.add_argument("--gate-layer", type=A.bounded_int(0, 100_000), default=None, help="inference_gate: the masked layer (the run's)")
     p.add_argument("--system-prompt-file", default=None,
                    help="system_prompt: a file with the text to prepend (default: the authors' in-context prompt)")
     p.add_argument("--pre", default=None, metavar="RESULT.json",
@@ -252,7 +253,7 @@ def register(sub) -> None:
     p.add_argument("--refusal-target", default="I cannot",
                    help="refusal text scored by the NLL margin when a case has no 'target' key (default 'I cannot')")
     _add_decoding(p)
-    p.add_argument("--out", required=True, help="result JSON file to write")
+    p.add_argument("--out", required=True, type=A.out_file, help="result JSON file to write")
     p.set_defaults(func=cmd_evaluate)
 
     from .report import register_report

@@ -18,6 +18,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from . import cli_args as A
 from .errors import NGError
 from .progress import as_progress
 from .records import EvalCase, ImageRecord
@@ -188,23 +189,23 @@ def register(sub) -> None:
                        "benign_answer_rate, n_refuse, n_answer, gate_leak} and the unedited baseline.")
     _add_model(p)
     _data_args(p)
-    p.add_argument("--layer", type=int, default=None, help="edited layer (default: the model's preset)")
+    p.add_argument("--layer", type=A.bounded_int(0, 100_000), default=None, help="edited layer (default: the model's preset)")
     p.add_argument("--param", default="lr", choices=PARAMS, help="the swept hyperparameter (default lr)")
     p.add_argument("--values", default=None,
                    help="comma-separated values (default: 3 around the preset: lr x1/3,1,3 or steps /2,x1,x2)")
     p.add_argument("--no-control", action="store_true", help="skip the random-gate control")
     p.add_argument("--eval-split", default="heldout_images", help="split of the evaluation cases (heldout_images)")
-    p.add_argument("--n-cases", type=int, default=None, help="privacy and benign cases each (default: all)")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--n-cases", type=A.positive_int, default=None, help="privacy and benign cases each (default: all)")
+    p.add_argument("--max-new-tokens", type=A.new_tokens, default=32)
     p.add_argument("--gate-scope", default=None, choices=["subject_position", "all_positions", "weight_rows"])
     p.add_argument("--method", dest="edit_method", default=None, choices=["neural_gate", "ft", "random_gate",
                                                                           "complement_gate"])
-    p.add_argument("--lr", type=float, default=None, help="learning rate when sweeping steps (preset)")
-    p.add_argument("--edit-steps", type=int, default=None, help="steps per edit when sweeping lr (preset)")
-    p.add_argument("--questions", type=int, default=None, help="paraphrases per image (preset)")
-    p.add_argument("--mask-steps", type=int, default=None, help="Stage A steps per image (preset)")
-    p.add_argument("--topk", type=float, default=None, help="flag the fraction of smallest m instead")
-    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--lr", type=A.positive_float, default=None, help="learning rate when sweeping steps (preset)")
+    p.add_argument("--edit-steps", type=A.steps, default=None, help="steps per edit when sweeping lr (preset)")
+    p.add_argument("--questions", type=A.positive_int, default=None, help="paraphrases per image (preset)")
+    p.add_argument("--mask-steps", type=A.steps, default=None, help="Stage A steps per image (preset)")
+    p.add_argument("--topk", type=A.open_fraction, default=None, help="flag the fraction of smallest m instead")
+    p.add_argument("--out", required=True, type=A.out_file, help="JSON file to write")
     p.set_defaults(func=cmd_tradeoff)
 
 

@@ -202,6 +202,9 @@ _EDIT = ["edit", "--model", "tiny-random", "--data", "d", "--category", "passpor
 _LOC = ["localize", "--model", "tiny-random", "--data", "d", "--category", "passport", "--out", "o"]
 _ASK = ["ask", "--model", "tiny-random", "--prompt", "hi"]
 _SCORES = ["scores", "--model", "tiny-random", "--data", "d", "--category", "passport", "--out", "o"]
+_EVAL = ["evaluate", "--model", "tiny-random", "--cases", "c.jsonl", "--out", "o.json"]
+_TRADEOFF = ["tradeoff", "--model", "tiny-random", "--data", "d", "--category", "passport", "--out", "o.json"]
+_GEN = ["data", "generate", "--out", "d"]
 
 
 def _cli_bad(ctx, argv):
@@ -228,12 +231,27 @@ def cli_cases() -> list[Case]:
         ("ask", "--seed"): ["-2"],
         ("scores", "--max-pairs"): ["0", "-1"],
         ("scores", "--layers"): ["x", "1,,"],
+        ("evaluate", "--max-new-tokens"): ["0", "100000", "x"],
+        ("evaluate", "--temperature"): ["0", "nan", "-1"],
+        ("evaluate", "--top-p"): ["0", "1.5", "nan"],
+        ("evaluate", "--batch-size"): ["0", "-1"],
+        ("evaluate", "--limit"): ["0", "-5"],
+        ("evaluate", "--out"): ["/", ".", ""],
+        ("tradeoff", "--lr"): ["nan", "inf", "0", "-1"],
+        ("tradeoff", "--edit-steps"): ["0", "-1"],
+        ("tradeoff", "--topk"): ["0", "2", "nan"],
+        ("tradeoff", "--max-new-tokens"): ["0", "100000"],
+        ("tradeoff", "--out"): ["/", ".."],
+        ("data generate", "--per-category"): ["0", "-1", "x"],
+        ("data generate", "--seed"): ["-1", "x"],
     }
-    base = {"edit": _EDIT, "localize": _LOC, "ask": _ASK, "scores": _SCORES}
+    base = {"edit": _EDIT, "localize": _LOC, "ask": _ASK, "scores": _SCORES, "evaluate": _EVAL,
+            "tradeoff": _TRADEOFF, "data generate": _GEN}
     cases = []
     for (cmd, opt), values in bad.items():
         for v in values:
-            cases.append(Case("cli-arguments", f"{cmd}{opt}={v}", lambda c, a=base[cmd] + [opt, v]: _cli_bad(c, a)))
+            cases.append(Case("cli-arguments", f"{cmd.replace(' ', '-')}{opt}={v}",
+                              lambda c, a=base[cmd] + [opt, v]: _cli_bad(c, a)))
     for cat in ("", ",", " , "):
         argv = [x if x != "passport" else cat for x in _EDIT]
         cases.append(Case("cli-arguments", f"edit--category={cat!r}", lambda c, a=argv: _cli_bad(c, a)))

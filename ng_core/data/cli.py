@@ -9,6 +9,7 @@ import argparse
 import sys
 import time
 
+from .. import cli_args as A
 from ..errors import NGError
 from .constants import ALL_CATEGORIES, SPLIT_DESCRIPTIONS, SPLITS
 
@@ -133,8 +134,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "byte-identical files. About 10 s for 10 categories x 20 images on 2 CPU cores.")
     g.add_argument("--out", required=True, metavar="DATA",
                    help="output folder (created; a previous dataset there is replaced, other files are kept)")
-    g.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
-    g.add_argument("--per-category", type=int, default=20, metavar="N",
+    g.add_argument("--seed", type=A.seed, default=0, metavar="S", help="random seed (default: 0)")
+    g.add_argument("--per-category", type=A.positive_int, default=20, metavar="N",
                    help="images per category (default: 20; about 1/3 of a paper category's images are train)")
     g.add_argument("--categories", nargs="+", choices=ALL_CATEGORIES, default=None, metavar="CAT",
                    help="categories to generate (default: all): " + ", ".join(ALL_CATEGORIES))
@@ -155,7 +156,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="split to export: " + ", ".join(SPLITS) + ", or all")
     c.add_argument("--category", nargs="+", action="extend", default=None, metavar="CAT",
                    help="only these category ids (repeatable)")
-    c.add_argument("--out", required=True, metavar="CASES.jsonl", help="output file")
+    c.add_argument("--out", required=True, type=A.out_file, metavar="CASES.jsonl", help="output file")
     c.add_argument("--absolute", action="store_true", help="write absolute image paths")
     c.set_defaults(func=_cases)
 
