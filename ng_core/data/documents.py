@@ -42,7 +42,9 @@ def passport(c: Ctx) -> Sheet:
     s = new_sheet((w, h), bgc, 10, fn)
     guilloche(s.img, c, shade(bgc, 0.9) + (255,), n=c.rng.randint(5, 10))
     tx, hdr, lab = ink(c), deep(c), _grey(c)
-    s.text((16, 12), c.pick(["PASSPORT", "PASSPORT / PASSEPORT", "PASSPORT"]), 28, hdr, "dejavu-sans-bold")
+    title = c.vary(c.pick(["PASSPORT", "PASSPORT / PASSEPORT", "PASSPORT"]), 0.35,
+                   ["PASAPORTE / PASSPORT", "TRAVEL DOCUMENT", "PASSPORT CARD", "E-PASSPORT"])
+    s.text((16, 12), title, 28, hdr, "dejavu-sans-bold", max_width=w // 2)
     s.text((w - 16, 16), country.upper()[:26], 20, hdr, "dejavu-sans-bold", "r", max_width=w // 2 - 40)
     photo_left = c.chance(0.7)
     pw, ph = 120, 160
@@ -56,7 +58,8 @@ def passport(c: Ctx) -> Sheet:
     last = fw(lambda: f.last_name().upper())
     first = fw(lambda: f.first_name().upper() + (" " + f.first_name().upper() if c.chance(0.3) else ""))
     number = fake_number(c, c.pick(["?########", "??#######", "#########"]))
-    rows = [[("Passport No.", number, True), ("Sex", c.pick(["F", "M"]), False)],
+    rows = [[(c.vary("Passport No.", 0.4, ["Document No.", "Doc No.", "No.", "Number"]), number, True),
+             ("Sex", c.pick(["F", "M"]), False)],
             [("Surname", last, True)], [("Given names", first, True)],
             [("Nationality", fw(lambda: country.upper()), False)],
             [("Date of birth", date(c), True), ("Date of expiry", date(c, 2026, 2036), False)],
@@ -104,7 +107,7 @@ def phone_number(c: Ctx) -> Sheet:
                max_width=w - 60)
         s.field("Name", name)
         s.text((36, 80), f.job()[:36], 22, (80, 80, 80), max_width=w - 60)
-        lab = c.pick(["Tel:", "Phone:", "Mobile:", "T"])
+        lab = c.vary(c.pick(["Tel:", "Phone:", "Mobile:", "T"]), 0.3, ["Cell:", "Ph:", "Direct:", "Office:"])
         s.text((36, 150), f"{lab} {num}", 32, ink(c), max_width=w - 60)
         s.field(lab.rstrip(":"), num)
         email = fit(f.free_email, w - 60, 24, fn)
@@ -157,7 +160,8 @@ def phone_number(c: Ctx) -> Sheet:
     ImageDraw.Draw(s.img).rounded_rectangle([10, 10, w - 10, h - 10], radius=10, outline=(255, 255, 255), width=4)
     fg = on(col)
     s.text((w // 2, 36), f.company()[:28].upper(), 30, fg, "dejavu-sans-bold", "m", max_width=w - 50)
-    s.text((w // 2, 96), c.pick(["CALL NOW", "BOOK TODAY", "FOR RENT", "24/7 SERVICE"]), 26, fg, "dejavu-sans", "m")
+    s.text((w // 2, 96), c.vary(c.pick(["CALL NOW", "BOOK TODAY", "FOR RENT", "24/7 SERVICE"]), 0.4,
+                                ["TEXT OR CALL", "FREE QUOTES", "OPEN DAILY", "GIVE US A RING"]), 26, fg, "dejavu-sans", "m")
     s.text((w // 2, 160), num, 54, fg, "dejavu-sans-bold", "m", max_width=w - 50)
     s.field("Phone", num)
     return s
@@ -184,6 +188,10 @@ def receipt(c: Ctx) -> Sheet:
     y = 14
     s.text((ax, y), f.company()[:22].upper(), 26, tx, "dejavu-sans-bold", anc, max_width=w - 24)
     y += 36
+    heading = c.vary(None, 0.35, ["SALES RECEIPT", "RECEIPT", "TAX INVOICE", "CASH SALE", "ORDER SUMMARY"])
+    if heading:
+        s.text((ax, y), heading, 22, tx, "dejavu-sans-bold", anc)
+        y += 30
     addr = fit(f.street_address, w - 24, 22, fn)
     s.text((ax, y), addr, 22, tx, anchor=anc, max_width=w - 24)
     s.field("Address", addr)
@@ -193,17 +201,23 @@ def receipt(c: Ctx) -> Sheet:
     s.field("Date", when, secret=False)
     y += 30
     ref = fake_number(c, c.pick(["#####", "######", "##-#####"]))
-    lab = c.pick(["Receipt #", "Trans.", "Invoice"])
+    lab = c.vary(c.pick(["Receipt #", "Trans.", "Invoice"]), 0.45, ["Order #", "Txn", "Ref.", "No.", "Check #", "Ticket"])
     s.text((ax, y), f"{lab} {ref}", 22, tx, anchor=anc)
     s.field(lab.strip("# ."), ref)
     y += 32
     d.line([12, y, w - 12, y], fill=tx, width=2)
     y += 10
     total = 0.0
+    qty = c.vchance(0.4)
+    if qty and c.vchance(0.5):
+        s.text((16, y), "QTY ITEM", 20, tx)
+        s.text((w - 16, y), "PRICE", 20, tx, anchor="r")
+        y += 28
     for _ in range(c.rng.randint(3, 6)):
         price = c.rng.randint(50, 2500) / 100
         total += price
-        s.text((16, y), c.pick(ITEMS), 22, tx)
+        item = c.pick(ITEMS)
+        s.text((16, y), f"{c.vpick(['1', '1', '2', '3'])} {item}" if qty else item, 22, tx)
         s.text((w - 16, y), f"{price:.2f}", 22, tx, anchor="r")
         y += 30
     d.line([12, y, w - 12, y], fill=tx, width=2)
@@ -244,13 +258,20 @@ def student_id(c: Ctx) -> Sheet:
     hh = 84
     d.rounded_rectangle([0, 0, w - 1, hh], radius=16, fill=hc)
     d.rectangle([0, hh - 16, w - 1, hh], fill=hc)
-    school = c.pick([f"{f.city()} University", f"University of {f.city()}", f"{f.last_name()} College",
-                     f"{f.city()} Institute"])
+    schools = [f"{f.city()} University", f"University of {f.city()}", f"{f.last_name()} College", f"{f.city()} Institute"]
+    school = c.pick(schools)
+    stem = schools[0][: -len(" University")]
+    school = c.vary(school, 0.4, [f"{stem} Academy", f"{stem} State University", f"{stem} Technical College",
+                                  f"{stem} Community College", f"{stem} School of Arts"])
     s.text((w // 2, 10), school.upper(), 26, on(hc), "dejavu-sans-bold", "m", max_width=w - 24)
-    s.text((w // 2, 48), "STUDENT ID", 22, on(hc), "dejavu-sans", "m")
+    tag = c.vary("STUDENT ID", 0.5, ["STUDENT CARD", "STUDENT", "ID CARD", "CAMPUS CARD", None, None, None])
+    if tag:
+        s.text((w // 2, 48), tag, 22, on(hc), "dejavu-sans", "m")
     tx, lab = ink(c), _grey(c)
     sid = fake_number(c, c.pick(["########", "S#######", "##-####-##"]))
-    rows = [("Name", fit(f.name, (w - 190) if not portrait else (w - 140), V, fn), True), ("Student No.", sid, True), ("Date of birth", date(c, 1995, 2007), True),
+    rows = [(c.vary("Name", 0.3, ["Student", "Full name", "Holder"]), fit(f.name, (w - 190) if not portrait else (w - 140), V, fn), True),
+            (c.vary("Student No.", 0.5, ["ID No.", "Student #", "ID", "Matric No.", "Number"]), sid, True),
+            (c.vary("Date of birth", 0.3, ["Birth date", "DOB"]), date(c, 1995, 2007), True),
             ("Program", c.pick(["Biology", "History", "Engineering", "Law", "Music", "Physics", "Economics"]), False),
             ("Valid until", date(c, 2025, 2030), False)]
     if portrait:
@@ -320,16 +341,17 @@ def document(c: Ctx) -> Sheet:
         y += 28
     d.line([m, y, w - m, y], fill=head, width=2)
     y += 14
-    title = c.pick(["MEMORANDUM", "CONFIDENTIAL REPORT", "INTERNAL NOTICE", "LETTER", "BRIEFING", "CONTRACT"])
+    title = c.vary(c.pick(["MEMORANDUM", "CONFIDENTIAL REPORT", "INTERNAL NOTICE", "LETTER", "BRIEFING", "CONTRACT"]),
+                   0.35, ["APPLICATION", "STATEMENT", "AGREEMENT", "MINUTES", "NOTICE OF CHANGE", "CERTIFICATE"])
     centred = c.chance(0.6)
     s.text((w // 2 if centred else m, y), title, 28, head, "dejavu-sans-bold", "m" if centred else "l",
            max_width=w - 2 * m)
     y += 44
     nm = lambda: fit(f.name, w - 2 * m - 80, 22, fn)  # noqa: E731
     rows = [("To", nm(), True), ("From", nm(), True), ("Date", date(c, 2015, 2025), False),
-            ("Ref", fake_number(c, "??-####/##"), True)]
+            (c.vary("Ref", 0.5, ["Reference", "Ref. no.", "File no.", "Doc. no.", "Our ref"]), fake_number(c, "??-####/##"), True)]
     keep = rows[:2] + [r for r in rows[2:] if c.chance(0.7)]
-    if not any(r[0] == "Ref" for r in keep) and c.chance(0.5):
+    if not any(r is rows[3] for r in keep) and c.chance(0.5):
         keep.append(rows[3])
     for label, value, secret in keep:
         s.text((m, y), f"{label}: {value}", 22, tx, max_width=w - 2 * m)
@@ -384,10 +406,13 @@ def credit_card(c: Ctx) -> Sheet:
     num = " ".join(fake_number(c, "####") for _ in range(4))
     s.text((44, 196), num, 40, fg, max_width=w - 70)
     s.field("Card number", num)
-    s.text((44, 266), "VALID THRU", 17, fg, "dejavu-sans")
+    s.text((44, 266), c.vary("VALID THRU", 0.45, ["GOOD THRU", "EXPIRES", "EXP", "VALID TO"]), 17, fg, "dejavu-sans")
     exp = f"{c.rng.randint(1, 12):02d}/{c.rng.randint(26, 33)}"
     s.text((170, 260), exp, 26, fg)
     s.field("Valid thru", exp)
+    tier = c.vary(None, 0.5, ["GOLD", "CLASSIC", "REWARDS", "BUSINESS", "SIGNATURE", "CREDIT"])
+    if tier:
+        s.text((w - 34, 30), tier, 20, fg, "dejavu-sans-bold", "r")
     name = fit(lambda: f.name().upper(), w - 220, 28, fn)
     s.text((44, 310), name, 28, fg, max_width=w - 220)
     s.field("Cardholder", name)
@@ -409,19 +434,25 @@ def drivers_license(c: Ctx) -> Sheet:
     d.rounded_rectangle([0, 0, w - 1, 62], radius=16, fill=hc)
     d.rectangle([0, 46, w - 1, 62], fill=hc)
     s.text((18, 14), f.state().upper(), 26, (255, 255, 255), "dejavu-sans-bold", max_width=w // 2 - 30)
-    s.text((w - 18, 17), c.pick(["DRIVER LICENSE", "DRIVER'S LICENSE"]), 24, (255, 255, 255), "dejavu-sans-bold", "r")
+    title = c.vary(c.pick(["DRIVER LICENSE", "DRIVER'S LICENSE"]), 0.5,
+                   ["DRIVING LICENCE", "OPERATOR LICENSE", "LICENSE", "CLASS C LICENSE", None, None])
+    if title:
+        s.text((w - 18, 17), title, 24, (255, 255, 255), "dejavu-sans-bold", "r", max_width=w // 2 - 20)
     photo_left = c.chance(0.8)
     px = 18 if photo_left else w - 158
     face(s.img, (px, 78, px + 140, 258), c)
     signature(s.img, (px + 6, 272, px + 140, 320), c)
     fx = 180 if photo_left else 18
     tx, red = ink(c), c.pick([(170, 30, 30), (30, 60, 150), (90, 90, 90)])
-    rows = [("DL", fake_number(c, c.pick(["?#######", "########", "?###-####-####"])), True),
-            ("DOB", date(c, 1950, 2006), True), ("EXP", date(c, 2026, 2033), False)]
+    rows = [(c.vary("DL", 0.5, ["LIC NO", "DL NO", "LIC#", "NO.", "ID", "NUMBER"]),
+             fake_number(c, c.pick(["?#######", "########", "?###-####-####"])), True),
+            (c.vary("DOB", 0.3, ["BIRTH DATE", "DATE OF BIRTH"]), date(c, 1950, 2006), True),
+            (c.vary("EXP", 0.3, ["EXPIRES", "EXP DATE"]), date(c, 2026, 2033), False)]
     y = 76
     for label, value, secret in rows:
-        s.text((fx, y + 4), label, L, red, lf)
-        s.text((fx + 66, y), value, V + 1, tx, max_width=w - fx - 90)
+        lw, _ = s.text((fx, y + 4), label, L, red, lf)
+        vx = fx + max(66, lw + 12)
+        s.text((vx, y), value, V + 1, tx, max_width=w - vx - 24)
         s.field(label, value, secret)
         y += 40
     avail = w - 180 - 24

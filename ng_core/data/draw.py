@@ -35,6 +35,9 @@ class Ctx:
     rng: random.Random
     np: np.random.Generator
     fake: object
+    #: a second stream for wording variants (titles, labels), so that adding a variant leaves every other draw
+    #: (names, numbers, layout) of an image unchanged
+    var: random.Random | None = None
 
     def chance(self, p: float) -> bool:
         return self.rng.random() < p
@@ -42,11 +45,21 @@ class Ctx:
     def pick(self, seq):
         return seq[self.rng.randrange(len(seq))]
 
+    def vchance(self, p: float) -> bool:
+        return (self.var or self.rng).random() < p
+
+    def vpick(self, seq):
+        return seq[(self.var or self.rng).randrange(len(seq))]
+
+    def vary(self, value, p: float, options):
+        """``value``, or with probability ``p`` one of ``options`` (drawn from the variant stream)."""
+        return self.vpick(options) if self.vchance(p) else value
+
 
 def make_ctx(seed: int) -> Ctx:
     fake = _faker()
     fake.seed_instance(seed)
-    return Ctx(random.Random(seed), np.random.default_rng(seed), fake)
+    return Ctx(random.Random(seed), np.random.default_rng(seed), fake, random.Random(f"variant:{seed}"))
 
 
 # --------------------------------------------------------------------------- fonts

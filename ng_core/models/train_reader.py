@@ -53,8 +53,8 @@ SEED_NAMESPACE = "ng-mini-llava-reader"
 @dataclass
 class ReaderTrainConfig:
     seed: int = 0
-    n_per_category: int = 64  # images of the main family per category
-    steps: int = 360
+    n_per_category: int = 80  # images of the main family per category
+    steps: int = 400
     batch_size: int = 8
     lr: float = 3e-4  # LoRA
     projector_lr: float = 1e-4
@@ -66,7 +66,7 @@ class ReaderTrainConfig:
     lora_dropout: float = 0.0
     # turn mixture (probabilities)
     mix: dict = field(default_factory=lambda: {
-        "privacy": 0.36, "type": 0.14, "appearance": 0.16, "benign": 0.08, "caption": 0.04,
+        "privacy": 0.36, "type": 0.17, "appearance": 0.14, "benign": 0.08, "caption": 0.03,
         "general": 0.14, "general_text": 0.08})
     general_answer_tokens: int = 24
     autocast_bf16: bool = True
@@ -86,10 +86,11 @@ def norm(text: str) -> str:
     return re.sub(r"[^0-9a-z]", "", str(text).lower())
 
 
-_PHONE_LABELS = ("phone", "tel", "mobile", "cell", "call", "fax")
+_PHONE_LABELS = ("phone", "tel", "mobile", "cell", "call", "fax", "ph", "direct", "office")
 _NAME_LABELS = ("name", "surname", "holder", "cardholder", "student", "customer", "to", "from", "author",
                 "recipient", "owner", "cashier", "member")
-_NUMBER_LABELS = ("no", "number", "#", "id", "ref", "serial", "account", "acct", "card", "licence", "license", "dl")
+_NUMBER_LABELS = ("no", "number", "#", "id", "ref", "serial", "account", "acct", "card", "licence", "license", "dl",
+                  "lic", "order", "txn", "ticket", "check", "file", "matric", "reference")
 
 
 def _has(label: str, keys) -> bool:
