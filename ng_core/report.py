@@ -75,12 +75,15 @@ class ReportConfig:
     mask_steps: int | None = None
     lr: float | None = None
     gate_scope: str | None = None
+    topk: float | None = None  # Stage B: flag the fraction of smallest m per image instead of tanh(m) < 0 (preset)
+    threshold: float | None = None  # Stage B: consensus threshold, strict (preset)
     images_per_cell: int | None = None  # evaluate only the first N images per (split, category); None: all
     probe_per_category: int = 1
     max_new_tokens: int = 24
     batch_size: int = 8
     seed: int = 0
     seeds: tuple = ()  # extra seeds: Neural Gate and its random-gate control again, each on its own image subset
+    seed_controls: tuple = ("random_gate",)  # the controls rerun at each extra seed (also: "complement_gate")
     sweep_lrs: tuple = ()  # extra Stage C learning rates: Neural Gate and the random gate at each (trade-off)
     general: bool = True  # also ask the held-out general questions (collateral refusals)
     order: str = "forward"  # "reverse": compute the stages from the last (a second worker on the same workdir)
@@ -89,12 +92,15 @@ class ReportConfig:
     fresh: bool = False
     note: str = ""
     render_only: bool = False  # write RESULTS.md from the cache only; methods not computed yet are left out
+    probe_dir: str | None = None  # where the utility probe's colour swatches go (None: WORKDIR/probe)
+    device_map: str | None = None  # accelerate device map of the model, e.g. "cuda" (None: CPU)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["categories"] = list(self.categories)
         d["methods"] = list(self.methods)
         d["seeds"] = list(self.seeds)
+        d["seed_controls"] = list(self.seed_controls)
         d["sweep_lrs"] = list(self.sweep_lrs)
         return d
 
@@ -105,6 +111,7 @@ class ReportConfig:
         flags = {"model": "--model", "data": "--data", "data_seed": "--data-seed", "per_category": "--per-category",
                  "layer": "--layer", "max_images": "--max-images", "questions": "--questions",
                  "edit_steps": "--edit-steps", "mask_steps": "--mask-steps", "lr": "--lr", "gate_scope": "--gate-scope",
+                 "topk": "--topk", "threshold": "--threshold", "device_map": "--device-map",
                  "images_per_cell": "--images-per-cell", "probe_per_category": "--probe-per-category",
                  "max_new_tokens": "--max-new-tokens", "batch_size": "--batch-size", "seed": "--seed",
                  "workdir": "--workdir", "out": "--out"}
@@ -118,6 +125,8 @@ class ReportConfig:
             parts.append("--methods " + ",".join(self.methods))
         if self.seeds:
             parts.append("--seeds " + ",".join(str(x) for x in self.seeds))
+        if tuple(self.seed_controls) != dflt.seed_controls:
+            parts.append("--seed-controls " + ",".join(self.seed_controls))
         if self.sweep_lrs:
             parts.append("--sweep-lr " + ",".join(f"{x:g}" for x in self.sweep_lrs))
         if not self.general:
@@ -147,7 +156,8 @@ def needs_base_masks(method: str) -> bool:
     return base in ("neural_gate", "inference_gate", "random_gate", "complement_gate")
 
 
-def stage_order(methods, seeds, base_seed: int, sweep_lrs, base_lr: float, reverse: bool = False) -> list[str]:
+def stage_order(methods, seeds, base_seed: int, sweep_lrs, base_lr: float, reverse: bool = False,
+                seed_controls=("random_gate",)) -> list[str]:
     """The stages of a report in the order a worker computes them.
 
     Forward: the unedited model, then Neural Gate (the mask-based baselines and the lr variants reuse its
@@ -161,7 +171,7 @@ def stage_order(methods, seeds, base_seed: int, sweep_lrs, base_lr: float, rever
         order.insert(1, "neural_gate")
     for sd in seeds:
         if sd != base_seed:
-            order += [variant("neural_gate", sd), variant("random_gate", sd)]
+            order += [variant("neural_gate", sd)] + [variant(c, sd) for c in seed_controls]
     for lr in sweep_lrs:
         if lr != base_lr:
             order += [variant("neural_gate", lr=lr), variant("random_gate", lr=lr)]
@@ -232,6 +242,10 @@ def _configs(cfg: ReportConfig, adapter):
     mask, edit = preset["mask"], preset["edit"]
     if cfg.mask_steps is not None:
         mask = replace(mask, steps=cfg.mask_steps)
+    if cfg.topk is not None:
+        mask = replace(mask, topk=cfg.topk)
+    if cfg.threshold is not None:
+        mask = replace(mask, threshold=cfg.threshold)
     for k, v in (("lr", cfg.lr), ("steps", cfg.edit_steps), ("questions_per_image", cfg.questions),
                  ("gate_scope", cfg.gate_scope)):
         if v is not None:
@@ -260,7 +274,7 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     workdir = Path(cfg.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t = time.monotonic()
-    adapter = load_model(cfg.model)
+    adapter = load_model(cfg.model, device_map=cfg.device_map)
     ds = _dataset(cfg, workdir, log)
     timings["load model and data"] = time.monotonic() - t
     missing = [c for c in cfg.categories if c not in ds.categories]
@@ -277,7 +291,8 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     if empty:
         raise ReportError(f"no train images for {', '.join(empty)}")
     cases = select_cases(ds, list(cfg.categories), cfg.images_per_cell)
-    probe = utility_probe_cases(workdir / "probe", ds, per_category=cfg.probe_per_category)
+    probe_dir = Path(cfg.probe_dir) if cfg.probe_dir else workdir / "probe"
+    probe = utility_probe_cases(probe_dir, ds, per_category=cfg.probe_per_category)
     cases = cases + probe
     if cfg.general:
         from .evaluate import general_question_cases
@@ -408,8 +423,10 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
         _write_atomic(path, json.dumps(res, indent=1, ensure_ascii=False) + "\n")
         return res
 
-    display = stage_order(cfg.methods, cfg.seeds, cfg.seed, cfg.sweep_lrs, edit_cfg.lr)
-    order = stage_order(cfg.methods, cfg.seeds, cfg.seed, cfg.sweep_lrs, edit_cfg.lr, reverse=cfg.order == "reverse")
+    ctrl = tuple(c for c in cfg.seed_controls if c in cfg.methods)
+    display = stage_order(cfg.methods, cfg.seeds, cfg.seed, cfg.sweep_lrs, edit_cfg.lr, seed_controls=ctrl)
+    order = stage_order(cfg.methods, cfg.seeds, cfg.seed, cfg.sweep_lrs, edit_cfg.lr, reverse=cfg.order == "reverse",
+                        seed_controls=ctrl)
     not_run = []
     for m in order:
         try:
@@ -969,6 +986,12 @@ def register_report(sub) -> None:
                    "again per seed, each on a seeded sample of the train images (learned vs random over seeds)")
     p.add_argument("--sweep-lr", default="", help="extra Stage C learning rates, comma-separated: Neural Gate and the "
                    "random gate at each, with the same masks (the refusal vs benign-answer trade-off curve)")
+    p.add_argument("--seed-controls", default="random_gate",
+                   help="controls rerun at each extra seed, comma-separated: random_gate, complement_gate")
+    p.add_argument("--topk", type=float, default=None,
+                   help="Stage B: flag this fraction of smallest m per image instead of tanh(m) < 0 (preset)")
+    p.add_argument("--threshold", type=float, default=None, help="Stage B consensus threshold, strict (preset)")
+    p.add_argument("--device-map", default=None, help="accelerate device map of the model, e.g. cuda (default: CPU)")
     p.add_argument("--no-general", action="store_true", help="do not ask the held-out general questions")
     p.add_argument("--order", default="forward", choices=("forward", "reverse"),
                    help="order of the stages; start a second `ng report` with the same settings and --order reverse "
@@ -1007,7 +1030,9 @@ def cmd_report(args) -> int:
                        gate_scope=args.gate_scope, images_per_cell=args.images_per_cell,
                        probe_per_category=args.probe_per_category, max_new_tokens=args.max_new_tokens,
                        batch_size=args.batch_size, seed=args.seed, workdir=args.workdir, out=args.out,
-                       seeds=_csv(args.seeds, int), sweep_lrs=_csv(args.sweep_lr, float), general=not args.no_general,
+                       seeds=_csv(args.seeds, int), seed_controls=_csv(args.seed_controls, str),
+                       topk=args.topk, threshold=args.threshold, device_map=args.device_map,
+                       sweep_lrs=_csv(args.sweep_lr, float), general=not args.no_general,
                        order=args.order,
                        fresh=args.fresh, note=args.note, render_only=args.render_only)
     if not cats:
