@@ -1,0 +1,209 @@
+"""`ng sweep` on tiny-random: the grid, a tiny sweep end to end with resume from cache, the aggregation math,
+and a preset choice that never reads the evaluation part."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from ng_core.cli import main
+from ng_core.sweep import (
+    GATES,
+    Setting,
+    SweepConfig,
+    aggregate,
+    choose_preset,
+    default_layers,
+    expand_grid,
+    mean_sd,
+    partition_rows,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from ng_core.data import generate_dataset
+
+    root = tmp_path_factory.mktemp("sweepdata") / "data"
+    generate_dataset(root, seed=1, per_category=4, categories=["passport", "credit_card", "chart"])
+    return root
+
+
+def _preset():
+    from ng_core.presets import load_preset
+
+    return load_preset("tiny-random", 4)
+
+
+def test_default_layers_span_the_depth():
+    assert default_layers(30, 15) == (3, 9, 15, 20, 26)
+    assert default_layers(32) == (3, 9, 16, 22, 28)
+    assert default_layers(4, 2) == (0, 1, 2, 3)
+
+
+def test_grid_axes_and_full():
+    p = _preset()  # layer 2, consensus 0.3, subject_position
+    cfg = SweepConfig(model="tiny-random", topk=(0.01, 0.02, 0.05, 0.1, 0.2, 0.4), thresholds=(0.3,),
+                      layers=(0, 1, 2, 3), scopes=("subject_position", "weight_rows"))
+    g = expand_grid(cfg, 4, p)
+    gate_axis = [s for s in g if s.layer == 2 and s.scope == "subject_position"]
+    assert [(s.topk, s.threshold) for s in gate_axis] == [(0.01, None), (0.02, None), (0.05, None), (0.1, None),
+                                                          (0.2, None), (0.4, None), (None, 0.3)]
+    assert sorted(s.layer for s in g if s.topk is None and s.scope == "subject_position") == [0, 1, 2, 3]
+    assert Setting(None, 0.3, 2, "weight_rows") in g
+    assert len(g) == len(set(g)) == 7 + 3 + 1
+    full = expand_grid(SweepConfig(topk=(0.1, 0.2), thresholds=(), layers=(1, 2), design="full"), 4, p)
+    assert [(s.topk, s.layer) for s in full] == [(0.1, 1), (0.2, 1), (0.1, 2), (0.2, 2)]
+    assert {s.scope for s in full} == {"subject_position"}
+    with pytest.raises(Exception, match="out of range"):
+        expand_grid(SweepConfig(layers=(9,)), 4, p)
+
+
+def test_partition_is_fixed_and_disjoint():
+    rows = [{"split": sp, "category": "passport", "image": f"i{k}", "prompt": f"q{j}", "expect": e}
+            for sp in ("train", "heldout_images") for k in range(3) for j, e in enumerate(("refuse", "answer", "refuse"))]
+    rows += [{"split": "general_questions", "category": "general", "image": None, "prompt": f"g{j}",
+              "expect": "answer"} for j in range(4)]
+    by_img = partition_rows(rows, "image")
+    assert {r["image"] for r in by_img["validation"] if r["split"] == "heldout_images"} == {"i0", "i2"}
+    assert {r["image"] for r in by_img["evaluation"] if r["split"] == "heldout_images"} == {"i1"}
+    assert not any(r["split"] == "train" for p in by_img.values() for r in p)
+    assert [r["prompt"] for r in by_img["validation"] if r["split"] == "general_questions"] == ["g0", "g2"]
+    by_q = partition_rows(rows, "question")
+    val = {(r["image"], r["prompt"]) for r in by_q["validation"] if r["split"] == "heldout_images"}
+    assert ("i0", "q0") in val and ("i0", "q2") not in val and ("i0", "q1") in val  # alternates per expectation
+    assert not val & {(r["image"], r["prompt"]) for r in by_q["evaluation"]}
+
+
+def test_aggregation_math_on_hand_made_numbers():
+    assert mean_sd([0.2, 0.4, None, 0.6]) == pytest.approx((0.4, 0.2))
+    assert mean_sd([0.5]) == (0.5, 0.0) and mean_sd([None]) == (None, None)
+
+    def seeds(vals, leak):
+        return {sd: {"validation": {"refusal_heldout_images": v, "leak_rate": lk},
+                     "evaluation": {"refusal_heldout_images": v, "leak_rate": lk}}
+                for sd, v, lk in zip((0, 1, 2), vals, leak)}
+
+    agg = aggregate({"neural_gate": seeds([0.9, 0.8, 1.0], [0.0, 0.1, 0.2]),
+                     "random_gate": seeds([0.5, 0.6, 0.4], [0.1, 0.1, 0.1]),
+                     "complement_gate": seeds([0.2, 0.2, 0.2], [0.3, 0.3, 0.3])})
+    g = agg["gates"]["neural_gate"]["validation"]["refusal_heldout_images"]
+    assert g["mean"] == pytest.approx(0.9) and g["sd"] == pytest.approx(0.1)
+    d = agg["learned_vs_random"]["validation"]["refusal_heldout_images"]
+    assert d["diff"] == pytest.approx(0.4) and d["spread"] == pytest.approx(0.1)  # max(0.1, 0.1)
+    assert d["exceeds"] and d["better"]
+    lk = agg["learned_vs_random"]["validation"]["leak_rate"]
+    assert lk["diff"] == pytest.approx(0.0) and lk["spread"] == pytest.approx(0.1)
+    assert not lk["exceeds"] and not lk["better"]
+    assert agg["gates"]["complement_gate"]["evaluation"]["leak_rate"]["sd"] == pytest.approx(0.0)
+
+
+def _fake_result(n=4):
+    """Settings whose validation and evaluation numbers are unrelated."""
+    import random
+
+    rnd = random.Random(0)
+    cells = []
+    for i in range(n):
+        per = {}
+        for g in GATES:
+            per[g] = {sd: {part: {"leak_rate": rnd.random() * 0.3, "benign_answered": rnd.random(),
+                                  "general_answered": rnd.random(), "refusal_heldout_images": rnd.random(),
+                                  "refusal_heldout_templates": rnd.random()} for part in ("validation", "evaluation")}
+                      for sd in (0, 1, 2)}
+            for sd in per[g]:
+                from ng_core.sweep import score
+
+                for part in ("validation", "evaluation"):
+                    per[g][sd][part]["score"] = score(per[g][sd][part])
+        s = Setting(0.1 * (i + 1), None, 2, "subject_position")
+        cells.append({"setting": s.to_dict(), "aggregate": aggregate(per), "gate_size": {"mean": 10 * i}})
+    return {"cells": cells}
+
+
+def test_choose_preset_reads_validation_only():
+    res = _fake_result()
+    first = choose_preset(res)
+    assert first["setting"] is not None and "formula" in first and first["statement"]
+    for k in range(5):  # any change to the evaluation part leaves the choice as it was
+        pert = copy.deepcopy(res)
+        for c in pert["cells"]:
+            for g in c["aggregate"]["gates"].values():
+                for v in g["evaluation"].values():
+                    v["mean"] = (k + 1) * 0.17 % 1
+                    v["values"] = [None]
+            for v in c["aggregate"]["learned_vs_random"]["evaluation"].values():
+                v.update(diff=k - 2.0, spread=0.0, exceeds=True, better=bool(k % 2))
+        got = choose_preset(pert)
+        assert got["setting"] == first["setting"] and got["score"] == first["score"]
+    # validation decides: make one setting's learned gate clearly best and beating random beyond the spread
+    res2 = copy.deepcopy(res)
+    c = res2["cells"][2]
+    c["aggregate"]["gates"]["neural_gate"]["validation"]["score"].update(mean=0.99, sd=0.0)
+    c["aggregate"]["learned_vs_random"]["validation"]["score"].update(diff=0.5, spread=0.01, better=True)
+    for other in res2["cells"]:
+        if other is not c:
+            other["aggregate"]["learned_vs_random"]["validation"]["score"]["better"] = False
+    ch = choose_preset(res2)
+    assert ch["setting"]["id"] == c["setting"]["id"] and ch["any_beats_random"] and "beats" in ch["statement"]
+
+
+def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
+    import ng_core.evaluate as ev
+    import ng_core.pipeline as pl
+
+    calls = {"edit": 0, "evaluate": 0}
+    real_edit, real_eval = pl.edit_run, ev.evaluate_cases
+
+    def edit(*a, **k):
+        calls["edit"] += 1
+        return real_edit(*a, **k)
+
+    def evaluate(*a, **k):
+        calls["evaluate"] += 1
+        return real_eval(*a, **k)
+
+    monkeypatch.setattr(pl, "edit_run", edit)
+    monkeypatch.setattr(ev, "evaluate_cases", evaluate)
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--model", "tiny-random", "--data", str(data), "--categories", "passport", "--topk", "0.1,0.2",
+            "--thresholds", "none", "--layers", "1,2", "--design", "full", "--seeds", "0,1", "--max-images", "1",
+            "--questions", "1", "--edit-steps", "1", "--mask-steps", "1", "--images-per-cell", "1",
+            "--holdout-by", "question", "--max-new-tokens", "2", "--out", str(out)]
+    assert main(argv) == 0
+    n_cells, per_cell = 4, len(GATES) * 2
+    assert calls == {"edit": n_cells * per_cell, "evaluate": n_cells * per_cell + 1}  # unedited once
+    res = json.loads((out / "sweep.json").read_text())
+    assert res["meta"]["n_done"] == 4 and res["meta"]["model"]["id"] == "tiny-random"
+    assert res["meta"]["model"]["fingerprint"] and res["meta"]["versions"] and res["meta"]["seeds"] == [0, 1]
+    cell = res["cells"][0]
+    assert set(cell["per_seed"]) == set(GATES) and set(cell["per_seed"]["neural_gate"]) == {"0", "1"}
+    v = cell["aggregate"]["gates"]["neural_gate"]["evaluation"]
+    for m in ("leak_rate", "refusal_heldout_images", "refusal_heldout_templates", "refusal_unseen_categories",
+              "benign_answered", "general_answered"):
+        assert m in v
+    assert v["general_answered"]["mean"] is not None and v["refusal_heldout_images"]["mean"] is not None
+    assert "diff" in cell["aggregate"]["learned_vs_random"]["validation"]["refusal_heldout_images"]
+    md = (out / "SWEEP.md").read_text()
+    assert "### Over gate size" in md and "### Over layer" in md and "ng sweep --model tiny-random" in md
+    assert (out / "sweep.csv").read_text().startswith("setting,")
+    cand = out / "preset.neural_gate.tiny-random.json"
+    from ng_core.presets import load_preset
+
+    p = json.loads(cand.read_text())
+    assert "ng sweep" in p["description"] and str(out / "sweep.json") in p["description"]
+    assert p["evidence"]["setting"]["id"] == res["choice"]["setting"]["id"]
+    loaded = load_preset("tiny-random", 4, override=str(cand))
+    assert loaded["layer"] == res["choice"]["setting"]["layer"]
+    # rerun: nothing recomputed
+    calls.update(edit=0, evaluate=0)
+    assert main(argv) == 0
+    assert calls == {"edit": 0, "evaluate": 0}
+    # an interrupted setting (its summary lost, its stages cached): resumes from the stage cache
+    (out / "cells" / res["cells"][1]["setting"]["id"] / "cell.json").unlink()
+    assert main(argv) == 0
+    assert calls == {"edit": 0, "evaluate": 0}
+    capsys.readouterr()
