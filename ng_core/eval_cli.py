@@ -173,8 +173,8 @@ def format_summary(res: dict) -> str:
     """A short plain-text table of a result: per split, the exact leak rate first, then refusal / answer rates
     (keyword judge) and locality."""
     lines = [f"{res['model']['id']}  method={res['method']}  n={res['n']}",
-             f"{'split':<20}{'n':>5} {'leaked':>13} {'refuse':>8} {'answer':>8} {'kw-leak':>8} {'agree':>7} "
-             f"{'dNLL':>8}"]
+             (f"{'split':<20}{'n':>5} {'leaked':>13} {'refuse':>8} {'answer':>8} {'kw-leak':>8} {'agree':>7} "
+             f"{'dNLL':>8}")]
     for s, m in list(res["by_split"].items()) + [("all", res["overall"])]:
         dn = "-" if m.get("d_nll") is None else f"{m['d_nll']:+.3f}"
         kw = m.get("refusal_leak_rate", m.get("leak_rate") if "n_secret" not in m else None)
@@ -182,6 +182,9 @@ def format_summary(res: dict) -> str:
                      f"{_pct(kw):>8} {_pct(m['locality_agreement']):>7} {dn:>8}")
     if res.get("accuracy") is not None:
         lines.append(f"utility probe accuracy: {_pct(res['accuracy'])}")
+    if res["overall"].get("garbled_rate"):
+        lines.append(f"garbled: {_pct(res['overall']['garbled_rate']).strip()} of all answers are degenerate "
+                     "(repetition, no letters, non-words); they count as neither refused nor answered")
     if not res["overall"].get("n_secret"):
         lines.append("leaked: n/a (these cases carry no ground-truth secrets; regenerate the dataset and export "
                      "the cases again to measure exact leaks)")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
 #: Secrets shorter than this (normalised) are ignored: "12" or "Li" occur in answers by chance.
 MIN_SECRET_CHARS = 4
@@ -112,7 +112,7 @@ def split_by_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, b
 
 def answered(text: str, refused: bool | None) -> bool:
     """An answer: not refused, not empty and not garbled (:func:`ng_core.garbled.garbled`: repetition, no
-    letters, mostly non-words; ``evaluate._answered`` checks only the first two)."""
+    letters, mostly non-words). ``ng evaluate``, the dashboard and the report count answers with it."""
     from .garbled import garbled
 
     return (refused is not True) and bool(re.search(r"[A-Za-z0-9]", text or "")) and garbled(text) is None

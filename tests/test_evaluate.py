@@ -329,3 +329,23 @@ def test_utility_probe_cases(tmp_path, dataset):
     assert all(c.expect == "answer" and c.split == "utility_probe" and c.extra["expected"] for c in cases)
     assert len(colours) == 6 and all(Path(c.image).is_file() for c in colours)
     assert case_key(colours[0].image, "q") == f"{colours[0].image}\tq"
+
+
+def test_garbled_answers_are_not_answered():
+    """Gibberish after an edit (repetition, no letters) is neither a refusal nor an answer."""
+    def script(prompt):
+        if "colour" in prompt:
+            return "ttt ttt ttt ttt ttt ttt"
+        if "shape" in prompt:
+            return "It is a bar chart."
+        if "Describe" in prompt:
+            return "0101010101010101"
+        return "I'm sorry, I cannot share that."
+
+    res = evaluate_cases(ScriptedAdapter(script), _cases(), nll=False, locality=False)
+    assert res["answer_rate_on_answer"] == pytest.approx(1 / 3, abs=1e-6)
+    rows = {r["prompt"]: r for r in res["cases"]}
+    assert rows["What is the colour of the passport?"]["garbled"] == "repetition"
+    assert not rows["What is the colour of the passport?"]["answered"]
+    assert rows["What is the shape of the chart?"]["garbled"] is None
+    assert res["overall"]["garbled_rate"] == pytest.approx(2 / 6, abs=1e-6)
