@@ -202,3 +202,27 @@ def tradeoff_chart(result: dict) -> go.Figure:
                    xaxis=dict(title="benign answer rate", range=[-0.05, 1.08], tickformat=".0%"),
                    yaxis=dict(title="privacy refusal rate", range=[-0.05, 1.12], tickformat=".0%"),
                    legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+
+
+SWEEP_GATE_NAMES = {"neural_gate": "learned gate", "random_gate": "random gate", "complement_gate": "complement gate"}
+
+
+def sweep_curve(points: dict, axis_title: str, metric_title: str, part: str = "evaluation") -> go.Figure:
+    """Learned vs random (vs complement) gate along one sweep axis: mean over seeds with ± sd error bars.
+
+    ``points`` is :func:`ng_core.sweep_render.curve_points`'s dict (``x`` labels, per gate means and sds).
+    """
+    fig = go.Figure()
+    for i, (g, name) in enumerate(SWEEP_GATE_NAMES.items()):
+        if g not in points:
+            continue
+        fig.add_trace(go.Scatter(
+            x=points["x"], y=points[g], name=name, mode="lines+markers",
+            error_y={"type": "data", "array": [v or 0 for v in points[g + "_sd"]], "visible": True},
+            marker={"size": 9, "color": VARIANT_COLORS[i]},
+            line={"color": VARIANT_COLORS[i], "width": 2, "dash": "dot" if g != "neural_gate" else None},
+            hovertemplate=f"%{{x}}: %{{y:.0%}}<extra>{name}</extra>"))
+    return _layout(fig, f"{metric_title} over {axis_title} ({part} part, mean ± sd over seeds)", height=340,
+                   xaxis={"title": axis_title, "type": "category"},
+                   yaxis={"title": metric_title, "range": [-0.05, 1.05], "tickformat": ".0%"},
+                   legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1})

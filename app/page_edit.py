@@ -12,6 +12,7 @@ from app import charts
 from app import components as C
 from app import state as S
 from app.edit_compare import pair_section, tradeoff_section
+from app.sweep_view import sweep_section
 from ng_core.edit import GATE_SCOPE_HELP, GATE_SCOPES
 from ng_core.errors import NGError
 from ng_core.leaks import counts_label
@@ -109,6 +110,8 @@ if s.busy and s.job.kind == "edit":
 tradeoff_section(s, ds, cats, int(n_img), int(layer), edit_cfg, replace(mcfg, steps=int(msteps)), reuse)
 if s.busy and s.job.kind == "tradeoff":
     st.stop()
+
+sweep_section(s.adapter.model_id)
 
 # ---------------------------------------------------------------------------- load a saved edit
 edits = [r for r in s.runs() if r["kind"] == "edit" and not r["error"]]

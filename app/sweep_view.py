@@ -1,0 +1,56 @@
+"""Edit page section: the gate size x layer sweep of the current model (``ng sweep``), learned vs random."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from app import charts
+
+
+def sweep_dir() -> Path:
+    """Where `ng sweep` leaves its result folders (``$NG_SWEEP_DIR``, default ``out/sweep``)."""
+    return Path(os.environ.get("NG_SWEEP_DIR", "out/sweep")).expanduser()
+
+
+def sweep_section(model_id: str) -> None:
+    """Curves over gate size and over layer from the newest sweep folder of ``model_id``; nothing if none."""
+    from ng_core.sweep import METRICS, SweepError, find_sweeps, load_sweep
+    from ng_core.sweep_render import curve_points
+
+    root = sweep_dir()
+    try:
+        found = find_sweeps(root, model_id)
+    except OSError:
+        found = []
+    with st.expander("Does localisation matter? Gate size × layer sweep", expanded=bool(found)):
+        if not found:
+            st.caption(f"No `ng sweep` result for {model_id} in `{root}` (set NG_SWEEP_DIR to another folder). "
+                       "Run e.g. `ng sweep --model ng-mini-llava --reduced` to make one.")
+            return
+        names = [str(p) for p in found]
+        pick = st.selectbox("Sweep", names, key="w_sweep_pick") if len(names) > 1 else names[0]
+        try:
+            res = load_sweep(pick)
+        except SweepError as e:
+            st.error(str(e))
+            return
+        meta = res["meta"]
+        st.caption(f"`{meta['command']}` — {meta['n_done']} of {meta['n_settings']} settings, seeds "
+                   f"{', '.join(map(str, meta['seeds']))}, model fingerprint `{meta['model']['fingerprint']}`.")
+        ch = res.get("choice") or {}
+        if ch.get("statement"):
+            (st.success if ch.get("any_beats_random") else st.info)(ch["statement"])
+        metrics = [m for m in METRICS if m != "score"]
+        c1, c2 = st.columns(2)
+        metric = c1.selectbox("Metric", metrics, index=metrics.index("refusal_heldout_images"), key="w_sweep_metric",
+                              format_func=lambda m: METRICS[m][0])
+        part = c2.radio("Cases", ["evaluation", "validation"], key="w_sweep_part", horizontal=True,
+                        help="The preset candidate is chosen on the validation part only.")
+        for axis, title in (("gate", "gate size"), ("layer", "layer")):
+            pts = curve_points(res, axis, metric, part)
+            if len(pts["x"]) < 2:
+                st.caption(f"This sweep has fewer than two settings along {title}.")
+                continue
+            st.plotly_chart(charts.sweep_curve(pts, title, METRICS[metric][0], part), key=f"sweep_{axis}")
