@@ -95,8 +95,12 @@ if run is not None:
             S.flash(str(e), "error")
 
     with a3:
-        confirm = st.checkbox("Confirm delete", key="w_confirm_delete")
-        st.button("Delete", key="delete_run", disabled=not confirm, on_click=_delete, args=(name,))
+        may, why = s.can_delete_run(name)
+        confirm = st.checkbox("Confirm delete", key="w_confirm_delete", disabled=not may)
+        st.button("Delete", key="delete_run", disabled=not (confirm and may), on_click=_delete, args=(name,),
+                  help=why or None)
+        if not may:
+            st.caption("Saved by another session (or the CLI): read-only here.")
     t1, t2, t3 = st.tabs(["Configuration", "Metrics", "Files"])
     with t1:
         cfg = flat(run.config | {"seeds": run.seeds, "versions": run.versions})

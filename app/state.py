@@ -113,7 +113,8 @@ def studio(wait: float = 2.0) -> StudioSession:
         st.stop()
     s = ss.get("studio")
     if s is None or s.adapter is not job.result:
-        s = StudioSession(job.result, runs_dir=runs_dir())
+        s = StudioSession(job.result, runs_dir=runs_dir(),
+                          delete_any_run=os.environ.get("NG_DELETE_ANY_RUN", "") not in ("", "0"))
         ss["studio"] = s
         _restore_from_url(s)
     return s

@@ -6,6 +6,7 @@ the Runs page, downloads and deletes all go through :func:`run_path`.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import stat
@@ -62,3 +63,34 @@ def archive(path: Path) -> bytes:
                                           f"{MAX_ARCHIVE_BYTES:,} bytes")
                     z.writestr(f"{path.name}/{f.relative_to(path)}", fh.read())
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ ownership
+#: Beside run.json: which dashboard session saved the run (a hash of that session's secret token, so the
+#: file never lets anyone act as that session). Runs made by the CLI have none.
+OWNER_FILE = "saved_by.json"
+
+
+def _owner_hash(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"ng-run-owner:{token}".encode()).hexdigest()[:32]
+
+
+def mark_owner(path: Path, token: str) -> None:
+    """Record that the session holding ``token`` saved the run at ``path``."""
+    (Path(path) / OWNER_FILE).write_text(json.dumps({"owner": _owner_hash(token)}) + "\n")
+
+
+def owned_by(path: Path, token: str | None) -> bool:
+    """Did the session holding ``token`` save the run at ``path``? (False for CLI runs and unreadable files.)"""
+    if not token:
+        return False
+    f = Path(path) / OWNER_FILE
+    try:
+        if f.is_symlink() or not f.is_file() or f.stat().st_size > 4096:
+            return False
+        meta = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("owner") == _owner_hash(token)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import secrets
 import shutil
 import threading
 import time
@@ -518,9 +519,14 @@ class StudioSession:
     """One browser session's view of the shared model: inputs, gates, edit, runs and jobs."""
 
     def __init__(self, adapter, *, runs_dir="runs", max_new_tokens: int = 32,
-                 stale_after: float | None = DEFAULT_STALE_AFTER):
-        """``stale_after``: a job of this session not heartbeated for that long cancels itself (None: never)."""
+                 stale_after: float | None = DEFAULT_STALE_AFTER, delete_any_run: bool = False):
+        """``stale_after``: a job of this session not heartbeated for that long cancels itself (None: never).
+        ``delete_any_run``: allow deleting runs this session did not save (a single-user machine); by default
+        a shared runs folder only lets the session that saved a run delete it."""
         self.adapter = adapter
+        self.delete_any_run = bool(delete_any_run)
+        #: this session's secret: runs it saves are marked with its hash (run_folders.mark_owner)
+        self._owner_token = secrets.token_hex(16)
         self.stale_after = stale_after
         self.runs_dir = Path(runs_dir).expanduser()
         self.max_new_tokens = int(max_new_tokens)
@@ -863,6 +869,7 @@ class StudioSession:
         if path.exists():
             raise BundleError(f"a run named {name!r} already exists; choose another name or delete it first")
         run.save(path)
+        run_folders.mark_owner(path, self._owner_token)
         self._log("save", f"{run.kind} run saved as {name}")
         return path
 
@@ -871,10 +878,23 @@ class StudioSession:
             raise NGError("there is no edit to save: run an edit first")
         return self.save_run(self.edit_run, name)
 
+    def can_delete_run(self, name: str) -> tuple[bool, str]:
+        """Whether this session may delete run ``name``, and why not (a shared runs folder: only the session
+        that saved a run deletes it, unless ``delete_any_run``)."""
+        path = self.run_path(name)
+        if self.delete_any_run or run_folders.owned_by(path, self._owner_token):
+            return True, ""
+        return False, (f"run {name!r} was not saved by this browser session, so it cannot be deleted here; "
+                       "delete its folder on disk, or start the dashboard with NG_DELETE_ANY_RUN=1 on a "
+                       "single-user machine")
+
     def delete_run(self, name: str) -> None:
         path = self.run_path(name)
         if not (path / "run.json").is_file():
             raise BundleError(f"{path} is not a run bundle; nothing was deleted")
+        ok, why = self.can_delete_run(name)
+        if not ok:
+            raise BundleError(why + "; nothing was deleted")
         shutil.rmtree(path)
         with self._lock:
             if self.edit_run is not None and self.edit_run.path == path:

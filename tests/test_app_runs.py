@@ -56,7 +56,15 @@ def test_list_inspect_load_compare_delete(runs):
     assert "config.mask.lr" not in cmp.index  # the same in both
     at.toggle(key="w_cmp_diff").set_value(False).run()
     assert len(at.dataframe[-1].value) > len(cmp)
-    # delete needs a confirmation
+    # runs this session did not save (here: written by the CLI) are read-only
+    at.selectbox(key="w_run_pick").set_value("loc-b").run()
+    assert at.button(key="delete_run").disabled and at.checkbox(key="w_confirm_delete").disabled
+    assert "read-only here" in texts(at)
+
+
+def test_delete_needs_a_confirmation_and_ownership(runs, monkeypatch):
+    monkeypatch.setenv("NG_DELETE_ANY_RUN", "1")  # a single-user machine
+    at = new_app(runs).switch_page("app/page_runs.py").run()
     at.selectbox(key="w_run_pick").set_value("loc-b").run()
     assert at.button(key="delete_run").disabled
     at.checkbox(key="w_confirm_delete").check().run()

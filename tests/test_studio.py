@@ -274,10 +274,16 @@ def test_runs_save_load_delete_archive(session, records, tiny, tmp_path):
     assert other.ask(prompt=PROMPT, max_new_tokens=12).text == edited
     z = zipfile.ZipFile(io.BytesIO(other.run_archive("my-edit")))
     assert "my-edit/run.json" in z.namelist()
-    other.delete_run("my-edit")
+    # a shared runs folder: only the session that saved a run deletes it
+    assert other.can_delete_run("my-edit")[0] is False
+    with pytest.raises(BundleError, match="not saved by this browser session"):
+        other.delete_run("my-edit")
+    assert path.exists()
+    assert StudioSession(tiny, runs_dir=tmp_path / "runs", delete_any_run=True).can_delete_run("my-edit")[0]
+    session.delete_run("my-edit")
     assert not path.exists() and other.runs() == []
     with pytest.raises(BundleError):
-        other.delete_run("my-edit")
+        session.delete_run("my-edit")
 
 
 def test_private_upload_stays_out_of_shared_cache(tiny):
