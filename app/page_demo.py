@@ -154,7 +154,11 @@ if st.button("Find the privacy neurons", key="demo_localize", disabled=s.busy):
     except NGError as e:
         st.error(str(e))
 C.job_panel(("localize",), "Finding the privacy neurons")
-if s.busy:
+if s.busy and s.job.kind != "edit":
+    # Only a running localization (or a job of another page) ends the page here. A running edit must not:
+    # its progress panel below polls the job and reruns the page when it ends, and nothing else would.
+    if s.job.kind != "localize":
+        st.info(f"A {s.job.kind} job started on another page is running; the demo continues when it ends.")
     st.stop()
 if not located:
     st.stop()
@@ -171,12 +175,12 @@ st.caption("A quick test without changing any weight: we silence those neurons w
            "answer changes, they matter for it.")
 sel = view.selection() if n_sel else view.top_per_layer(D["gate_top"])
 g1, g2 = st.columns(2)
-if g1.button("Switch the privacy neurons off", key="demo_gates"):
+if g1.button("Switch the privacy neurons off", key="demo_gates", disabled=s.busy):
     s.set_gates(s.make_gates(sel, 0.0, "subject", "residual", label="demo gate"))
     ss["demo_gated"] = True
-if g2.button("Switch them back on", key="demo_gates_off", disabled=not s.gates):
+if g2.button("Switch them back on", key="demo_gates_off", disabled=s.busy or not s.gates):
     s.clear_gates()
-if ss.get("demo_gated"):
+if ss.get("demo_gated") and not s.busy:  # no answer on the model while the edit trains on it
     try:
         gated = s.ask(interventions="gates", max_new_tokens=D["max_new_tokens"]) if s.gates else None
     except NGError as e:

@@ -82,3 +82,40 @@ def test_edit_with_the_current_image_and_more_than_two_images(tmp_path):
     s = at.session_state["studio"]
     assert not at.exception and s.job.status == "done", s.job.error_message()
     assert s.edit_run.metrics["diagnostics"]["passport"]["n_edits"] == 3 * 2 + 1  # 3 samples x 2 questions + yours
+
+
+def test_a_running_edit_shows_its_progress_on_the_demo_page(tmp_path, monkeypatch):
+    """While the demo's edit runs, the page reaches step 5 and draws the edit's progress panel: that panel's
+    fragment is what notices the end of the job in a browser and reruns the page. (The page used to stop at
+    step 3 whenever any job ran, so in Chromium the edit never showed as finished.)"""
+    import threading
+
+    from ng_core import pipeline
+
+    at = new_app(tmp_path / "runs", page=None)
+    s = at.session_state["studio"]
+    at.button(key="demo_use_sample").click().run()
+    at.button(key="demo_ask").click().run()
+    at.button(key="demo_localize").click().run()
+    at = finish_job(at)
+    at.button(key="demo_gates").click().run()
+    assert s.gates
+    release, real = threading.Event(), pipeline.edit_with_control
+
+    def held(*a, **kw):
+        assert release.wait(120)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "edit_with_control", held)
+    try:
+        at.button(key="demo_edit").click().run()
+        assert s.busy and s.job.kind == "edit" and not at.exception, at.exception
+        labels = [st.label for st in at.status]
+        assert any(l.startswith("Editing: running") for l in labels), labels
+        assert at.button(key="demo_gates").disabled  # no gate toggles (and no answers) while the edit trains
+    finally:
+        release.set()
+    at = finish_job(at)
+    assert not at.exception, at.exception
+    assert s.job.status == "done" and s.edit_pair is not None
+    assert "Editing finished in" in texts(at)
