@@ -9,6 +9,7 @@ the skip into a failure.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -45,18 +46,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    _require_browser()
+def _require_playwright():
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError as e:
         if os.environ.get("NG_REQUIRE_BROWSER") == "1":
             pytest.fail(f"NG_REQUIRE_BROWSER=1 but playwright is not installed: {e}")
         pytest.skip(f"playwright is not installed: {e}")
-    tmp = tmp_path_factory.mktemp("browser")
+
+
+@contextlib.contextmanager
+def _streamlit(tmp: Path, model: str):
+    """``streamlit run`` of the dashboard on a free localhost port, as a user starts it (the repository's
+    ``.streamlit/config.toml`` applies), with ``NG_MODEL=model`` and runs and data under ``tmp``."""
     port = _free_port()
-    env = dict(os.environ, NG_MODEL="tiny-random", NG_RUNS_DIR=str(tmp / "runs"), NG_DATA_DIR=str(tmp / "data"),
+    env = dict(os.environ, NG_MODEL=model, NG_RUNS_DIR=str(tmp / "runs"), NG_DATA_DIR=str(tmp / "data"),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_WAIT_POLICY="PASSIVE")
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen(
@@ -89,8 +93,8 @@ def server(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def page(server):
+@contextlib.contextmanager
+def _chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -102,6 +106,20 @@ def page(server):
             yield pg
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _require_browser()
+    _require_playwright()
+    with _streamlit(tmp_path_factory.mktemp("browser"), "tiny-random") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with _chromium() as pg:
+        yield pg
 
 
 def _idle(page, settle: float = 0.3):
@@ -237,3 +255,84 @@ def test_full_flow_in_chromium(server, page):
 
     log = server["log"].read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+def _walk_guided_demo(page, server, job_wait: int, shot: str | None = None) -> dict:
+    """Click through the guided demo (the landing page) as a user would; returns the seconds each step took
+    in the browser. A job step waits up to ``job_wait`` ms for the page itself to say the job finished: the
+    page has to notice the end of a background job on its own (its progress fragment reruns it)."""
+    from playwright.sync_api import expect
+
+    times, t0 = {}, [time.monotonic()]
+
+    def lap(step):
+        times[step] = round(time.monotonic() - t0[0], 1)
+        t0[0] = time.monotonic()
+
+    expect.set_options(timeout=WAIT)
+    page.goto(server["url"] + "/")
+    page.get_by_role("heading", name="Guided demo").wait_for(timeout=job_wait)  # the model loads first
+    _idle(page)
+    lap("open")
+    page.get_by_role("button", name="Use this sample card").click()
+    _idle(page)
+    expect(page.get_by_text(re.compile("true private values on this card"))).to_be_visible()
+    page.get_by_role("button", name="Ask the unedited model").click()
+    expect(page.get_by_text("The unedited model", exact=True)).to_be_visible()
+    lap("card and unedited answer")
+    page.get_by_role("button", name="Find the privacy neurons").click()
+    expect(page.get_by_text(re.compile("^Finding the privacy neurons finished in"))).to_be_visible(timeout=job_wait)
+    expect(page.get_by_text(re.compile(r"privacy neurons found at L\d"))).to_be_visible()
+    expect(page.locator(".js-plotly-plot .heatmaplayer").first).to_be_attached()
+    lap("localize")
+    page.get_by_role("button", name="Switch the privacy neurons off").click()
+    expect(page.get_by_text("Privacy neurons switched off", exact=True)).to_be_visible()
+    lap("gates")
+    page.get_by_role("button", name=re.compile("^Edit the model")).click()
+    expect(page.get_by_text(re.compile("^Editing finished in"))).to_be_visible(timeout=job_wait)
+    lap("edit")
+    page.get_by_role("button", name="Test on held-out cards").click()
+    expect(page.get_by_text("Leaked / refused / answered").first).to_be_visible(timeout=job_wait)
+    assert page.get_by_text("Leaked / refused / answered").count() == 3
+    expect(page.get_by_role("heading", name=re.compile("Where the edit went"))).to_be_visible()
+    lap("before / after")
+    page.get_by_role("button", name="Prepare the report").click()
+    _idle(page)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download the report (HTML)").click()
+    path = server["tmp"] / "demo-report.html"
+    dl.value.save_as(str(path))
+    doc = path.read_text(encoding="utf-8")
+    assert "Plotly.newPlot" in doc and not re.search(r"<script[^>]*\bsrc\s*=", doc)
+    page.goto(path.as_uri())  # the report draws its charts with no server and no network
+    expect(page.locator(".js-plotly-plot").first).to_be_attached()
+    lap("report")
+    page.goto(server["url"] + "/")
+    page.get_by_role("heading", name="Guided demo").wait_for()
+    _idle(page)
+    if shot:
+        _shot(page, shot)
+    log = server["log"].read_text()
+    assert "Traceback" not in log, log[-3000:]
+    return times
+
+
+def test_guided_demo_in_chromium(server, page):
+    """The landing page walks the whole story on tiny-random: card, leak, neurons, gates, edit, before/after,
+    where ΔW went, and the HTML report (which then opens offline in the same browser)."""
+    times = _walk_guided_demo(page, server, job_wait=300_000, shot="demo")
+    print("guided demo on tiny-random, seconds per step:", times)
+
+
+@pytest.mark.slow
+def test_guided_demo_on_the_default_model_in_chromium(tmp_path):
+    """The same walk on the default model (ng-mini-llava): minutes on a 2-core CPU, so it runs only with
+    ``NG_BROWSER_DEFAULT_MODEL=1``. Each job may take up to 20 minutes (a busy machine); the seconds of each
+    step are printed (run with ``-s``)."""
+    if os.environ.get("NG_BROWSER_DEFAULT_MODEL") != "1":
+        pytest.skip("set NG_BROWSER_DEFAULT_MODEL=1 to walk the guided demo on ng-mini-llava (minutes)")
+    _require_browser()
+    _require_playwright()
+    with _streamlit(tmp_path, "ng-mini-llava") as srv, _chromium() as pg:
+        times = _walk_guided_demo(pg, srv, job_wait=1_200_000)
+    print(f"guided demo on ng-mini-llava, seconds per step: {times}; load average {os.getloadavg()}")
