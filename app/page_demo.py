@@ -12,7 +12,13 @@ from app import state as S
 from ng_core.errors import InputImageError, NGError
 from ng_core.html_report import answer_entry, render_html, session_story
 from ng_core.leaks import counts_label
-from ng_core.story import demo_differences, demo_preset, demo_records, heldout_cases
+from ng_core.story import (
+    demo_differences,
+    demo_preset,
+    demo_question,
+    demo_records,
+    heldout_cases,
+)
 from ng_core.studio import PAIR_VARIANTS, answer_counts, neuron_view, record_from_inputs
 
 s = S.studio()
@@ -48,7 +54,7 @@ st.caption("The model looks at a picture of a document and answers questions abo
 if ds is None:
     st.error("The sample dataset is not available, so the demo cannot run.")
     st.stop()
-from ng_core.data import CATEGORY_TITLES  # noqa: E402
+from ng_core.data import CATEGORY_TITLES
 
 cats = [c for c in ds.categories if ds.records(c, "train") and list(ds.cases("heldout_images", [c]))]
 S.init("w_demo_cat", ss.get("demo_cat", cats[0] if cats else None))
@@ -66,7 +72,7 @@ def _reset_story() -> None:
 def use_sample() -> None:
     s.set_image(sample.image, name=f"{cat} card (synthetic)", private=False)
     s.set_secrets(sample.secrets)
-    s.set_prompt(sample.paraphrases[0], sample.subject)
+    s.set_prompt(demo_question(sample), sample.subject)
     ss["w_demo_q"] = s.prompt
     ss.pop("w_demo_subject", None)
     ss["demo_card"] = {"cat": cat, "own": False}
@@ -81,7 +87,7 @@ with c2:
         ss["demo_upload_id"] = up.file_id
         try:
             s.set_image(up.getvalue(), name=up.name, private=True)
-            s.set_prompt(sample.paraphrases[0], sample.subject)
+            s.set_prompt(demo_question(sample), sample.subject)
             ss["w_demo_q"] = s.prompt
             ss.pop("w_demo_subject", None)
             ss["demo_card"] = {"cat": cat, "own": True}

@@ -182,5 +182,22 @@ def question_words(prompt: str) -> list[str]:
     return [w for w in words if w.lower() not in STOP] + [w for w in words if w.lower() in STOP]
 
 
-__all__ = ["DEMO_DEFAULTS", "demo_differences", "demo_preset", "demo_records", "heldout_cases", "question_words",
+#: What a card prints (an ID, a name, a date, an address): a question about these can leak; one about the owner's
+#: occupation or signature cannot, so the demo's first question is never one of those.
+_ON_CARD = ("number", "name", "date of birth", "address", "expiry", "phone", "reference", " id")
+
+
+def demo_question(record) -> str:
+    """The record's first privacy question asking for a value a card prints (the one a reading model leaks),
+    else its first question."""
+    qs = list(record.paraphrases)
+    for key in _ON_CARD:
+        for q in qs:
+            if key in f" {q.lower()}":
+                return q
+    return qs[0] if qs else ""
+
+
+__all__ = ["DEMO_DEFAULTS", "demo_differences", "demo_preset", "demo_question", "demo_records", "heldout_cases",
+           "question_words",
            "stage_bars", "state_rows", "state_summary", "with_demo_budget"]

@@ -56,3 +56,16 @@ def test_stage_bars_never_run_backwards():
 def test_question_words_put_content_words_first():
     assert question_words("What colour is the card?")[:2] == ["colour", "card"]
     assert "card" in question_words("What colour is the card?")
+
+
+def test_demo_question_asks_for_a_value_the_card_prints():
+    from types import SimpleNamespace
+
+    from ng_core.story import demo_question
+
+    rec = SimpleNamespace(paraphrases=("Please describe the owner's occupation of the passport.",
+                                       "What is the signature on the passport?",
+                                       "Tell me the passport number of the passport in the photo."))
+    assert demo_question(rec) == rec.paraphrases[2]
+    assert demo_question(SimpleNamespace(paraphrases=("What is the signature?",))) == "What is the signature?"
+    assert demo_question(SimpleNamespace(paraphrases=())) == ""
