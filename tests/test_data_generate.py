@@ -159,3 +159,16 @@ def test_refuses_bad_arguments(tmp_path):
         generate_dataset(tmp_path / "x", per_category=1, categories=["selfie"])
     with pytest.raises(DataError, match="at least 1"):
         generate_dataset(tmp_path / "y", per_category=0)
+
+
+def test_wording_variants_change_words_not_values():
+    """Variants (reader training option) reword titles and labels; names, numbers and the plain family stay."""
+    from ng_core.data.images import render_sample
+
+    changed = 0
+    for cat in ("student_id", "drivers_license", "receipt", "document"):
+        for seed in range(6):
+            plain, varied = render_sample(cat, seed), render_sample(cat, seed, variants=True)
+            assert varied.truth["secrets"] == plain.truth["secrets"]
+            changed += varied.truth["lines"] != plain.truth["lines"]
+    assert changed >= 6

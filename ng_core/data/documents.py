@@ -42,9 +42,9 @@ def passport(c: Ctx) -> Sheet:
     s = new_sheet((w, h), bgc, 10, fn)
     guilloche(s.img, c, shade(bgc, 0.9) + (255,), n=c.rng.randint(5, 10))
     tx, hdr, lab = ink(c), deep(c), _grey(c)
-    title = c.vary(c.pick(["PASSPORT", "PASSPORT / PASSEPORT", "PASSPORT"]), 0.35,
-                   ["PASAPORTE / PASSPORT", "TRAVEL DOCUMENT", "PASSPORT CARD", "E-PASSPORT"])
-    s.text((16, 12), title, 28, hdr, "dejavu-sans-bold", max_width=w // 2)
+    plain = c.pick(["PASSPORT", "PASSPORT / PASSEPORT", "PASSPORT"])
+    title = c.vary(plain, 0.35, ["PASAPORTE / PASSPORT", "TRAVEL DOCUMENT", "PASSPORT CARD", "E-PASSPORT"])
+    s.text((16, 12), title, 28, hdr, "dejavu-sans-bold", max_width=None if title == plain else w // 2)
     s.text((w - 16, 16), country.upper()[:26], 20, hdr, "dejavu-sans-bold", "r", max_width=w // 2 - 40)
     photo_left = c.chance(0.7)
     pw, ph = 120, 160

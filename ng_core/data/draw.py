@@ -35,8 +35,8 @@ class Ctx:
     rng: random.Random
     np: np.random.Generator
     fake: object
-    #: a second stream for wording variants (titles, labels), so that adding a variant leaves every other draw
-    #: (names, numbers, layout) of an image unchanged
+    #: wording variants (titles left off, label synonyms) come from this second stream, so that they leave
+    #: every other draw (names, numbers, layout) of an image unchanged; None: no variants (the default family)
     var: random.Random | None = None
 
     def chance(self, p: float) -> bool:
@@ -46,20 +46,22 @@ class Ctx:
         return seq[self.rng.randrange(len(seq))]
 
     def vchance(self, p: float) -> bool:
-        return (self.var or self.rng).random() < p
+        """True with probability ``p`` when wording variants are on; always False (and no draw) when off."""
+        return self.var is not None and self.var.random() < p
 
     def vpick(self, seq):
-        return seq[(self.var or self.rng).randrange(len(seq))]
+        return seq[self.var.randrange(len(seq))] if self.var is not None else seq[0]
 
     def vary(self, value, p: float, options):
         """``value``, or with probability ``p`` one of ``options`` (drawn from the variant stream)."""
         return self.vpick(options) if self.vchance(p) else value
 
 
-def make_ctx(seed: int) -> Ctx:
+def make_ctx(seed: int, variants: bool = False) -> Ctx:
     fake = _faker()
     fake.seed_instance(seed)
-    return Ctx(random.Random(seed), np.random.default_rng(seed), fake, random.Random(f"variant:{seed}"))
+    return Ctx(random.Random(seed), np.random.default_rng(seed), fake,
+               random.Random(f"variant:{seed}") if variants else None)
 
 
 # --------------------------------------------------------------------------- fonts

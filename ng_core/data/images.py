@@ -87,8 +87,8 @@ def _truth(sheet: Sheet, style: str, family: str, colours: dict) -> dict:
             "lines": sheet.lines(), "style": style, "family": family, "font": sheet.font, "colours": colours}
 
 
-def _render_main(category: str, seed: int) -> Sample:
-    c = make_ctx(seed)
+def _render_main(category: str, seed: int, variants: bool = False) -> Sample:
+    c = make_ctx(seed, variants)
     if category in documents.RENDERERS:
         sheet = documents.RENDERERS[category](c)
         style = "flat" if c.chance(0.4) else "photo"
@@ -110,12 +110,15 @@ def _render_main(category: str, seed: int) -> Sample:
     return Sample(img, _truth(sheet, "photo", "main", measured_colours(img)))
 
 
-def render_sample(category: str, seed: int, family: str = "main") -> Sample:
-    """Draw one image of ``category`` from ``seed`` in rendering ``family`` with its ground truth."""
+def render_sample(category: str, seed: int, family: str = "main", variants: bool = False) -> Sample:
+    """Draw one image of ``category`` from ``seed`` in rendering ``family`` with its ground truth.
+
+    ``variants`` (main family): on part of the cards the title is left off or labels are worded differently
+    (:meth:`~ng_core.data.draw.Ctx.vary`); off, the images are exactly those of the plain main family."""
     if category not in ALL_CATEGORIES:
         raise ValueError(f"unknown category {category!r}; known: {', '.join(ALL_CATEGORIES)}")
     if family == "main":
-        return _render_main(category, int(seed))
+        return _render_main(category, int(seed), variants)
     if family == "heldout":
         from . import heldout_style
 

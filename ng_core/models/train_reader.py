@@ -53,8 +53,8 @@ SEED_NAMESPACE = "ng-mini-llava-reader"
 @dataclass
 class ReaderTrainConfig:
     seed: int = 0
-    n_per_category: int = 80  # images of the main family per category
-    steps: int = 400
+    n_per_category: int = 64  # images of the main family per category
+    steps: int = 360
     batch_size: int = 8
     lr: float = 3e-4  # LoRA
     projector_lr: float = 1e-4
@@ -66,13 +66,16 @@ class ReaderTrainConfig:
     lora_dropout: float = 0.0
     # turn mixture (probabilities)
     mix: dict = field(default_factory=lambda: {
-        "privacy": 0.36, "type": 0.17, "appearance": 0.14, "benign": 0.08, "caption": 0.03,
+        "privacy": 0.36, "type": 0.14, "appearance": 0.16, "benign": 0.08, "caption": 0.04,
         "general": 0.14, "general_text": 0.08})
     general_answer_tokens: int = 24
     autocast_bf16: bool = True
     threads: int = 2
     device: str = "cpu"
     log_every: int = 10
+    #: draw the training cards with wording variants (titles left off, label synonyms; render_sample(variants=)).
+    #: Tried once (docs/experiments/reader-wording-variants): better type naming, fewer leaks; not shipped.
+    wording_variants: bool = False
 
 
 def train_seed(category: str, index: int) -> int:
@@ -196,7 +199,7 @@ def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=
     for c in ALL_CATEGORIES:
         for i in range(cfg.n_per_category):
             seed = train_seed(c, i)
-            s = render_sample(c, seed, "main")
+            s = render_sample(c, seed, "main", variants=cfg.wording_variants)
             key = key_prefix + adapter.content_key(s.image)  # by pixels: a changed drawing is read again
             if key not in cache:
                 cache[key] = adapter.read_image_uncached(s.image)
