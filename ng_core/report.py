@@ -207,13 +207,17 @@ def _dataset(cfg: ReportConfig, workdir: Path, log):
 
     if cfg.data:
         return load_dataset(cfg.data)
+    from .models.filelock import exclusive_lock
+
     folder = workdir / "data"
     stamp = folder / ".ng-report.json"
     want = {"seed": cfg.data_seed, "per_category": cfg.per_category}
-    if not (folder / "dataset.json").exists() or not stamp.exists() or json.loads(stamp.read_text()) != want:
-        log(f"generating the dataset in {folder} (seed {cfg.data_seed}, {cfg.per_category} images per category)")
-        generate_dataset(folder, seed=cfg.data_seed, per_category=cfg.per_category)
-        stamp.write_text(json.dumps(want))
+    workdir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(workdir / ".data.lock"):  # a second worker on the same workdir waits, then reuses it
+        if not (folder / "dataset.json").exists() or not stamp.exists() or json.loads(stamp.read_text()) != want:
+            log(f"generating the dataset in {folder} (seed {cfg.data_seed}, {cfg.per_category} images per category)")
+            generate_dataset(folder, seed=cfg.data_seed, per_category=cfg.per_category)
+            stamp.write_text(json.dumps(want))
     return load_dataset(folder)
 
 

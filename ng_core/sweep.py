@@ -470,6 +470,7 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
     """Run (or resume) every setting, aggregate, choose, write ``OUT/sweep.json``, CSV, Markdown and preset."""
     from .data import generate_dataset, load_dataset
     from .models import load_model
+    from .models.filelock import exclusive_lock
     from .presets import load_preset
     from .report import ReportError, run_report
 
@@ -490,12 +491,15 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
         data = str(out / "data")
         stamp = out / "data" / ".ng-sweep.json"
         want = {"seed": cfg.data_seed, "per_category": cfg.per_category}
-        if not stamp.exists() or json.loads(stamp.read_text()) != want:
-            if cfg.render_only:
-                raise SweepError(f"no dataset in {out / 'data'}: run without --render-only first")
-            log(f"generating the dataset in {data} (seed {cfg.data_seed}, {cfg.per_category} images per category)")
-            generate_dataset(data, seed=cfg.data_seed, per_category=cfg.per_category)
-            stamp.write_text(json.dumps(want))
+        out.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(out / ".data.lock"):  # a second worker waits for the first one's dataset
+            if not stamp.exists() or json.loads(stamp.read_text()) != want:
+                if cfg.render_only:
+                    raise SweepError(f"no dataset in {out / 'data'}: run without --render-only first")
+                log(f"generating the dataset in {data} (seed {cfg.data_seed}, {cfg.per_category} images per "
+                    "category)")
+                generate_dataset(data, seed=cfg.data_seed, per_category=cfg.per_category)
+                stamp.write_text(json.dumps(want))
     ds = load_dataset(data)
     missing = [c for c in cfg.categories if c not in ds.categories]
     if missing:
