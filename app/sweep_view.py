@@ -14,16 +14,23 @@ def sweep_dir() -> Path:
     return Path(os.environ.get("NG_SWEEP_DIR", "out/sweep")).expanduser()
 
 
+#: Sweeps published with the project (their numbers are quoted in RESULTS.md).
+SHIPPED = Path(__file__).resolve().parent.parent / "docs" / "results"
+
+
 def sweep_section(model_id: str) -> None:
-    """Curves over gate size and over layer from the newest sweep folder of ``model_id``; nothing if none."""
+    """Curves over gate size and over layer from the sweep folders of ``model_id`` (the user's newest first,
+    then the ones published with the project); nothing if none."""
     from ng_core.sweep import METRICS, SweepError, find_sweeps, load_sweep
     from ng_core.sweep_render import curve_points
 
     root = sweep_dir()
-    try:
-        found = find_sweeps(root, model_id)
-    except OSError:
-        found = []
+    found = []
+    for r in (root, SHIPPED):
+        try:
+            found += [p for p in find_sweeps(r, model_id) if p not in found]
+        except OSError:
+            pass
     with st.expander("Does localisation matter? Gate size × layer sweep", expanded=bool(found)):
         if not found:
             st.caption(f"No `ng sweep` result for {model_id} in `{root}` (set NG_SWEEP_DIR to another folder). "

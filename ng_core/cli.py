@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(p)
     p.set_defaults(func=cmd_model_info)
 
-    for mod in ("ng_core.data.cli", "ng_core.eval_cli", "ng_core.tradeoff", "ng_core.html_report", "ng_core.sweep"):
+    for mod in ("ng_core.data.cli", "ng_core.eval_cli", "ng_core.tradeoff", "ng_core.html_report", "ng_core.sweep_cli"):
         try:
             __import__(mod, fromlist=["register"]).register(sub)
         except ImportError as e:
