@@ -203,8 +203,8 @@ def bench_browser(model: str, data_dir: str, runs_dir: str, repeats: int) -> dic
                     page.get_by_role("heading", name=re.compile(re.escape(title.split(" &")[0]))).first.wait_for()
                 return act(go)
 
-            step('page.goto(url + "/")')
-            page.goto(url + "/")
+            step('page.goto(url + "/model")')
+            page.goto(url + "/model")
             page.get_by_role("heading", name="Model & inputs").wait_for()
             idle()
             # the time of the last change anywhere in the app (see act())
