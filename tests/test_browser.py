@@ -188,6 +188,7 @@ def test_full_flow_in_chromium(server, page):
     expect(page.get_by_text(re.compile("the 5% smallest m"))).to_be_visible()
     _idle(page)
     page.get_by_text("Save this localization as a run").click()
+    _idle(page)  # the expander's rerun must settle, or the Save click can land on a page being redrawn
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_text(re.compile("^Saved to"))).to_be_visible()
     _shot(page, "localize")
