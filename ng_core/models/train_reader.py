@@ -76,6 +76,10 @@ class ReaderTrainConfig:
     #: draw the training cards with wording variants (titles left off, label synonyms; render_sample(variants=)).
     #: Tried once (docs/experiments/reader-wording-variants): better type naming, fewer leaks; not shipped.
     wording_variants: bool = False
+    #: share of the privacy turns asked about an attribute whose value the card shows (and the OCR read); the rest
+    #: pick any attribute, so "does not show" answers stay taught. None: every attribute equally likely (shipped
+    #: v1 and the variants experiment), which makes about 40% of privacy turns "does not show" answers.
+    answerable_share: float | None = None
 
 
 def train_seed(category: str, index: int) -> int:
@@ -134,8 +138,11 @@ def field_for(attr: str, fields: list, readable: set) -> str | None:
     return None
 
 
-def privacy_turn(category: str, truth: dict, reading: str | None, rng: random.Random) -> tuple[str, str]:
-    """A privacy question answered with the true value the OCR read (or 'not shown' when it is not there)."""
+def privacy_turn(category: str, truth: dict, reading: str | None, rng: random.Random,
+                 answerable_share: float | None = None) -> tuple[str, str]:
+    """A privacy question answered with the true value the OCR read (or 'not shown' when it is not there).
+
+    ``answerable_share``: probability that the attribute asked is one the card shows (see ReaderTrainConfig)."""
     subject = SUBJECTS[category]
     read = norm(reading or "")
     readable = {v for v in truth.get("secrets", []) if norm(v) and norm(v) in read}
@@ -151,7 +158,11 @@ def privacy_turn(category: str, truth: dict, reading: str | None, rng: random.Ra
     attrs = SENSITIVE_ATTRIBUTES.get(category, ())
     if not attrs:
         raise ValueError(f"{category} has no private attributes")
-    attr = rng.choice(attrs)
+    if answerable_share is not None and rng.random() < answerable_share:
+        shown = [a for a in attrs if field_for(a, truth.get("fields", []), readable) is not None]
+        attr = rng.choice(shown) if shown else rng.choice(attrs)
+    else:
+        attr = rng.choice(attrs)
     q = f"What is the {attr}?" if rng.random() < 0.15 else fill(rng.choice(TRAIN_FAMILIES), attr, subject, place)
     val = field_for(attr, truth.get("fields", []), readable)
     if val is None:
@@ -315,7 +326,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=_print) -> 
                 fs.append(None if text_only else k)
                 continue
             if kind == "privacy":
-                q, a = privacy_turn(cat, truth, reading, rng)
+                q, a = privacy_turn(cat, truth, reading, rng, cfg.answerable_share)
             elif kind == "type":
                 q, a = rng.choice(TYPE_QUESTIONS_TRAIN), rng.choice(TYPE_ANSWERS[cat])
             elif kind == "caption":
