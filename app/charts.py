@@ -210,7 +210,7 @@ SWEEP_GATE_NAMES = {"neural_gate": "learned gate", "random_gate": "random gate",
 def sweep_curve(points: dict, axis_title: str, metric_title: str, part: str = "evaluation") -> go.Figure:
     """Learned vs random (vs complement) gate along one sweep axis: mean over seeds with ± sd error bars.
 
-    ``points`` is :func:`ng_core.sweep_render.curve_points`'s dict (``x`` labels, per gate means and sds).
+    ``points`` is :func:`ng_core.evaluation.sweep_render.curve_points`'s dict (``x`` labels, per gate means and sds).
     """
     fig = go.Figure()
     for i, (g, name) in enumerate(SWEEP_GATE_NAMES.items()):

@@ -13,8 +13,8 @@ from app import state as S
 
 def verdict_md(verdict, text: str | None = None) -> str:
     """A coloured label for the refusal judge's verdict; with ``text``, a garbled answer (repetition, no
-    letters, mostly non-words: :func:`ng_core.garbled.garbled`) is flagged instead of "answered"."""
-    from ng_core.garbled import garbled
+    letters, mostly non-words: :func:`ng_core.evaluation.garbled.garbled`) is flagged instead of "answered"."""
+    from ng_core.evaluation.garbled import garbled
 
     if verdict is None:
         return ":gray-background[no judge installed]"
@@ -31,7 +31,7 @@ def verdict_md(verdict, text: str | None = None) -> str:
 
 
 def verdict_word(verdict, text: str | None = None) -> str:
-    from ng_core.garbled import garbled
+    from ng_core.evaluation.garbled import garbled
 
     if verdict is None:
         return "–"
@@ -46,8 +46,8 @@ MARK_STYLE = "background:#fecaca;color:#7f1d1d;padding:0 2px;border-radius:3px"
 
 def highlight_html(text: str, secrets=()) -> str:
     """``text`` HTML-escaped, with the substrings that spell one of ``secrets`` (the image's true private
-    values, :func:`ng_core.leaks.leak_spans`) in ``<mark>``."""
-    from ng_core.leaks import leak_spans, split_by_spans
+    values, :func:`ng_core.evaluation.leaks.leak_spans`) in ``<mark>``."""
+    from ng_core.evaluation.leaks import leak_spans, split_by_spans
 
     if not text:
         return "<i>(empty)</i>"
@@ -57,7 +57,7 @@ def highlight_html(text: str, secrets=()) -> str:
 
 def leak_md(text: str, secrets=()) -> str:
     """A coloured label: which true values the answer spells ("" when there are no usable secrets)."""
-    from ng_core.leaks import find_leaks, usable_secrets
+    from ng_core.evaluation.leaks import find_leaks, usable_secrets
 
     if not usable_secrets(secrets):
         return ""
@@ -70,7 +70,7 @@ def leak_md(text: str, secrets=()) -> str:
 def answer_card(title: str, answer, placeholder=None, caption: str = "", secrets=()) -> None:
     """An answer with its verdict (into ``placeholder`` when given, e.g. after streaming); with ``secrets``
     (the image's true private values) the leaked substrings are highlighted."""
-    from ng_core.leaks import usable_secrets
+    from ng_core.evaluation.leaks import usable_secrets
 
     box = placeholder.container() if placeholder is not None else st.container()
     with box:
@@ -174,7 +174,7 @@ def _job_fragment(title: str) -> None:
         st.rerun()
     job.heartbeat()
     ev = job.last
-    from ng_core.story import stage_bars
+    from ng_core.studio.story import stage_bars
 
     with st.status(f"{title}: running…", expanded=True, state="running"):
         bars = stage_bars(job.progress)
@@ -246,7 +246,7 @@ def state_view(s, key: str = "") -> None:
     """The session's gates and edit in a line or two, with the full table on demand (sidebar and pages)."""
     import pandas as pd
 
-    from ng_core.story import state_rows, state_summary
+    from ng_core.studio.story import state_rows, state_summary
 
     a = s.adapter
     if not s.gates and not s.deltas:
@@ -261,7 +261,7 @@ def state_view(s, key: str = "") -> None:
 
 def subject_picker(prompt: str, current: str | None, key: str) -> str | None:
     """The question's words as clickable pills: the one clicked becomes the subject (None if none)."""
-    from ng_core.story import question_words
+    from ng_core.studio.story import question_words
 
     words = question_words(prompt)
     if not words:

@@ -9,8 +9,8 @@ import streamlit as st
 from app import charts
 from app import components as C
 from app import state as S
-from ng_core.leaks import counts_label
-from ng_core.studio import PAIR_VARIANTS, answer_counts
+from ng_core.evaluation.leaks import counts_label
+from ng_core.studio.session import PAIR_VARIANTS, answer_counts
 
 
 def fmt_num(x, spec: str = ".3f") -> str:
@@ -125,7 +125,7 @@ def tradeoff_section(s, ds, cats, n_img: int, layer: int, edit_cfg, mask_cfg, ma
     import pandas as pd
 
     from ng_core.errors import NGError
-    from ng_core.tradeoff import default_values
+    from ng_core.evaluation.tradeoff import default_values
 
     ss = st.session_state
     running = s.job is not None and s.job.kind == "tradeoff" and not s.job.done

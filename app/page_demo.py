@@ -10,16 +10,16 @@ from app import charts
 from app import components as C
 from app import state as S
 from ng_core.errors import InputImageError, NGError
-from ng_core.html_report import answer_entry, render_html, session_story
-from ng_core.leaks import counts_label
-from ng_core.story import (
+from ng_core.studio.html_report import answer_entry, render_html, session_story
+from ng_core.evaluation.leaks import counts_label
+from ng_core.studio.story import (
     demo_differences,
     demo_preset,
     demo_question,
     demo_records,
     heldout_cases,
 )
-from ng_core.studio import PAIR_VARIANTS, answer_counts, neuron_view, record_from_inputs
+from ng_core.studio.session import PAIR_VARIANTS, answer_counts, neuron_view, record_from_inputs
 
 s = S.studio()
 ss = st.session_state

@@ -13,10 +13,10 @@ from app import components as C
 from app import state as S
 from app.edit_compare import pair_section, tradeoff_section
 from app.sweep_view import sweep_section
-from ng_core.edit import GATE_SCOPE_HELP, GATE_SCOPES
+from ng_core.method.edit import GATE_SCOPE_HELP, GATE_SCOPES
 from ng_core.errors import NGError
-from ng_core.leaks import counts_label
-from ng_core.studio import CONTROL_METHODS, answer_counts
+from ng_core.evaluation.leaks import counts_label
+from ng_core.studio.session import CONTROL_METHODS, answer_counts
 
 s = S.studio()
 ss = st.session_state
@@ -89,7 +89,7 @@ with st.container(border=True):
     if go:
         records = S.records_for(cats, "train", int(n_img))
         if own:
-            from ng_core.studio import record_from_inputs
+            from ng_core.studio.session import record_from_inputs
 
             try:
                 records.setdefault(cats[0], []).append(
@@ -261,7 +261,7 @@ st.subheader("Share")
 if st.button("Prepare a report of this session (HTML)", key="edit_report_build",
              help="One self-contained file: the state, the localization heatmap, where ΔW went, config, metrics, "
                   "fingerprint and versions (the guided demo adds its answers and leak counts)."):
-    from ng_core.html_report import render_html, session_story
+    from ng_core.studio.html_report import render_html, session_story
 
     ss["edit_report"] = render_html(session_story(s))
 if ss.get("edit_report"):

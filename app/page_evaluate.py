@@ -26,12 +26,12 @@ def variant_title(v: str) -> str:
 
 
 try:
-    import ng_core.evaluate  # noqa: F401
+    import ng_core.evaluation.evaluate  # noqa: F401
 
     have_eval = True
 except ImportError:
     have_eval = False
-    st.warning("Evaluation is not available in this installation yet (the package `ng_core.evaluate` is "
+    st.warning("Evaluation is not available in this installation yet (the package `ng_core.evaluation.evaluate` is "
                "missing). The other pages work; results saved earlier in this session are shown below.")
 
 if ds is None:

@@ -6,7 +6,7 @@ import streamlit as st
 from app import components as C
 from app import state as S
 from ng_core.errors import NGError
-from ng_core.studio import GATE_WHERE_HELP, neuron_view, run_units
+from ng_core.studio.session import GATE_WHERE_HELP, neuron_view, run_units
 
 s = S.studio()
 ss = st.session_state

@@ -10,7 +10,7 @@ from app import charts
 from app import components as C
 from app import state as S
 from ng_core.errors import NGError
-from ng_core.studio import neuron_view, record_from_inputs, run_categories, run_method, run_units
+from ng_core.studio.session import neuron_view, record_from_inputs, run_categories, run_method, run_units
 
 s = S.studio()
 ss = st.session_state
@@ -117,7 +117,7 @@ with st.container(border=True):
             if method == "mask":
                 s.start_localize(records, sorted(layers), mask_cfg)
             else:
-                from ng_core.scores import ScoreConfig
+                from ng_core.method.scores import ScoreConfig
 
                 cfg = ScoreConfig(method=method, position=position, layers=tuple(sorted(layers)),
                                   max_pairs=int(max_pairs))

@@ -7,8 +7,8 @@ from app import components as C
 from app import state as S
 from ng_core.errors import InputImageError, NGError
 from ng_core.models.reading import block_lines
-from ng_core.story import question_words
-from ng_core.studio import CURRENT, guess_subject
+from ng_core.studio.story import question_words
+from ng_core.studio.session import CURRENT, guess_subject
 
 DEFAULT_PROMPT = "What is the passport number of the passport in this image?"
 

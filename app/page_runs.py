@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app import state as S
-from ng_core.bundle import Run
+from ng_core.method.bundle import Run
 from ng_core.errors import NGError
 
 s = S.studio()

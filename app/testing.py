@@ -15,7 +15,7 @@ APP = ROOT / "streamlit_app.py"
 @functools.lru_cache(maxsize=None)
 def shared_data_dir() -> str:
     """One small generated dataset per process (reused by every AppTest)."""
-    from ng_core.studio import sample_dataset
+    from ng_core.studio.session import sample_dataset
 
     from .state import SAMPLES_PER_CATEGORY
 

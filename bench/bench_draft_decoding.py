@@ -30,10 +30,10 @@ def main() -> int:
     import torch
 
     from ng_core.data import load_dataset
-    from ng_core.interventions import Gate
+    from ng_core.method.interventions import Gate
     from ng_core.models import load_model
-    from ng_core.presets import load_preset
-    from ng_core.studio import StudioSession
+    from ng_core.method.presets import load_preset
+    from ng_core.studio.session import StudioSession
 
     torch.set_num_threads(args.threads)
     a = load_model(args.model)

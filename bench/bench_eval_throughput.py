@@ -1,6 +1,6 @@
 """Evaluation throughput: batched generation (left padding + KV cache) vs one-by-one, on the same cases.
 
-Both schedules run the evaluation code path (``ng_core.evaluate.generate_answers``) with greedy decoding;
+Both schedules run the evaluation code path (``ng_core.evaluation.evaluate.generate_answers``) with greedy decoding;
 images are encoded once beforehand and that time is reported separately, so the comparison isolates
 batching. The answers of the two schedules must be identical (the script exits 1 otherwise).
 
@@ -48,7 +48,7 @@ def run(args) -> dict:
     import torch
 
     from ng_core.data import generate_dataset, load_dataset
-    from ng_core.evaluate import Decoding, _Features, generate_answers
+    from ng_core.evaluation.evaluate import Decoding, _Features, generate_answers
     from ng_core.models import load_model
 
     if args.threads:

@@ -34,11 +34,11 @@ def _records(args):
 def stage_times(args) -> dict:
     import torch
 
-    from ng_core.edit import edit_items, gated_finetune
-    from ng_core.locality import LocalityCache
-    from ng_core.localize import consensus, binarize, learn_masks
+    from ng_core.method.edit import edit_items, gated_finetune
+    from ng_core.method.locality import LocalityCache
+    from ng_core.method.localize import consensus, binarize, learn_masks
     from ng_core.models import load_model
-    from ng_core.presets import load_preset
+    from ng_core.method.presets import load_preset
 
     torch.manual_seed(0)
     a = load_model(args.model)
@@ -93,8 +93,8 @@ def peak_memory(args) -> dict:
         f"import torch; torch.set_num_threads({args.threads or 0} or torch.get_num_threads())\n"
         "from dataclasses import replace\n"
         "from ng_core.models import load_model\n"
-        "from ng_core.presets import load_preset\n"
-        "from ng_core.pipeline import edit_run\n"
+        "from ng_core.method.presets import load_preset\n"
+        "from ng_core.method.pipeline import edit_run\n"
         "from ng_core.data import load_dataset\n"
         f"a = load_model({args.model!r})\n"
         "load_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"

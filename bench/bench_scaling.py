@@ -42,9 +42,9 @@ def _one(a, recs, layer, mask_cfg, edit_cfg):
     """(Stage A s, Stage C s, 16-token answer s, prompt tokens) for ``recs`` on a warm model."""
     import torch
 
-    from ng_core.edit import edit_items, gated_finetune
-    from ng_core.locality import LocalityCache
-    from ng_core.localize import binarize, consensus, learn_masks
+    from ng_core.method.edit import edit_items, gated_finetune
+    from ng_core.method.locality import LocalityCache
+    from ng_core.method.localize import binarize, consensus, learn_masks
 
     loc = LocalityCache(a)
     loc.prefetch([(r.image, nb, r.subject) for r in recs for nb in r.neighbours[: edit_cfg.questions_per_image]])
@@ -89,7 +89,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     from ng_core.data import load_dataset
     from ng_core.models import load_model
-    from ng_core.presets import load_preset
+    from ng_core.method.presets import load_preset
 
     a = load_model(args.model)
     p = load_preset(a.model_id, a.n_layers)

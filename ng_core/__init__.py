@@ -3,7 +3,7 @@
 The core never imports the UI. Typical use::
 
     from ng_core.models import load_model
-    from ng_core.pipeline import edit_run
+    from ng_core.method.pipeline import edit_run
 
     adapter = load_model("tiny-random")
 """

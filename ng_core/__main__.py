@@ -1,6 +1,6 @@
 """``python -m ng_core`` is the ``ng`` command."""
 import sys
 
-from .cli import main
+from ng_core.cli.main import main
 
 sys.exit(main())

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .errors import Cancelled
+from ng_core.errors import Cancelled
 
 
 @dataclass

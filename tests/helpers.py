@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ng_core.records import ImageRecord
+from ng_core.data.records import ImageRecord
 
 
 def make_records(image_dir, n=3, category="passport", subject="passport"):

@@ -66,7 +66,7 @@ class Ctx:
         if self._base_run is None:
             import torch
 
-            from ng_core.bundle import Run
+            from ng_core.method.bundle import Run
 
             a = self.adapter
             r = Run.new("edit", a, {"layer": 2, "categories": ["passport"]}, {"seed": 1})
@@ -141,7 +141,7 @@ def run_cli(argv: list[str], forbid_load: bool = True) -> str:
     With ``forbid_load``, loading a model is a failure: a bad argument must be found before any work.
     """
     import ng_core.models as M
-    from ng_core.cli import main
+    from ng_core.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     real = M.load_model

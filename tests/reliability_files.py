@@ -20,7 +20,7 @@ def _meta_edit(path, fn):
 
 
 def _load(ctx, path):
-    from ng_core.bundle import Run
+    from ng_core.method.bundle import Run
 
     return Run.load(path, ctx.adapter)
 
@@ -188,7 +188,7 @@ def _bundle_file_cases() -> list[Case]:
 
 
 def _other_model(ctx):
-    from ng_core.bundle import Run
+    from ng_core.method.bundle import Run
     from ng_core.models import load_model
 
     other = getattr(ctx, "_other", None) or load_model("tiny-random", seed=1)
@@ -198,7 +198,7 @@ def _other_model(ctx):
 
 # ----------------------------------------------------------------------------- the runs folder as a jail
 def _session(ctx, runs_dir):
-    from ng_core.studio import StudioSession
+    from ng_core.studio.session import StudioSession
 
     return StudioSession(ctx.adapter, runs_dir=runs_dir, stale_after=None)
 
@@ -235,7 +235,7 @@ def jail_cases() -> list[Case]:
     cases.append(Case("runs-jail", "archive-skips-symlinks-and-fifos", archive, expect_error=False))
 
     def listing(ctx):
-        from ng_core.bundle import list_runs
+        from ng_core.method.bundle import list_runs
 
         good = ctx.run_copy("good")
         root = good.parent
@@ -290,9 +290,9 @@ def _metrics(path):
 def _write_fault(target, step, exc):
     """Overwrite a saved run while ``target`` fails on call number ``step``: the old run must survive."""
     def fn(ctx):
-        import ng_core.atomic_dir as AD
-        import ng_core.bundle as B
-        from ng_core.bundle import Run
+        import ng_core.storage.atomic_dir as AD
+        import ng_core.method.bundle as B
+        from ng_core.method.bundle import Run
 
         path = ctx.run_copy("run")
         old = _metrics(path)
@@ -339,8 +339,8 @@ def _write_fault(target, step, exc):
 
 def _no_exchange_crash(ctx):
     """The two-step swap interrupted between its steps: the next start restores the old run."""
-    import ng_core.atomic_dir as AD
-    from ng_core.bundle import Run
+    import ng_core.storage.atomic_dir as AD
+    from ng_core.method.bundle import Run
 
     path = ctx.run_copy("run")
     old = _metrics(path)
@@ -360,7 +360,7 @@ def _no_exchange_crash(ctx):
         pass
     finally:
         AD.exchange, os.replace = real_x, real_r
-    from ng_core.bundle import list_runs
+    from ng_core.method.bundle import list_runs
 
     rows = list_runs(path.parent)  # the next start
     if [r["name"] for r in rows] != ["run"] or _metrics(path) != old:
@@ -384,10 +384,10 @@ def edit_fault_cases() -> list[Case]:
     def fn(ctx, where):
         from helpers import param_hash
 
-        import ng_core.edit as E
-        from ng_core.edit import EditConfig, EditItem, gated_finetune
+        import ng_core.method.edit as E
+        from ng_core.method.edit import EditConfig, EditItem, gated_finetune
         from ng_core.errors import NGError
-        from ng_core.hooks import live_hook_count, module_hook_count
+        from ng_core.models.hooks import live_hook_count, module_hook_count
 
         a = ctx.adapter
         before, hooks = param_hash(a.model), (live_hook_count(), module_hook_count(a.model))

@@ -297,8 +297,8 @@ def _out_cases() -> list[Case]:
 
 
 def _config_cases() -> list[Case]:
-    from ng_core.edit import EditConfig
-    from ng_core.localize import MaskConfig
+    from ng_core.method.edit import EditConfig
+    from ng_core.method.localize import MaskConfig
 
     bad_edit = [("lr", v) for v in (float("nan"), float("inf"), 0.0, -1e-5, "0.1", None)] + \
                [("steps", v) for v in (0, -1, 1.5, float("nan"))] + [("questions_per_image", v) for v in (0, -2)] + \

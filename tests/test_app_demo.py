@@ -90,8 +90,7 @@ def test_a_running_edit_shows_its_progress_on_the_demo_page(tmp_path, monkeypatc
     step 3 whenever any job ran, so in Chromium the edit never showed as finished.)"""
     import threading
 
-    from ng_core import pipeline
-
+    from ng_core.method import pipeline
     at = new_app(tmp_path / "runs", page=None)
     s = at.session_state["studio"]
     at.button(key="demo_use_sample").click().run()

@@ -24,7 +24,7 @@ def at(runs):
 
 
 def test_controls_explain_the_gate_scopes(at):
-    from ng_core.edit import GATE_SCOPE_HELP
+    from ng_core.method.edit import GATE_SCOPE_HELP
 
     assert not at.exception and at.title[0].value == "Edit"
     t = texts(at)
@@ -122,7 +122,7 @@ def test_edit_of_a_page_that_stopped_polling_is_cancelled(at):
 
 
 def test_edit_with_random_gate_control_side_by_side(at):
-    from ng_core.studio import PAIR_VARIANTS
+    from ng_core.studio.session import PAIR_VARIANTS
 
     assert at.checkbox(key="w_edit_control").value is True  # on by default for Neural Gate
     at.selectbox(key="w_edit_method").set_value("ft").run()

@@ -25,7 +25,7 @@ def test_controls(at):
 
 
 def test_base_vs_gates_rates_and_export(at):
-    pytest.importorskip("ng_core.evaluate")
+    pytest.importorskip("ng_core.evaluation.evaluate")
     s = at.session_state["studio"]
     s.set_gates(s.make_gates({1: list(range(32))}, 0.0, "all"))
     at.run()

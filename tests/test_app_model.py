@@ -82,8 +82,8 @@ def test_sample_gallery_fills_image_and_prompt(at):
 def test_leaked_true_value_is_highlighted(at):
     import html
 
-    from ng_core.leaks import usable_secrets
-    from ng_core.studio import Answer, judge_text
+    from ng_core.evaluation.leaks import usable_secrets
+    from ng_core.studio.session import Answer, judge_text
 
     at.button(key="use_passport").click().run()
     s = at.session_state["studio"]
@@ -121,7 +121,7 @@ def test_friendly_status_while_the_model_is_assembled(tmp_path, monkeypatch):
 
     import app.state as state
     from ng_core.models import load_model
-    from ng_core.studio import Job
+    from ng_core.studio.session import Job
 
     release = threading.Event()
 

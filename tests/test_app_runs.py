@@ -14,7 +14,7 @@ _threads = pytest.fixture(autouse=True, scope="module")(one_thread)
 @pytest.fixture
 def runs(tmp_path, tiny):
     """Two saved runs made with the core API: an edit and a localization."""
-    from ng_core.studio import StudioSession, sample_dataset
+    from ng_core.studio.session import StudioSession, sample_dataset
     from app.testing import shared_data_dir
 
     root = tmp_path / "runs"

@@ -13,7 +13,7 @@ _threads = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 def fake_sweep(folder, model="tiny-random"):
     """A sweep.json with a gate-size axis (3 settings at layer 2) and a layer axis (layers 0..3)."""
-    from ng_core.sweep import (
+    from ng_core.evaluation.sweep import (
         GATES,
         PARTS,
         Setting,

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from ng_core.bundle import Run, list_runs
+from ng_core.method.bundle import Run, list_runs
 from ng_core.errors import BundleError
 from ng_core.models import load_model
 

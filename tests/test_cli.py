@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from ng_core.cli import main
+from ng_core.cli.main import main
 
 
 @pytest.fixture(scope="module")

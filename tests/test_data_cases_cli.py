@@ -16,9 +16,9 @@ from ng_core.data import (
     read_cases_jsonl,
     write_cases_jsonl,
 )
-from ng_core.data.cli import register
+from ng_core.cli.data import register
 from ng_core.errors import DataError
-from ng_core.records import EvalCase
+from ng_core.data.records import EvalCase
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from ng_core.data import (
     load_paper_dataset,
 )
 from ng_core.errors import DataError
-from ng_core.records import EvalCase, ImageRecord
+from ng_core.data.records import EvalCase, ImageRecord
 
 REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 needs_ref_ng = pytest.mark.skipif(not (REF / "neural-gate").is_dir(),

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from ng_core.edit import EditConfig, _gate_hook, edit_items, gate_for_method, gated_finetune
-from ng_core.hooks import HookSpec, scoped_hooks
-from ng_core.interventions import subject_positions
-from ng_core.locality import LocalityCache
-from ng_core.losses import answer_nll
+from ng_core.method.edit import EditConfig, _gate_hook, edit_items, gate_for_method, gated_finetune
+from ng_core.models.hooks import HookSpec, scoped_hooks
+from ng_core.method.interventions import subject_positions
+from ng_core.method.locality import LocalityCache
+from ng_core.method.losses import answer_nll
 
 from helpers import make_records, param_hash
 
@@ -106,7 +106,7 @@ def test_bad_config_is_rejected():
 def test_general_locality_term_and_subject_share(tiny, image_dir):
     import torch.nn.functional as F
 
-    from ng_core.hooks import scoped_hooks
+    from ng_core.models.hooks import scoped_hooks
 
     recs = make_records(image_dir, n=1)
     cfg = EditConfig(lr=1e-3, steps=2, method="ft", questions_per_image=1, general_weight=1.0, general_per_edit=2)

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from ng_core.cli import build_parser, main
-from ng_core.records import EvalCase
+from ng_core.cli.main import build_parser, main
+from ng_core.data.records import EvalCase
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_evaluate_edit_run_and_inference_gate(tmp_path, data, capsys):
     # inference-time gating from a run's masks (a hand-made localize bundle selecting 5 neurons)
     import torch
 
-    from ng_core.bundle import Run
+    from ng_core.method.bundle import Run
     from ng_core.models import load_model
 
     a = load_model("tiny-random")
@@ -174,7 +174,7 @@ def test_report_end_to_end_on_tiny(tmp_path, data, capsys):
 
 def test_report_seeds_and_lr_sweep_on_tiny(tmp_path, data):
     """Extra seeds edit their own image sample with their own random gate; lr variants reuse the masks."""
-    from ng_core.bundle import Run
+    from ng_core.method.bundle import Run
     from ng_core.models import load_model
 
     out = tmp_path / "R.md"
@@ -189,7 +189,7 @@ def test_report_seeds_and_lr_sweep_on_tiny(tmp_path, data):
     assert "seed 0: learned / random | seed 1: learned / random | seed 2: learned / random" in text
     assert "## Trade-off curve: Stage C learning rate" in text and "| 0.01 | Random gate (same size) |" in text
     summ = json.loads((tmp_path / "w" / "summary.json").read_text())
-    from ng_core.tradeoff import load_tradeoff
+    from ng_core.evaluation.tradeoff import load_tradeoff
 
     curve = load_tradeoff(tmp_path / "w" / "tradeoff.json")  # the dashboard's loader accepts it
     assert {(p["value"], p["method"]) for p in curve["points"]} == {
@@ -213,7 +213,7 @@ def test_report_seeds_and_lr_sweep_on_tiny(tmp_path, data):
 
 
 def test_report_stage_order_keeps_a_second_worker_off_the_masks_the_first_is_learning():
-    from ng_core.report import ALL_METHODS, needs_base_masks, stage_order
+    from ng_core.evaluation.report import ALL_METHODS, needs_base_masks, stage_order
 
     args = (ALL_METHODS, [0, 1, 2], 0, [1e-4, 3e-4, 1e-3], 3e-4)
     fwd, rev = stage_order(*args), stage_order(*args, reverse=True)
@@ -228,8 +228,8 @@ def test_report_stage_order_keeps_a_second_worker_off_the_masks_the_first_is_lea
 
 
 def test_report_leak_table_before_after_and_absent_without_secrets():
-    from ng_core.evaluate import summarise
-    from ng_core.report import leak_table, summarise_methods
+    from ng_core.evaluation.evaluate import summarise
+    from ng_core.evaluation.report import leak_table, summarise_methods
 
     def result(leaked: list[bool], secrets=True):
         rows = []

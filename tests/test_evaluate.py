@@ -5,15 +5,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from ng_core.baselines import SYSTEM_PROMPT, apply_system_prompt, inference_gates
+from ng_core.evaluation.baselines import SYSTEM_PROMPT, apply_system_prompt, inference_gates
 from ng_core.errors import Cancelled
-from ng_core.evaluate import (Decoding, case_key, cell_metrics, evaluate_cases, generate_answers, summarise,
+from ng_core.evaluation.evaluate import (Decoding, case_key, cell_metrics, evaluate_cases, generate_answers, summarise,
                               utility_probe_cases)
-from ng_core.interventions import Delta, Gate
-from ng_core.localize import CategoryMask
+from ng_core.method.interventions import Delta, Gate
+from ng_core.method.localize import CategoryMask
 from ng_core.models.llava import Generation
 from ng_core.progress import Progress
-from ng_core.records import EvalCase
+from ng_core.data.records import EvalCase
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_exact_leak_rate_from_secrets():
     assert res["by_category"]["passport"]["leak_rate"] == 0.5 and res["by_category"]["phone_number"]["n_secret"] == 1
     assert res["by_split_category"]["heldout_templates"]["passport"]["leak_rate"] is None
     assert hi["refusal_rate"] == 1.0  # the keyword refusal rate stays beside it
-    from ng_core.eval_cli import format_summary
+    from ng_core.cli.evaluate import format_summary
 
     text = format_summary(res)
     head = text.splitlines()[1].split()
@@ -159,7 +159,7 @@ def test_exact_leak_rate_from_secrets():
 
 
 def test_rescore_leaks_on_an_older_result():
-    from ng_core.evaluate import rescore_leaks
+    from ng_core.evaluation.evaluate import rescore_leaks
 
     cases = _secret_cases()
     plain = [EvalCase(c.image, c.prompt, c.expect, c.category, c.subject, c.split) for c in cases]

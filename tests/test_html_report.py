@@ -1,4 +1,4 @@
-"""The shareable HTML report (ng_core.html_report): one self-contained file, from a session or a run bundle."""
+"""The shareable HTML report (ng_core.studio.html_report): one self-contained file, from a session or a run bundle."""
 from __future__ import annotations
 
 import re
@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from ng_core.cli import main
-from ng_core.html_report import answer_entry, render_html, run_story, session_story
-from ng_core.leaks import outcome_counts
-from ng_core.studio import StudioSession
+from ng_core.cli.main import main
+from ng_core.studio.html_report import answer_entry, render_html, run_story, session_story
+from ng_core.evaluation.leaks import outcome_counts
+from ng_core.studio.session import StudioSession
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SECRET = "P4827193"

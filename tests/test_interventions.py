@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from ng_core.hooks import live_hook_count, module_hook_count
-from ng_core.interventions import Delta, Gate, intervention_hooks, subject_positions
+from ng_core.models.hooks import live_hook_count, module_hook_count
+from ng_core.method.interventions import Delta, Gate, intervention_hooks, subject_positions
 
 from helpers import param_hash
 

@@ -4,9 +4,9 @@ import json
 import pytest
 
 from ng_core.data.constants import REFUSAL_TARGETS
-from ng_core.judge import GCG_PREFIXES, JudgeConfig, JudgeConfigError, default_config_json, judge
+from ng_core.evaluation.judge import GCG_PREFIXES, JudgeConfig, JudgeConfigError, default_config_json, judge
 
-# GCG entries left out on purpose (documented in ng_core/judge.py): true of many benign answers.
+# GCG entries left out on purpose (documented in ng_core/evaluation/judge.py): true of many benign answers.
 GCG_EXCLUDED = {"OpenAI", "unethical", "illegal", "not legal"}
 
 

@@ -1,7 +1,7 @@
 """Exact leaks: normalisation, found secrets, spans in the original answer, outcome counts."""
 from __future__ import annotations
 
-from ng_core.leaks import (
+from ng_core.evaluation.leaks import (
     MIN_SECRET_CHARS,
     counts_label,
     find_leaks,

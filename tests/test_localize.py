@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from ng_core.localize import MaskConfig, binarize, consensus, learn_masks, localize_category, reselect
+from ng_core.method.localize import MaskConfig, binarize, consensus, learn_masks, localize_category, reselect
 
 from helpers import make_records
 

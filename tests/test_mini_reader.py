@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from ng_core.errors import ModelLoadError
-from ng_core.models import mini_reader as MR
+from ng_core.models.mini import reader_lora as MR
 from ng_core.models.tiny_random import build_tiny_random
-from ng_core.models.train_reader import field_for, privacy_turn
+from ng_core.models.mini.train_reader import field_for, privacy_turn
 
 
 def _logits(model, ids):
@@ -82,8 +82,7 @@ def test_privacy_answers_only_copy_what_was_read():
 
 
 def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
-    from ng_core.models import reader_card
-
+    from ng_core.models.mini import reader_card
     assert reader_card.section(tmp_path) == [] and "cannot read" in reader_card.limitation(tmp_path)
     meta = {"config": {"n_per_category": 64, "steps": 360, "batch_size": 8, "lr": 3e-4, "projector_lr": 1e-4,
                        "mix": {"privacy": 0.5, "type": 0.5}},
@@ -92,7 +91,7 @@ def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
             "device": "cpu", "threads": 2, "loss": {"first": 2.5, "last_avg": 0.2}}
     (tmp_path / "reader.json").write_text(json.dumps(meta))
     rates = {c: {"type": 0.9, "privacy": 0.5, "privacy_answerable": 0.8, "colour": 0.6} for c in ("passport", "receipt")}
-    ev = {"command": "python -m ng_core.models.eval_reader", "quality": {
+    ev = {"command": "python -m ng_core.models.mini.eval_reader", "quality": {
         "per_category": 10, "max_new_tokens": 24, "rates": {"heldout": rates},
         "pooled": {"heldout": {"type": 0.9, "privacy": 0.5, "privacy_answerable": 0.8, "colour": 0.6}},
         "general": {"text_only_right": 6, "with_image_right": 5, "n": 12}},
@@ -108,7 +107,7 @@ def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
 
 
 def test_eval_reader_judges_colour_and_answerable_questions():
-    from ng_core.models.eval_reader import answerable, colour_right
+    from ng_core.models.mini.eval_reader import answerable, colour_right
 
     assert colour_right("The card is mostly blue.", "dark blue") and colour_right("It is grey.", "grey")
     assert colour_right("It is mostly gray.", "grey") and not colour_right("It is mostly white.", "blue")

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ng_core.errors import ModelLoadError
-from ng_core.hooks import module_hook_count
-from ng_core.interventions import Delta, Gate, intervention_hooks, subject_positions
+from ng_core.models.hooks import module_hook_count
+from ng_core.method.interventions import Delta, Gate, intervention_hooks, subject_positions
 from ng_core.models import load_model
 from ng_core.models.tiny_random import save_tiny_random
 
@@ -45,7 +45,7 @@ def test_half_precision_with_accelerate_device_map(folder, image_dir, dtype):
     assert len(out[0].token_ids) > 0
     assert module_hook_count(a.model) == base_hooks
     # an fp32 delta trains against a half-precision model
-    from ng_core.edit import EditConfig, EditItem, gated_finetune
+    from ng_core.method.edit import EditConfig, EditItem, gated_finetune
 
     item = EditItem(image_dir / "img1.png", PROMPT, "passport", "I cannot", None, None)
     res = gated_finetune(a, [item], 1, torch.ones(a.hidden_size, dtype=torch.bool),

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from ng_core.errors import NGError
-from ng_core.general import general_questions
-from ng_core.presets import available, load_preset, preset_json
+from ng_core.evaluation.general import general_questions
+from ng_core.method.presets import available, load_preset, preset_json
 
 
 def test_model_ids_pick_their_presets():

@@ -1,4 +1,4 @@
-"""Uploads never enter the shared model's caches; dataset files still do (ng_core.imagecache)."""
+"""Uploads never enter the shared model's caches; dataset files still do (ng_core.models.imagecache)."""
 from __future__ import annotations
 
 import io
@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ng_core.imagecache import PrivateCache, encode, private_scope
-from ng_core.studio import PrivateImage, StudioSession, record_from_inputs
+from ng_core.models.imagecache import PrivateCache, encode, private_scope
+from ng_core.studio.session import PrivateImage, StudioSession, record_from_inputs
 
 PROMPT = "What is the number of the passport?"
 

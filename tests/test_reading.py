@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from ng_core.imagecache import PrivateCache, private_scope, read
+from ng_core.models.imagecache import PrivateCache, private_scope, read
 from ng_core.models import load_model
 from ng_core.models.reading import READING_HEADER, ReadingConfig, block_lines, clean_line, reading_block
 

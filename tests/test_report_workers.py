@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from ng_core.report import ReportConfig, _dataset
+from ng_core.evaluation.report import ReportConfig, _dataset
 
 
 def test_two_workers_share_one_dataset(tmp_path):

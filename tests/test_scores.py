@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from ng_core.localize import MaskConfig
-from ng_core.scores import ScoreConfig, compute_scores, gradxact_scores, paired_cohens_d
+from ng_core.method.localize import MaskConfig
+from ng_core.method.scores import ScoreConfig, compute_scores, gradxact_scores, paired_cohens_d
 
 from helpers import make_records
 
@@ -34,9 +34,9 @@ def test_scores_have_heatmap_shapes(tiny, image_dir, method):
 
 def test_gradxact_matches_autograd(tiny, image_dir):
     """captum's attribution equals a hand-computed activation x dJ/dactivation at the subject token."""
-    from ng_core.locality import LocalityCache
-    from ng_core.losses import answer_nll
-    from ng_core.hooks import HookSpec
+    from ng_core.method.locality import LocalityCache
+    from ng_core.method.losses import answer_nll
+    from ng_core.models.hooks import HookSpec
 
     rec = make_records(image_dir, n=1)[0]
     cfg = ScoreConfig(method="gradxact", layers=(1,), max_pairs=1)

@@ -1,12 +1,12 @@
-"""ng_core.story (the session's state in words, the demo preset, stage bars) and ng_core.garbled."""
+"""ng_core.studio.story (the session's state in words, the demo preset, stage bars) and ng_core.evaluation.garbled."""
 from __future__ import annotations
 
 import torch
 
-from ng_core.garbled import garbled
-from ng_core.interventions import Delta, Gate
+from ng_core.evaluation.garbled import garbled
+from ng_core.method.interventions import Delta, Gate
 from ng_core.progress import Progress
-from ng_core.story import demo_differences, demo_preset, question_words, stage_bars, state_rows, state_summary
+from ng_core.studio.story import demo_differences, demo_preset, question_words, stage_bars, state_rows, state_summary
 
 
 def test_garbled_flags_degenerate_text_and_keeps_values():
@@ -61,7 +61,7 @@ def test_question_words_put_content_words_first():
 def test_demo_question_asks_for_a_value_the_card_prints():
     from types import SimpleNamespace
 
-    from ng_core.story import demo_question
+    from ng_core.studio.story import demo_question
 
     rec = SimpleNamespace(paraphrases=("Please describe the owner's occupation of the passport.",
                                        "What is the signature on the passport?",

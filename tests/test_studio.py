@@ -1,4 +1,4 @@
-"""The dashboard's core API (ng_core.studio) on the tiny random model: sessions, gates, edits, jobs, runs."""
+"""The dashboard's core API (ng_core.studio.session) on the tiny random model: sessions, gates, edits, jobs, runs."""
 from __future__ import annotations
 
 import io
@@ -11,10 +11,10 @@ from PIL import Image
 
 from helpers import param_hash
 from ng_core.errors import BundleError, InputImageError, NGError
-from ng_core.hooks import live_hook_count, module_hook_count
-from ng_core.interventions import Delta, Gate
-from ng_core.records import ImageRecord
-from ng_core.studio import (CURRENT, Job, StudioSession, guess_subject, neuron_view, record_from_inputs,
+from ng_core.models.hooks import live_hook_count, module_hook_count
+from ng_core.method.interventions import Delta, Gate
+from ng_core.data.records import ImageRecord
+from ng_core.studio.session import (CURRENT, Job, StudioSession, guess_subject, neuron_view, record_from_inputs,
                             run_units)
 
 PROMPT = "What is the number of the passport?"
@@ -79,7 +79,7 @@ def test_streaming_and_verdict(session):
     seen = []
     ans = session.ask(on_token=seen.append)
     assert seen and seen[-1].strip() == ans.text
-    pytest.importorskip("ng_core.judge")
+    pytest.importorskip("ng_core.evaluation.judge")
     assert ans.verdict is not None and ans.refused in (True, False)
 
 
@@ -236,7 +236,7 @@ def test_localize_and_reselect_without_rerun(session, records, tiny):
 
 
 def test_scores_jobs_and_views(session, records, tiny):
-    from ng_core.scores import ScoreConfig
+    from ng_core.method.scores import ScoreConfig
 
     for method in ("contrast", "gradxact"):
         job = session.start_scores(records, ScoreConfig(method=method, layers=(0, 1, 2, 3)))

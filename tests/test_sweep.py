@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from ng_core.cli import main
-from ng_core.sweep import (
+from ng_core.cli.main import main
+from ng_core.evaluation.sweep import (
     GATES,
     Setting,
     SweepConfig,
@@ -33,7 +33,7 @@ def data(tmp_path_factory):
 
 
 def _preset():
-    from ng_core.presets import load_preset
+    from ng_core.method.presets import load_preset
 
     return load_preset("tiny-random", 4)
 
@@ -115,7 +115,7 @@ def _fake_result(n=4):
                                   "refusal_heldout_templates": rnd.random()} for part in ("validation", "evaluation")}
                       for sd in (0, 1, 2)}
             for sd in per[g]:
-                from ng_core.sweep import score
+                from ng_core.evaluation.sweep import score
 
                 for part in ("validation", "evaluation"):
                     per[g][sd][part]["score"] = score(per[g][sd][part])
@@ -152,8 +152,8 @@ def test_choose_preset_reads_validation_only():
 
 
 def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
-    import ng_core.evaluate as ev
-    import ng_core.pipeline as pl
+    import ng_core.evaluation.evaluate as ev
+    import ng_core.method.pipeline as pl
 
     calls = {"edit": 0, "evaluate": 0}
     real_edit, real_eval = pl.edit_run, ev.evaluate_cases
@@ -191,7 +191,7 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
     assert "### Over gate size" in md and "### Over layer" in md and "ng sweep --model tiny-random" in md
     assert (out / "sweep.csv").read_text().startswith("setting,")
     cand = out / "preset.neural_gate.tiny-random.json"
-    from ng_core.presets import load_preset
+    from ng_core.method.presets import load_preset
 
     p = json.loads(cand.read_text())
     assert "ng sweep" in p["description"] and str(out / "sweep.json") in p["description"]

@@ -1,4 +1,4 @@
-"""The trade-off curve (ng_core.tradeoff) and `ng tradeoff` on tiny-random."""
+"""The trade-off curve (ng_core.evaluation.tradeoff) and `ng tradeoff` on tiny-random."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,10 @@ import pytest
 
 from helpers import param_hash
 from ng_core.errors import Cancelled, NGError
-from ng_core.presets import load_preset
+from ng_core.method.presets import load_preset
 from ng_core.progress import Progress
-from ng_core.records import EvalCase
-from ng_core.tradeoff import POINT_KEYS, default_values, load_tradeoff, save_tradeoff, tradeoff_curve
+from ng_core.data.records import EvalCase
+from ng_core.evaluation.tradeoff import POINT_KEYS, default_values, load_tradeoff, save_tradeoff, tradeoff_curve
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -87,7 +87,7 @@ def test_save_load(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    from ng_core.cli import main
+    from ng_core.cli.main import main
     from ng_core.data import generate_dataset
 
     data = generate_dataset(tmp_path / "data", seed=0, per_category=3, categories=["passport"])

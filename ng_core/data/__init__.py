@@ -18,8 +18,8 @@ See docs/data.md for the folder layout and the splits.
 """
 from __future__ import annotations
 
-from .cases import read_cases_jsonl, write_cases_jsonl
-from .constants import (
+from ng_core.data.cases import read_cases_jsonl, write_cases_jsonl
+from ng_core.data.constants import (
     ALL_CATEGORIES,
     BENIGN_CATEGORIES,
     CATEGORIES,
@@ -30,10 +30,10 @@ from .constants import (
     SUBJECTS,
     UNSEEN_CATEGORIES,
 )
-from .dataset import Dataset, MalformedDataError, MissingImagesError, record_cases
-from .generate import FORMAT_NAME, FORMAT_VERSION, generate_dataset
-from .images import IMAGE_SIZE, MIN_IMAGE_SIDE, Sample, render_image, render_sample
-from .loaders import detect_format, load_dataset, load_multi_p2a, load_paper_dataset, load_project_dataset
+from ng_core.data.dataset import Dataset, MalformedDataError, MissingImagesError, record_cases
+from ng_core.data.generate import FORMAT_NAME, FORMAT_VERSION, generate_dataset
+from ng_core.data.images import IMAGE_SIZE, MIN_IMAGE_SIDE, Sample, render_image, render_sample
+from ng_core.data.loaders import detect_format, load_dataset, load_multi_p2a, load_paper_dataset, load_project_dataset
 
 
 def sample_image(category: str, seed: int = 0):
@@ -42,7 +42,7 @@ def sample_image(category: str, seed: int = 0):
     Deterministic in ``seed``. A generated dataset's image ``i`` is ``sample_image(category, seed=s)`` with
     ``s`` the record's ``extra["image_seed"]``.
     """
-    from ..errors import DataError
+    from ng_core.errors import DataError
 
     if category not in ALL_CATEGORIES:
         raise DataError(f"unknown category {category!r}; known: {', '.join(ALL_CATEGORIES)}")

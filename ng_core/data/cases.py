@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import DataError
-from ..leaks import check_secrets
-from ..records import EvalCase
-from .dataset import MalformedDataError, MissingImagesError
+from ng_core.errors import DataError
+from ng_core.evaluation.leaks import check_secrets
+from ng_core.data.records import EvalCase
+from ng_core.data.dataset import MalformedDataError, MissingImagesError
 
 EXPECTS = ("refuse", "answer")
 _MAIN_KEYS = ("image", "prompt", "expect", "category", "subject", "split", "secrets")

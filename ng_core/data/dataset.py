@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import DataError
-from ..records import EvalCase, ImageRecord
-from .constants import ALL_CATEGORIES, SPLITS
+from ng_core.errors import DataError
+from ng_core.data.records import EvalCase, ImageRecord
+from ng_core.data.constants import ALL_CATEGORIES, SPLITS
 
 #: At most this many problems are spelled out in one error message (all are kept on the exception).
 MAX_LISTED = 50

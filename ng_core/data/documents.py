@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PIL import ImageDraw
 
-from .draw import (Ctx, Sheet, barcode, date, deep, face, fake_number, fit, guilloche, ink, new_sheet, on, pastel,
+from ng_core.data.draw import (Ctx, Sheet, barcode, date, deep, face, fake_number, fit, guilloche, ink, new_sheet, on, pastel,
                    phone, shade, signature, vivid, watermark)
 
 #: Fonts of the main family (values); labels use DejaVu Sans or the same font.
@@ -301,7 +301,7 @@ def student_id(c: Ctx) -> Sheet:
 # --------------------------------------------------------------------------- document
 
 def _wrap(s: Sheet, x: int, y: int, text: str, size: int, col, width: int, y_max: int, name=None) -> int:
-    from .draw import text_width
+    from ng_core.data.draw import text_width
 
     name = name or s.font
     line = ""

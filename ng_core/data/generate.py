@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import DataError
-from . import templates as T
-from .constants import (
+from ng_core.errors import DataError
+from ng_core.data import templates as T
+from ng_core.data.constants import (
     ALL_CATEGORIES,
     BENIGN_CATEGORIES,
     CATEGORIES,
@@ -19,7 +19,7 @@ from .constants import (
     SUBJECTS,
     UNSEEN_CATEGORIES,
 )
-from .images import FAMILIES, GENERATOR_VERSION, IMAGE_SIZE, MIN_IMAGE_SIDE, derive_seed, render_sample, save_png
+from ng_core.data.images import FAMILIES, GENERATOR_VERSION, IMAGE_SIZE, MIN_IMAGE_SIDE, derive_seed, render_sample, save_png
 
 #: Written to ``dataset.json``; the loader checks it.
 FORMAT_NAME = "neural-gate-studio/privacypair"

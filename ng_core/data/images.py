@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import documents, photo, scenes
-from .colours import colour_name
-from .constants import ALL_CATEGORIES
-from .draw import Sheet, derive_seed, make_ctx
+from ng_core.data import documents, photo, scenes
+from ng_core.data.colours import colour_name
+from ng_core.data.constants import ALL_CATEGORIES
+from ng_core.data.draw import Sheet, derive_seed, make_ctx
 
 #: The longest side of a generated image is at most IMAGE_SIZE (and at least MIN_IMAGE_SIDE) pixels.
 IMAGE_SIZE = photo.MAX_SIDE
@@ -120,7 +120,7 @@ def render_sample(category: str, seed: int, family: str = "main", variants: bool
     if family == "main":
         return _render_main(category, int(seed), variants)
     if family == "heldout":
-        from . import heldout_style
+        from ng_core.data import heldout_style
 
         if category in heldout_style.RENDERERS:
             return heldout_style.render(category, int(seed))

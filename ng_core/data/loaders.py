@@ -15,18 +15,18 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import DataError
-from ..records import EvalCase, ImageRecord
-from .constants import (
+from ng_core.errors import DataError
+from ng_core.data.records import EvalCase, ImageRecord
+from ng_core.data.constants import (
     P2A_CATEGORY_IDS,
     PAPER_FILE_CATEGORIES,
     PAPER_TRAIN_COUNTS,
     SPLITS,
     CATEGORIES,
 )
-from ..leaks import check_secrets
-from ..safe_files import MAX_JSON_BYTES, inside, read_bytes
-from .dataset import Dataset, MalformedDataError, MissingImagesError
+from ng_core.evaluation.leaks import check_secrets
+from ng_core.storage.safe_files import MAX_JSON_BYTES, inside, read_bytes
+from ng_core.data.dataset import Dataset, MalformedDataError, MissingImagesError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 
@@ -177,7 +177,7 @@ def _check_image_field(rec: dict, where: str, problems: list[str]) -> str | None
 
 def load_project_dataset(path, check_images: bool = True) -> Dataset:
     """Load a folder written by :func:`~ng_core.data.generate_dataset` (``dataset.json`` + ``neural_gate_*.json``)."""
-    from .generate import FORMAT_NAME, FORMAT_VERSION
+    from ng_core.data.generate import FORMAT_NAME, FORMAT_VERSION
 
     root = Path(path)
     meta_path = root / "dataset.json"

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from .constants import ALL_CATEGORIES, BENIGN_CATEGORIES
+from ng_core.data.constants import ALL_CATEGORIES, BENIGN_CATEGORIES
 
 PRIVATE = tuple(c for c in ALL_CATEGORIES if c not in BENIGN_CATEGORIES)
 
@@ -45,7 +45,7 @@ def read(engine, img) -> list[str]:
 def check(families=("main", "heldout"), categories=PRIVATE, per_style: int = 10, max_seeds: int = 80,
           engine=None, log=None):
     """Rows {family, category, style, images, secrets, found, seconds_per_image, misses}."""
-    from .images import render_sample
+    from ng_core.data.images import render_sample
 
     engine = engine or ocr_engine()
     rows = []

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .draw import Ctx, deep, pastel, shade
+from ng_core.data.draw import Ctx, deep, pastel, shade
 
 MAX_SIDE = 640
 MIN_SIDE = 448

@@ -10,7 +10,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from .draw import Ctx, Sheet, fake_number, shade, vivid
+from ng_core.data.draw import Ctx, Sheet, fake_number, shade, vivid
 
 #: Canvas and output size of scenes.
 SCENE_SIZE = 448

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .adapter import Batch
+from ng_core.models.adapter import Batch
 
 
 def greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, draft, max_new_tokens, suppress,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InputImageError
+from ng_core.errors import InputImageError
 
 MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb guard (e.g. 8000 x 5000)
 MAX_IMAGE_BYTES = 25 * 1024 * 1024

@@ -22,14 +22,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError, PromptError, SubjectNotFoundError
-from ..hooks import HookSpec, StopForward, scoped_hooks
-from .adapter import Batch, ModelAdapter, Sequence
-from .decoding import _sample, _shared_prefix_len, greedy_with_draft
-from .prompt_guard import (check_chars, check_length, check_max_new_tokens, check_text, escape_specials,
+from ng_core.errors import ModelLoadError, PromptError, SubjectNotFoundError
+from ng_core.models.hooks import HookSpec, StopForward, scoped_hooks
+from ng_core.models.adapter import Batch, ModelAdapter, Sequence
+from ng_core.models.decoding import _sample, _shared_prefix_len, greedy_with_draft
+from ng_core.models.prompt_guard import (check_chars, check_length, check_max_new_tokens, check_text, escape_specials,
                            special_ids, special_strings)
-from .image_processing import ImageConfig, open_image, preprocess
-from .reading import OcrReader, ReadingConfig, reading_block
+from ng_core.models.image_processing import ImageConfig, open_image, preprocess
+from ng_core.models.reading import OcrReader, ReadingConfig, reading_block
 
 LLAVA15_TEMPLATE = (
     "{% for message in messages %}{% if message['role'] == 'user' %}USER: {{ message['content'] }} "
@@ -235,7 +235,7 @@ class LlavaAdapter(ModelAdapter):
         """The reading block for ``image`` (None when this model does not read, or nothing was read).
 
         Cached by pixel content. This cache is shared: call it for dataset files only; in-memory
-        uploads go through :func:`ng_core.imagecache.read`, which keeps them out of it.
+        uploads go through :func:`ng_core.models.imagecache.read`, which keeps them out of it.
         """
         if self._reader is None or image is None:
             return None

@@ -9,7 +9,7 @@ Unicode is refused; so are prompts and generation lengths over the limits.
 """
 from __future__ import annotations
 
-from ..errors import PromptError
+from ng_core.errors import PromptError
 
 #: The most tokens one answer may have (``--max-new-tokens``, the dashboard's answer length).
 MAX_NEW_TOKENS = 1024

@@ -29,7 +29,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..errors import ModelLoadError
+from ng_core.errors import ModelLoadError
 
 #: Bumped when the text put into the prompt changes for the same OCR output.
 READING_FORMAT_VERSION = 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .image_processing import ImageConfig
+from ng_core.models.image_processing import ImageConfig
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "

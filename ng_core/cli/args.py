@@ -1,0 +1,120 @@
+"""Argument types for the CLI: every number checked when it is parsed, before any work is done.
+
+Each is an ``argparse`` type: a bad value stops the command with one line naming the option
+and the allowed range (exit status 2), never a run saved with a NaN or zero edit.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+
+from ng_core.models.prompt_guard import MAX_NEW_TOKENS
+
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential", "cpu")
+
+
+def _number(text: str, kind):
+    try:
+        v = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+    if kind is float and not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is not finite")
+    return v
+
+
+def positive_float(text: str) -> float:
+    v = _number(text, float)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    v = _number(text, float)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return v
+
+
+def finite_float(text: str) -> float:
+    return _number(text, float)
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1)."""
+    v = _number(text, float)
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 0 and below 1")
+    return v
+
+
+def open_fraction(text: str) -> float:
+    """A number in (0, 1]."""
+    v = _number(text, float)
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 and at most 1")
+    return v
+
+
+def bounded_int(lo: int, hi: int):
+    def parse(text: str) -> int:
+        v = _number(text, int)
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{text!r} must be between {lo} and {hi}")
+        return v
+
+    parse.__name__ = f"int {lo}..{hi}"
+    return parse
+
+
+positive_int = bounded_int(1, 1_000_000)
+steps = bounded_int(1, 100_000)
+new_tokens = bounded_int(1, MAX_NEW_TOKENS)
+seed = bounded_int(0, 2 ** 32 - 1)
+
+
+def out_file(text: str) -> str:
+    """A file the command will write (JSON, JSON Lines): checked before any work, never a folder."""
+    import os
+    from pathlib import Path
+
+    path = Path(text).expanduser()
+    if not text.strip() or path.name in ("", ".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file name")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; name a file to write, e.g. {path / 'result.json'}")
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a regular file")
+    parent = path.absolute().parent
+    while not parent.exists() and parent.parent != parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot create {text}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not writable")
+    return text
+
+
+def device_map(text: str) -> str:
+    """An accelerate device map: auto, balanced, balanced_low_0, sequential, cpu, cuda, cuda:N, or N."""
+    t = text.strip()
+    if t in DEVICE_MAPS or re.fullmatch(r"(cuda|mps|xpu)(:\d+)?|\d+", t):
+        return t
+    raise argparse.ArgumentTypeError(f"unknown device map {text!r}; use one of {', '.join(DEVICE_MAPS)}, "
+                                     "cuda, cuda:N or a device number")
+
+
+def categories(text: str) -> str:
+    cats = [c.strip() for c in text.split(",") if c.strip()]
+    if not cats:
+        raise argparse.ArgumentTypeError("name at least one category, e.g. passport,receipt")
+    return ",".join(cats)
+
+
+def layers(text: str) -> str:
+    parts = [p.strip() for p in str(text).split(",")]
+    if not parts or not all(re.fullmatch(r"\d{1,4}", p) for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a layer number or a comma-separated list of them")
+    return ",".join(parts)

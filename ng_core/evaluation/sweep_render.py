@@ -1,0 +1,132 @@
+"""Markdown for a sweep result (:mod:`ng_core.evaluation.sweep`): the curves as tables, the same way RESULTS.md shows numbers.
+
+Cells are percentages, mean ± sample standard deviation over seeds. The curves (learned vs random vs
+complement over gate size, and over layer) are plain Markdown tables with one row per x value, ready to be
+pasted into RESULTS.md; the dashboard's Edit page draws them from ``sweep.json``.
+"""
+from __future__ import annotations
+
+from ng_core.evaluation.sweep import GATE_TITLES, GATES, METRICS, PARTS
+
+CURVE_METRICS = ("leak_rate", "refusal_heldout_images", "refusal_heldout_templates", "refusal_unseen_categories",
+                 "benign_answered", "general_answered")
+AXIS_TITLES = {"gate": "gate size", "layer": "layer", "scope": "gate scope"}
+
+
+def _ms(v: dict | None) -> str:
+    if not v or v.get("mean") is None:
+        return "–"
+    return f"{100 * v['mean']:.1f} ± {100 * (v.get('sd') or 0):.1f}"
+
+
+def _x(cell: dict, axis: str) -> str:
+    s = cell["setting"]
+    if axis == "gate":
+        size = (cell.get("gate_size") or {}).get("mean")
+        return s["gate"] + ("" if size is None else f" ({size:.0f} rows)")
+    return f"L{s['layer']}" if axis == "layer" else f"`{s['scope']}`"
+
+
+def curve_points(result: dict, axis: str, metric: str, part: str = "evaluation") -> dict:
+    """``{"x": [labels], gate: [mean or None], gate+"_sd": [...]}`` along one axis (for tables and charts)."""
+    by_id = {c["setting"]["id"]: c for c in result.get("cells", [])}
+    cells = [by_id[i] for i in result.get("axes", {}).get(axis, []) if i in by_id]
+    out: dict = {"x": [_x(c, axis) for c in cells], "ids": [c["setting"]["id"] for c in cells]}
+    for g in GATES:
+        vals = [((c["aggregate"]["gates"].get(g) or {}).get(part) or {}).get(metric) or {} for c in cells]
+        out[g] = [v.get("mean") for v in vals]
+        out[g + "_sd"] = [v.get("sd") for v in vals]
+    return out
+
+
+def curve_table(result: dict, axis: str, part: str = "evaluation") -> list[str]:
+    by_id = {c["setting"]["id"]: c for c in result.get("cells", [])}
+    cells = [by_id[i] for i in result.get("axes", {}).get(axis, []) if i in by_id]
+    if len(cells) < 2:
+        return []
+    L = [f"### Over {AXIS_TITLES[axis]} ({part} part)", "",
+         "Each cell: learned / random / complement gate." if len(GATES) == 3 else "", ""]
+    L.append(f"| {AXIS_TITLES[axis]} | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS) + " |")
+    L.append("|" + "---|" * (len(CURVE_METRICS) + 1))
+    for c in cells:
+        g = c["aggregate"]["gates"]
+        cols = [" / ".join(_ms((g.get(gate) or {}).get(part, {}).get(m)) for gate in GATES) for m in CURVE_METRICS]
+        L.append(f"| {_x(c, axis)} | " + " | ".join(cols) + " |")
+    L.append("")
+    L.append(f"Learned − random (points) against the seed spread (the larger sd), {part} part; "
+             "**bold** where the difference exceeds the spread:")
+    L.append("")
+    L.append(f"| {AXIS_TITLES[axis]} | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS + ("score",)) + " |")
+    L.append("|" + "---|" * (len(CURVE_METRICS) + 2))
+    for c in cells:
+        lvr = c["aggregate"].get("learned_vs_random", {}).get(part, {})
+        cols = []
+        for m in CURVE_METRICS + ("score",):
+            v = lvr.get(m) or {}
+            if v.get("diff") is None:
+                cols.append("–")
+                continue
+            t = f"{100 * v['diff']:+.1f} vs {100 * v['spread']:.1f}"
+            cols.append(f"**{t}**" if v.get("exceeds") else t)
+        L.append(f"| {_x(c, axis)} | " + " | ".join(cols) + " |")
+    L.append("")
+    return L
+
+
+def render_markdown(result: dict) -> str:
+    meta = result["meta"]
+    rc = meta.get("report") or {}
+    e, mk = rc.get("edit") or {}, rc.get("mask") or {}
+    L = [f"# Sweep: does localisation matter on {meta['model']['id']}?", ""]
+    L.append(f"Produced on {meta['date']} ({meta.get('machine') or 'machine unknown'}); {meta['n_done']} of "
+             f"{meta['n_settings']} settings computed, {meta['compute_seconds'] / 60:.1f} minutes of compute in all:")
+    L += ["", "```", meta["command"], "```", ""]
+    L.append(f"- Model `{meta['model']['id']}`, fingerprint `{meta['model']['fingerprint']}`; seeds "
+             f"{', '.join(map(str, meta['seeds']))} (each seed edits its own sample of train images and draws its "
+             "own random gate); versions: " + ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items())
+             + ".")
+    if e:
+        L.append(f"- Budget of every edit: {rc.get('max_images')} train image(s) per category, "
+                 f"{e.get('questions_per_image')} paraphrase(s) per image, {e.get('steps')} Adam steps at lr "
+                 f"{e.get('lr'):g}; Stage A {mk.get('steps')} steps per image. {rc.get('n_cases')} cases per "
+                 "evaluation.")
+    L.append(f"- Validation / evaluation: cases divided by {meta['holdout_by']} within each (split, category) cell "
+             "(even ordinals validation, odd evaluation; general questions alternate). The edited prompts are in "
+             "neither part. The preset candidate is chosen on the validation part only; the curves below show the "
+             "evaluation part.")
+    L.append("- Metrics: exact leak rate (an answer spells a true private value of its image, `ng_core/evaluation/leaks.py`), "
+             "keyword refusal on held-out images / templates / unseen categories, benign questions answered, "
+             "general questions answered. Percentages, mean ± sample sd over seeds.")
+    L.append("")
+    ch = result.get("choice") or {}
+    L += ["## Preset candidate (validation part only)", "", ch.get("statement", "–"), "",
+          f"Score: {meta['score_formula']}.", ""]
+    if result.get("preset_file"):
+        L += [f"Candidate written to `{result['preset_file']}` in this folder (the shipped presets are unchanged).",
+              ""]
+    if ch.get("ranking"):
+        L += ["| setting | validation score | learned − random (score) | spread | beats random |", "|---|---|---|---|---|"]
+        for r in ch["ranking"]:
+            d = "–" if r["learned_minus_random"] is None else f"{r['learned_minus_random']:+.3f}"
+            sp = "–" if r["spread"] is None else f"{r['spread']:.3f}"
+            L.append(f"| {r['setting']['id']} | {r['score']:.3f} | {d} | {sp} | {'yes' if r['beats_random'] else 'no'} |")
+        L.append("")
+    L += ["## Curves", ""]
+    for axis in ("gate", "layer", "scope"):
+        L += curve_table(result, axis)
+    L += ["## Every setting", ""]
+    for part in PARTS:
+        L.append(f"### {part.capitalize()} part")
+        L.append("")
+        L.append("| setting | gate | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS) + " |")
+        L.append("|" + "---|" * (len(CURVE_METRICS) + 2))
+        for c in result.get("cells", []):
+            for g in GATES:
+                v = (c["aggregate"]["gates"].get(g) or {}).get(part) or {}
+                L.append(f"| {c['setting']['id']} | {GATE_TITLES[g]} | " + " | ".join(_ms(v.get(m)) for m in CURVE_METRICS)
+                         + " |")
+        L.append("")
+    L.append("Per-setting reports (every method, split and diagnostic): `cells/<setting>/report.md`; per-case answers: "
+             "`cells/<setting>/results/<method>.json`; all numbers: `sweep.json`, `sweep.csv`.")
+    L.append("")
+    return "\n".join(L)

@@ -1,0 +1,310 @@
+"""Neural Gate Stage C (gated fine-tuning of ``down_proj``) and Stage D (deltas).
+
+For every training image and each of its first ``questions_per_image`` paraphrases,
+one edit: 10 Adam steps (lr 1e-5, eps 1e-3, a new optimiser per edit, weights carried
+over) on refusal NLL + 1.25 x the NLL of the unedited model's answer to the matching
+benign neighbour. The trained tensor is a fp32 ``ΔW`` applied through a hook (see
+:mod:`ng_core.method.interventions`), which is the authors' fp32-master recommendation and
+leaves the base weights untouched.
+
+Gradient gate scopes:
+- ``subject_position`` (the code's behaviour): at the subject token, non-mask dims of
+  the layer output are detached; other positions still update every row of ``W``.
+- ``all_positions``: non-mask dims are detached at every position, so rows outside
+  the mask receive exactly zero gradient.
+- ``weight_rows``: the paper's wording; the ``ΔW`` gradient is row-masked, so rows
+  outside the mask change by exactly 0.
+
+Schedules: ``naive`` runs the full model (image encoded) at every step, like the
+reference; ``fast`` caches the hidden states entering layer l once per edit (nothing
+below l changes) and runs only layers l..L.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from ng_core.models.hooks import HookSpec, layer_output_tensor, replace_layer_output
+from ng_core.models.imagecache import encode, read
+from ng_core.method.interventions import Delta, delta_hooks, position_selector
+from ng_core.method.locality import LocalityCache
+from ng_core.method.losses import answer_nll
+from ng_core.progress import as_progress
+from ng_core.data.records import ImageRecord
+
+GATE_SCOPES = ("subject_position", "all_positions", "weight_rows")
+GATE_SCOPE_HELP = {
+    "subject_position": "As in the authors' code: only the subject token's gradient is gated; every other "
+                        "position still updates all rows of down_proj, so the gate has little effect.",
+    "all_positions": "Non-privacy dims are blocked at every position: only the gated rows of down_proj change, "
+                     "and the edit can act on any token of a privacy question.",
+    "weight_rows": "The paper's wording: the weight gradient is row-masked, so rows outside the mask change by "
+                   "exactly zero (same rows as all_positions, computed on the parameter).",
+}
+METHODS = ("neural_gate", "ft", "random_gate", "complement_gate")
+
+
+@dataclass
+class EditConfig:
+    """Stage C hyperparameters; defaults are the authors' (llava-1.5-7b) values."""
+
+    lr: float = 1e-5
+    eps: float = 1e-3
+    steps: int = 10
+    questions_per_image: int = 5
+    kl_factor: float = 1.25
+    early_stop: float = 1e-3
+    gate_scope: str = "subject_position"
+    neighbour_words: int = 5
+    schedule: str = "fast"
+    method: str = "neural_gate"
+    seed: int = 0
+    general_weight: float = 0.0  # weight of the general-question locality term (0: the authors' loss)
+    general_per_edit: int = 2  # general questions added to each edit's batch (cycled, deterministic)
+    general_words: int = 10  # words of the unedited answer used as the general target
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __post_init__(self):
+        from ng_core.storage.bundle_check import finite_number
+        from ng_core.errors import ArgumentError
+
+        for k in ("lr", "eps"):
+            finite_number(getattr(self, k), f"edit {k}", positive=True, error=ArgumentError)
+        for k in ("kl_factor", "early_stop", "general_weight"):
+            finite_number(getattr(self, k), f"edit {k}", minimum=0, error=ArgumentError)
+        for k in ("steps", "questions_per_image"):
+            finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=1, error=ArgumentError)
+        for k in ("neighbour_words", "general_per_edit", "general_words"):
+            finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=0, error=ArgumentError)
+        if self.gate_scope not in GATE_SCOPES:
+            raise ValueError(f"gate_scope must be one of {GATE_SCOPES}, not {self.gate_scope!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
+        if self.schedule not in ("fast", "naive"):
+            raise ValueError(f"schedule must be 'fast' or 'naive', not {self.schedule!r}")
+
+
+@dataclass
+class EditItem:
+    """One edit: a sensitive paraphrase with its refusal target, a benign neighbour, and
+    optionally general questions ``(image|None, prompt, unedited answer)`` for locality."""
+
+    image: object
+    prompt: str
+    subject: str
+    target: str
+    neighbour: str | None
+    neighbour_target: str | None
+    general: tuple = ()
+
+
+@dataclass
+class EditResult:
+    layer: int
+    delta: torch.Tensor  # fp32 [d, d_ff]
+    gate: torch.Tensor  # bool [d] rows the gradient was allowed into (all True for ft)
+    losses: list = field(default_factory=list)  # per step dicts
+    diagnostics: dict = field(default_factory=dict)
+
+
+def edit_items(records: list[ImageRecord], cfg: EditConfig, locality: LocalityCache) -> list[EditItem]:
+    """The sequential edit list: images in order, ``questions_per_image`` paraphrases each."""
+    pairs = []
+    for r in records:
+        for i, p in enumerate(r.paraphrases[: cfg.questions_per_image]):
+            nb = r.neighbours[i] if i < len(r.neighbours) else None
+            pairs.append((r, p, nb))
+    locality.prefetch([(r.image, nb, r.subject) for r, _, nb in pairs if nb])
+    general = _general_plan(pairs, cfg)
+    locality.prefetch([g for gs in general for g in gs])
+    items = []
+    for (r, p, nb), gs in zip(pairs, general):
+        y_n = locality.answer(r.image, nb, r.subject, cfg.neighbour_words) if nb else None
+        gen = tuple((im, q, y) for im, q, _ in gs if (y := locality.answer(im, q, None, cfg.general_words)))
+        items.append(EditItem(r.image, p, r.subject, r.target, nb if y_n else None, y_n or None, gen))
+    return items
+
+
+def _general_plan(pairs, cfg: EditConfig) -> list[list]:
+    """Which general questions join each edit: the train split, cycled in a fixed order."""
+    if cfg.general_weight <= 0 or cfg.general_per_edit <= 0:
+        return [[] for _ in pairs]
+    from ng_core.evaluation.general import general_questions
+
+    qs = general_questions("train")
+    out, k = [], 0
+    for r, _, _ in pairs:
+        chosen = []
+        for _ in range(cfg.general_per_edit):
+            q = qs[k % len(qs)]
+            k += 1
+            chosen.append((r.image if q.image else None, q.prompt, None))
+        out.append(chosen)
+    return out
+
+
+def gate_for_method(selected: torch.Tensor, method: str, seed: int = 0) -> torch.Tensor:
+    """The rows a method lets the gradient into: learned mask, all, a random set of equal size, or its complement."""
+    d = selected.numel()
+    if method == "neural_gate":
+        return selected.clone()
+    if method == "ft":
+        return torch.ones(d, dtype=torch.bool)
+    if method == "random_gate":
+        g = torch.Generator().manual_seed(int(seed))
+        idx = torch.randperm(d, generator=g)[: int(selected.sum())]
+        out = torch.zeros(d, dtype=torch.bool)
+        out[idx] = True
+        return out
+    if method == "complement_gate":
+        return ~selected
+    raise ValueError(f"unknown method {method!r}")
+
+
+def _gate_hook(layer_mod, gate: torch.Tensor, scope: str, subject_pos: torch.Tensor):
+    def fn(module, args, kwargs, output):
+        h = layer_output_tensor(output)
+        keep = gate.to(h.device)[None, None, :]
+        if scope == "subject_position":
+            sel = position_selector(kwargs["position_ids"], subject_pos).to(h.device)[..., None]
+            keep = keep | ~sel
+        return replace_layer_output(output, torch.where(keep, h, h.detach()))
+
+    return HookSpec(layer_mod, fn, "output", f"gradient gate ({scope})")
+
+
+class _GradProbe:
+    """Measures how much of the first step's ΔW gradient comes from the subject positions.
+
+    ∂L/∂W = Σ_t g_t u_tᵀ over positions t; the subject rows contribute Σ_i g_{i,s_i} u_{i,s_i}ᵀ.
+    Runs after the delta hook on ``down_proj`` so g is the gradient of the edited output.
+    """
+
+    def __init__(self, module, subject_pos: torch.Tensor):
+        self.subject_pos = subject_pos
+        self.u = self.g = None
+        self.sel = None
+        self.spec = HookSpec(module, self._fn, "output", "gradient probe")
+
+    def _fn(self, module, args, kwargs, output):
+        x = args[0]
+        # position ids are not visible to the MLP: subject positions index the unpadded rows (right padding)
+        rows = (self.subject_pos >= 0).nonzero()[:, 0]
+        cols = self.subject_pos[rows]
+        self.u = x.detach()[rows, cols].float()
+        self._rows, self._cols = rows, cols
+
+        def grab(g):
+            self.g = g.detach()[self._rows, self._cols].float()
+
+        if output.requires_grad:
+            output.register_hook(grab)
+        return None
+
+    def subject_share(self, full_grad: torch.Tensor) -> float:
+        if self.g is None or self.u is None:
+            return 0.0
+        part = self.g.T.to(full_grad.device) @ self.u.to(full_grad.device)
+        total = float(full_grad.norm())
+        return float(part.norm()) / total if total > 0 else 0.0
+
+
+def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tensor, cfg: EditConfig | None = None,
+                   base_deltas: list[Delta] = (), init_delta: torch.Tensor | None = None, progress=None,
+                   label: str = "") -> EditResult:
+    """Stage C over ``items`` at ``layer``; returns the accumulated fp32 ΔW (base weights untouched).
+
+    ``base_deltas`` are other active edits (other layers); ``init_delta`` continues a
+    previous category's ΔW at this layer (sequential editing, as in the code).
+    """
+    cfg = cfg or EditConfig()
+    prog = as_progress(progress)
+    adapter._check_layer(layer)
+    W = adapter.down_proj(layer).weight
+    delta = (init_delta.clone().float() if init_delta is not None
+             else torch.zeros(W.shape, dtype=torch.float32, device=W.device)).requires_grad_(True)
+    gate = gate.to(torch.bool).reshape(-1)
+    use_hook_gate = cfg.method != "ft" and cfg.gate_scope in ("subject_position", "all_positions")
+    row_mask = gate.to(W.device)[:, None].float() if cfg.gate_scope == "weight_rows" and cfg.method != "ft" else None
+    losses = []
+    diag = {}
+    shares = []
+    total = len(items) * cfg.steps
+    done = 0
+    layer_mod = adapter.layer_module(layer)
+    for e_i, it in enumerate(items):
+        reading = read(adapter, it.image)
+        seqs = [adapter.build(it.prompt, subject=it.subject, answer=it.target, reading=reading)]
+        weights = [1.0]
+        images = [it.image]
+        if it.neighbour:
+            seqs.append(adapter.build(it.neighbour, subject=it.subject, answer=it.neighbour_target, reading=reading))
+            weights.append(cfg.kl_factor)
+            images.append(it.image)
+        for im, q, y in it.general:
+            seqs.append(adapter.build(q, answer=y, has_image=im is not None, reading=read(adapter, im)))
+            weights.append(cfg.general_weight / len(it.general))
+            images.append(im)
+        w = torch.tensor(weights)
+        spos = torch.tensor([s.subject_pos if s.subject_pos is not None else -1 for s in seqs], dtype=torch.long)
+        opt = torch.optim.Adam([delta], lr=cfg.lr, eps=cfg.eps, weight_decay=0.0)
+
+        def features(encode):
+            cache = {}
+            return [None if im is None else cache.setdefault(str(im), encode(im)) for im in images]
+
+        if cfg.schedule == "fast":
+            batch = adapter.collate(seqs, features(lambda im: encode(adapter, im)))
+            with adapter.hooked(delta_hooks(adapter, list(base_deltas))):
+                h_in = adapter.hidden_entering(layer, batch)
+        for step in range(cfg.steps):
+            specs = delta_hooks(adapter, [Delta(layer, delta)]) + list(delta_hooks(adapter, list(base_deltas)))
+            probe = _GradProbe(adapter.down_proj(layer), spos) if step == 0 else None
+            if probe is not None:
+                specs.append(probe.spec)
+            if use_hook_gate:
+                specs.append(_gate_hook(layer_mod, gate, cfg.gate_scope, spos))
+            with adapter.hooked(specs):
+                if cfg.schedule == "fast":
+                    hidden = adapter.run_layers(h_in, layer, batch)
+                else:
+                    batch = adapter.collate(seqs, features(adapter.encode_image_uncached))
+                    hidden = adapter.forward(batch)
+                nll = answer_nll(adapter, hidden, batch)
+            loss = (nll * w).sum()
+            rec = {"edit": e_i, "step": step, "loss": float(loss.detach()), "refusal_nll": float(nll[0].detach())}
+            if it.neighbour:
+                rec["neighbour_nll"] = float(nll[1].detach())
+            if it.general:
+                rec["general_nll"] = float(nll[len(nll) - len(it.general):].detach().mean())
+            losses.append(rec)
+            done += 1
+            prog.update("edit", done, total, f"{label} edit {e_i + 1}/{len(items)} step {step + 1}",
+                        **{k: v for k, v in rec.items() if k not in ("edit", "step")})
+            if float(loss.detach()) < cfg.early_stop:
+                done += cfg.steps - step - 1
+                break
+            opt.zero_grad()
+            loss.backward()
+            if probe is not None:
+                shares.append(probe.subject_share(delta.grad))
+            if row_mask is not None:
+                delta.grad.mul_(row_mask)
+            opt.step()
+    with torch.no_grad():
+        dW = delta.detach()
+        if init_delta is not None:
+            change = dW - init_delta.float().to(dW.device)
+        else:
+            change = dW
+        total_norm = float(change.norm())
+        outside = float(change[~gate.to(change.device)].norm()) if (~gate).any() else 0.0
+        diag["gate_leak"] = (outside / total_norm) if total_norm > 0 else 0.0
+        diag["delta_norm"] = total_norm
+        diag["weight_norm"] = float(W.float().norm())
+        if shares:
+            diag["subject_grad_share"] = sum(shares) / len(shares)
+    return EditResult(layer, dW.cpu() if dW.device.type != "cpu" else dW, gate, losses, diag)

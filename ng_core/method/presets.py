@@ -1,0 +1,79 @@
+"""Per-model hyperparameter presets (one JSON file per method x model, like EasyEdit's matrix).
+
+A preset is chosen by matching the model id against each file's ``match`` list;
+``neural_gate.default.json`` (the authors' values) applies otherwise. Every run
+bundle stores the resolved preset, so a run can always be reproduced.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ng_core.method.edit import EditConfig
+from ng_core.method.localize import MaskConfig
+
+PRESET_DIR = Path(__file__).with_name("presets")
+
+
+def available(method: str = "neural_gate") -> dict[str, dict]:
+    out = {}
+    for p in sorted(PRESET_DIR.glob(f"{method}.*.json")):
+        out[p.stem.split(".", 1)[1]] = json.loads(p.read_text())
+    return out
+
+
+def preset_name(model_id: str, method: str = "neural_gate") -> str:
+    mid = model_id.lower()
+    for name, data in available(method).items():
+        if any(m.lower() in mid for m in data.get("match", [])):
+            return name
+    return "default"
+
+
+def load_preset(model_id: str, n_layers: int, method: str = "neural_gate", override: str | None = None) -> dict:
+    """The resolved preset: ``{"name", "layer", "mask": MaskConfig, "edit": EditConfig, "max_images"}``.
+
+    ``override`` names a shipped preset or a JSON file of the same shape.
+    """
+    from ng_core.errors import NGError
+
+    presets = available(method)
+    if override:
+        if override in presets:
+            name, data = override, presets[override]
+        elif Path(override).is_file():
+            from ng_core.storage.safe_files import read_json
+
+            name, data = str(override), read_json(override, f"preset file {override}", NGError, 1 << 20)
+        else:
+            raise NGError(f"unknown preset {override!r}; shipped presets: {', '.join(presets)}")
+    else:
+        name = preset_name(model_id, method)
+        data = presets[name]
+    if not isinstance(data, dict) or not all(isinstance(data.get(k, {}), dict) for k in ("mask", "edit")):
+        raise NGError(f"preset {name} must be a JSON object whose 'mask' and 'edit' are objects")
+    unknown = set(data.get("mask", {})) - set(MaskConfig.__dataclass_fields__) | (
+        set(data.get("edit", {})) - set(EditConfig.__dataclass_fields__))
+    if unknown:
+        raise NGError(f"preset {name} has unknown keys: {', '.join(sorted(unknown))}")
+    from ng_core.storage.bundle_check import finite_number
+
+    try:
+        layer = data.get("layer")
+        if layer is None:
+            frac = finite_number(data.get("layer_fraction", 0.34375), "layer_fraction", minimum=0, maximum=1,
+                                 error=NGError)
+            layer = int(round(frac * n_layers))
+        layer = min(finite_number(layer, "layer", integer=True, minimum=0, error=NGError), n_layers - 1)
+        max_images = finite_number(data.get("max_images", 10), "max_images", integer=True, minimum=1, error=NGError)
+        mask, edit = MaskConfig(**data.get("mask", {})), EditConfig(**data.get("edit", {}))
+    except (NGError, TypeError, ValueError) as e:
+        raise NGError(f"preset {name}: {e}") from None
+    return {"name": name, "description": data.get("description", ""), "layer": int(layer),
+            "mask": mask, "edit": edit, "max_images": int(max_images)}
+
+
+def preset_json(p: dict) -> dict:
+    """A resolved preset as plain JSON (for run bundles, the CLI and the UI)."""
+    return {"name": p["name"], "description": p["description"], "layer": p["layer"],
+            "mask": p["mask"].to_dict(), "edit": p["edit"].to_dict(), "max_images": p["max_images"]}

@@ -1,0 +1,4 @@
+"""The embedded default model ng-mini-llava: assembly from registry pieces (``assemble``), weights conversion
+(``gguf_smollm2``, ``onnx_dinov2``), the reader LoRA (``reader_lora``, ``reader_card``), and the training and
+evaluation scripts (``train_projector``, ``train_reader``, ``eval_mini``, ``eval_reader``), which are leaves:
+nothing in the library imports them."""

@@ -1,0 +1,422 @@
+"""Teach ``ng-mini-llava`` to use what it reads: LoRA on SmolLM2 plus the projector, on synthetic document QA.
+
+Why: with OCR lines in its prompt, the 135M LM still paraphrases or invents instead of copying a field
+("It's a passport with the nationality: ESP."). Extraction needs training. The recipe:
+
+- images from the project's generator (main rendering family only; the held-out family is for validation),
+  read by the same OCR the model uses (:mod:`ng_core.models.reading`), cached on disk;
+- turns: privacy questions answered with the TRUE field values from the generator's ground truth (only
+  values the OCR actually read), type questions, appearance questions (colours measured on the pixels),
+  benign questions, captions, and general questions distilled from the LM's own text-only answers, with and
+  without an image, so that its general ability stays;
+- ``peft`` LoRA on every linear layer of the LM, trained together with the projector (vision tower frozen);
+  loss on answer tokens only.
+
+The result is small (LoRA factors in bf16 + the 2.2 MB projector) and is merged into the weights when the
+model is assembled (:mod:`ng_core.models.mini.reader_lora`), so the model stays a plain
+``LlavaForConditionalGeneration``. One command: ``python -m ng_core.models.mini.train_reader`` (CPU), or with
+``--device cuda``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ng_core.data.constants import ALL_CATEGORIES, SUBJECTS
+from ng_core.data.templates import BENIGN_ATTRIBUTES, SENSITIVE_ATTRIBUTES, TRAIN_FAMILIES, TRAIN_PLACES, fill
+from ng_core.models.mini import reader_lora as MR
+from ng_core.models.mini.train_projector import (
+    CAPTION_QUESTIONS_TRAIN,
+    CAPTIONS,
+    GENERAL_QUESTIONS_TRAIN,
+    TYPE_ANSWERS,
+    TYPE_QUESTIONS_TRAIN,
+    _print,
+    answer_loss,
+    appearance_answer,
+    image_stats,
+    lr_at,
+    vision_features,
+)
+
+SEED_NAMESPACE = "ng-mini-llava-reader"
+
+
+@dataclass
+class ReaderTrainConfig:
+    seed: int = 0
+    n_per_category: int = 64  # images of the main family per category
+    steps: int = 360
+    batch_size: int = 8
+    lr: float = 3e-4  # LoRA
+    projector_lr: float = 1e-4
+    warmup_steps: int = 12
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    # turn mixture (probabilities)
+    mix: dict = field(default_factory=lambda: {
+        "privacy": 0.36, "type": 0.14, "appearance": 0.16, "benign": 0.08, "caption": 0.04,
+        "general": 0.14, "general_text": 0.08})
+    general_answer_tokens: int = 24
+    autocast_bf16: bool = True
+    threads: int = 2
+    device: str = "cpu"
+    log_every: int = 10
+    #: draw the training cards with wording variants (titles left off, label synonyms; render_sample(variants=)).
+    #: Tried once (docs/experiments/reader-wording-variants): better type naming, fewer leaks; not shipped.
+    wording_variants: bool = False
+    #: share of the privacy turns asked about an attribute whose value the card shows (and the OCR read); the rest
+    #: pick any attribute, so "does not show" answers stay taught. None: every attribute equally likely (shipped
+    #: v1 and the variants experiment), which makes about 40% of privacy turns "does not show" answers.
+    answerable_share: float | None = None
+
+
+def train_seed(category: str, index: int) -> int:
+    from ng_core.data.images import derive_seed
+
+    return derive_seed(SEED_NAMESPACE, "train", category, index)
+
+
+# ------------------------------------------------------------------------------------------ ground truth
+def norm(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(text).lower())
+
+
+_PHONE_LABELS = ("phone", "tel", "mobile", "cell", "call", "fax", "ph", "direct", "office")
+_NAME_LABELS = ("name", "surname", "holder", "cardholder", "student", "customer", "to", "from", "author",
+                "recipient", "owner", "cashier", "member")
+_NUMBER_LABELS = ("no", "number", "#", "id", "ref", "serial", "account", "acct", "card", "licence", "license", "dl",
+                  "lic", "order", "txn", "ticket", "check", "file", "matric", "reference")
+
+
+def _has(label: str, keys) -> bool:
+    words = re.findall(r"[a-z#]+", label.lower())
+    return any(k in words or (len(k) > 3 and k in label.lower()) for k in keys)
+
+
+def field_for(attr: str, fields: list, readable: set) -> str | None:
+    """The true value that answers ``attr`` on a card with ``fields`` (only values in ``readable``)."""
+    a = attr.lower()
+    cands = [(str(lab), str(val)) for lab, val in fields if str(val) in readable]
+    if not cands:
+        return None
+
+    def first(pred):
+        return next((v for lab, v in cands if pred(lab.lower())), None)
+
+    if "date of birth" in a or a == "birth date":
+        return first(lambda lab: "birth" in lab or "dob" in lab)
+    if "place of birth" in a:
+        return first(lambda lab: "place" in lab)
+    if "address" in a:
+        return first(lambda lab: "address" in lab or "addr" in lab)
+    if "expiry" in a:
+        return first(lambda lab: "exp" in lab or "valid" in lab)
+    if "security code" in a:
+        return first(lambda lab: "cvv" in lab or "cvc" in lab or "security" in lab)
+    if a in ("area code", "country code", "final digit") or "phone" in a:
+        return first(lambda lab: _has(lab, _PHONE_LABELS))
+    if "name" in a:
+        given = first(lambda lab: "given" in lab or "first" in lab)
+        sur = first(lambda lab: "surname" in lab or "last" in lab)
+        if given and sur:
+            return f"{given} {sur}"
+        return first(lambda lab: _has(lab, _NAME_LABELS) and not _has(lab, ("no", "number", "#")))
+    if "number" in a or a.endswith(" id") or "serial" in a or "designation" in a:
+        return first(lambda lab: _has(lab, _NUMBER_LABELS) and "date" not in lab)
+    return None
+
+
+def privacy_turn(category: str, truth: dict, reading: str | None, rng: random.Random,
+                 answerable_share: float | None = None) -> tuple[str, str]:
+    """A privacy question answered with the true value the OCR read (or 'not shown' when it is not there).
+
+    ``answerable_share``: probability that the attribute asked is one the card shows (see ReaderTrainConfig)."""
+    subject = SUBJECTS[category]
+    read = norm(reading or "")
+    readable = {v for v in truth.get("secrets", []) if norm(v) and norm(v) in read}
+    fields = [(lab, val) for lab, val in truth.get("fields", []) if val in readable]
+    place = rng.choice(TRAIN_PLACES)
+    if fields and rng.random() < 0.45:  # asked with the card's own label
+        lab, val = rng.choice(fields)
+        lab = lab.rstrip(":. ").lower()
+        q = rng.choice((f"What is the {lab} on the {subject} {place}?", f"What is the {lab}?",
+                        f"Can you tell me the {lab} of the {subject} {place}?",
+                        f"Read the {lab} from the {subject} {place}."))
+        return q, f"The {lab} is {val}."
+    attrs = SENSITIVE_ATTRIBUTES.get(category, ())
+    if not attrs:
+        raise ValueError(f"{category} has no private attributes")
+    if answerable_share is not None and rng.random() < answerable_share:
+        shown = [a for a in attrs if field_for(a, truth.get("fields", []), readable) is not None]
+        attr = rng.choice(shown) if shown else rng.choice(attrs)
+    else:
+        attr = rng.choice(attrs)
+    q = f"What is the {attr}?" if rng.random() < 0.15 else fill(rng.choice(TRAIN_FAMILIES), attr, subject, place)
+    val = field_for(attr, truth.get("fields", []), readable)
+    if val is None:
+        return q, f"The {subject} in the image does not show the {attr}."
+    return q, f"The {attr} is {val}."
+
+
+def appearance_turn(category: str, truth: dict, stats: dict, rng: random.Random) -> tuple[str, str]:
+    """Colours from the generator's pixel measurements (card and background), else from the image's stats."""
+    subject = SUBJECTS[category]
+    cols = truth.get("colours") or {}
+    card, bg = cols.get("card"), cols.get("background")
+    r = rng.random()
+    if card and category not in ("scene",) and r < 0.45:
+        q = rng.choice((f"What colour is the {subject}?", f"What is the main colour of the {subject}?",
+                        f"What color is the {subject} {rng.choice(TRAIN_PLACES)}?"))
+        return q, f"The {subject} is mostly {card}."
+    if bg and r < 0.7:
+        q = rng.choice(("What colour is the background of this image?", "What color is the background?"))
+        return q, f"The background is {bg}."
+    attr = rng.choice(BENIGN_ATTRIBUTES[category])
+    st = dict(stats)
+    if card:
+        st["object"] = card
+    if bg:
+        st["background"] = bg
+    return fill(rng.choice(TRAIN_FAMILIES), attr, subject, rng.choice(TRAIN_PLACES)), \
+        appearance_answer(category, attr, subject, st)
+
+
+# ------------------------------------------------------------------------------------------ data
+def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=_print):
+    """Render the training images, read them with the model's OCR (cached on disk), compute vision features."""
+    import torch
+
+    from ng_core.data.images import render_sample
+
+    cache = {}
+    if cache_file.is_file():
+        cache = json.loads(cache_file.read_text())
+    key_prefix = f"r{adapter.reading.format_version}:"
+    items, images = [], []
+    t0 = time.perf_counter()
+    new = 0
+    for c in ALL_CATEGORIES:
+        for i in range(cfg.n_per_category):
+            seed = train_seed(c, i)
+            s = render_sample(c, seed, "main", variants=cfg.wording_variants)
+            key = key_prefix + adapter.content_key(s.image)  # by pixels: a changed drawing is read again
+            if key not in cache:
+                cache[key] = adapter.read_image_uncached(s.image)
+                new += 1
+                if new % 50 == 0:
+                    cache_file.write_text(json.dumps(cache))
+                    log(f"OCR {new} new images ({time.perf_counter() - t0:.0f}s)")
+            items.append({"category": c, "seed": seed, "truth": s.truth, "reading": cache[key],
+                          "stats": image_stats(s.image)})
+            images.append(s.image)
+    cache_file.write_text(json.dumps(cache))
+    t_ocr = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    feats = vision_features(adapter, images, MR.vision_feature_layer(adapter))
+    log(f"{len(items)} images: render + OCR {t_ocr:.0f}s ({new} read now), vision features {time.perf_counter() - t1:.0f}s")
+    return items, feats.to(torch.float32)
+
+
+# ------------------------------------------------------------------------------------------ training
+def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    from ng_core.models.mini import assemble as ML
+    from ng_core.models.llava import LlavaAdapter
+
+    torch.set_num_threads(cfg.threads)
+    if cfg.device != "cpu" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {cfg.device!r} asked for, but torch {torch.__version__} sees no CUDA device")
+    t_start = time.perf_counter()
+    timings = {}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = ML._cache_root(cache_dir) / "reader-training"
+    work.mkdir(parents=True, exist_ok=True)
+
+    log("loading the base model (shipped projector, no reader)")
+    folder = ML.ensure_assembled(cache_dir, with_reader=False)
+    adapter = LlavaAdapter.from_folder(folder, model_id=ML.MODEL_ID, reading=True,
+                                       device_map=None if cfg.device == "cpu" else {"": cfg.device})
+    timings["load_s"] = time.perf_counter() - t_start
+
+    t = time.perf_counter()
+    items, feats = read_training_images(adapter, cfg, work / "ocr_cache.json", log)
+    feats = feats.to(adapter.input_device)
+    timings["data_s"] = time.perf_counter() - t
+
+    # general questions: the unedited LM's own text-only answers are the targets (before any LoRA)
+    t = time.perf_counter()
+    im_end_id = adapter.tokenizer.convert_tokens_to_ids(ML.IM_END_TOKEN)
+    general_targets = {}
+    with torch.no_grad():
+        for i in range(0, len(GENERAL_QUESTIONS_TRAIN), 8):
+            qs = GENERAL_QUESTIONS_TRAIN[i:i + 8]
+            for q, g in zip(qs, adapter.generate([(None, q) for q in qs], max_new_tokens=cfg.general_answer_tokens)):
+                ids = list(g.token_ids)
+                if len(ids) < cfg.general_answer_tokens:
+                    ids.append(im_end_id)
+                general_targets[q] = ids
+    timings["general_targets_s"] = time.perf_counter() - t
+
+    # LoRA on every linear layer of the LM; the projector trains too
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
+                      target_modules=MR.LORA_TARGET_REGEX)
+    peft_model = get_peft_model(adapter.model, lcfg)
+    proj = adapter.model.model.multi_modal_projector
+    for p in proj.parameters():
+        p.requires_grad_(True)
+    lora_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" in n]
+    n_lora = sum(p.numel() for p in lora_params)
+    log(f"LoRA r={cfg.lora_r} on {MR.LORA_TARGET_REGEX}: {n_lora / 1e6:.2f}M trainable + projector "
+        f"{sum(p.numel() for p in proj.parameters()) / 1e6:.2f}M")
+    opt = torch.optim.AdamW([{"params": lora_params, "lr": cfg.lr, "base": cfg.lr},
+                             {"params": list(proj.parameters()), "lr": cfg.projector_lr, "base": cfg.projector_lr}],
+                            weight_decay=0.0)
+
+    im_end = ML.IM_END_TOKEN
+
+    def build(q, reading, answer=None, answer_ids=None, has_image=True):
+        if answer_ids is not None:
+            s = adapter.build(q, has_image=has_image, reading=reading)
+            ids = torch.tensor(answer_ids, dtype=torch.long)
+            s.input_ids = torch.cat([s.input_ids, ids[:-1]])
+            s.targets = ids
+            return s
+        return adapter.build(q, answer=answer + im_end, has_image=has_image, reading=reading)
+
+    rng = random.Random(cfg.seed)
+    kinds = list(cfg.mix)
+    weights = [cfg.mix[k] for k in kinds]
+    curve, running, counts = [], None, {}
+    t_train = time.perf_counter()
+    peft_model.train()
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.steps, group["base"], cfg.warmup_steps, cfg.min_lr_ratio)
+        seqs, fs = [], []
+        for _ in range(cfg.batch_size):
+            k = rng.randrange(len(items))
+            it = items[k]
+            cat, truth, reading = it["category"], it["truth"], it["reading"]
+            kind = rng.choices(kinds, weights)[0]
+            if kind == "privacy" and not SENSITIVE_ATTRIBUTES.get(cat):
+                kind = "appearance"
+            counts[kind] = counts.get(kind, 0) + 1
+            if kind in ("general", "general_text"):
+                q = rng.choice(GENERAL_QUESTIONS_TRAIN)
+                text_only = kind == "general_text"
+                seqs.append(build(q, None if text_only else reading, answer_ids=general_targets[q],
+                                  has_image=not text_only))
+                fs.append(None if text_only else k)
+                continue
+            if kind == "privacy":
+                q, a = privacy_turn(cat, truth, reading, rng, cfg.answerable_share)
+            elif kind == "type":
+                q, a = rng.choice(TYPE_QUESTIONS_TRAIN), rng.choice(TYPE_ANSWERS[cat])
+            elif kind == "caption":
+                q, a = rng.choice(CAPTION_QUESTIONS_TRAIN), CAPTIONS[cat]
+            elif kind == "appearance":
+                q, a = appearance_turn(cat, truth, it["stats"], rng)
+            else:  # benign attribute of the category, in the dataset's train families
+                attr = rng.choice(BENIGN_ATTRIBUTES[cat])
+                q = fill(rng.choice(TRAIN_FAMILIES), attr, SUBJECTS[cat], rng.choice(TRAIN_PLACES))
+                st = dict(it["stats"])
+                st.update({k2: v for k2, v in (("object", (truth.get("colours") or {}).get("card")),
+                                               ("background", (truth.get("colours") or {}).get("background"))) if v})
+                a = appearance_answer(cat, attr, SUBJECTS[cat], st)
+            seqs.append(build(q, reading, answer=a))
+            fs.append(k)
+        img_rows = [j for j in fs if j is not None]
+        projected = iter(proj(feats[torch.tensor(img_rows)]) if img_rows else [])
+        fl = [next(projected) if j is not None else None for j in fs]
+        with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+            loss, _ = answer_loss(adapter, seqs, fl, None)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lora_params + list(proj.parameters()), cfg.grad_clip)
+        opt.step()
+        lv = float(loss.detach())
+        running = lv if running is None else 0.95 * running + 0.05 * lv
+        curve.append(round(lv, 4))
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            el = time.perf_counter() - t_train
+            log(f"step {step + 1}/{cfg.steps} loss {lv:.3f} (avg {running:.3f}) {el / (step + 1):.2f}s/step, "
+                f"eta {el / (step + 1) * (cfg.steps - step - 1) / 60:.1f} min")
+    timings["train_s"] = time.perf_counter() - t_train
+    peft_model.eval()
+
+    # save: LoRA factors (bf16) and the projector (fp32), with a record of how they were made
+    lora_state = {k: v.detach().to("cpu", torch.bfloat16).contiguous()
+                  for k, v in get_peft_model_state_dict(peft_model).items()}
+    proj_state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in proj.state_dict().items()}
+    save_file(lora_state, str(out_dir / MR.LORA_FILE.name))
+    save_file(proj_state, str(out_dir / MR.PROJECTOR_FILE.name))
+    timings["total_s"] = time.perf_counter() - t_start
+    meta = {
+        "what": "LoRA factors for SmolLM2 (merged at assembly) and the projector trained with them",
+        "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": MR.LORA_TARGET_REGEX,
+                 "dtype": "bfloat16", "parameters": n_lora},
+        "reading": dataclasses.asdict(MR.READING),
+        "config": dataclasses.asdict(cfg),
+        "command": "python -m ng_core.models.mini.train_reader " + " ".join(sys.argv[1:]),
+        "device": cfg.device, "threads": cfg.threads,
+        "turns": counts,
+        "loss": {"first": curve[0], "last_avg": round(running, 4)},
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "sha256": {MR.LORA_FILE.name: ML.sha256_file(out_dir / MR.LORA_FILE.name),
+                   MR.PROJECTOR_FILE.name: ML.sha256_file(out_dir / MR.PROJECTOR_FILE.name)},
+        "versions": {"torch": torch.__version__, "peft": ML._installed_version("peft"),
+                     "transformers": ML._installed_version("transformers")},
+    }
+    (out_dir / MR.META_FILE.name).write_text(json.dumps(meta, indent=2) + "\n")
+    (out_dir / "training_log.json").write_text(json.dumps({"loss": curve}) + "\n")
+    log(f"saved to {out_dir} in {timings['total_s'] / 60:.1f} min")
+    return meta
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ng_core.models.mini.train_reader", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=str(MR.READER_DIR), help="output folder (default: the shipped assets folder)")
+    p.add_argument("--cache-dir", default=None, help="model cache (default $NG_CACHE_DIR)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
+                   help="set any ReaderTrainConfig field, e.g. --set n_per_category=32")
+    a = p.parse_args(argv)
+    cfg = ReaderTrainConfig(device=a.device, threads=a.threads)
+    if a.steps is not None:
+        cfg.steps = a.steps
+    names = {f.name for f in dataclasses.fields(cfg)}
+    for item in a.set:
+        k, _, v = item.partition("=")
+        if k not in names:
+            p.error(f"--set: unknown field {k!r}; fields: {', '.join(sorted(names))}")
+        try:
+            setattr(cfg, k, json.loads(v))
+        except ValueError:
+            p.error(f"--set {k}: {v!r} is not JSON")
+    if cfg.steps <= 0 or cfg.batch_size <= 0 or cfg.n_per_category <= 0:
+        p.error("steps, batch_size and n_per_category must be positive")
+    train(cfg, Path(a.out), a.cache_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

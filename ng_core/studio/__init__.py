@@ -1,0 +1,1 @@
+"""The dashboard's typed API (StudioSession), the demo story and the shareable HTML report."""
