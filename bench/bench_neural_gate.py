@@ -56,7 +56,7 @@ def stage_times(args) -> dict:
            "gate_scope": edit_cfg.gate_scope, "threads": torch.get_num_threads()}
     masks = {}
     for sched in ("fast", "naive") if "A" in args.stages else ("fast",):
-        a._feature_cache.clear()
+        a.caches.features.clear()
         t = time.perf_counter()
         raw, _ = learn_masks(a, recs, [layer], replace(mask_cfg, schedule=sched), locality=loc)
         out[f"stage_a_{sched}_s"] = time.perf_counter() - t

@@ -52,7 +52,7 @@ def test_subject_position_gradient_outside_mask_is_zero_at_the_subject(tiny, ima
         return h
 
     specs = [HookSpec(tiny.layer_module(layer), capture, "output"),
-             _gate_hook(tiny.layer_module(layer), gate, "subject_position", subject_positions(batch))]
+             _gate_hook(tiny, layer, gate, "subject_position", subject_positions(batch))]
     with scoped_hooks(specs):
         loss = answer_nll(tiny, tiny.forward(batch), batch).sum()
     loss.backward()

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from ng_core.models.imagecache import PrivateCache, encode, private_scope
-from ng_core.studio.session import PrivateImage, StudioSession, record_from_inputs
+from ng_core.studio import PrivateImage, StudioSession, record_from_inputs
 
 PROMPT = "What is the number of the passport?"
 
@@ -27,11 +27,11 @@ def _upload() -> bytes:
 
 def _in_shared_features(tiny, image) -> bool:
     """Whether the shared feature cache holds ``image`` (by its key: values depend on the thread count)."""
-    return tiny.feature_key(image) in tiny._feature_cache
+    return tiny.feature_key(image) in tiny.caches.features
 
 
 def _locality_images(tiny) -> set:
-    return {k[0] for k in getattr(tiny, "_locality_store", {})}
+    return {k[0] for k in tiny.caches.locality}
 
 
 def test_upload_stays_out_of_shared_caches(tiny, records, tmp_path):
@@ -68,7 +68,7 @@ def test_upload_stays_out_of_shared_caches(tiny, records, tmp_path):
     job = s.start_localize({"passport": records[:1]}, [p["layer"]], mask_cfg)
     assert job.wait(120) and job.status == "done", job.error_message()
     assert _in_shared_features(tiny, records[0].image)
-    assert (str(records[0].image), records[0].neighbours[0]) in tiny._locality_store
+    assert (str(records[0].image), records[0].neighbours[0]) in tiny.caches.locality
 
 
 def test_private_scope_is_per_thread_and_optional(tiny):

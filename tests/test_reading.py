@@ -62,10 +62,10 @@ def test_real_ocr_reads_a_card_and_uploads_stay_private(reader_model, tmp_path):
     with private_scope(cache):
         block = read(a, img)
     assert block is not None and "P4827193" in block.replace(" ", "")
-    assert len(cache.readings) == 1 and len(a._reading_cache) == 0  # the upload never entered the shared cache
+    assert len(cache.readings) == 1 and len(a.caches.readings) == 0  # the upload never entered the shared cache
     path = tmp_path / "card.png"
     img.save(path)
-    assert read(a, path) == block and len(a._reading_cache) == 1  # a file on disk may be shared
+    assert read(a, path) == block and len(a.caches.readings) == 1  # a file on disk may be shared
     g = a.generate([(a.encode_image(path), "What is the passport number?", None, block)], max_new_tokens=3)[0]
     assert isinstance(g.text, str)
 

@@ -132,7 +132,7 @@ def _general_plan(pairs, cfg: EditConfig) -> list[list]:
     """Which general questions join each edit: the train split, cycled in a fixed order."""
     if cfg.general_weight <= 0 or cfg.general_per_edit <= 0:
         return [[] for _ in pairs]
-    from ng_core.evaluation.general import general_questions
+    from ng_core.data.general import general_questions
 
     qs = general_questions("train")
     out, k = [], 0
@@ -164,7 +164,7 @@ def gate_for_method(selected: torch.Tensor, method: str, seed: int = 0) -> torch
     raise ValueError(f"unknown method {method!r}")
 
 
-def _gate_hook(layer_mod, gate: torch.Tensor, scope: str, subject_pos: torch.Tensor):
+def _gate_hook(adapter, layer: int, gate: torch.Tensor, scope: str, subject_pos: torch.Tensor):
     def fn(module, args, kwargs, output):
         h = layer_output_tensor(output)
         keep = gate.to(h.device)[None, None, :]
@@ -173,7 +173,7 @@ def _gate_hook(layer_mod, gate: torch.Tensor, scope: str, subject_pos: torch.Ten
             keep = keep | ~sel
         return replace_layer_output(output, torch.where(keep, h, h.detach()))
 
-    return HookSpec(layer_mod, fn, "output", f"gradient gate ({scope})")
+    return adapter.hook(f"blocks.{layer}.hook_resid_post", fn, f"gradient gate ({scope})")
 
 
 class _GradProbe:
@@ -222,7 +222,7 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
     """
     cfg = cfg or EditConfig()
     prog = as_progress(progress)
-    adapter._check_layer(layer)
+    adapter.check_layer(layer)
     W = adapter.down_proj(layer).weight
     delta = (init_delta.clone().float() if init_delta is not None
              else torch.zeros(W.shape, dtype=torch.float32, device=W.device)).requires_grad_(True)
@@ -234,7 +234,6 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
     shares = []
     total = len(items) * cfg.steps
     done = 0
-    layer_mod = adapter.layer_module(layer)
     for e_i, it in enumerate(items):
         reading = read(adapter, it.image)
         seqs = [adapter.build(it.prompt, subject=it.subject, answer=it.target, reading=reading)]
@@ -266,7 +265,7 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
             if probe is not None:
                 specs.append(probe.spec)
             if use_hook_gate:
-                specs.append(_gate_hook(layer_mod, gate, cfg.gate_scope, spos))
+                specs.append(_gate_hook(adapter, layer, gate, cfg.gate_scope, spos))
             with adapter.hooked(specs):
                 if cfg.schedule == "fast":
                     hidden = adapter.run_layers(h_in, layer, batch)

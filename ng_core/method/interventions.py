@@ -90,11 +90,14 @@ def gate_hooks(adapter, gates: list[Gate], subject_pos: torch.Tensor | None) -> 
     specs = []
     for g in gates:
         if g.unit == "residual":
-            specs.append(HookSpec(adapter.layer_module(g.layer), _residual_gate_fn(g, subject_pos), "output",
-                                  g.label))
+            specs.append(adapter.hook(f"blocks.{g.layer}.hook_resid_post", _residual_gate_fn(g, subject_pos),
+                                      g.label))
         else:
-            specs.append(HookSpec(adapter.down_proj(g.layer), _ffn_gate_fn(adapter, g, subject_pos), "pre",
-                                  g.label))
+            box: dict = {}
+            spec = adapter.hook(f"blocks.{g.layer}.mlp.hook_post", _ffn_gate_fn(g, subject_pos, box), g.label)
+            spec.companions.append(adapter.hook(f"blocks.{g.layer}.hook_resid_pre", _position_grab(box),
+                                                "position capture"))
+            specs.append(spec)
     return specs
 
 
@@ -119,13 +122,14 @@ def _residual_gate_fn(g: Gate, subject_pos):
     return fn
 
 
-def _ffn_gate_fn(adapter, g: Gate, subject_pos):
-    layer_mod = adapter.layer_module(g.layer)
-    box = {}
-
+def _position_grab(box: dict):
     def grab(module, args, kwargs):  # the decoder layer sees position ids; its MLP does not
         box["pos"] = kwargs.get("position_ids")
 
+    return grab
+
+
+def _ffn_gate_fn(g: Gate, subject_pos, box: dict):
     def fn(module, args, kwargs):
         x = args[0]
         sel = None
@@ -135,24 +139,14 @@ def _ffn_gate_fn(adapter, g: Gate, subject_pos):
             sel = position_selector(box["pos"], subject_pos)
         return (_scale(x, g, sel),) + tuple(args[1:]), kwargs
 
-    fn._companions = [HookSpec(layer_mod, grab, "pre", "position capture")]
     return fn
-
-
-def with_companions(specs: list[HookSpec]) -> list[HookSpec]:
-    out = []
-    for s in specs:
-        out.extend(getattr(s.fn, "_companions", []))
-        out.append(s)
-    return out
 
 
 def delta_hooks(adapter, deltas: list[Delta]) -> list[HookSpec]:
     """Hook specs that add each ``ΔW`` to its ``down_proj`` output (fp32 maths, output dtype kept)."""
     specs = []
     for d in deltas:
-        mod = adapter.down_proj(d.layer)
-        specs.append(HookSpec(mod, _delta_fn(d.delta), "output", d.label or f"delta L{d.layer}"))
+        specs.append(adapter.hook(f"blocks.{d.layer}.mlp.hook_out", _delta_fn(d.delta), d.label or f"delta L{d.layer}"))
     return specs
 
 
@@ -167,7 +161,7 @@ def _delta_fn(delta: torch.Tensor):
 
 def intervention_hooks(adapter, gates=(), deltas=(), subject_pos=None) -> list[HookSpec]:
     """All hook specs for a set of gates and deltas (the UI's "active interventions")."""
-    return with_companions(gate_hooks(adapter, list(gates), subject_pos)) + delta_hooks(adapter, list(deltas))
+    return gate_hooks(adapter, list(gates), subject_pos) + delta_hooks(adapter, list(deltas))
 
 
 def subject_positions(batch) -> torch.Tensor:

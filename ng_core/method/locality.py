@@ -9,7 +9,6 @@ this object (see :mod:`ng_core.models.imagecache`).
 """
 from __future__ import annotations
 
-import torch
 
 from ng_core.models.imagecache import current_private, encode, is_shared, private_key, read
 
@@ -19,10 +18,7 @@ class LocalityCache:
         self.adapter = adapter
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
-        store = getattr(adapter, "_locality_store", None)
-        if store is None:
-            store = adapter._locality_store = {}
-        self.store = store
+        self.store = adapter.caches.locality
         priv = current_private()
         self.private = priv.locality if priv is not None else {}
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ng_core.models.hooks import HookSpec, layer_output_tensor, replace_layer_output
+from ng_core.models.hooks import layer_output_tensor, replace_layer_output
 from ng_core.models.imagecache import encode, read
 from ng_core.method.interventions import Delta, delta_hooks, position_selector
 from ng_core.method.locality import LocalityCache
@@ -158,10 +158,10 @@ def build_stage_a(adapter, rec: ImageRecord, cfg: MaskConfig, locality: Locality
 
 
 # ---------------------------------------------------------------------------- the mask hook
-def _mask_hook(masks_by_layer: dict, row_image: torch.Tensor, subject_pos: torch.Tensor):
+def _mask_hook(adapter, masks_by_layer: dict, row_image: torch.Tensor, subject_pos: torch.Tensor):
     """Output hooks multiplying layer output at each row's subject position by tanh(m[row's image])."""
     specs = []
-    for layer_mod, m in masks_by_layer.items():
+    for layer, m in masks_by_layer.items():
         def fn(module, args, kwargs, output, m=m):
             h = layer_output_tensor(output)
             sel = position_selector(kwargs["position_ids"], subject_pos)[..., None].to(h.device)
@@ -169,7 +169,7 @@ def _mask_hook(masks_by_layer: dict, row_image: torch.Tensor, subject_pos: torch
             new = torch.where(sel, (h.float() * g[:, None, :]).to(h.dtype), h)
             return replace_layer_output(output, new)
 
-        specs.append(HookSpec(layer_mod, fn, "output", "neural-gate mask"))
+        specs.append(adapter.hook(f"blocks.{layer}.hook_resid_post", fn, "neural-gate mask"))
     return specs
 
 
@@ -199,7 +199,7 @@ def learn_masks(adapter, records: list[ImageRecord], layers: list[int], cfg: Mas
     locality = locality or LocalityCache(adapter)
     layers = sorted(int(l) for l in layers)
     for l in layers:
-        adapter._check_layer(l)
+        adapter.check_layer(l)
     n, d = len(records), adapter.hidden_size
     raw = {l: torch.full((n, d), float(cfg.init), dtype=torch.float32) for l in layers}
     history = [[] for _ in range(n)]
@@ -238,7 +238,7 @@ def _stage_a_naive(adapter, records, built, layers, cfg, deltas, raw, history, p
         for step in range(cfg.steps):
             feats = adapter.encode_image_uncached(rec.image)  # the reference encodes at every step
             batch = adapter.collate(seqs, [feats] * len(seqs), padding="right")
-            specs = _mask_hook({adapter.layer_module(l): m[l] for l in layers}, row_image, spos)
+            specs = _mask_hook(adapter, {l: m[l] for l in layers}, row_image, spos)
             with adapter.hooked(specs + delta_hooks(adapter, deltas)):
                 hidden = adapter.forward(batch)
                 nll = _loss_rows(adapter, hidden, batch)
@@ -304,7 +304,7 @@ def _stage_a_fast(adapter, records, built, layers, cfg, deltas, raw, history, pr
         opt = torch.optim.Adam(list(m.values()), lr=cfg.lr, eps=cfg.eps, weight_decay=0.0)
         active = torch.ones(len(chunk), dtype=torch.bool)
         for step in range(cfg.steps):
-            specs = _mask_hook({adapter.layer_module(l): m[l] for l in layers}, row_image, spos)
+            specs = _mask_hook(adapter, {l: m[l] for l in layers}, row_image, spos)
             with adapter.hooked(specs + delta_hooks(adapter, deltas)):
                 try:
                     hidden, _ = adapter.forward(tail, cache=cache, use_cache=True)

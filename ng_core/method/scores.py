@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ng_core.method.bundle import Run
-from ng_core.models.hooks import HookSpec, layer_output_tensor
+from ng_core.models.hooks import layer_output_tensor
 from ng_core.models.imagecache import encode, read
 from ng_core.method.locality import LocalityCache
 from ng_core.method.localize import MaskConfig, binarize, consensus, learn_masks
@@ -80,8 +80,8 @@ def capture_activations(adapter, items, layers, position="subject", batch_size=8
             def in_fn(m, a, kw, l=l):
                 got["ffn"][l] = a[0][rows, idx].float().cpu()
 
-            specs += [HookSpec(adapter.layer_module(l), out_fn, "output", "capture"),
-                      HookSpec(adapter.down_proj(l), in_fn, "pre", "capture")]
+            specs += [adapter.hook(f"blocks.{l}.hook_resid_post", out_fn, "capture"),
+                      adapter.hook(f"blocks.{l}.mlp.hook_post", in_fn, "capture")]
         with torch.no_grad(), adapter.hooked(specs):
             adapter.forward(batch)
         for u in res:

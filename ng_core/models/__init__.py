@@ -38,9 +38,9 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
             raise ModelLoadError(f"unknown tiny-random style {style!r}; use tiny-random or tiny-random:metaspace")
         import torch
 
-        from ng_core.models.llava import _parse_dtype
+        from ng_core.models.llava import parse_dtype
 
-        model, tok, img_cfg = build_tiny_random(seed=seed, style=style, dtype=_parse_dtype(dtype) or torch.float32)
+        model, tok, img_cfg = build_tiny_random(seed=seed, style=style, dtype=parse_dtype(dtype) or torch.float32)
         mid = "tiny-random" if style == "bytelevel" else spec
         from ng_core.models.reading import ReadingConfig
 

@@ -7,10 +7,15 @@ and any number of image tokens.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
+
+from ng_core.models.hooks import HookSpec
 
 
 @dataclass
@@ -59,12 +64,55 @@ class Batch:
         return self.embeds.shape[0]
 
 
+@dataclass
+class ModelCaches:
+    """What a loaded model remembers between calls, held by the adapter (never attached to it ad hoc).
+
+    ``features``: projected image features by preprocessed-pixel hash (dataset files only);
+    ``readings``: OCR reading blocks by full-resolution pixel hash (dataset files only);
+    ``locality``: the unedited model's answers to benign prompts, by (image path, prompt)
+    (:class:`ng_core.method.locality.LocalityCache`). Uploads never enter these shared caches:
+    they go to a session's :class:`ng_core.models.imagecache.PrivateCache`.
+    """
+
+    features: OrderedDict = field(default_factory=OrderedDict)
+    readings: OrderedDict = field(default_factory=OrderedDict)
+    locality: dict = field(default_factory=dict)
+
+    def clear(self) -> None:
+        self.features.clear()
+        self.readings.clear()
+        self.locality.clear()
+
+
+#: Stable names of the places the core hooks (TransformerLens-style), ``{L}`` = decoder layer:
+#: ``(kind of hook, what it sees)``.
+HOOK_POINTS = {
+    "blocks.{L}.hook_resid_pre": ("pre", "the decoder layer's input (and its position ids)"),
+    "blocks.{L}.hook_resid_post": ("output", "the decoder layer's output: the paper's neurons (residual dims)"),
+    "blocks.{L}.mlp.hook_post": ("pre", "down_proj's input: the FFN neurons"),
+    "blocks.{L}.mlp.hook_out": ("output", "down_proj's output (where a weight delta adds x @ dW^T)"),
+}
+_POINT = re.compile(r"blocks\.(\d+)\.(hook_resid_pre|hook_resid_post|mlp\.hook_post|mlp\.hook_out)")
+
+
 class ModelAdapter(abc.ABC):
-    """Abstract places (layer output, ``down_proj``, subject token) mapped to one model family."""
+    """Abstract places (layer output, ``down_proj``, subject token) mapped to one model family.
+
+    This is everything the core (method, evaluation, studio) uses of a model; a new family implements the
+    abstract members and inherits the rest.
+    """
 
     model_id: str
     family: str
+    source: str  # where the weights came from (a folder, or a registry name)
+    model: nn.Module  # the whole vision-language model (frozen; never edited in place)
+    tokenizer: object
+    image_cfg: object  # :class:`ng_core.models.image_processing.ImageConfig`
+    lock: object  # re-entrant lock: one forward/generate at a time on a shared model
+    caches: ModelCaches
 
+    # ------------------------------------------------------------------ shape and places
     @property
     @abc.abstractmethod
     def n_layers(self) -> int: ...
@@ -77,21 +125,105 @@ class ModelAdapter(abc.ABC):
     @abc.abstractmethod
     def ffn_size(self) -> int: ...
 
+    @property
+    @abc.abstractmethod
+    def lm(self) -> nn.Module:
+        """The language model's decoder stack (``.layers``, ``.embed_tokens``)."""
+
+    @property
+    @abc.abstractmethod
+    def input_device(self) -> torch.device: ...
+
     @abc.abstractmethod
     def layer_module(self, layer: int) -> nn.Module: ...
 
     @abc.abstractmethod
     def down_proj(self, layer: int) -> nn.Linear: ...
 
-    @abc.abstractmethod
-    def encode_image(self, image) -> torch.Tensor: ...
+    def check_layer(self, layer: int) -> None:
+        """Raise a clear ``ValueError`` when ``layer`` is not a decoder layer of this model."""
+        if not 0 <= int(layer) < self.n_layers:
+            raise ValueError(f"layer {layer} is out of range: this model has layers 0..{self.n_layers - 1}")
 
+    _check_layer = check_layer  # transitional: the studio still calls the old name (removed with its split)
+
+    def hook(self, point: str, fn: Callable, label: str = "") -> HookSpec:
+        """A :class:`HookSpec` on the stable place ``point`` (see :data:`HOOK_POINTS`), e.g.
+        ``adapter.hook("blocks.15.hook_resid_post", fn)``."""
+        m = _POINT.fullmatch(point)
+        if m is None:
+            raise ValueError(f"unknown hook point {point!r}; known: {', '.join(HOOK_POINTS)}")
+        layer, where = int(m.group(1)), m.group(2)
+        module = self.down_proj(layer) if where.startswith("mlp.") else self.layer_module(layer)
+        kind = HOOK_POINTS["blocks.{L}." + where][0]
+        return HookSpec(module, fn, kind, label or point, point=point)
+
+    # ------------------------------------------------------------------ identity
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """A short hash of the config and weights: run bundles record it and refuse another model's."""
+
+    @abc.abstractmethod
+    def n_parameters(self) -> int: ...
+
+    # ------------------------------------------------------------------ images
+    @abc.abstractmethod
+    def encode_image(self, image) -> torch.Tensor:
+        """Projected image features ``[N_img, d]``, cached in ``caches.features``."""
+
+    @abc.abstractmethod
+    def encode_image_uncached(self, image) -> torch.Tensor: ...
+
+    @property
+    @abc.abstractmethod
+    def n_image_tokens(self) -> int: ...
+
+    @property
+    def reads(self) -> bool:
+        """True when this model reads the text in its images (OCR lines in the prompt)."""
+        return False
+
+    def read_image(self, image) -> str | None:
+        """The reading block for ``image`` (cached in ``caches.readings``), or None."""
+        return None
+
+    def read_image_uncached(self, image) -> str | None:
+        return None
+
+    @staticmethod
+    def content_key(img) -> str:
+        """A key for an opened image's full-resolution pixels."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ sequences and passes
     @abc.abstractmethod
     def build(self, prompt: str, *, subject: str | None = None, answer: str | None = None,
               has_image: bool = True) -> Sequence: ...
 
     @abc.abstractmethod
+    def embed(self, seq: Sequence, features: torch.Tensor | None) -> torch.Tensor: ...
+
+    @abc.abstractmethod
     def collate(self, seqs: list[Sequence], features: list, padding: str = "right") -> Batch: ...
+
+    @abc.abstractmethod
+    def collate_embeds(self, embs: list, seqs: list, padding: str = "right") -> Batch: ...
+
+    @abc.abstractmethod
+    def hooked(self, specs: list[HookSpec]):
+        """A context manager that attaches ``specs`` and always removes them."""
+
+    @abc.abstractmethod
+    def forward(self, batch: Batch, cache=None, use_cache: bool = False): ...
+
+    @abc.abstractmethod
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor: ...
+
+    @abc.abstractmethod
+    def hidden_entering(self, layer: int, batch: Batch) -> torch.Tensor: ...
+
+    @abc.abstractmethod
+    def run_layers(self, hidden: torch.Tensor, start: int, batch: Batch) -> torch.Tensor: ...
 
     @abc.abstractmethod
     def generate(self, items: list, **kw) -> list: ...

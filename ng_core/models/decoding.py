@@ -59,7 +59,7 @@ def greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, draft, max_ne
     return toks
 
 
-def _shared_prefix_len(seqs, feats) -> int:
+def shared_prefix_len(seqs, feats) -> int:
     """Length of the prompt prefix (through the image tokens) that every row shares exactly, else 0.
 
     Rows share it when they have the same image features and identical tokens up to the
@@ -82,7 +82,7 @@ def _shared_prefix_len(seqs, feats) -> int:
     return P
 
 
-def _sample(logits, temperature, top_p, gen):
+def sample_next(logits, temperature, top_p, gen):
     probs = torch.softmax(logits / max(temperature, 1e-5), dim=-1)
     sp, si = probs.sort(dim=-1, descending=True)
     keep = sp.cumsum(-1) - sp < top_p

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
@@ -38,12 +38,27 @@ class HookSpec:
     Output hooks are called as ``fn(module, args, kwargs, output) -> output | None`` and
     pre-hooks as ``fn(module, args, kwargs) -> (args, kwargs) | None`` (always with kwargs,
     so position ids are visible to position-aware interventions).
+
+    ``point`` is the stable name of the place (``blocks.15.hook_resid_post``, see
+    :meth:`ng_core.models.adapter.ModelAdapter.hook`); ``companions`` are hooks this one needs
+    attached with it (an FFN gate reads the position ids its decoder layer sees), attached first.
     """
 
     module: nn.Module
     fn: Callable
     kind: str = "output"
     name: str = ""
+    point: str = ""
+    companions: list = field(default_factory=list)
+
+
+def flatten(specs: list[HookSpec]) -> list[HookSpec]:
+    """``specs`` with each one's companions placed before it."""
+    out = []
+    for s in specs:
+        out.extend(flatten(s.companions))
+        out.append(s)
+    return out
 
 
 class StopForward(Exception):
@@ -56,7 +71,7 @@ def scoped_hooks(specs: list[HookSpec]) -> Iterator[None]:
     global _live
     handles = []
     try:
-        for s in specs:
+        for s in flatten(specs):
             if s.kind == "output":
                 h = s.module.register_forward_hook(s.fn, with_kwargs=True)
             elif s.kind == "pre":

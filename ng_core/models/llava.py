@@ -14,7 +14,6 @@ import functools
 import hashlib
 import json
 import threading
-from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,8 @@ from torch import nn
 
 from ng_core.errors import ModelLoadError, PromptError, SubjectNotFoundError
 from ng_core.models.hooks import HookSpec, StopForward, scoped_hooks
-from ng_core.models.adapter import Batch, ModelAdapter, Sequence
-from ng_core.models.decoding import _sample, _shared_prefix_len, greedy_with_draft
+from ng_core.models.adapter import Batch, ModelAdapter, ModelCaches, Sequence
+from ng_core.models.decoding import greedy_with_draft, sample_next, shared_prefix_len
 from ng_core.models.prompt_guard import (check_chars, check_length, check_max_new_tokens, check_text, escape_specials,
                            special_ids, special_strings)
 from ng_core.models.image_processing import ImageConfig, open_image, preprocess
@@ -67,10 +66,9 @@ class LlavaAdapter(ModelAdapter):
         self.image_token_id = int(model.config.image_token_id)
         self.chat_template = chat_template or getattr(tokenizer, "chat_template", None) or LLAVA15_TEMPLATE
         self._list_content = "'type'" in self.chat_template or '"type"' in self.chat_template
-        self._feature_cache: OrderedDict = OrderedDict()
+        self.caches = ModelCaches()
         self.reading = reading or ReadingConfig()
         self._reader = OcrReader(self.reading) if self.reading.enabled else None
-        self._reading_cache: OrderedDict = OrderedDict()
         self._fingerprint: str | None = None
         model.eval()
         for p in model.parameters():
@@ -111,7 +109,7 @@ class LlavaAdapter(ModelAdapter):
                 f"{folder} holds a '{getattr(cfg, 'model_type', '?')}' model; this adapter serves the "
                 "LLaVA family (LlavaForConditionalGeneration, model_type 'llava')"
             )
-        torch_dtype = _parse_dtype(dtype)
+        torch_dtype = parse_dtype(dtype)
         kw = {"local_files_only": True}
         if torch_dtype is not None:
             kw["dtype"] = torch_dtype
@@ -159,15 +157,11 @@ class LlavaAdapter(ModelAdapter):
         return int(self.text_config.intermediate_size)
 
     def layer_module(self, layer: int) -> nn.Module:
-        self._check_layer(layer)
+        self.check_layer(layer)
         return self.lm.layers[layer]
 
     def down_proj(self, layer: int) -> nn.Linear:
         return self.layer_module(layer).mlp.down_proj
-
-    def _check_layer(self, layer: int) -> None:
-        if not 0 <= int(layer) < self.n_layers:
-            raise ValueError(f"layer {layer} is out of range: this model has layers 0..{self.n_layers - 1}")
 
     @property
     def input_device(self) -> torch.device:
@@ -204,13 +198,13 @@ class LlavaAdapter(ModelAdapter):
         px = preprocess(open_image(image), self.image_cfg)
         key = self.feature_key(image, px)
         with self.lock:
-            if key in self._feature_cache:
-                self._feature_cache.move_to_end(key)
-                return self._feature_cache[key]
+            if key in self.caches.features:
+                self.caches.features.move_to_end(key)
+                return self.caches.features[key]
             feats = self._encode_pixels(px)
-            self._feature_cache[key] = feats
-            while len(self._feature_cache) > 64:
-                self._feature_cache.popitem(last=False)
+            self.caches.features[key] = feats
+            while len(self.caches.features) > 64:
+                self.caches.features.popitem(last=False)
             return feats
 
     def encode_image_uncached(self, image) -> torch.Tensor:
@@ -242,14 +236,14 @@ class LlavaAdapter(ModelAdapter):
         img = open_image(image)
         key = self.content_key(img)
         with self.lock:
-            if key in self._reading_cache:
-                self._reading_cache.move_to_end(key)
-                return self._reading_cache[key]
+            if key in self.caches.readings:
+                self.caches.readings.move_to_end(key)
+                return self.caches.readings[key]
         text = self.read_image_uncached(img)
         with self.lock:
-            self._reading_cache[key] = text
-            while len(self._reading_cache) > 256:
-                self._reading_cache.popitem(last=False)
+            self.caches.readings[key] = text
+            while len(self.caches.readings) > 256:
+                self.caches.readings.popitem(last=False)
         return text
 
     def read_image_uncached(self, image) -> str | None:
@@ -459,14 +453,14 @@ class LlavaAdapter(ModelAdapter):
 
     def hidden_entering(self, layer: int, batch: Batch) -> torch.Tensor:
         """The residual stream entering decoder layer ``layer``, without running the layers above."""
-        self._check_layer(layer)
+        self.check_layer(layer)
         box = {}
 
         def grab(module, args, kwargs):
             box["h"] = args[0] if args else kwargs["hidden_states"]
             raise StopForward
 
-        with torch.no_grad(), self.hooked([HookSpec(self.lm.layers[layer], grab, "pre", "capture")]):
+        with torch.no_grad(), self.hooked([self.hook(f"blocks.{layer}.hook_resid_pre", grab, "capture")]):
             try:
                 self.forward(batch)
             except StopForward:
@@ -525,7 +519,7 @@ class LlavaAdapter(ModelAdapter):
         done = torch.zeros(B, dtype=torch.bool)
         suppress = [self.image_token_id]
         specs = hooks_for(batch) if hooks_for else []
-        P = _shared_prefix_len(seqs, feats)
+        P = shared_prefix_len(seqs, feats)
         with torch.no_grad(), self.hooked(specs):
             if P:
                 # The image and everything before it is the same for every row: compute its
@@ -557,7 +551,7 @@ class LlavaAdapter(ModelAdapter):
                         sc = logits[i, prev]
                         logits[i, prev] = torch.where(sc > 0, sc / repetition_penalty, sc * repetition_penalty)
                 if do_sample:
-                    nxt = _sample(logits, temperature, top_p, gen)
+                    nxt = sample_next(logits, temperature, top_p, gen)
                 else:
                     nxt = logits.argmax(-1)
                 nxt = nxt.cpu()
@@ -587,7 +581,7 @@ def _raise(msg):
     raise ValueError(msg)
 
 
-def _parse_dtype(dtype):
+def parse_dtype(dtype):
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
