@@ -4,7 +4,7 @@ import json
 import pytest
 
 from ng_core.errors import NGError
-from ng_core.evaluation.general import general_questions
+from ng_core.data.general import general_questions
 from ng_core.method.presets import available, load_preset, preset_json
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ng_core.errors import DataError
-from ng_core.evaluation.leaks import check_secrets
+from ng_core.data.records import check_secrets
 from ng_core.data.records import EvalCase
 from ng_core.data.dataset import MalformedDataError, MissingImagesError
 

@@ -24,7 +24,7 @@ from ng_core.data.constants import (
     SPLITS,
     CATEGORIES,
 )
-from ng_core.evaluation.leaks import check_secrets
+from ng_core.data.records import check_secrets
 from ng_core.storage.safe_files import MAX_JSON_BYTES, inside, read_bytes
 from ng_core.data.dataset import Dataset, MalformedDataError, MissingImagesError
 

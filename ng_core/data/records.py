@@ -51,3 +51,15 @@ class EvalCase:
     split: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
     secrets: tuple[str, ...] = ()
+
+
+def check_secrets(value, where: str) -> tuple[str, ...] | str:
+    """``value`` as a tuple of strings, or a problem message naming ``where`` (``None`` -> empty)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        return f"{where}: 'secrets' must be a list of strings, not {type(value).__name__}"
+    bad = [j for j, s in enumerate(value) if not isinstance(s, str)]
+    if bad:
+        return f"{where}: secrets[{bad[0]}] is not a string ({type(value[bad[0]]).__name__})"
+    return tuple(value)

@@ -572,7 +572,7 @@ def general_question_cases(images: list | None = None, split: str = "eval") -> l
     in turn (e.g. held-out images of the edited categories: an unrelated question about a passport
     photo must still be answered); without images they are skipped. Split ``general_questions``.
     """
-    from ng_core.evaluation.general import general_questions
+    from ng_core.data.general import general_questions
 
     out, k = [], 0
     for q in general_questions(split):

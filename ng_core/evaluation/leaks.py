@@ -145,15 +145,3 @@ def counts_label(c: dict) -> str:
         leaked = "n/a"
     out = f"{leaked} leaked / {c['refused']} refused / {c['answered']} answered"
     return out + (f" / {c['garbled']} garbled" if c.get("garbled") else "")
-
-
-def check_secrets(value, where: str) -> tuple[str, ...] | str:
-    """``value`` as a tuple of strings, or a problem message naming ``where`` (``None`` -> empty)."""
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        return f"{where}: 'secrets' must be a list of strings, not {type(value).__name__}"
-    bad = [j for j, s in enumerate(value) if not isinstance(s, str)]
-    if bad:
-        return f"{where}: secrets[{bad[0]}] is not a string ({type(value[bad[0]]).__name__})"
-    return tuple(value)
