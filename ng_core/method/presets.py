@@ -7,10 +7,16 @@ bundle stores the resolved preset, so a run can always be reproduced.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
+from ng_core.errors import ArgumentError, NGError
 from ng_core.method.edit import EditConfig
 from ng_core.method.localize import MaskConfig
+from ng_core.storage.bundle_check import finite_number
+from ng_core.storage.safe_files import read_json
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
@@ -35,15 +41,11 @@ def load_preset(model_id: str, n_layers: int, method: str = "neural_gate", overr
 
     ``override`` names a shipped preset or a JSON file of the same shape.
     """
-    from ng_core.errors import NGError
-
     presets = available(method)
     if override:
         if override in presets:
             name, data = override, presets[override]
         elif Path(override).is_file():
-            from ng_core.storage.safe_files import read_json
-
             name, data = str(override), read_json(override, f"preset file {override}", NGError, 1 << 20)
         else:
             raise NGError(f"unknown preset {override!r}; shipped presets: {', '.join(presets)}")
@@ -56,8 +58,6 @@ def load_preset(model_id: str, n_layers: int, method: str = "neural_gate", overr
         set(data.get("edit", {})) - set(EditConfig.__dataclass_fields__))
     if unknown:
         raise NGError(f"preset {name} has unknown keys: {', '.join(sorted(unknown))}")
-    from ng_core.storage.bundle_check import finite_number
-
     try:
         layer = data.get("layer")
         if layer is None:
@@ -77,3 +77,41 @@ def preset_json(p: dict) -> dict:
     """A resolved preset as plain JSON (for run bundles, the CLI and the UI)."""
     return {"name": p["name"], "description": p["description"], "layer": p["layer"],
             "mask": p["mask"].to_dict(), "edit": p["edit"].to_dict(), "max_images": p["max_images"]}
+
+
+class Resolved(NamedTuple):
+    """A preset with a run's overrides applied: what an edit, a localization or a report actually uses."""
+
+    preset: dict  # the loaded preset (:func:`load_preset`), unchanged
+    layer: int | str  # the edited layer; a comma-separated string when the caller gave several
+    mask: MaskConfig
+    edit: EditConfig
+    max_images: int  # train images per category
+
+
+def resolve(preset: dict, *, layer: int | str | None = None, max_images: int | None = None,
+            schedule: str | None = None, seed: int | None = None, mask: Mapping[str, Any] | None = None,
+            edit: Mapping[str, Any] | None = None) -> Resolved:
+    """The one place where a preset (:func:`load_preset`) meets the overrides of a command, report or page.
+
+    Every override that is ``None`` keeps the preset's value: ``mask`` and ``edit`` map
+    :class:`MaskConfig` / :class:`EditConfig` field names to values; ``schedule`` sets both configs'
+    schedule; ``seed`` the edit's seed. Nothing is checked here beyond what the configs check themselves
+    (see :func:`check_layers` for the layer).
+    """
+    m, e = preset["mask"], preset["edit"]
+    if schedule:
+        m, e = replace(m, schedule=schedule), replace(e, schedule=schedule)
+    m = replace(m, **{k: v for k, v in (mask or {}).items() if v is not None})
+    e = replace(e, **{k: v for k, v in (edit or {}).items() if v is not None})
+    if seed is not None:
+        e = replace(e, seed=seed)
+    return Resolved(preset, preset["layer"] if layer is None else layer, m, e,
+                    preset["max_images"] if max_images is None else max_images)
+
+
+def check_layers(layer: int | str, n_layers: int) -> None:
+    """Raise :class:`~ng_core.errors.ArgumentError` unless every layer of ``layer`` ("3" or "3,5") is in range."""
+    for lay in str(layer).split(","):
+        if not 0 <= int(lay) < n_layers:
+            raise ArgumentError(f"layer {lay} is out of range: this model has layers 0..{n_layers - 1}")
