@@ -213,7 +213,7 @@ def test_report_seeds_and_lr_sweep_on_tiny(tmp_path, data):
 
 
 def test_report_stage_order_keeps_a_second_worker_off_the_masks_the_first_is_learning():
-    from ng_core.evaluation.report import ALL_METHODS, needs_base_masks, stage_order
+    from ng_core.evaluation.report_config import ALL_METHODS, needs_base_masks, stage_order
 
     args = (ALL_METHODS, [0, 1, 2], 0, [1e-4, 3e-4, 1e-3], 3e-4)
     fwd, rev = stage_order(*args), stage_order(*args, reverse=True)
@@ -229,7 +229,8 @@ def test_report_stage_order_keeps_a_second_worker_off_the_masks_the_first_is_lea
 
 def test_report_leak_table_before_after_and_absent_without_secrets():
     from ng_core.evaluation.evaluate import summarise
-    from ng_core.evaluation.report import leak_table, summarise_methods
+    from ng_core.evaluation.report_render import leak_table
+    from ng_core.evaluation.report_summary import summarise_methods
 
     def result(leaked: list[bool], secrets=True):
         rows = []

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import threading
 
-from ng_core.evaluation.report import ReportConfig, _dataset
+from ng_core.evaluation.report_config import ReportConfig
+from ng_core.evaluation.report_runner import prepare_dataset
 
 
 def test_two_workers_share_one_dataset(tmp_path):
@@ -12,7 +13,7 @@ def test_two_workers_share_one_dataset(tmp_path):
 
     def worker():
         try:
-            out.append(_dataset(cfg, tmp_path, logs.append))
+            out.append(prepare_dataset(cfg, tmp_path, logs.append))
         except Exception as e:  # noqa: BLE001 - collected for the assertion
             errors.append(e)
 

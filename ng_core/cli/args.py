@@ -1,13 +1,16 @@
-"""Argument types for the CLI: every number checked when it is parsed, before any work is done.
+"""Argument types and shared flags for the CLI: every number checked when it is parsed, before any work is done.
 
-Each is an ``argparse`` type: a bad value stops the command with one line naming the option
-and the allowed range (exit status 2), never a run saved with a NaN or zero edit.
+Each type is an ``argparse`` type: a bad value stops the command with one line naming the option
+and the allowed range (exit status 2), never a run saved with a NaN or zero edit. :func:`add_model` and
+:func:`add_data_args` add the flags several commands share (turned into objects by :mod:`ng_core.cli.inputs`).
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+from pathlib import Path
 
 from ng_core.models.prompt_guard import MAX_NEW_TOKENS
 
@@ -77,9 +80,6 @@ seed = bounded_int(0, 2 ** 32 - 1)
 
 def out_file(text: str) -> str:
     """A file the command will write (JSON, JSON Lines): checked before any work, never a folder."""
-    import os
-    from pathlib import Path
-
     path = Path(text).expanduser()
     if not text.strip() or path.name in ("", ".", ".."):
         raise argparse.ArgumentTypeError(f"{text!r} is not a file name")
@@ -118,3 +118,37 @@ def layers(text: str) -> str:
     if not parts or not all(re.fullmatch(r"\d{1,4}", p) for p in parts):
         raise argparse.ArgumentTypeError(f"{text!r} is not a layer number or a comma-separated list of them")
     return ",".join(parts)
+
+
+# ------------------------------------------------------------------------------------------ shared flags
+MODEL_HELP = ("model: 'ng-mini-llava' (default, embedded), 'tiny-random' (random, for tests), or a local "
+              "llava-hf checkpoint folder")
+
+
+def add_model(p: argparse.ArgumentParser, with_run: bool = False) -> None:
+    """``--model``, ``--dtype``, ``--device-map``, ``--reading`` (and ``--run`` with ``with_run``)."""
+    p.add_argument("--model", default=None, help=MODEL_HELP)
+    p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"],
+                   help="weights dtype for a local checkpoint (default: as saved)")
+    p.add_argument("--device-map", default=None, type=device_map,
+                   help="accelerate device map for a local checkpoint, e.g. 'auto' to shard over GPUs")
+    p.add_argument("--reading", default="auto", choices=["auto", "on", "off"],
+                   help="OCR lines of the image in the prompt: auto = as the model folder says (on for "
+                        "ng-mini-llava, off for llava-hf checkpoints)")
+    if with_run:
+        p.add_argument("--run", default=None, help="apply the edit (deltas) of this run bundle folder")
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """The dataset, categories, split and image count an edit learns from, its seed, schedule and preset."""
+    p.add_argument("--data", required=True, help="dataset folder (project format, or paper-format JSONs)")
+    p.add_argument("--image-root", default=None, help="image root for paper-format datasets")
+    p.add_argument("--category", required=True, type=categories, help="category id(s), comma-separated, e.g. passport,receipt")
+    p.add_argument("--split", default="train", help="split whose images are used (default: train)")
+    p.add_argument("--max-images", type=positive_int, default=None, help="images per category (default: preset, 10)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--schedule", choices=["fast", "naive"], default=None,
+                   help="fast (cached prefixes, default) or naive (the reference code's cost); same results")
+    p.add_argument("--preset", default=None,
+                   help="hyperparameter preset: a shipped name (see `ng presets`) or a JSON file "
+                        "(default: chosen from the model)")

@@ -8,7 +8,13 @@ import time
 from pathlib import Path
 
 from ng_core.cli import args as A
+from ng_core.cli import inputs
+from ng_core.cli.report import register_report
+from ng_core.data import load_dataset, read_cases_jsonl
+from ng_core.data.constants import SPLITS
 from ng_core.errors import NGError
+from ng_core.evaluation.judge import JudgeConfig, default_config_json, judge
+from ng_core.progress import Progress, stderr_printer
 
 
 class EvaluationError(NGError):
@@ -39,7 +45,7 @@ def _add_decoding(p):
 
 
 def _decoding(args):
-    from ng_core.evaluation.evaluate import Decoding
+    from ng_core.evaluation.evaluate import Decoding  # deferred: torch
 
     if args.batch_size < 1:
         raise EvaluationError("--batch-size must be at least 1")
@@ -51,16 +57,12 @@ def _decoding(args):
 
 def _load_cases(args):
     if args.cases:
-        from ng_core.data import read_cases_jsonl
-
         path = Path(args.cases)
         if not path.is_file():
             raise EvaluationError(f"cases file not found: {path}")
         cases = read_cases_jsonl(path)
         base = path.parent
     else:
-        from ng_core.data import load_dataset
-
         ds = load_dataset(args.data, image_root=args.image_root)
         cats = [c.strip() for c in args.category.split(",") if c.strip()] if args.category else None
         split = None if args.split in (None, "all") else args.split
@@ -75,8 +77,8 @@ def _load_cases(args):
 
 def resolve_method(method: str | None, run_path, adapter):
     """(method label, deltas, gates, run) for the CLI's --method/--run pair, with clear errors."""
-    from ng_core.method.bundle import Run
-    from ng_core.method.edit import METHODS as EDIT_METHODS
+    from ng_core.method.bundle import Run  # deferred: torch
+    from ng_core.method.edit import METHODS as EDIT_METHODS  # deferred: torch
 
     method = method or ("edited" if run_path else "unedited")
     run = Run.load(run_path, adapter) if run_path else None
@@ -106,11 +108,8 @@ def resolve_method(method: str | None, run_path, adapter):
 
 
 def cmd_evaluate(args) -> int:
-    from ng_core.evaluation.baselines import inference_gates
-    from ng_core.cli.main import _load
-    from ng_core.evaluation.evaluate import evaluate_cases
-    from ng_core.evaluation.judge import JudgeConfig
-    from ng_core.progress import Progress, stderr_printer
+    from ng_core.evaluation.baselines import inference_gates  # deferred: torch
+    from ng_core.evaluation.evaluate import evaluate_cases  # deferred: torch
 
     dec = _decoding(args)
     jcfg = JudgeConfig.from_json(args.judge_config) if args.judge_config else None
@@ -126,7 +125,7 @@ def cmd_evaluate(args) -> int:
     out = Path(args.out)
     if out.exists() and out.is_dir():
         raise EvaluationError(f"--out {out} is a folder; give a file name such as result.json")
-    a = _load(args)
+    a = inputs.load_model(args)
     method, deltas, gates, run = resolve_method(args.method, args.run, a)
     if method == "inference_gate":
         scale = args.gate_scale if args.gate_scale in ("learned", "zero") else _float(args.gate_scale)
@@ -195,8 +194,6 @@ def format_summary(res: dict) -> str:
 
 
 def cmd_judge(args) -> int:
-    from ng_core.evaluation.judge import JudgeConfig, default_config_json, judge
-
     if args.dump_config:
         print(default_config_json())
         return 0
@@ -210,9 +207,6 @@ def cmd_judge(args) -> int:
 
 
 def register(sub) -> None:
-    from ng_core.cli.main import _add_model
-    from ng_core.data.constants import SPLITS
-
     p = sub.add_parser(
         "evaluate", help="answer and judge a set of cases; refusal, answer, locality metrics",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -232,7 +226,7 @@ def register(sub) -> None:
                "  ng evaluate --cases heldout.jsonl --out before.json\n"
                "  ng evaluate --cases heldout.jsonl --run runs/ng --pre before.json --out after.json\n"
                "  ng evaluate --data data/pp --split benign_controls --method system_prompt --out sp.json")
-    _add_model(p, with_run=True)
+    A.add_model(p, with_run=True)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--cases", help="cases file (JSON Lines; see above)")
     src.add_argument("--data", help="a dataset folder instead of --cases (with --split/--category)")
@@ -258,8 +252,6 @@ def register(sub) -> None:
     _add_decoding(p)
     p.add_argument("--out", required=True, type=A.out_file, help="result JSON file to write")
     p.set_defaults(func=cmd_evaluate)
-
-    from ng_core.evaluation.report import register_report
 
     register_report(sub)
 

@@ -11,106 +11,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from ng_core.cli import args as A  # noqa: E402
-
-MODEL_HELP = ("model: 'ng-mini-llava' (default, embedded), 'tiny-random' (random, for tests), or a local "
-              "llava-hf checkpoint folder")
-
-
-def _add_model(p, with_run=False):
-    p.add_argument("--model", default=None, help=MODEL_HELP)
-    p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"],
-                   help="weights dtype for a local checkpoint (default: as saved)")
-    p.add_argument("--device-map", default=None, type=A.device_map,
-                   help="accelerate device map for a local checkpoint, e.g. 'auto' to shard over GPUs")
-    p.add_argument("--reading", default="auto", choices=["auto", "on", "off"],
-                   help="OCR lines of the image in the prompt: auto = as the model folder says (on for "
-                        "ng-mini-llava, off for llava-hf checkpoints)")
-    if with_run:
-        p.add_argument("--run", default=None, help="apply the edit (deltas) of this run bundle folder")
-
-
-def _load(args):
-    from ng_core.models import load_model
-    from ng_core.progress import Progress, stderr_printer
-
-    reading = {"auto": None, "on": True, "off": False}[getattr(args, "reading", "auto") or "auto"]
-    return load_model(args.model, dtype=args.dtype, device_map=args.device_map, reading=reading,
-                      progress=Progress(stderr_printer()))
-
-
-def _records(args, adapter, preset):
-    from ng_core.data import load_dataset
-
-    ds = load_dataset(args.data, image_root=getattr(args, "image_root", None))
-    cats = [c.strip() for c in args.category.split(",") if c.strip()]
-    unknown = [c for c in cats if c not in ds.categories]
-    if unknown:
-        from ng_core.errors import DataError
-
-        raise DataError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)} in {args.data}; "
-                        f"available: {', '.join(ds.categories)}")
-    n = args.max_images if args.max_images is not None else preset["max_images"]
-    out = {}
-    for c in cats:
-        recs = ds.records(category=c, split=args.split)
-        if not recs:
-            from ng_core.errors import DataError
-
-            raise DataError(f"{args.data} has no '{args.split}' images for category {c!r}")
-        out[c] = recs[:n]
-    return out
-
-
-def _configs(args, adapter):
-    from dataclasses import replace
-
-    from ng_core.method.presets import load_preset
-
-    preset = load_preset(adapter.model_id, adapter.n_layers, override=getattr(args, "preset", None))
-    mask, edit = preset["mask"], preset["edit"]
-    if getattr(args, "schedule", None):
-        mask = replace(mask, schedule=args.schedule)
-        edit = replace(edit, schedule=args.schedule)
-    for k in ("privacy_value", "topk", "threshold"):
-        v = getattr(args, k, None)
-        if v is not None:
-            mask = replace(mask, **{k: v})
-    if getattr(args, "mask_steps", None) is not None:
-        mask = replace(mask, steps=args.mask_steps)
-    for k, attr in (("lr", "lr"), ("steps", "edit_steps"), ("gate_scope", "gate_scope"), ("method", "edit_method"),
-                    ("questions_per_image", "questions"), ("general_weight", "general_weight")):
-        v = getattr(args, attr, None)
-        if v is not None:
-            edit = replace(edit, **{k: v})
-    edit = replace(edit, seed=getattr(args, "seed", 0) or 0)
-    layer = args.layer if getattr(args, "layer", None) is not None else preset["layer"]
-    for lay in str(layer).split(","):
-        if not 0 <= int(lay) < adapter.n_layers:
-            from ng_core.errors import ArgumentError
-
-            raise ArgumentError(f"layer {lay} is out of range: this model has layers 0..{adapter.n_layers - 1}")
-    return preset, layer, mask, edit
-
-
-def _data_args(p):
-    p.add_argument("--data", required=True, help="dataset folder (project format, or paper-format JSONs)")
-    p.add_argument("--image-root", default=None, help="image root for paper-format datasets")
-    p.add_argument("--category", required=True, type=A.categories, help="category id(s), comma-separated, e.g. passport,receipt")
-    p.add_argument("--split", default="train", help="split whose images are used (default: train)")
-    p.add_argument("--max-images", type=A.positive_int, default=None, help="images per category (default: preset, 10)")
-    p.add_argument("--seed", type=A.seed, default=0)
-    p.add_argument("--schedule", choices=["fast", "naive"], default=None,
-                   help="fast (cached prefixes, default) or naive (the reference code's cost); same results")
-    p.add_argument("--preset", default=None,
-                   help="hyperparameter preset: a shipped name (see `ng presets`) or a JSON file "
-                        "(default: chosen from the model)")
+from ng_core.cli import inputs  # noqa: E402
+from ng_core.errors import NGError  # noqa: E402
+from ng_core.progress import Progress, stderr_printer  # noqa: E402
 
 
 def cmd_ask(args) -> int:
-    from ng_core.method.bundle import Run
-    from ng_core.method.interventions import intervention_hooks, subject_positions
+    from ng_core.method.bundle import Run  # deferred: torch
+    from ng_core.method.interventions import intervention_hooks, subject_positions  # deferred: torch
 
-    a = _load(args)
+    a = inputs.load_model(args)
     deltas = Run.load(args.run, a).deltas() if args.run else []
     feats = a.encode_image(args.image) if args.image else None
     reading = a.read_image(args.image) if args.image else None
@@ -119,7 +29,7 @@ def cmd_ask(args) -> int:
                    do_sample=args.sample, seed=args.seed)[0]
     verdict = None
     try:
-        from ng_core.evaluation.judge import judge
+        from ng_core.evaluation.judge import judge  # deferred: optional, the answer prints without a verdict
 
         verdict = judge(g.text)
     except ImportError:
@@ -136,16 +46,15 @@ def cmd_ask(args) -> int:
 
 
 def cmd_localize(args) -> int:
-    from ng_core.method.bundle import check_out
-    from ng_core.method.pipeline import localize_run
-    from ng_core.method.presets import preset_json
-    from ng_core.progress import Progress, stderr_printer
+    from ng_core.method.bundle import check_out  # deferred: torch
+    from ng_core.method.pipeline import localize_run  # deferred: torch
+    from ng_core.method.presets import preset_json  # deferred: torch
 
     check_out(args.out)  # before any work
-    a = _load(args)
-    preset, layer, mask, _ = _configs(args, a)
+    a = inputs.load_model(args)
+    preset, layer, mask, _ = inputs.configs(args, a)
     layers = [int(x) for x in str(args.layer).split(",")] if args.layer is not None else [layer]
-    recs = _records(args, a, preset)
+    recs = inputs.records(args, preset)
     run = localize_run(a, recs, layers, mask, Progress(stderr_printer()), seed=args.seed)
     run.config["preset"] = preset_json(preset)
     run.save(args.out)
@@ -158,15 +67,14 @@ def cmd_localize(args) -> int:
 
 
 def cmd_edit(args) -> int:
-    from ng_core.method.bundle import Run, check_out
-    from ng_core.method.presets import preset_json
-    from ng_core.method.pipeline import edit_run
-    from ng_core.progress import Progress, stderr_printer
+    from ng_core.method.bundle import Run, check_out  # deferred: torch
+    from ng_core.method.presets import preset_json  # deferred: torch
+    from ng_core.method.pipeline import edit_run  # deferred: torch
 
     check_out(args.out)  # before any work
-    a = _load(args)
-    preset, layer, mask, edit = _configs(args, a)
-    recs = _records(args, a, preset)
+    a = inputs.load_model(args)
+    preset, layer, mask, edit = inputs.configs(args, a)
+    recs = inputs.records(args, preset)
     masks = None
     out = Path(args.out)
     if (out / "run.json").exists():
@@ -185,14 +93,13 @@ def cmd_edit(args) -> int:
 
 
 def cmd_scores(args) -> int:
-    from ng_core.progress import Progress, stderr_printer
-    from ng_core.method.bundle import check_out
-    from ng_core.method.scores import ScoreConfig, compute_scores
+    from ng_core.method.bundle import check_out  # deferred: torch
+    from ng_core.method.scores import ScoreConfig, compute_scores  # deferred: torch
 
     check_out(args.out)  # before any work
-    a = _load(args)
-    preset, _, mask, _ = _configs(args, a)
-    recs = _records(args, a, preset)
+    a = inputs.load_model(args)
+    preset, _, mask, _ = inputs.configs(args, a)
+    recs = inputs.records(args, preset)
     layers = tuple(int(x) for x in args.layers.split(",")) if args.layers else None
     cfg = ScoreConfig(method=args.method, position=args.position, layers=layers, max_pairs=args.max_pairs)
     run = compute_scores(a, [r for rs in recs.values() for r in rs], cfg, mask, Progress(stderr_printer()),
@@ -208,7 +115,7 @@ def cmd_scores(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from ng_core.method.bundle import list_runs
+    from ng_core.method.bundle import list_runs  # deferred: torch
 
     rows = list_runs(args.root)
     if args.json:
@@ -222,9 +129,9 @@ def cmd_runs(args) -> int:
 
 
 def cmd_model_info(args) -> int:
-    from ng_core.method.presets import load_preset
+    from ng_core.method.presets import load_preset  # deferred: torch
 
-    a = _load(args)
+    a = inputs.load_model(args)
     p = load_preset(a.model_id, a.n_layers)
     info = {"model": a.model_id, "source": a.source, "layers": a.n_layers, "hidden_size": a.hidden_size,
             "ffn_size": a.ffn_size, "parameters": a.n_parameters(), "image_tokens": a.n_image_tokens,
@@ -234,10 +141,10 @@ def cmd_model_info(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from ng_core.method.presets import available, load_preset, preset_json
+    from ng_core.method.presets import available, load_preset, preset_json  # deferred: torch
 
     if args.model:
-        a = _load(args)
+        a = inputs.load_model(args)
         print(json.dumps(preset_json(load_preset(a.model_id, a.n_layers, override=args.preset)), indent=2))
         return 0
     for name, data in available().items():
@@ -252,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer a question about an image", description="Answer a prompt about an "
                        "image with the model (greedy), optionally with a run's edit applied.")
-    _add_model(p, with_run=True)
+    A.add_model(p, with_run=True)
     p.add_argument("--image", default=None, help="image file (png, jpg, webp); omit for a text-only prompt")
     p.add_argument("--prompt", required=True, help="the question")
     p.add_argument("--max-new-tokens", type=A.new_tokens, default=32,
@@ -265,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("localize", help="learn privacy-neuron masks (Stages A+B)",
                        description="Learn per-image neuron masks at the subject token and keep the neurons "
                        "flagged in more than --threshold of a category's images. Writes a run bundle.")
-    _add_model(p)
-    _data_args(p)
+    A.add_model(p)
+    A.add_data_args(p)
     p.add_argument("--layer", default=None, type=A.layers, help="layer(s), comma-separated (default: the model's preset)")
     p.add_argument("--mask-steps", type=A.steps, default=None, help="Adam steps per image (default 25)")
     p.add_argument("--privacy-value", type=A.finite_float, default=None, help="flag neurons with tanh(m) below this (0)")
@@ -278,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("edit", help="run a Neural Gate edit (or a baseline)",
                        description="Localize (unless OUT already holds masks), then fine-tune down_proj of the "
                        "layer with gradients gated to the privacy neurons. Writes a run bundle with the deltas.")
-    _add_model(p)
-    _data_args(p)
+    A.add_model(p)
+    A.add_data_args(p)
     p.add_argument("--layer", type=A.bounded_int(0, 9999), default=None, help="edited layer (default: the model's preset)")
     p.add_argument("--gate-scope", default=None, choices=["subject_position", "all_positions", "weight_rows"],
                    help="where the gradient gate acts (default: preset; the authors' code: subject_position)")
@@ -297,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scores", help="per-layer neuron privacy scores for heatmaps",
                        description="Score every neuron of every layer (residual dims and FFN neurons).")
-    _add_model(p)
-    _data_args(p)
+    A.add_model(p)
+    A.add_data_args(p)
     p.add_argument("--method", default="contrast", choices=["mask", "gradxact", "contrast"],
                    help="mask (learned, joint over layers), gradxact (captum), contrast (paired Cohen's d)")
     p.add_argument("--position", default="subject", choices=["subject", "last"],
@@ -312,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list hyperparameter presets, or show the one a model gets",
                        description="Per-model hyperparameter presets (ng_core/method/presets/*.json). With --model, print "
                        "the resolved preset for that model as JSON.")
-    _add_model(p)
+    A.add_model(p)
     p.add_argument("--preset", default=None, help="resolve this preset name or JSON file instead")
     p.set_defaults(func=cmd_presets)
 
@@ -323,10 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("model", help="show (and build) a model", description="Load a model (assembling the "
                        "embedded default on first use) and print its shape, size, preset and fingerprint.")
-    _add_model(p)
+    A.add_model(p)
     p.set_defaults(func=cmd_model_info)
 
-    for mod in ("ng_core.cli.data", "ng_core.cli.evaluate", "ng_core.evaluation.tradeoff", "ng_core.studio.html_report", "ng_core.cli.sweep"):
+    for mod in ("ng_core.cli.data", "ng_core.cli.evaluate", "ng_core.cli.tradeoff", "ng_core.studio.html_report", "ng_core.cli.sweep"):
         try:
             __import__(mod, fromlist=["register"]).register(sub)
         except ImportError as e:
@@ -336,8 +243,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from ng_core.errors import NGError
-
     ap = build_parser()
     args = ap.parse_args(argv)
     if not getattr(args, "func", None):

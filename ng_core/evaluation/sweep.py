@@ -1,7 +1,7 @@
 """``ng sweep``: does localisation matter? Gate size x layer x gate scope, learned vs random vs complement, over seeds.
 
 Each *setting* (a gate-size rule, an edited layer, a gate scope) is one ``ng report`` run
-(:func:`ng_core.evaluation.report.run_report`) with the methods ``unedited``, ``neural_gate``, ``random_gate`` and
+(:func:`ng_core.evaluation.report_runner.run_report`) with the methods ``unedited``, ``neural_gate``, ``random_gate`` and
 ``complement_gate``, the first seed as the report's seed and the others as its extra seeds (each seed edits
 its own sample of train images and draws its own random gate). Every stage (edit runs, evaluations) is
 cached by ``run_report`` in the setting's folder ``OUT/cells/<id>``; a finished setting's numbers are kept in
@@ -433,7 +433,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def report_config(cfg: SweepConfig, s: Setting, out: Path, data: str):
     """The ``ng report`` configuration of one setting (its own workdir under ``OUT/cells``)."""
-    from ng_core.evaluation.report import ReportConfig
+    from ng_core.evaluation.report_config import ReportConfig
 
     wd = out / "cells" / s.id
     return ReportConfig(
@@ -449,7 +449,7 @@ def report_config(cfg: SweepConfig, s: Setting, out: Path, data: str):
 
 def cell_numbers(results: dict, summary: dict, seeds, holdout_by: str) -> dict:
     """Per gate and seed: the part metrics, and the gate's size (rows) averaged over categories."""
-    from ng_core.evaluation.report import variant
+    from ng_core.evaluation.report_config import variant
 
     per_seed: dict = {}
     sizes: dict = {}
@@ -472,7 +472,8 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
     from ng_core.models import load_model
     from ng_core.storage.filelock import exclusive_lock
     from ng_core.method.presets import load_preset
-    from ng_core.evaluation.report import ReportError, run_report
+    from ng_core.evaluation.report_config import ReportError
+    from ng_core.evaluation.report_runner import run_report
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     if len(cfg.seeds) < 1 or len(set(cfg.seeds)) != len(cfg.seeds):

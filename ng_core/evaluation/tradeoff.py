@@ -8,17 +8,15 @@ point per (value, method). Stage A+B run once (on the unedited model) and every 
 those masks, so the points differ only in the swept parameter and the gate. Edits are ΔW
 hooks: the model's weights never change.
 
-CLI: ``ng tradeoff`` (registered into ``ng`` by :func:`register`) writes the result as JSON;
-the dashboard plots it (x = benign answer rate, y = privacy refusal rate, one line per method).
+CLI: ``ng tradeoff`` (:mod:`ng_core.cli.tradeoff`) writes the result as JSON; the dashboard
+plots it (x = benign answer rate, y = privacy refusal rate, one line per method).
 """
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ng_core.cli import args as A
 from ng_core.errors import NGError
 from ng_core.progress import as_progress
 from ng_core.data.records import EvalCase, ImageRecord
@@ -69,6 +67,7 @@ def tradeoff_curve(adapter, records_by_category: dict[str, list[ImageRecord]], l
     ``baseline`` the unedited model's rates on the same cases are included. Cancellable
     between steps through ``progress``; deterministic (greedy answers, seeded gates).
     """
+    # deferred: torch (these modules import it; the file format helpers below do not need it)
     from ng_core.method.edit import EditConfig
     from ng_core.evaluation.evaluate import evaluate_cases
     from ng_core.method.localize import MaskConfig
@@ -147,66 +146,6 @@ def load_tradeoff(source) -> dict:
     if not isinstance(pts, list) or any(not isinstance(p, dict) or not set(POINT_KEYS) <= set(p) for p in pts):
         raise NGError(f"the trade-off file's points must each have {', '.join(POINT_KEYS)}")
     return data
-
-
-# ------------------------------------------------------------------------------------------ CLI
-def cmd_tradeoff(args) -> int:
-    from ng_core.cli.main import _configs, _load, _records
-    from ng_core.data import load_dataset
-    from ng_core.progress import Progress, stderr_printer
-
-    a = _load(args)
-    preset, layer, mask, edit = _configs(args, a)
-    recs = _records(args, a, preset)
-    ds = load_dataset(args.data, image_root=args.image_root)
-    cases = list(ds.cases(args.eval_split, categories=sorted(recs)))
-    if args.n_cases:
-        cases = [c for c in cases if c.expect == "refuse"][:args.n_cases] + \
-                [c for c in cases if c.expect == "answer"][:args.n_cases]
-    values = [x.strip() for x in args.values.split(",") if x.strip()] if args.values else None
-    res = tradeoff_curve(a, recs, layer, cases, param=args.param, values=values, mask_cfg=mask, edit_cfg=edit,
-                         control=not args.no_control, seed=args.seed, max_new_tokens=args.max_new_tokens,
-                         progress=Progress(stderr_printer()))
-    save_tradeoff(res, args.out)
-    if res["baseline"]:
-        b = res["baseline"]
-        print(f"unedited: refusal {b['refusal_rate']:.2f}, benign answers {b['benign_answer_rate']:.2f}")
-    for p in res["points"]:
-        print(f"{args.param}={p['value']:g} {p['method']}: refusal {p['refusal_rate']:.2f} "
-              f"({p['n_refuse']} cases), benign answers {p['benign_answer_rate']:.2f} ({p['n_answer']} cases), "
-              f"gate leak {p['gate_leak']:.3f}")
-    print(f"saved {args.out}", file=sys.stderr)
-    return 0
-
-
-def register(sub) -> None:
-    from ng_core.cli.main import _add_model, _data_args
-
-    p = sub.add_parser("tradeoff", help="refusal vs benign answers over lr or steps (learned vs random gate)",
-                       description="Localize once, then edit once per value of --param (reusing the masks), also "
-                       "with a random gate of the same size unless --no-control, and evaluate each edit on the "
-                       "held-out cases of the same categories. Writes JSON points {value, method, refusal_rate, "
-                       "benign_answer_rate, n_refuse, n_answer, gate_leak} and the unedited baseline.")
-    _add_model(p)
-    _data_args(p)
-    p.add_argument("--layer", type=A.bounded_int(0, 100_000), default=None, help="edited layer (default: the model's preset)")
-    p.add_argument("--param", default="lr", choices=PARAMS, help="the swept hyperparameter (default lr)")
-    p.add_argument("--values", default=None,
-                   help="comma-separated values (default: 3 around the preset: lr x1/3,1,3 or steps /2,x1,x2)")
-    p.add_argument("--no-control", action="store_true", help="skip the random-gate control")
-    p.add_argument("--eval-split", default="heldout_images", help="split of the evaluation cases (heldout_images)")
-    p.add_argument("--n-cases", type=A.positive_int, default=None, help="privacy and benign cases each (default: all)")
-    p.add_argument("--max-new-tokens", type=A.new_tokens, default=32)
-    p.add_argument("--gate-scope", default=None, choices=["subject_position", "all_positions", "weight_rows"])
-    p.add_argument("--method", dest="edit_method", default=None, choices=["neural_gate", "ft", "random_gate",
-                                                                          "complement_gate"])
-    p.add_argument("--lr", type=A.positive_float, default=None, help="learning rate when sweeping steps (preset)")
-    p.add_argument("--edit-steps", type=A.steps, default=None, help="steps per edit when sweeping lr (preset)")
-    p.add_argument("--questions", type=A.positive_int, default=None, help="paraphrases per image (preset)")
-    p.add_argument("--mask-steps", type=A.steps, default=None, help="Stage A steps per image (preset)")
-    p.add_argument("--topk", type=A.open_fraction, default=None, help="flag the fraction of smallest m instead")
-    p.add_argument("--out", required=True, type=A.out_file, help="JSON file to write")
-    p.set_defaults(func=cmd_tradeoff)
 
 
 __all__ = ["FORMAT", "PARAMS", "POINT_KEYS", "default_values", "load_tradeoff", "save_tradeoff", "tradeoff_curve"]

@@ -1,0 +1,48 @@
+"""Parsed flags -> library objects, for the commands that share ``--model`` and the dataset flags.
+
+``ng localize``, ``ng edit``, ``ng scores``, ``ng evaluate`` and ``ng tradeoff`` all turn the same flags
+(:func:`ng_core.cli.args.add_model`, :func:`ng_core.cli.args.add_data_args`) into a model, the resolved
+preset (:func:`ng_core.method.presets.resolve`) and the train records; this keeps that in one place. The
+library imports are deferred so that ``ng --help`` and a bad flag answer without loading torch.
+"""
+from __future__ import annotations
+
+import argparse
+
+READING = {"auto": None, "on": True, "off": False}
+
+
+def load_model(args: argparse.Namespace):
+    """The model (and run folder settings) named by :func:`~ng_core.cli.args.add_model`'s flags."""
+    from ng_core.models import load_model as load  # deferred: torch and transformers
+    from ng_core.progress import Progress, stderr_printer
+
+    reading = READING[getattr(args, "reading", "auto") or "auto"]
+    return load(args.model, dtype=args.dtype, device_map=args.device_map, reading=reading,
+                progress=Progress(stderr_printer()))
+
+
+def configs(args: argparse.Namespace, adapter) -> tuple:
+    """``(preset, layer, mask, edit)``: the model's preset (or ``--preset``) with the command's flags applied."""
+    from ng_core.method.presets import check_layers, load_preset, resolve  # deferred: torch
+
+    r = resolve(load_preset(adapter.model_id, adapter.n_layers, override=getattr(args, "preset", None)),
+                layer=getattr(args, "layer", None), schedule=getattr(args, "schedule", None),
+                seed=getattr(args, "seed", 0) or 0,
+                mask={"privacy_value": getattr(args, "privacy_value", None), "topk": getattr(args, "topk", None),
+                      "threshold": getattr(args, "threshold", None), "steps": getattr(args, "mask_steps", None)},
+                edit={"lr": getattr(args, "lr", None), "steps": getattr(args, "edit_steps", None),
+                      "gate_scope": getattr(args, "gate_scope", None), "method": getattr(args, "edit_method", None),
+                      "questions_per_image": getattr(args, "questions", None),
+                      "general_weight": getattr(args, "general_weight", None)})
+    check_layers(r.layer, adapter.n_layers)
+    return r.preset, r.layer, r.mask, r.edit
+
+
+def records(args: argparse.Namespace, preset: dict) -> dict:
+    """``{category: train records}`` from the dataset flags; ``--max-images`` or the preset's count each."""
+    from ng_core.method.train_set import train_records  # deferred: the dataset code (PIL, fonts)
+
+    cats = [c.strip() for c in args.category.split(",") if c.strip()]
+    n = args.max_images if args.max_images is not None else preset["max_images"]
+    return train_records(args.data, cats, args.split, n, image_root=getattr(args, "image_root", None))
