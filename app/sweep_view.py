@@ -21,7 +21,9 @@ SHIPPED = Path(__file__).resolve().parent.parent / "docs" / "results"
 def sweep_section(model_id: str) -> None:
     """Curves over gate size and over layer from the sweep folders of ``model_id`` (the user's newest first,
     then the ones published with the project); nothing if none."""
-    from ng_core.evaluation.sweep import METRICS, SweepError, find_sweeps, load_sweep
+    from ng_core.evaluation.sweep import find_sweeps, load_sweep
+    from ng_core.evaluation.sweep_grid import SweepError
+    from ng_core.evaluation.sweep_numbers import METRICS
     from ng_core.evaluation.sweep_render import curve_points
 
     root = sweep_dir()

@@ -13,15 +13,9 @@ _threads = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 def fake_sweep(folder, model="tiny-random"):
     """A sweep.json with a gate-size axis (3 settings at layer 2) and a layer axis (layers 0..3)."""
-    from ng_core.evaluation.sweep import (
-        GATES,
-        PARTS,
-        Setting,
-        SweepConfig,
-        aggregate,
-        assemble,
-        score,
-    )
+    from ng_core.evaluation.sweep import assemble
+    from ng_core.evaluation.sweep_grid import GATES, Setting, SweepConfig
+    from ng_core.evaluation.sweep_numbers import PARTS, aggregate, score
 
     settings = [Setting(k, None, 2, "subject_position") for k in (0.05, 0.2)]
     settings += [Setting(None, 0.3, la, "subject_position") for la in (0, 1, 2, 3)]

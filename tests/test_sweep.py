@@ -8,17 +8,8 @@ import json
 import pytest
 
 from ng_core.cli.main import main
-from ng_core.evaluation.sweep import (
-    GATES,
-    Setting,
-    SweepConfig,
-    aggregate,
-    choose_preset,
-    default_layers,
-    expand_grid,
-    mean_sd,
-    partition_rows,
-)
+from ng_core.evaluation.sweep_grid import GATES, Setting, SweepConfig, default_layers, expand_grid
+from ng_core.evaluation.sweep_numbers import aggregate, choose_preset, mean_sd, partition_rows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -115,7 +106,7 @@ def _fake_result(n=4):
                                   "refusal_heldout_templates": rnd.random()} for part in ("validation", "evaluation")}
                       for sd in (0, 1, 2)}
             for sd in per[g]:
-                from ng_core.evaluation.sweep import score
+                from ng_core.evaluation.sweep_numbers import score
 
                 for part in ("validation", "evaluation"):
                     per[g][sd][part]["score"] = score(per[g][sd][part])

@@ -1,18 +1,12 @@
-"""``ng sweep`` on the command line: flags -> :class:`~ng_core.evaluation.sweep.SweepConfig` -> :func:`~ng_core.evaluation.sweep.run_sweep`."""
+"""``ng sweep`` on the command line: flags -> :class:`~ng_core.evaluation.sweep_grid.SweepConfig` -> :func:`~ng_core.evaluation.sweep.run_sweep`."""
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
-from ng_core.evaluation.sweep import (
-    GATES,
-    SCOPES,
-    SweepConfig,
-    SweepError,
-    expand_grid,
-    reduced_config,
-    run_sweep,
-)
+from ng_core.evaluation.sweep import run_sweep
+from ng_core.evaluation.sweep_grid import GATES, SCOPES, SweepConfig, SweepError, expand_grid, reduced_config
+from ng_core.progress import Progress, stderr_printer
 
 MODEL_HELP = ("model: 'ng-mini-llava' (default), 'tiny-random' (for tests), or a local llava-hf checkpoint folder")
 
@@ -111,16 +105,14 @@ def config_from_args(args) -> SweepConfig:
 
 
 def cmd_sweep(args) -> int:
-    from ng_core.progress import Progress, stderr_printer
-
     if args.threads:
-        import torch
+        import torch  # deferred: only with --threads
 
         torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
     if args.dry_run:
-        from ng_core.models import load_model
-        from ng_core.method.presets import load_preset
+        from ng_core.method.presets import load_preset  # deferred: torch
+        from ng_core.models import load_model  # deferred: torch and transformers
 
         a = load_model(cfg.model)
         settings = expand_grid(cfg, a.n_layers, load_preset(a.model_id, a.n_layers))

@@ -6,7 +6,8 @@ pasted into RESULTS.md; the dashboard's Edit page draws them from ``sweep.json``
 """
 from __future__ import annotations
 
-from ng_core.evaluation.sweep import GATE_TITLES, GATES, METRICS, PARTS
+from ng_core.evaluation.sweep_grid import GATE_TITLES, GATES
+from ng_core.evaluation.sweep_numbers import METRICS, PARTS
 
 CURVE_METRICS = ("leak_rate", "refusal_heldout_images", "refusal_heldout_templates", "refusal_unseen_categories",
                  "benign_answered", "general_answered")
