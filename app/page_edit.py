@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ from app.sweep_view import sweep_section
 from ng_core.method.edit import GATE_SCOPE_HELP, GATE_SCOPES
 from ng_core.errors import NGError
 from ng_core.evaluation.leaks import counts_label
+from ng_core.method.presets import resolve
 from ng_core.studio.session import CONTROL_METHODS, answer_counts
 
 s = S.studio()
@@ -78,8 +78,10 @@ with st.container(border=True):
         control = st.checkbox("Also run a random-gate control (same size)", key="w_edit_control",
                               help="The same edit again with the gradient gated to as many random neurons, "
                                    "shown side by side; the learned edit stays the applied one.")
-    edit_cfg = replace(ecfg, lr=float(lr), steps=int(steps), questions_per_image=int(qpi), method=method,
-                       gate_scope=scope)
+    chosen = resolve(preset, mask={"steps": int(msteps)},
+                     edit={"lr": float(lr), "steps": int(steps), "questions_per_image": int(qpi), "method": method,
+                           "gate_scope": scope})
+    edit_cfg, mask_cfg = chosen.edit, chosen.mask
     own = False
     if s.image is not None and s.prompt and s.subject and cats:
         own = st.checkbox(f"Also use the current image and question as an example ({CATEGORY_TITLES.get(cats[0], cats[0])})",
@@ -98,7 +100,7 @@ with st.container(border=True):
                 st.error(str(e))
         try:
             start = s.start_edit_with_control if control else s.start_edit
-            start(records, int(layer), replace(mcfg, steps=int(msteps)), edit_cfg, masks=reuse)
+            start(records, int(layer), mask_cfg, edit_cfg, masks=reuse)
             st.rerun()
         except NGError as e:
             st.error(str(e))
@@ -107,7 +109,7 @@ C.job_panel(("edit",), "Edit")
 if s.busy and s.job.kind == "edit":
     st.stop()
 
-tradeoff_section(s, ds, cats, int(n_img), int(layer), edit_cfg, replace(mcfg, steps=int(msteps)), reuse)
+tradeoff_section(s, ds, cats, int(n_img), int(layer), edit_cfg, mask_cfg, reuse)
 if s.busy and s.job.kind == "tradeoff":
     st.stop()
 
