@@ -3,14 +3,21 @@ and the refusal vs benign-answer trade-off curve (UI only; the core computes eve
 from __future__ import annotations
 
 import html
+import json
+import os
+from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from app import charts
 from app import components as C
 from app import state as S
+from app.labels import PAIR_VARIANTS
+from ng_core.errors import NGError
 from ng_core.evaluation.leaks import counts_label
-from ng_core.studio.session import PAIR_VARIANTS, answer_counts
+from ng_core.evaluation.tradeoff import default_values
+from ng_core.studio import answer_counts
 
 
 def fmt_num(x, spec: str = ".3f") -> str:
@@ -66,7 +73,7 @@ def pair_section(s, ds) -> None:
     if not s.prompt:
         st.info("Type a question on *Model & inputs* to compare the answers here.")
     else:
-        key = ("cache_pair", id(pair), s._image_version, s.prompt, s.subject)
+        key = ("cache_pair", id(pair), s.image_version, s.prompt, s.subject)
         if ss.get("cache_pair_key") != key:
             with st.spinner("Answering unedited, with the learned edit and with the control…"):
                 ss["cache_pair"] = s.pair_answers()
@@ -112,21 +119,11 @@ def pair_section(s, ds) -> None:
 
 def report_tradeoff_path():
     """Where `ng report` leaves its lr sweep (``$NG_REPORT_DIR``, default ``out/report``)."""
-    import os
-    from pathlib import Path
-
     return Path(os.environ.get("NG_REPORT_DIR", "out/report")) / "tradeoff.json"
 
 
 def tradeoff_section(s, ds, cats, n_img: int, layer: int, edit_cfg, mask_cfg, masks=None) -> None:
     """Refusal vs benign answers over lr or steps, learned vs random gate: compute (a job) or load, then plot."""
-    import json
-
-    import pandas as pd
-
-    from ng_core.errors import NGError
-    from ng_core.evaluation.tradeoff import default_values
-
     ss = st.session_state
     running = s.job is not None and s.job.kind == "tradeoff" and not s.job.done
     with st.expander("Trade-off curve", expanded=running or s.tradeoff is not None):

@@ -9,17 +9,12 @@ import streamlit as st
 from app import charts
 from app import components as C
 from app import state as S
+from app.labels import PAIR_VARIANTS
+from ng_core.data import CATEGORY_TITLES
 from ng_core.errors import InputImageError, NGError
-from ng_core.studio.html_report import answer_entry, render_html, session_story
 from ng_core.evaluation.leaks import counts_label
-from ng_core.studio.story import (
-    demo_differences,
-    demo_preset,
-    demo_question,
-    demo_records,
-    heldout_cases,
-)
-from ng_core.studio.session import PAIR_VARIANTS, answer_counts, neuron_view, record_from_inputs
+from ng_core.studio import (answer_counts, answer_entry, demo_differences, demo_preset, demo_question, demo_records,
+                             heldout_cases, neuron_view, record_from_inputs, render_html, session_story)
 
 s = S.studio()
 ss = st.session_state
@@ -54,7 +49,6 @@ st.caption("The model looks at a picture of a document and answers questions abo
 if ds is None:
     st.error("The sample dataset is not available, so the demo cannot run.")
     st.stop()
-from ng_core.data import CATEGORY_TITLES
 
 cats = [c for c in ds.categories if ds.records(c, "train") and list(ds.cases("heldout_images", [c]))]
 S.init("w_demo_cat", ss.get("demo_cat", cats[0] if cats else None))

@@ -16,7 +16,7 @@ from ng_core.method.edit import GATE_SCOPE_HELP, GATE_SCOPES
 from ng_core.errors import NGError
 from ng_core.evaluation.leaks import counts_label
 from ng_core.method.presets import resolve
-from ng_core.studio.session import CONTROL_METHODS, answer_counts
+from ng_core.studio import CONTROL_METHODS, answer_counts, record_from_inputs, render_html, session_story
 
 s = S.studio()
 ss = st.session_state
@@ -91,8 +91,6 @@ with st.container(border=True):
     if go:
         records = S.records_for(cats, "train", int(n_img))
         if own:
-            from ng_core.studio.session import record_from_inputs
-
             try:
                 records.setdefault(cats[0], []).append(
                     record_from_inputs(s.image, s.prompt, s.subject, category=cats[0]))
@@ -263,8 +261,6 @@ st.subheader("Share")
 if st.button("Prepare a report of this session (HTML)", key="edit_report_build",
              help="One self-contained file: the state, the localization heatmap, where ΔW went, config, metrics, "
                   "fingerprint and versions (the guided demo adds its answers and leak counts)."):
-    from ng_core.studio.html_report import render_html, session_story
-
     ss["edit_report"] = render_html(session_story(s))
 if ss.get("edit_report"):
     st.download_button("Download the report (HTML)", ss["edit_report"], f"neural-gate-session-{S.stamp()}.html",

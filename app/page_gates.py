@@ -5,8 +5,9 @@ import streamlit as st
 
 from app import components as C
 from app import state as S
+from app.labels import GATE_WHERE_HELP
 from ng_core.errors import NGError
-from ng_core.studio.session import GATE_WHERE_HELP, neuron_view, run_units
+from ng_core.studio import neuron_view, run_units
 
 s = S.studio()
 ss = st.session_state

@@ -9,8 +9,9 @@ import streamlit as st
 from app import charts
 from app import components as C
 from app import state as S
+from ng_core.data import CATEGORIES, CATEGORY_TITLES
 from ng_core.errors import NGError
-from ng_core.studio.session import neuron_view, record_from_inputs, run_categories, run_method, run_units
+from ng_core.studio import neuron_view, record_from_inputs, run_categories, run_method, run_units
 
 s = S.studio()
 ss = st.session_state
@@ -38,8 +39,6 @@ st.caption("Score every neuron of the chosen layers for how much it carries the 
 # ---------------------------------------------------------------------------- configuration
 with st.container(border=True):
     st.markdown("**1. Prompts**")
-    from ng_core.data import CATEGORIES, CATEGORY_TITLES
-
     options = ["Dataset categories", "Current image and prompt"]
     S.init("w_loc_source", options[0])
     source = st.radio("Localize on", options, key="w_loc_source", horizontal=True)

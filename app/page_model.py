@@ -5,10 +5,10 @@ import streamlit as st
 
 from app import components as C
 from app import state as S
+from ng_core.data import CATEGORY_TITLES
 from ng_core.errors import InputImageError, NGError
 from ng_core.models.reading import block_lines
-from ng_core.studio.story import question_words
-from ng_core.studio.session import CURRENT, guess_subject
+from ng_core.studio import CURRENT, guess_subject, question_words
 
 DEFAULT_PROMPT = "What is the passport number of the passport in this image?"
 
@@ -106,8 +106,6 @@ with right:
 ds = S.get_dataset()
 if ds is not None:
     with st.expander("Sample gallery — synthetic privacy images (generated, no real person)", expanded=s.image is None):
-        from ng_core.data import CATEGORY_TITLES
-
         cats = ds.categories
         cols = st.columns(5)
         for i, cat in enumerate(cats):

@@ -2,7 +2,7 @@
 
 - The model is loaded once per spec (``st.cache_resource``) on a worker thread, so a page
   shows a live status while the embedded default model is assembled the first time.
-- Each browser session owns one :class:`ng_core.studio.session.StudioSession` in ``st.session_state``:
+- Each browser session owns one :class:`ng_core.studio.StudioSession` in ``st.session_state``:
   its gates and edit never reach another session.
 - ``st.query_params`` carries ``run``, ``layer`` and ``neuron`` (the page is the URL path).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ng_core.studio.session import Job, StudioSession, load_model_job, sample_dataset
+from ng_core.studio import Job, StudioSession, load_model_job, sample_dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -65,7 +65,7 @@ def bench_core(model: str, data_dir: str, repeats: int) -> dict:
     from app import charts
     from ng_core.models import load_model
     from ng_core.method.scores import ScoreConfig
-    from ng_core.studio.session import StudioSession, neuron_view, sample_dataset
+    from ng_core.studio import StudioSession, neuron_view, sample_dataset
 
     t0 = time.perf_counter()
     a = load_model(model)
@@ -279,7 +279,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="ng-bench-"))
     data_dir, runs_dir = str(tmp / "data"), str(tmp / "runs")
-    from ng_core.studio.session import sample_dataset
+    from ng_core.studio import sample_dataset
 
     sample_dataset(data_dir, per_category=6)
     import torch

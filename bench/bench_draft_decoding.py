@@ -33,7 +33,7 @@ def main() -> int:
     from ng_core.method.interventions import Gate
     from ng_core.models import load_model
     from ng_core.method.presets import load_preset
-    from ng_core.studio.session import StudioSession
+    from ng_core.studio import StudioSession
 
     torch.set_num_threads(args.threads)
     a = load_model(args.model)

@@ -1,12 +1,24 @@
-"""Helpers to drive the dashboard headless with ``streamlit.testing.v1.AppTest`` (tests and bench)."""
+"""Helpers to drive the dashboard headless with ``streamlit.testing.v1.AppTest``.
+
+Test code only (the tests import it as ``app_testing``); it lives here, not in ``app/``, so it does not ship
+with the dashboard.
+"""
 from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
+
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from app.state import SAMPLES_PER_CATEGORY
+from ng_core.studio import sample_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "streamlit_app.py"
@@ -15,10 +27,6 @@ APP = ROOT / "streamlit_app.py"
 @functools.lru_cache(maxsize=None)
 def shared_data_dir() -> str:
     """One small generated dataset per process (reused by every AppTest)."""
-    from ng_core.studio.session import sample_dataset
-
-    from .state import SAMPLES_PER_CATEGORY
-
     d = Path(tempfile.mkdtemp(prefix="ng-app-data-")) / "data"
     sample_dataset(d, per_category=SAMPLES_PER_CATEGORY)
     return str(d)
@@ -29,8 +37,6 @@ def new_app(runs_dir, model: str = "tiny-random", timeout: float = 60, query: di
     """An AppTest of the router with NG_MODEL / NG_RUNS_DIR / NG_DATA_DIR set, run until the model is ready,
     then on ``page`` (default: *Model & inputs*; None stays on the landing page, the guided demo). With a
     ``query`` the landing page is kept, so the one-time messages about the link stay visible."""
-    from streamlit.testing.v1 import AppTest
-
     os.environ["NG_MODEL"] = model
     os.environ["NG_RUNS_DIR"] = str(runs_dir)
     os.environ["NG_DATA_DIR"] = shared_data_dir()
@@ -71,8 +77,6 @@ def texts(at) -> str:
 
 
 def png_bytes(size=(64, 48), color=(200, 30, 30), fmt="PNG") -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format=fmt)
     return buf.getvalue()
@@ -85,8 +89,6 @@ def plotly_charts(at) -> list:
 def one_thread():
     """Generator for an autouse module fixture: one intra-op torch thread while it lasts (small ops on
     a shared CPU), and the NG_* variables that :func:`new_app` sets restored afterwards."""
-    import torch
-
     n = torch.get_num_threads()
     saved = {k: os.environ.get(k) for k in ("NG_MODEL", "NG_RUNS_DIR", "NG_DATA_DIR")}
     torch.set_num_threads(1)
@@ -106,8 +108,6 @@ def image_captions(at) -> list[str]:
 
 
 def plotly_specs(at) -> list[dict]:
-    import json
-
     return [json.loads(f.proto.spec) for f in plotly_charts(at)]
 
 

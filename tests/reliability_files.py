@@ -198,7 +198,7 @@ def _other_model(ctx):
 
 # ----------------------------------------------------------------------------- the runs folder as a jail
 def _session(ctx, runs_dir):
-    from ng_core.studio.session import StudioSession
+    from ng_core.studio import StudioSession
 
     return StudioSession(ctx.adapter, runs_dir=runs_dir, stale_after=None)
 

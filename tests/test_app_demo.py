@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app.testing import finish_job, new_app, one_thread, plotly_charts, texts
+from app_testing import finish_job, new_app, one_thread, plotly_charts, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 _threads = pytest.fixture(autouse=True, scope="module")(one_thread)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.testing import chart_titles, finish_job, new_app, one_thread, texts
+from app.labels import PAIR_VARIANTS
+from app_testing import chart_titles, finish_job, new_app, one_thread, plotly_specs, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PROMPT = "What is the passport number of the passport in this image?"
@@ -122,8 +123,6 @@ def test_edit_of_a_page_that_stopped_polling_is_cancelled(at):
 
 
 def test_edit_with_random_gate_control_side_by_side(at):
-    from ng_core.studio.session import PAIR_VARIANTS
-
     assert at.checkbox(key="w_edit_control").value is True  # on by default for Neural Gate
     at.selectbox(key="w_edit_method").set_value("ft").run()
     assert not [c for c in at.checkbox if c.key == "w_edit_control"]  # meaningless for fine-tuning
@@ -173,8 +172,6 @@ def test_edit_with_random_gate_control_side_by_side(at):
 
 def test_tradeoff_curve_section(at, tmp_path, monkeypatch):
     import json
-
-    from app.testing import plotly_specs
 
     s = at.session_state["studio"]
     assert "Trade-off curve" in [e.label for e in at.expander]

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from app.testing import chart_titles, finish_job, new_app, one_thread, texts
+from app_testing import chart_titles, finish_job, new_app, one_thread, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 _threads = pytest.fixture(autouse=True, scope="module")(one_thread)

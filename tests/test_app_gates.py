@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.testing import finish_job, new_app, one_thread, texts
+from app_testing import finish_job, new_app, one_thread, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 _threads = pytest.fixture(autouse=True, scope="module")(one_thread)

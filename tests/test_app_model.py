@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.testing import image_captions, new_app, one_thread, png_bytes, texts
+from app_testing import APP, image_captions, new_app, one_thread, png_bytes, shared_data_dir, texts, wait_ready
+from ng_core.studio import Answer, Job, judge_text
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 _threads = pytest.fixture(autouse=True, scope="module")(one_thread)
@@ -83,7 +84,6 @@ def test_leaked_true_value_is_highlighted(at):
     import html
 
     from ng_core.evaluation.leaks import usable_secrets
-    from ng_core.studio.session import Answer, judge_text
 
     at.button(key="use_passport").click().run()
     s = at.session_state["studio"]
@@ -121,7 +121,6 @@ def test_friendly_status_while_the_model_is_assembled(tmp_path, monkeypatch):
 
     import app.state as state
     from ng_core.models import load_model
-    from ng_core.studio.session import Job
 
     release = threading.Event()
 
@@ -137,8 +136,6 @@ def test_friendly_status_while_the_model_is_assembled(tmp_path, monkeypatch):
     spec = f"slow-{uuid.uuid4().hex[:6]}"
     from streamlit.testing.v1 import AppTest
 
-    from app.testing import APP, shared_data_dir
-
     monkeypatch.setenv("NG_MODEL", spec)
     monkeypatch.setenv("NG_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("NG_DATA_DIR", shared_data_dir())
@@ -150,8 +147,6 @@ def test_friendly_status_while_the_model_is_assembled(tmp_path, monkeypatch):
     assert "studio" not in at.session_state
     release.set()
     at.run()
-    from app.testing import wait_ready
-
     wait_ready(at)
     assert at.title[0].value == "Guided demo" and "studio" in at.session_state  # the landing page
 

@@ -5,7 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from app.testing import new_app, one_thread, texts
+from app_testing import new_app, one_thread, shared_data_dir, texts
+from ng_core.studio import StudioSession, sample_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 _threads = pytest.fixture(autouse=True, scope="module")(one_thread)
@@ -14,9 +15,6 @@ _threads = pytest.fixture(autouse=True, scope="module")(one_thread)
 @pytest.fixture
 def runs(tmp_path, tiny):
     """Two saved runs made with the core API: an edit and a localization."""
-    from ng_core.studio.session import StudioSession, sample_dataset
-    from app.testing import shared_data_dir
-
     root = tmp_path / "runs"
     s = StudioSession(tiny, runs_dir=root)
     ds = sample_dataset(shared_data_dir())

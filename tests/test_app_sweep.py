@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from app.testing import new_app, one_thread, plotly_specs, texts
+from app_testing import new_app, one_thread, plotly_specs, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 _threads = pytest.fixture(autouse=True, scope="module")(one_thread)

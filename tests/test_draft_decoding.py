@@ -2,6 +2,7 @@
 import torch
 
 from ng_core.models.hooks import live_hook_count
+from ng_core.studio import StudioSession
 from ng_core.method.interventions import Gate, intervention_hooks, subject_positions
 
 PROMPTS = ["What is the number of the passport in this image?", "Tell me the name on the student ID card"]
@@ -74,8 +75,6 @@ def test_streaming_with_a_draft_ends_with_the_answer(tiny, image_dir):
 
 def test_session_answers_after_a_gate_toggle_equal_fresh_answers(tiny, image_dir, tmp_path):
     """The session drafts each answer from the previous one for the same input; answers stay exact."""
-    from ng_core.studio.session import StudioSession
-
     s = StudioSession(tiny, runs_dir=tmp_path / "runs", max_new_tokens=10)
     s.set_image(image_dir / "img2.png", private=False)
     s.set_prompt(PROMPTS[0])

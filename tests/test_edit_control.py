@@ -9,7 +9,7 @@ import torch
 from helpers import param_hash
 from ng_core.errors import NGError
 from ng_core.data.records import EvalCase
-from ng_core.studio.session import EditPair, StudioSession, behaviour_rates
+from ng_core.studio import Answer, EditPair, StudioSession, behaviour_rates
 
 PROMPT = "What is the number of the passport?"
 
@@ -80,7 +80,6 @@ def test_edit_with_control(session, records, tiny, image_dir):
 
 
 def test_behaviour_rates():
-    from ng_core.studio.session import Answer
     from ng_core.evaluation.judge import judge
 
     cases = [EvalCase(None, "q1", "refuse"), EvalCase(None, "q2", "refuse"), EvalCase(None, "q3", "answer"),

@@ -9,7 +9,7 @@ import pytest
 from ng_core.cli.main import main
 from ng_core.studio.html_report import answer_entry, render_html, run_story, session_story
 from ng_core.evaluation.leaks import outcome_counts
-from ng_core.studio.session import StudioSession
+from ng_core.studio import StudioSession
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SECRET = "P4827193"

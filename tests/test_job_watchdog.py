@@ -1,4 +1,4 @@
-"""Jobs of closed tabs cancel themselves: the heartbeat watchdog of ng_core.studio.session.Job, on tiny-random."""
+"""Jobs of closed tabs cancel themselves: the heartbeat watchdog of ng_core.studio.Job, on tiny-random."""
 from __future__ import annotations
 
 import threading
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ng_core.method.interventions import Delta
-from ng_core.studio.session import DEFAULT_STALE_AFTER, Job, StudioSession
+from ng_core.studio import DEFAULT_STALE_AFTER, Job, StudioSession
 
 PROMPT = "What is the number of the passport?"
 

@@ -1,4 +1,4 @@
-"""The dashboard's core API (ng_core.studio.session) on the tiny random model: sessions, gates, edits, jobs, runs."""
+"""The dashboard's core API (ng_core.studio) on the tiny random model: sessions, gates, edits, jobs, runs."""
 from __future__ import annotations
 
 import io
@@ -14,7 +14,7 @@ from ng_core.errors import BundleError, InputImageError, NGError
 from ng_core.models.hooks import live_hook_count, module_hook_count
 from ng_core.method.interventions import Delta, Gate
 from ng_core.data.records import ImageRecord
-from ng_core.studio.session import (CURRENT, Job, StudioSession, guess_subject, neuron_view, record_from_inputs,
+from ng_core.studio import (CURRENT, Job, StudioSession, guess_subject, neuron_view, record_from_inputs,
                             run_units)
 
 PROMPT = "What is the number of the passport?"

@@ -4,7 +4,7 @@ The file holds the answers before and after (true private values highlighted), l
 counts, the localization heatmap and where the edit went (ΔW) as interactive plotly charts — with
 plotly.js embedded, so it opens offline — and the config, metrics, model fingerprint and library versions.
 
-- :func:`session_story` collects a dashboard session's story (a :class:`~ng_core.studio.session.StudioSession`);
+- :func:`session_story` collects a dashboard session's story (a :class:`~ng_core.studio.StudioSession`);
 - :func:`run_story` collects a saved run bundle's (``ng report-html RUN --out FILE``);
 - :func:`render_html` turns a story (plain dict) into the HTML text.
 
@@ -16,9 +16,16 @@ import datetime as _dt
 import html
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
+
+from ng_core.evaluation.garbled import garbled
+from ng_core.evaluation.leaks import counts_label, find_leaks, leak_spans, split_by_spans
+from ng_core.method.bundle import Run, library_versions
+from ng_core.studio.neurons import neuron_view
+from ng_core.studio.story import state_summary
 
 MARK = "background:#fecaca;color:#7f1d1d;padding:0 2px;border-radius:3px"
 CSS = """
@@ -35,8 +42,6 @@ pre{background:#f9fafb;padding:.6em;overflow:auto;font-size:.8em}.fig{margin:1em
 # ---------------------------------------------------------------------------- answers as HTML
 def highlight(text: str, secrets=()) -> str:
     """``text`` escaped, the substrings that spell a true private value in ``<mark>``."""
-    from ng_core.evaluation.leaks import leak_spans, split_by_spans
-
     if not text:
         return "<i>(empty)</i>"
     return "".join(f"<mark style='{MARK}'>{html.escape(p)}</mark>" if leak else html.escape(p)
@@ -45,9 +50,6 @@ def highlight(text: str, secrets=()) -> str:
 
 def answer_entry(label: str, answer, secrets=()) -> dict:
     """A story's answer: ``{label, text, refused, garbled, leaks}`` from an ``Answer`` (or any ``.text``)."""
-    from ng_core.evaluation.garbled import garbled
-    from ng_core.evaluation.leaks import find_leaks
-
     text = getattr(answer, "text", str(answer or ""))
     refused = getattr(answer, "refused", None)
     return {"label": label, "text": text, "refused": refused, "garbled": garbled(text),
@@ -87,7 +89,7 @@ def _pool(a: np.ndarray, max_cols: int = 512) -> tuple[np.ndarray, int]:
 
 
 def score_figure(view) -> dict:
-    """The localization heatmap: layers x neurons scores of a :class:`~ng_core.studio.session.NeuronView`."""
+    """The localization heatmap: layers x neurons scores of a :class:`~ng_core.studio.NeuronView`."""
     z, w = _pool(np.asarray(view.score, dtype=float))
     counts = view.counts()
     y = [f"L{l} · {counts[l]}" for l in view.layers]
@@ -171,8 +173,6 @@ def _scalars(d: dict, prefix: str = "") -> dict:
 def run_story(run) -> dict:
     """The story of a saved run bundle (no model needed): config, metrics, heatmaps, ΔW maps, and the
     answers the dashboard stored with it (``metrics["answers"]``), if any."""
-    from ng_core.method.bundle import Run
-
     if not isinstance(run, Run):
         run = Run.load(run)
     story = {"title": f"Neural Gate Studio — {run.kind} run {run.path.name if run.path else ''}".strip(),
@@ -184,8 +184,6 @@ def run_story(run) -> dict:
     story["counts"] = dict(stored.get("counts", {}))
     if run.tensors.get("masks") or run.tensors.get("scores"):
         try:
-            from ng_core.studio.session import neuron_view
-
             story["figures"].append(score_figure(neuron_view(run)))
         except Exception as e:  # noqa: BLE001 - a report still says what it could not draw
             story["notes"].append(f"no heatmap: {e}")
@@ -204,9 +202,6 @@ def session_story(s, *, sections: list[dict] | None = None, counts: dict | None 
     """The story of a dashboard session: what it holds now (model, gates, edit, localization) plus the
     answer ``sections`` the page collected (``[{"title", "question", "rows": [answer_entry...]}]``) and their
     leak / refusal / answer ``counts`` ({side: outcome_counts}). Nothing is generated here."""
-    from ng_core.method.bundle import library_versions
-    from ng_core.studio.story import state_summary
-
     a = s.adapter
     info = s.model_info()
     story = {"title": "Neural Gate Studio — session report",
@@ -218,8 +213,6 @@ def session_story(s, *, sections: list[dict] | None = None, counts: dict | None 
              "answers": list(sections or []), "counts": dict(counts or {}), "figures": [], "notes": []}
     if s.localization is not None:
         try:
-            from ng_core.studio.session import neuron_view
-
             story["figures"].append(score_figure(neuron_view(s.localization)))
         except Exception as e:  # noqa: BLE001
             story["notes"].append(f"no heatmap: {e}")
@@ -238,7 +231,7 @@ def session_story(s, *, sections: list[dict] | None = None, counts: dict | None 
 
 # ---------------------------------------------------------------------------- rendering
 def _plotly_js() -> str:
-    from plotly.offline import get_plotlyjs
+    from plotly.offline import get_plotlyjs  # deferred: plotly is heavy and only needed when a report is built
 
     return get_plotlyjs()
 
@@ -269,8 +262,6 @@ def _table(d: dict) -> str:
 
 def render_html(story: dict, plotly_js: str | None = None) -> str:
     """The story as one HTML document: styles, plotly.js and the figures' data inline; nothing is fetched."""
-    from ng_core.evaluation.leaks import counts_label
-
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(story['title'])}"
              f"</title><style>{CSS}</style><script>{plotly_js if plotly_js is not None else _plotly_js()}</script>"
              "</head><body>", f"<h1>{html.escape(story['title'])}</h1>"]
@@ -335,10 +326,6 @@ def write_html(story: dict, path) -> Path:
 
 # ---------------------------------------------------------------------------- CLI
 def cmd_report_html(args) -> int:
-    import sys
-
-    from ng_core.method.bundle import Run
-
     run = Run.load(args.run)
     out = write_html(run_story(run), args.out)
     print(str(out))
