@@ -182,7 +182,7 @@ with tab1:
     if not s.prompt:
         st.info("Type a question on *Model & inputs*.")
     else:
-        key = ("cache_ba", s.edit_version, s._image_version, s.prompt, s.subject)
+        key = ("cache_ba", s.edit_version, s.image_version, s.prompt, s.subject)
         if ss.get("cache_ba_key") != key:
             c1, c2 = st.columns(2)
             p1, p2 = c1.empty(), c2.empty()

@@ -290,9 +290,9 @@ def test_private_upload_stays_out_of_shared_cache(tiny):
     s = StudioSession(tiny)
     buf = io.BytesIO()
     Image.new("RGB", (50, 40), (1, 2, 3)).save(buf, format="PNG")
-    n = len(tiny._feature_cache)
+    n = len(tiny.caches.features)
     s.set_image(buf.getvalue(), name="upload.png", private=True)
-    assert s.features is not None and len(tiny._feature_cache) == n
+    assert s.features is not None and len(tiny.caches.features) == n
     with pytest.raises(InputImageError, match="not a readable image"):
         s.set_image(b"definitely not an image", name="x.png")
     assert s.image_name == "upload.png"  # a bad upload leaves the previous image

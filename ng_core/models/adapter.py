@@ -145,8 +145,6 @@ class ModelAdapter(abc.ABC):
         if not 0 <= int(layer) < self.n_layers:
             raise ValueError(f"layer {layer} is out of range: this model has layers 0..{self.n_layers - 1}")
 
-    _check_layer = check_layer  # transitional: the studio still calls the old name (removed with its split)
-
     def hook(self, point: str, fn: Callable, label: str = "") -> HookSpec:
         """A :class:`HookSpec` on the stable place ``point`` (see :data:`HOOK_POINTS`), e.g.
         ``adapter.hook("blocks.15.hook_resid_post", fn)``."""
