@@ -11,6 +11,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from ng_core.cli import args as A  # noqa: E402
+from ng_core.cli import data as cli_data  # noqa: E402
+from ng_core.cli import evaluate as cli_evaluate  # noqa: E402
+from ng_core.cli import report_html as cli_report_html  # noqa: E402
+from ng_core.cli import sweep as cli_sweep  # noqa: E402
+from ng_core.cli import tradeoff as cli_tradeoff  # noqa: E402
 from ng_core.cli import inputs  # noqa: E402
 from ng_core.errors import NGError  # noqa: E402
 from ng_core.progress import Progress, stderr_printer  # noqa: E402
@@ -233,12 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     A.add_model(p)
     p.set_defaults(func=cmd_model_info)
 
-    for mod in ("ng_core.cli.data", "ng_core.cli.evaluate", "ng_core.cli.tradeoff", "ng_core.studio.html_report", "ng_core.cli.sweep"):
-        try:
-            __import__(mod, fromlist=["register"]).register(sub)
-        except ImportError as e:
-            if e.name not in (mod, mod.rsplit(".", 1)[0]):
-                raise
+    for group in (cli_data, cli_evaluate, cli_tradeoff, cli_report_html, cli_sweep):  # one module per command group
+        group.register(sub)
     return ap
 
 

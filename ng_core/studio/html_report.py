@@ -16,7 +16,6 @@ import datetime as _dt
 import html
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -322,25 +321,6 @@ def write_html(story: dict, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(story), encoding="utf-8")
     return path
-
-
-# ---------------------------------------------------------------------------- CLI
-def cmd_report_html(args) -> int:
-    run = Run.load(args.run)
-    out = write_html(run_story(run), args.out)
-    print(str(out))
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, self-contained)", file=sys.stderr)
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("report-html", help="one self-contained HTML report of a run bundle",
-                       description="Write a run bundle's story (config, metrics, model fingerprint, versions, the "
-                       "localization heatmap and where the edit went, answers stored with the run) as one HTML file "
-                       "with plotly.js embedded: it opens offline and can be shared as is.")
-    p.add_argument("run", help="run bundle folder")
-    p.add_argument("--out", required=True, help="HTML file to write")
-    p.set_defaults(func=cmd_report_html)
 
 
 __all__ = ["answer_entry", "delta_figures", "highlight", "render_html", "run_story", "score_figure",
