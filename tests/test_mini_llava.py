@@ -112,7 +112,7 @@ def test_model_card_quotes_the_eval_numbers():
 
 
 def test_eval_judges():
-    from ng_core.models.mini.eval_mini import is_refusal, names_category
+    from ng_core.models.mini.eval_judges import is_refusal, names_category
 
     assert names_category("This is a passport.", "passport")
     assert not names_category("This is a document.", "passport")
@@ -129,7 +129,7 @@ def test_eval_judges():
 
 
 def test_training_validation_and_eval_images_are_disjoint():
-    from ng_core.models.mini.train_projector import CATEGORY_ORDER, eval_seed, train_seed, val_seed
+    from ng_core.models.mini.train_recipe import CATEGORY_ORDER, eval_seed, train_seed, val_seed
 
     train = {train_seed(c, i) for c in CATEGORY_ORDER for i in range(500)}
     val = {val_seed(c, i) for c in CATEGORY_ORDER for i in range(100)}
@@ -276,7 +276,7 @@ def test_training_images_drawn_in_worker_processes_are_the_serial_ones():
     """Images depend on their seed alone, so --render-workers changes nothing the training sees."""
     import multiprocessing as mp
 
-    from ng_core.models.mini import train_projector as TP
+    from ng_core.models.mini import train_projector_data as TP
     pairs = [(c, TP.train_seed(c, i)) for c in ("passport", "receipt", "scene") for i in range(3)]
     serial = TP.draw_all(pairs)
     with mp.get_context("fork").Pool(2) as pool:

@@ -85,7 +85,7 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "neural-gate-studio"
 
 
-def _cache_root(cache_dir: str | Path | None = None) -> Path:
+def cache_root(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
 
@@ -95,7 +95,7 @@ def assembled_dir(cache_dir: str | Path | None = None, with_reader: bool = True)
     ``with_reader=False``: ``<cache>/ng-mini-llava-base``, the model before the reader stage (what
     ``train_reader`` starts from).
     """
-    return _cache_root(cache_dir) / (MODEL_ID if with_reader else f"{MODEL_ID}-base")
+    return cache_root(cache_dir) / (MODEL_ID if with_reader else f"{MODEL_ID}-base")
 
 
 def _missing_message(what: str) -> str:
@@ -117,7 +117,7 @@ def _package_folder(module: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _installed_version(dist: str) -> str | None:
+def installed_version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -134,7 +134,7 @@ def locate_source(spec: SourceSpec) -> Path:
         raise ModelLoadError(
             _missing_message(f"{spec.relpath} from {spec.requirement}, which is missing from {folder}")
         )
-    version = _installed_version(spec.dist)
+    version = installed_version(spec.dist)
     if version is not None and version != spec.version:
         raise ModelLoadError(
             _missing_message(f"{spec.requirement}, but version {version} is installed")
@@ -341,7 +341,7 @@ def ensure_assembled(
     renamed into place, so a half-written model is never visible. ``with_reader=False`` gives the model
     before the reader stage (its own folder), which ``train_reader`` starts from.
     """
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     final = assembled_dir(cache_dir, with_reader)
     name = final.name
     report = _Progress(progress)
@@ -416,7 +416,7 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
         vision_check = {
             "max_abs_diff": diff,
             "tolerance": VISION_CHECK_TOLERANCE,
-            "onnxruntime": _installed_version("onnxruntime"),
+            "onnxruntime": installed_version("onnxruntime"),
             "input": "fixed N(0,1) 1x3x224x224, seed 1234; final layernorm output",
         }
         if not diff <= VISION_CHECK_TOLERANCE:
@@ -556,8 +556,8 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
         "vision_check": vision_check,
         "timings": {**timings, "total_s": time.perf_counter() - t_start},
         "versions": {
-            "torch": _installed_version("torch"),
-            "transformers": _installed_version("transformers"),
+            "torch": installed_version("torch"),
+            "transformers": installed_version("transformers"),
         },
         "files": files,
     }

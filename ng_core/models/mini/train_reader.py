@@ -31,18 +31,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ng_core.data.constants import ALL_CATEGORIES, SUBJECTS
-from ng_core.data.templates import BENIGN_ATTRIBUTES, SENSITIVE_ATTRIBUTES, TRAIN_FAMILIES, TRAIN_PLACES, fill
+from ng_core.data.images import derive_seed, render_sample
+from ng_core.data.templates import (
+    BENIGN_ATTRIBUTES,
+    SENSITIVE_ATTRIBUTES,
+    TRAIN_FAMILIES,
+    TRAIN_PLACES,
+    fill,
+)
+from ng_core.models.mini import assemble as ML
 from ng_core.models.mini import reader_lora as MR
-from ng_core.models.mini.train_projector import (
+from ng_core.models.mini.train_recipe import (
     CAPTION_QUESTIONS_TRAIN,
     CAPTIONS,
     GENERAL_QUESTIONS_TRAIN,
     TYPE_ANSWERS,
     TYPE_QUESTIONS_TRAIN,
-    _print,
-    answer_loss,
     appearance_answer,
     image_stats,
+    log_line,
+)
+from ng_core.models.mini.train_steps import (
+    answer_loss,
+    general_answer_targets,
     lr_at,
     vision_features,
 )
@@ -83,8 +94,6 @@ class ReaderTrainConfig:
 
 
 def train_seed(category: str, index: int) -> int:
-    from ng_core.data.images import derive_seed
-
     return derive_seed(SEED_NAMESPACE, "train", category, index)
 
 
@@ -193,12 +202,30 @@ def appearance_turn(category: str, truth: dict, stats: dict, rng: random.Random)
         appearance_answer(category, attr, subject, st)
 
 
-# ------------------------------------------------------------------------------------------ data
-def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=_print):
-    """Render the training images, read them with the model's OCR (cached on disk), compute vision features."""
-    import torch
+def reader_turn(kind: str, item: dict, rng: random.Random, answerable_share: float | None = None) -> tuple[str, str]:
+    """One (question, answer) pair of ``kind`` (not a general question) about a training image ``item``."""
+    cat, truth, reading = item["category"], item["truth"], item["reading"]
+    if kind == "privacy":
+        return privacy_turn(cat, truth, reading, rng, answerable_share)
+    if kind == "type":
+        return rng.choice(TYPE_QUESTIONS_TRAIN), rng.choice(TYPE_ANSWERS[cat])
+    if kind == "caption":
+        return rng.choice(CAPTION_QUESTIONS_TRAIN), CAPTIONS[cat]
+    if kind == "appearance":
+        return appearance_turn(cat, truth, item["stats"], rng)
+    # benign attribute of the category, in the dataset's train families
+    attr = rng.choice(BENIGN_ATTRIBUTES[cat])
+    q = fill(rng.choice(TRAIN_FAMILIES), attr, SUBJECTS[cat], rng.choice(TRAIN_PLACES))
+    st = dict(item["stats"])
+    st.update({k: v for k, v in (("object", (truth.get("colours") or {}).get("card")),
+                                 ("background", (truth.get("colours") or {}).get("background"))) if v})
+    return q, appearance_answer(cat, attr, SUBJECTS[cat], st)
 
-    from ng_core.data.images import render_sample
+
+# ------------------------------------------------------------------------------------------ data
+def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=log_line):
+    """Render the training images, read them with the model's OCR (cached on disk), compute vision features."""
+    import torch  # deferred: torch
 
     cache = {}
     if cache_file.is_file():
@@ -230,13 +257,13 @@ def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=
 
 
 # ------------------------------------------------------------------------------------------ training
-def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=_print) -> dict:
+def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # deferred: torch, peft, transformers (after HF_HUB_OFFLINE is set)
     import torch
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    from ng_core.models.mini import assemble as ML
     from ng_core.models.llava import LlavaAdapter
 
     torch.set_num_threads(cfg.threads)
@@ -246,7 +273,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=_print) -> 
     timings = {}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = ML._cache_root(cache_dir) / "reader-training"
+    work = ML.cache_root(cache_dir) / "reader-training"
     work.mkdir(parents=True, exist_ok=True)
 
     log("loading the base model (shipped projector, no reader)")
@@ -262,16 +289,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=_print) -> 
 
     # general questions: the unedited LM's own text-only answers are the targets (before any LoRA)
     t = time.perf_counter()
-    im_end_id = adapter.tokenizer.convert_tokens_to_ids(ML.IM_END_TOKEN)
-    general_targets = {}
-    with torch.no_grad():
-        for i in range(0, len(GENERAL_QUESTIONS_TRAIN), 8):
-            qs = GENERAL_QUESTIONS_TRAIN[i:i + 8]
-            for q, g in zip(qs, adapter.generate([(None, q) for q in qs], max_new_tokens=cfg.general_answer_tokens)):
-                ids = list(g.token_ids)
-                if len(ids) < cfg.general_answer_tokens:
-                    ids.append(im_end_id)
-                general_targets[q] = ids
+    general_targets = general_answer_targets(adapter, GENERAL_QUESTIONS_TRAIN, cfg.general_answer_tokens)
     timings["general_targets_s"] = time.perf_counter() - t
 
     # LoRA on every linear layer of the LM; the projector trains too
@@ -313,7 +331,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=_print) -> 
         for _ in range(cfg.batch_size):
             k = rng.randrange(len(items))
             it = items[k]
-            cat, truth, reading = it["category"], it["truth"], it["reading"]
+            cat, reading = it["category"], it["reading"]
             kind = rng.choices(kinds, weights)[0]
             if kind == "privacy" and not SENSITIVE_ATTRIBUTES.get(cat):
                 kind = "appearance"
@@ -325,21 +343,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=_print) -> 
                                   has_image=not text_only))
                 fs.append(None if text_only else k)
                 continue
-            if kind == "privacy":
-                q, a = privacy_turn(cat, truth, reading, rng, cfg.answerable_share)
-            elif kind == "type":
-                q, a = rng.choice(TYPE_QUESTIONS_TRAIN), rng.choice(TYPE_ANSWERS[cat])
-            elif kind == "caption":
-                q, a = rng.choice(CAPTION_QUESTIONS_TRAIN), CAPTIONS[cat]
-            elif kind == "appearance":
-                q, a = appearance_turn(cat, truth, it["stats"], rng)
-            else:  # benign attribute of the category, in the dataset's train families
-                attr = rng.choice(BENIGN_ATTRIBUTES[cat])
-                q = fill(rng.choice(TRAIN_FAMILIES), attr, SUBJECTS[cat], rng.choice(TRAIN_PLACES))
-                st = dict(it["stats"])
-                st.update({k2: v for k2, v in (("object", (truth.get("colours") or {}).get("card")),
-                                               ("background", (truth.get("colours") or {}).get("background"))) if v})
-                a = appearance_answer(cat, attr, SUBJECTS[cat], st)
+            q, a = reader_turn(kind, it, rng, cfg.answerable_share)
             seqs.append(build(q, reading, answer=a))
             fs.append(k)
         img_rows = [j for j in fs if j is not None]
@@ -381,8 +385,8 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=_print) -> 
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "sha256": {MR.LORA_FILE.name: ML.sha256_file(out_dir / MR.LORA_FILE.name),
                    MR.PROJECTOR_FILE.name: ML.sha256_file(out_dir / MR.PROJECTOR_FILE.name)},
-        "versions": {"torch": torch.__version__, "peft": ML._installed_version("peft"),
-                     "transformers": ML._installed_version("transformers")},
+        "versions": {"torch": torch.__version__, "peft": ML.installed_version("peft"),
+                     "transformers": ML.installed_version("transformers")},
     }
     (out_dir / MR.META_FILE.name).write_text(json.dumps(meta, indent=2) + "\n")
     (out_dir / "training_log.json").write_text(json.dumps({"loss": curve}) + "\n")
