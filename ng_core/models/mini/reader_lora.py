@@ -15,7 +15,7 @@ from pathlib import Path
 from ng_core.errors import ModelLoadError
 from ng_core.models.reading import ReadingConfig
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets" / "ng-mini-llava"
+ASSETS_DIR = Path(__file__).resolve().parents[3] / "assets" / "ng-mini-llava"
 READER_DIR = ASSETS_DIR / "reader"
 LORA_FILE = READER_DIR / "lora.safetensors"
 PROJECTOR_FILE = READER_DIR / "projector.safetensors"
