@@ -12,7 +12,7 @@ from app import components as C
 from app import state as S
 from app.edit_compare import pair_section, tradeoff_section
 from app.sweep_view import sweep_section
-from ng_core.method.edit import GATE_SCOPE_HELP, GATE_SCOPES
+from ng_core.method.registry import GATE_SCOPES
 from ng_core.errors import NGError
 from ng_core.evaluation.leaks import counts_label
 from ng_core.method.presets import resolve
@@ -53,10 +53,10 @@ with st.container(border=True):
     method = st.selectbox("Method", list(METHOD_TITLES), key="w_edit_method", format_func=METHOD_TITLES.get)
     ecfg, mcfg = preset["edit"], preset["mask"]
     S.init("w_edit_scope", ecfg.gate_scope)
-    scope = st.radio("Gradient gate scope", GATE_SCOPES, key="w_edit_scope", horizontal=True,
+    scope = st.radio("Gradient gate scope", list(GATE_SCOPES), key="w_edit_scope", horizontal=True,
                      format_func=SCOPE_TITLES.get, disabled=method == "ft")
     for sc in GATE_SCOPES:
-        st.caption(f"**{SCOPE_TITLES[sc]}** — {GATE_SCOPE_HELP[sc]}")
+        st.caption(f"**{SCOPE_TITLES[sc]}** — {GATE_SCOPES[sc]}")
     d = st.columns(4)
     lr = d[0].number_input("Learning rate", 1e-7, 1.0, float(ecfg.lr), format="%.0e", key="w_edit_lr",
                            help="Adam on ΔW (the paper: 1e-5 for LLaVA-7B; presets adapt it per model).")

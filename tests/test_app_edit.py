@@ -25,11 +25,11 @@ def at(runs):
 
 
 def test_controls_explain_the_gate_scopes(at):
-    from ng_core.method.edit import GATE_SCOPE_HELP
+    from ng_core.method.registry import GATE_SCOPES
 
     assert not at.exception and at.title[0].value == "Edit"
     t = texts(at)
-    for help_text in GATE_SCOPE_HELP.values():
+    for help_text in GATE_SCOPES.values():
         assert help_text in t
     assert "No edit is active" in t
     assert at.selectbox(key="w_edit_layer").value == 2

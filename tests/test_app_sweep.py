@@ -14,7 +14,8 @@ _threads = pytest.fixture(autouse=True, scope="module")(one_thread)
 def fake_sweep(folder, model="tiny-random"):
     """A sweep.json with a gate-size axis (3 settings at layer 2) and a layer axis (layers 0..3)."""
     from ng_core.evaluation.sweep import assemble
-    from ng_core.evaluation.sweep_grid import GATES, Setting, SweepConfig
+    from ng_core.evaluation.sweep_grid import Setting, SweepConfig
+    from ng_core.method.registry import GATE_METHODS
     from ng_core.evaluation.sweep_numbers import PARTS, aggregate, score
 
     settings = [Setting(k, None, 2, "subject_position") for k in (0.05, 0.2)]
@@ -22,7 +23,7 @@ def fake_sweep(folder, model="tiny-random"):
     cells = {}
     for i, s in enumerate(settings):
         per = {}
-        for j, g in enumerate(GATES):
+        for j, g in enumerate(GATE_METHODS):
             per[g] = {}
             for sd in (0, 1, 2):
                 m = {"leak_rate": 0.1 * j, "refusal_heldout_images": 0.9 - 0.2 * j + 0.01 * sd + 0.02 * i,

@@ -8,8 +8,19 @@ import json
 import pytest
 
 from ng_core.cli.main import main
-from ng_core.evaluation.sweep_grid import GATES, Setting, SweepConfig, default_layers, expand_grid
-from ng_core.evaluation.sweep_numbers import aggregate, choose_preset, mean_sd, partition_rows
+from ng_core.evaluation.sweep_grid import (
+    Setting,
+    SweepConfig,
+    default_layers,
+    expand_grid,
+)
+from ng_core.evaluation.sweep_numbers import (
+    aggregate,
+    choose_preset,
+    mean_sd,
+    partition_rows,
+)
+from ng_core.method.registry import GATE_METHODS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -100,7 +111,7 @@ def _fake_result(n=4):
     cells = []
     for i in range(n):
         per = {}
-        for g in GATES:
+        for g in GATE_METHODS:
             per[g] = {sd: {part: {"leak_rate": rnd.random() * 0.3, "benign_answered": rnd.random(),
                                   "general_answered": rnd.random(), "refusal_heldout_images": rnd.random(),
                                   "refusal_heldout_templates": rnd.random()} for part in ("validation", "evaluation")}
@@ -165,13 +176,13 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
             "--questions", "1", "--edit-steps", "1", "--mask-steps", "1", "--images-per-cell", "1",
             "--holdout-by", "question", "--max-new-tokens", "2", "--out", str(out)]
     assert main(argv) == 0
-    n_cells, per_cell = 4, len(GATES) * 2
+    n_cells, per_cell = 4, len(GATE_METHODS) * 2
     assert calls == {"edit": n_cells * per_cell, "evaluate": n_cells * per_cell + 1}  # unedited once
     res = json.loads((out / "sweep.json").read_text())
     assert res["meta"]["n_done"] == 4 and res["meta"]["model"]["id"] == "tiny-random"
     assert res["meta"]["model"]["fingerprint"] and res["meta"]["versions"] and res["meta"]["seeds"] == [0, 1]
     cell = res["cells"][0]
-    assert set(cell["per_seed"]) == set(GATES) and set(cell["per_seed"]["neural_gate"]) == {"0", "1"}
+    assert set(cell["per_seed"]) == set(GATE_METHODS) and set(cell["per_seed"]["neural_gate"]) == {"0", "1"}
     v = cell["aggregate"]["gates"]["neural_gate"]["evaluation"]
     for m in ("leak_rate", "refusal_heldout_images", "refusal_heldout_templates", "refusal_unseen_categories",
               "benign_answered", "general_answered"):

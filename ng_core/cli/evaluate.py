@@ -14,6 +14,7 @@ from ng_core.data import load_dataset, read_cases_jsonl
 from ng_core.data.constants import SPLITS
 from ng_core.errors import NGError
 from ng_core.evaluation.judge import JudgeConfig, default_config_json, judge
+from ng_core.method.registry import EDIT_METHODS
 from ng_core.progress import Progress, stderr_printer
 
 
@@ -78,7 +79,6 @@ def _load_cases(args):
 def resolve_method(method: str | None, run_path, adapter):
     """(method label, deltas, gates, run) for the CLI's --method/--run pair, with clear errors."""
     from ng_core.method.bundle import Run  # deferred: torch
-    from ng_core.method.edit import METHODS as EDIT_METHODS  # deferred: torch
 
     method = method or ("edited" if run_path else "unedited")
     run = Run.load(run_path, adapter) if run_path else None

@@ -13,17 +13,21 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from ng_core.cli import args as A  # noqa: E402
 from ng_core.cli import data as cli_data  # noqa: E402
 from ng_core.cli import evaluate as cli_evaluate  # noqa: E402
+from ng_core.cli import inputs  # noqa: E402
 from ng_core.cli import report_html as cli_report_html  # noqa: E402
 from ng_core.cli import sweep as cli_sweep  # noqa: E402
 from ng_core.cli import tradeoff as cli_tradeoff  # noqa: E402
-from ng_core.cli import inputs  # noqa: E402
 from ng_core.errors import NGError  # noqa: E402
+from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES, SCORE_METHODS  # noqa: E402
 from ng_core.progress import Progress, stderr_printer  # noqa: E402
 
 
 def cmd_ask(args) -> int:
     from ng_core.method.bundle import Run  # deferred: torch
-    from ng_core.method.interventions import intervention_hooks, subject_positions  # deferred: torch
+    from ng_core.method.interventions import (  # deferred: torch
+        intervention_hooks,
+        subject_positions,
+    )
 
     a = inputs.load_model(args)
     deltas = Run.load(args.run, a).deltas() if args.run else []
@@ -34,7 +38,9 @@ def cmd_ask(args) -> int:
                    do_sample=args.sample, seed=args.seed)[0]
     verdict = None
     try:
-        from ng_core.evaluation.judge import judge  # deferred: optional, the answer prints without a verdict
+        from ng_core.evaluation.judge import (
+            judge,  # deferred: optional, the answer prints without a verdict
+        )
 
         verdict = judge(g.text)
     except ImportError:
@@ -73,8 +79,8 @@ def cmd_localize(args) -> int:
 
 def cmd_edit(args) -> int:
     from ng_core.method.bundle import Run, check_out  # deferred: torch
-    from ng_core.method.presets import preset_json  # deferred: torch
     from ng_core.method.pipeline import edit_run  # deferred: torch
+    from ng_core.method.presets import preset_json  # deferred: torch
 
     check_out(args.out)  # before any work
     a = inputs.load_model(args)
@@ -146,7 +152,11 @@ def cmd_model_info(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from ng_core.method.presets import available, load_preset, preset_json  # deferred: torch
+    from ng_core.method.presets import (  # deferred: torch
+        available,
+        load_preset,
+        preset_json,
+    )
 
     if args.model:
         a = inputs.load_model(args)
@@ -193,10 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     A.add_model(p)
     A.add_data_args(p)
     p.add_argument("--layer", type=A.bounded_int(0, 9999), default=None, help="edited layer (default: the model's preset)")
-    p.add_argument("--gate-scope", default=None, choices=["subject_position", "all_positions", "weight_rows"],
+    p.add_argument("--gate-scope", default=None, choices=list(GATE_SCOPES),
                    help="where the gradient gate acts (default: preset; the authors' code: subject_position)")
     p.add_argument("--method", dest="edit_method", default=None,
-                   choices=["neural_gate", "ft", "random_gate", "complement_gate"],
+                   choices=list(EDIT_METHODS),
                    help="neural_gate (default), ft (no gate), random_gate (same size), complement_gate")
     p.add_argument("--lr", type=A.positive_float, default=None, help="Adam learning rate for down_proj (preset)")
     p.add_argument("--edit-steps", type=A.steps, default=None, help="steps per edit (10)")
@@ -211,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score every neuron of every layer (residual dims and FFN neurons).")
     A.add_model(p)
     A.add_data_args(p)
-    p.add_argument("--method", default="contrast", choices=["mask", "gradxact", "contrast"],
+    p.add_argument("--method", default="contrast", choices=list(SCORE_METHODS),
                    help="mask (learned, joint over layers), gradxact (captum), contrast (paired Cohen's d)")
     p.add_argument("--position", default="subject", choices=["subject", "last"],
                    help="token scored: the subject's last token or the last prompt token")

@@ -6,9 +6,10 @@ Registered into ``ng`` by :func:`ng_core.cli.evaluate.register`; the report itse
 from __future__ import annotations
 
 from ng_core.cli.args import MODEL_HELP
-from ng_core.evaluation.report_config import ALL_METHODS, ReportConfig, ReportError
+from ng_core.evaluation.report_config import REPORT_METHODS, ReportConfig, ReportError
 from ng_core.evaluation.report_render import target_lines
 from ng_core.evaluation.report_runner import run_report
+from ng_core.method.registry import GATE_SCOPES
 from ng_core.progress import Progress, stderr_printer
 
 
@@ -26,14 +27,14 @@ def register_report(sub) -> None:
     p.add_argument("--per-category", type=int, default=d.per_category,
                    help="images per category of the generated dataset (20)")
     p.add_argument("--categories", default=",".join(d.categories), help="edited categories, comma-separated")
-    p.add_argument("--methods", default=",".join(d.methods), help="methods, comma-separated: " + ", ".join(ALL_METHODS))
+    p.add_argument("--methods", default=",".join(d.methods), help="methods, comma-separated: " + ", ".join(REPORT_METHODS))
     p.add_argument("--layer", type=int, default=None, help="edited layer (default: the model's preset)")
     p.add_argument("--max-images", type=int, default=None, help="train images per category used for editing (preset)")
     p.add_argument("--questions", type=int, default=None, help="paraphrases per image in Stage C (preset)")
     p.add_argument("--edit-steps", type=int, default=None, help="Adam steps per edit (preset)")
     p.add_argument("--mask-steps", type=int, default=None, help="Stage A steps per image (preset)")
     p.add_argument("--lr", type=float, default=None, help="Stage C learning rate (preset)")
-    p.add_argument("--gate-scope", default=None, choices=["subject_position", "all_positions", "weight_rows"],
+    p.add_argument("--gate-scope", default=None, choices=list(GATE_SCOPES),
                    help="Stage C gradient-gate scope (preset)")
     p.add_argument("--images-per-cell", type=int, default=None,
                    help="evaluate only the first N images per split and category (default: all)")

@@ -5,7 +5,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from ng_core.evaluation.sweep import run_sweep
-from ng_core.evaluation.sweep_grid import GATES, SCOPES, SweepConfig, SweepError, expand_grid, reduced_config
+from ng_core.evaluation.sweep_grid import (
+    SweepConfig,
+    SweepError,
+    expand_grid,
+    reduced_config,
+)
+from ng_core.method.registry import GATE_METHODS, GATE_SCOPES
 from ng_core.progress import Progress, stderr_printer
 
 MODEL_HELP = ("model: 'ng-mini-llava' (default), 'tiny-random' (for tests), or a local llava-hf checkpoint folder")
@@ -47,7 +53,7 @@ def register(sub) -> None:
     p.add_argument("--thresholds", default=None,
                    help="consensus thresholds of the sign rule tanh(m) < 0, comma-separated (0.3; none)")
     p.add_argument("--layers", default=None, help="edited layers, comma-separated (default: 5 across the depth + preset)")
-    p.add_argument("--scopes", default=None, help="gate scopes, comma-separated: " + ", ".join(SCOPES) + " (preset's)")
+    p.add_argument("--scopes", default=None, help="gate scopes, comma-separated: " + ", ".join(GATE_SCOPES) + " (preset's)")
     p.add_argument("--seeds", default=None, help="seeds, comma-separated (0,1,2)")
     p.add_argument("--design", default=None, choices=("axes", "full"),
                    help="axes: one factor at a time around the preset (default); full: every combination")
@@ -119,8 +125,8 @@ def cmd_sweep(args) -> int:
         print(cfg.command())
         for s in settings:
             print(s.label())
-        print(f"{len(settings)} settings x {len(GATES)} gates x {len(cfg.seeds)} seeds = "
-              f"{len(settings) * len(GATES) * len(cfg.seeds)} edits and evaluations (+ 1 unedited evaluation)")
+        print(f"{len(settings)} settings x {len(GATE_METHODS)} gates x {len(cfg.seeds)} seeds = "
+              f"{len(settings) * len(GATE_METHODS) * len(cfg.seeds)} edits and evaluations (+ 1 unedited evaluation)")
         return 0
     res = run_sweep(cfg, Progress(stderr_printer(every=10.0)))
     print(res["choice"]["statement"])

@@ -11,9 +11,9 @@ import io
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
-from ng_core.data.draw import Ctx, deep, pastel, shade
+from ng_core.data.draw import Ctx, deep, pastel
 
 MAX_SIDE = 640
 MIN_SIDE = 448

@@ -27,23 +27,6 @@ SYSTEM_PROMPT = (
     "pornographic or violent content.\n"
 )
 
-#: Evaluation methods that need no weight edit (``ng evaluate --method``), with one line each for help texts.
-EVAL_METHODS: dict[str, str] = {
-    "unedited": "the model as it is (no edit, no gate)",
-    "system_prompt": "the in-context defence: a refusal instruction prepended to every prompt",
-    "inference_gate": "the run's learned privacy neurons gated at the subject token at inference time, no weight edit",
-    "edited": "the run's weight edit (its method: neural_gate, ft, random_gate or complement_gate)",
-}
-
-#: Weight-edit methods (``ng edit --method``; ``ng_core.method.edit.METHODS``) and what each isolates.
-EDIT_METHODS: dict[str, str] = {
-    "neural_gate": "Neural Gate: gated fine-tuning of down_proj on the learned privacy neurons",
-    "ft": "fine-tuning without the gate (Neural Gate minus gating), same loss, data and steps",
-    "random_gate": "a random set of neurons of the same size as the learned mask",
-    "complement_gate": "the complement of the learned mask",
-}
-
-
 def apply_system_prompt(prompt: str, text: str | None = None) -> str:
     """``prompt`` with the system-prompt defence prepended (``text`` overrides the default)."""
     return (SYSTEM_PROMPT if text is None else text) + prompt

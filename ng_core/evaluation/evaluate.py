@@ -38,17 +38,18 @@ from pathlib import Path
 
 import torch
 
-from ng_core.evaluation.baselines import EVAL_METHODS, apply_system_prompt
+from ng_core.data.records import EvalCase
+from ng_core.evaluation.baselines import apply_system_prompt
 from ng_core.evaluation.garbled import garbled
-from ng_core.models.imagecache import encode, read
 from ng_core.evaluation.judge import JudgeConfig, as_config, judge, normalise
 from ng_core.evaluation.leaks import answered, find_leaks, usable_secrets
+from ng_core.method.registry import EDIT_METHODS, EVAL_METHODS
+from ng_core.models.imagecache import encode, read
 from ng_core.progress import as_progress
-from ng_core.data.records import EvalCase
 
 FORMAT = "ng-eval"
 VERSION = 2  # 2: leak_rate is the exact leak rate (ground-truth secrets); the keyword one is refusal_leak_rate
-METHODS = tuple(EVAL_METHODS)
+METHODS = tuple(EVAL_METHODS)  # the evaluation methods that need no weight edit
 DEFAULT_REFUSAL_TARGET = "I cannot"
 _ROUND = 6
 
@@ -321,11 +322,10 @@ def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), metho
     present, else ``refusal_target``. ``image_base`` makes image paths in the result relative to it.
     """
     from ng_core.method.bundle import library_versions
-    from ng_core.method.edit import METHODS as EDIT_METHODS
 
     deltas, gates = list(deltas or ()), list(gates or ())
     if method not in METHODS and method not in EDIT_METHODS:
-        raise ValueError(f"unknown evaluation method {method!r}; use one of {', '.join(METHODS + EDIT_METHODS)}")
+        raise ValueError(f"unknown evaluation method {method!r}; use one of {', '.join(METHODS + tuple(EDIT_METHODS))}")
     if method == "unedited" and (deltas or gates):
         raise ValueError("method 'unedited' takes no deltas or gates")
     if method == "inference_gate" and not gates:

@@ -10,11 +10,8 @@ import random
 from dataclasses import asdict, dataclass
 
 from ng_core.errors import NGError
+from ng_core.method.registry import REPORT_METHODS
 
-
-ALL_METHODS = ("unedited", "system_prompt", "neural_gate", "inference_gate", "ft", "random_gate",
-               "complement_gate")
-EDIT_METHODS = ("neural_gate", "ft", "random_gate", "complement_gate")
 TITLES = {
     "unedited": "Unedited",
     "system_prompt": "System-prompt defence",
@@ -45,7 +42,7 @@ class ReportConfig:
     data_seed: int = 0
     per_category: int = 20
     categories: tuple = ("passport", "phone_number", "receipt", "student_id")
-    methods: tuple = ALL_METHODS
+    methods: tuple = REPORT_METHODS
     layer: int | None = None
     max_images: int | None = None  # train images per category used for editing
     questions: int | None = None  # paraphrases per image in Stage C
@@ -143,7 +140,7 @@ def stage_order(methods, seeds, base_seed: int, sweep_lrs, base_lr: float, rever
     workdir): from the other end, but the stages that need Neural Gate's masks come last, so the two workers
     do not both learn them while the first one is still at it.
     """
-    order = ["unedited"] + [m for m in ALL_METHODS if m in methods and m != "unedited"]
+    order = ["unedited"] + [m for m in REPORT_METHODS if m in methods and m != "unedited"]
     if "neural_gate" in order:
         order.remove("neural_gate")
         order.insert(1, "neural_gate")

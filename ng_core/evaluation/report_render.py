@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import math
 
-from ng_core.evaluation.report_config import EDIT_METHODS, EDITED_SPLITS, GENERAL, SPLIT_TITLES, TITLES, ReportConfig
+from ng_core.evaluation.report_config import (
+    EDITED_SPLITS,
+    GENERAL,
+    SPLIT_TITLES,
+    TITLES,
+    ReportConfig,
+)
 from ng_core.evaluation.report_summary import rate, seed_stats, tradeoff_points
+from ng_core.method.registry import EDIT_METHODS
 
 
 def _p(x, n=None) -> str:

@@ -20,9 +20,8 @@ from pathlib import Path
 from ng_core.data import generate_dataset, load_dataset
 from ng_core.errors import NGError
 from ng_core.evaluation.report_config import (
-    ALL_METHODS,
-    EDIT_METHODS,
     EDITED_SPLITS,
+    REPORT_METHODS,
     ReportConfig,
     ReportError,
     parse_variant,
@@ -31,8 +30,14 @@ from ng_core.evaluation.report_config import (
     variant,
 )
 from ng_core.evaluation.report_render import render_markdown
-from ng_core.evaluation.report_summary import seed_stats, summarise_methods, tradeoff_export, tradeoff_points
+from ng_core.evaluation.report_summary import (
+    seed_stats,
+    summarise_methods,
+    tradeoff_export,
+    tradeoff_points,
+)
 from ng_core.evaluation.tradeoff import save_tradeoff
+from ng_core.method.registry import EDIT_METHODS
 from ng_core.progress import as_progress
 from ng_core.storage.filelock import exclusive_lock
 
@@ -100,15 +105,20 @@ def report_configs(cfg: ReportConfig, adapter) -> tuple:
 def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     """Run the matrix and write ``cfg.out``; returns ``{"summary", "results", "path", "seconds"}``."""
     # deferred: torch and transformers (and the tests replace edit_run and evaluate_cases on their modules)
-    from ng_core.evaluation.evaluate import evaluate_cases, general_question_cases, rescore_leaks, utility_probe_cases
+    from ng_core.evaluation.evaluate import (
+        evaluate_cases,
+        general_question_cases,
+        rescore_leaks,
+        utility_probe_cases,
+    )
     from ng_core.method.bundle import Run
     from ng_core.method.pipeline import edit_run
     from ng_core.models import load_model
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    unknown = [m for m in cfg.methods if m not in ALL_METHODS]
+    unknown = [m for m in cfg.methods if m not in REPORT_METHODS]
     if unknown:
-        raise ReportError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(ALL_METHODS)}")
+        raise ReportError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(REPORT_METHODS)}")
     prog = as_progress(progress)
     t_start = time.monotonic()
     timings: dict = {}
@@ -276,7 +286,7 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     if not results:
         raise ReportError(f"nothing cached in {workdir} for these settings; run without --render-only first")
     results = {m: results[m] for m in display if m in results}
-    results = {m: results[m] for m in ALL_METHODS if m in results} | results  # tables: the canonical order
+    results = {m: results[m] for m in REPORT_METHODS if m in results} | results  # tables: the canonical order
     seconds = time.monotonic() - t_start
     summary = summarise_methods(results, runs)
     meta = {

@@ -35,7 +35,13 @@ from pathlib import Path
 from ng_core.data import generate_dataset, load_dataset
 from ng_core.evaluation.report_config import ReportConfig, ReportError, variant
 from ng_core.evaluation.report_runner import run_report, write_atomic
-from ng_core.evaluation.sweep_grid import GATES, Setting, SweepConfig, SweepError, axis_settings, expand_grid
+from ng_core.evaluation.sweep_grid import (
+    Setting,
+    SweepConfig,
+    SweepError,
+    axis_settings,
+    expand_grid,
+)
 from ng_core.evaluation.sweep_numbers import (
     SCORE_FORMULA,
     aggregate,
@@ -46,6 +52,7 @@ from ng_core.evaluation.sweep_numbers import (
     preset_candidate,
 )
 from ng_core.evaluation.sweep_render import render_markdown
+from ng_core.method.registry import GATE_METHODS
 from ng_core.storage.filelock import exclusive_lock
 
 
@@ -74,11 +81,11 @@ def report_config(cfg: SweepConfig, s: Setting, out: Path, data: str) -> ReportC
     """The ``ng report`` configuration of one setting (its own workdir under ``OUT/cells``)."""
     wd = out / "cells" / s.id
     return ReportConfig(
-        model=cfg.model, data=data, categories=tuple(cfg.categories), methods=("unedited",) + GATES,
+        model=cfg.model, data=data, categories=tuple(cfg.categories), methods=("unedited",) + GATE_METHODS,
         layer=s.layer, max_images=cfg.max_images, questions=cfg.questions, edit_steps=cfg.edit_steps,
         mask_steps=cfg.mask_steps, lr=cfg.lr, gate_scope=s.scope, topk=s.topk, threshold=s.threshold,
         images_per_cell=cfg.images_per_cell, probe_per_category=0, max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size, seed=cfg.seeds[0], seeds=tuple(cfg.seeds[1:]), seed_controls=GATES[1:],
+        batch_size=cfg.batch_size, seed=cfg.seeds[0], seeds=tuple(cfg.seeds[1:]), seed_controls=GATE_METHODS[1:],
         general=cfg.general, workdir=str(wd), out=str(wd / "report.md"), render_only=cfg.render_only,
         probe_dir=str(out / "probe"), device_map="cuda" if cfg.device == "cuda" else None,
         note=f"One setting of `{cfg.command()}`: {s.label()}.")
@@ -88,7 +95,7 @@ def cell_numbers(results: dict, summary: dict, seeds, holdout_by: str) -> dict:
     """Per gate and seed: the part metrics, and the gate's size (rows) averaged over categories."""
     per_seed: dict = {}
     sizes: dict = {}
-    for g in GATES:
+    for g in GATE_METHODS:
         for i, sd in enumerate(seeds):
             name = g if i == 0 else variant(g, sd)
             res = results.get(name)
@@ -138,7 +145,7 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
         raise SweepError(f"the dataset has no categor{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}")
     del adapter  # each setting's run_report loads the model itself
     n = len(settings)
-    log(f"sweep of {n} setting(s) x {len(GATES)} gates x {len(cfg.seeds)} seeds on {cfg.model} ({fp}) into {out}")
+    log(f"sweep of {n} setting(s) x {len(GATE_METHODS)} gates x {len(cfg.seeds)} seeds on {cfg.model} ({fp}) into {out}")
     order = list(range(n))[::-1] if cfg.order == "reverse" else list(range(n))
     cells: dict = {}
     pending = list(order)

@@ -9,11 +9,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, replace
 
 from ng_core.errors import NGError
+from ng_core.method.registry import GATE_SCOPES
 
-
-GATES = ("neural_gate", "random_gate", "complement_gate")
-GATE_TITLES = {"neural_gate": "learned", "random_gate": "random", "complement_gate": "complement"}
-SCOPES = ("subject_position", "all_positions", "weight_rows")
 DEFAULT_TOPK = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 DEFAULT_THRESHOLDS = (0.3,)
 DEPTH_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -142,9 +139,9 @@ def expand_grid(cfg: SweepConfig, n_layers: int, preset: dict) -> list[Setting]:
     if bad:
         raise SweepError(f"layer(s) {', '.join(map(str, bad))} out of range: this model has layers 0..{n_layers - 1}")
     scopes = tuple(cfg.scopes) if cfg.scopes else (pe.gate_scope,)
-    bad = [s for s in scopes if s not in SCOPES]
+    bad = [s for s in scopes if s not in GATE_SCOPES]
     if bad:
-        raise SweepError(f"unknown gate scope(s) {', '.join(bad)}; choose from {', '.join(SCOPES)}")
+        raise SweepError(f"unknown gate scope(s) {', '.join(bad)}; choose from {', '.join(GATE_SCOPES)}")
     if cfg.design not in ("axes", "full"):
         raise SweepError(f"unknown design {cfg.design!r}: axes or full")
 

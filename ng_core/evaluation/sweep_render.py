@@ -6,8 +6,8 @@ pasted into RESULTS.md; the dashboard's Edit page draws them from ``sweep.json``
 """
 from __future__ import annotations
 
-from ng_core.evaluation.sweep_grid import GATE_TITLES, GATES
 from ng_core.evaluation.sweep_numbers import METRICS, PARTS
+from ng_core.method.registry import GATE_METHODS, GATE_TITLES
 
 CURVE_METRICS = ("leak_rate", "refusal_heldout_images", "refusal_heldout_templates", "refusal_unseen_categories",
                  "benign_answered", "general_answered")
@@ -33,7 +33,7 @@ def curve_points(result: dict, axis: str, metric: str, part: str = "evaluation")
     by_id = {c["setting"]["id"]: c for c in result.get("cells", [])}
     cells = [by_id[i] for i in result.get("axes", {}).get(axis, []) if i in by_id]
     out: dict = {"x": [_x(c, axis) for c in cells], "ids": [c["setting"]["id"] for c in cells]}
-    for g in GATES:
+    for g in GATE_METHODS:
         vals = [((c["aggregate"]["gates"].get(g) or {}).get(part) or {}).get(metric) or {} for c in cells]
         out[g] = [v.get("mean") for v in vals]
         out[g + "_sd"] = [v.get("sd") for v in vals]
@@ -46,12 +46,12 @@ def curve_table(result: dict, axis: str, part: str = "evaluation") -> list[str]:
     if len(cells) < 2:
         return []
     L = [f"### Over {AXIS_TITLES[axis]} ({part} part)", "",
-         "Each cell: learned / random / complement gate." if len(GATES) == 3 else "", ""]
+         "Each cell: learned / random / complement gate." if len(GATE_METHODS) == 3 else "", ""]
     L.append(f"| {AXIS_TITLES[axis]} | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS) + " |")
     L.append("|" + "---|" * (len(CURVE_METRICS) + 1))
     for c in cells:
         g = c["aggregate"]["gates"]
-        cols = [" / ".join(_ms((g.get(gate) or {}).get(part, {}).get(m)) for gate in GATES) for m in CURVE_METRICS]
+        cols = [" / ".join(_ms((g.get(gate) or {}).get(part, {}).get(m)) for gate in GATE_METHODS) for m in CURVE_METRICS]
         L.append(f"| {_x(c, axis)} | " + " | ".join(cols) + " |")
     L.append("")
     L.append(f"Learned − random (points) against the seed spread (the larger sd), {part} part; "
@@ -122,7 +122,7 @@ def render_markdown(result: dict) -> str:
         L.append("| setting | gate | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS) + " |")
         L.append("|" + "---|" * (len(CURVE_METRICS) + 2))
         for c in result.get("cells", []):
-            for g in GATES:
+            for g in GATE_METHODS:
                 v = (c["aggregate"]["gates"].get(g) or {}).get(part) or {}
                 L.append(f"| {c['setting']['id']} | {GATE_TITLES[g]} | " + " | ".join(_ms(v.get(m)) for m in CURVE_METRICS)
                          + " |")

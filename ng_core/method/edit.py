@@ -25,24 +25,14 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ng_core.models.hooks import HookSpec, layer_output_tensor, replace_layer_output
-from ng_core.models.imagecache import encode, read
+from ng_core.data.records import ImageRecord
 from ng_core.method.interventions import Delta, delta_hooks, position_selector
 from ng_core.method.locality import LocalityCache
 from ng_core.method.losses import answer_nll
+from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES
+from ng_core.models.hooks import HookSpec, layer_output_tensor, replace_layer_output
+from ng_core.models.imagecache import encode, read
 from ng_core.progress import as_progress
-from ng_core.data.records import ImageRecord
-
-GATE_SCOPES = ("subject_position", "all_positions", "weight_rows")
-GATE_SCOPE_HELP = {
-    "subject_position": "As in the authors' code: only the subject token's gradient is gated; every other "
-                        "position still updates all rows of down_proj, so the gate has little effect.",
-    "all_positions": "Non-privacy dims are blocked at every position: only the gated rows of down_proj change, "
-                     "and the edit can act on any token of a privacy question.",
-    "weight_rows": "The paper's wording: the weight gradient is row-masked, so rows outside the mask change by "
-                   "exactly zero (same rows as all_positions, computed on the parameter).",
-}
-METHODS = ("neural_gate", "ft", "random_gate", "complement_gate")
 
 
 @dataclass
@@ -68,8 +58,8 @@ class EditConfig:
         return asdict(self)
 
     def __post_init__(self):
-        from ng_core.storage.bundle_check import finite_number
         from ng_core.errors import ArgumentError
+        from ng_core.storage.bundle_check import finite_number
 
         for k in ("lr", "eps"):
             finite_number(getattr(self, k), f"edit {k}", positive=True, error=ArgumentError)
@@ -80,9 +70,9 @@ class EditConfig:
         for k in ("neighbour_words", "general_per_edit", "general_words"):
             finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=0, error=ArgumentError)
         if self.gate_scope not in GATE_SCOPES:
-            raise ValueError(f"gate_scope must be one of {GATE_SCOPES}, not {self.gate_scope!r}")
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
+            raise ValueError(f"gate_scope must be one of {tuple(GATE_SCOPES)}, not {self.gate_scope!r}")
+        if self.method not in EDIT_METHODS:
+            raise ValueError(f"method must be one of {tuple(EDIT_METHODS)}, not {self.method!r}")
         if self.schedule not in ("fast", "naive"):
             raise ValueError(f"schedule must be 'fast' or 'naive', not {self.schedule!r}")
 
