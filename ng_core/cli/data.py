@@ -11,7 +11,10 @@ import time
 
 from ng_core.cli import args as A
 from ng_core.errors import NGError
+from ng_core.data.cases import write_cases_jsonl
 from ng_core.data.constants import ALL_CATEGORIES, SPLIT_DESCRIPTIONS, SPLITS
+from ng_core.data.generate import generate_dataset
+from ng_core.data.loaders import load_dataset, load_project_dataset
 
 _SPLIT_HELP = "; ".join(f"{s}: {d}" for s, d in SPLIT_DESCRIPTIONS.items())
 
@@ -36,15 +39,11 @@ def _stderr_progress(quiet: bool):
 
 
 def _generate(args) -> int:
-    from ng_core.data.generate import generate_dataset
-
     t0 = time.monotonic()
     try:
         out = generate_dataset(args.out, seed=args.seed, per_category=args.per_category,
                                categories=args.categories or None, progress=_stderr_progress(args.quiet),
                                family=args.family)
-        from ng_core.data.loaders import load_project_dataset
-
         ds = load_project_dataset(out)
     except NGError as e:
         print(f"ng data generate: error: {e}", file=sys.stderr)
@@ -62,15 +61,11 @@ def _print_stats(ds, stream) -> None:
 
 
 def _load(args):
-    from ng_core.data.loaders import load_dataset
-
     return load_dataset(args.data, image_root=args.image_root, format=args.format,
                         check_images=not args.no_check_images)
 
 
 def _cases(args) -> int:
-    from ng_core.data.cases import write_cases_jsonl
-
     try:
         ds = _load(args)
         split = None if args.split == "all" else args.split

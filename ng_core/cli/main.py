@@ -18,6 +18,7 @@ from ng_core.cli import report_html as cli_report_html  # noqa: E402
 from ng_core.cli import sweep as cli_sweep  # noqa: E402
 from ng_core.cli import tradeoff as cli_tradeoff  # noqa: E402
 from ng_core.errors import NGError  # noqa: E402
+from ng_core.evaluation.judge import judge  # noqa: E402
 from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES, SCORE_METHODS  # noqa: E402
 from ng_core.progress import Progress, stderr_printer  # noqa: E402
 
@@ -36,20 +37,11 @@ def cmd_ask(args) -> int:
     hooks = (lambda b: intervention_hooks(a, [], deltas, subject_positions(b))) if deltas else None
     g = a.generate([(feats, args.prompt, None, reading)], max_new_tokens=args.max_new_tokens, hooks_for=hooks,
                    do_sample=args.sample, seed=args.seed)[0]
-    verdict = None
-    try:
-        from ng_core.evaluation.judge import (
-            judge,  # deferred: optional, the answer prints without a verdict
-        )
-
-        verdict = judge(g.text)
-    except ImportError:
-        pass
+    verdict = judge(g.text)
     if args.json:
         out = {"model": a.model_id, "image": args.image, "prompt": args.prompt, "answer": g.text,
                "run": args.run}
-        if verdict is not None:
-            out.update({"refused": verdict.refused, "matched": verdict.matched})
+        out.update({"refused": verdict.refused, "matched": verdict.matched})
         print(json.dumps(out))
     else:
         print(g.text)

@@ -34,6 +34,7 @@ from ng_core.data.dataset import Dataset, MalformedDataError, MissingImagesError
 from ng_core.data.generate import FORMAT_NAME, FORMAT_VERSION, generate_dataset
 from ng_core.data.images import IMAGE_SIZE, MIN_IMAGE_SIDE, Sample, render_image, render_sample
 from ng_core.data.loaders import detect_format, load_dataset, load_multi_p2a, load_paper_dataset, load_project_dataset
+from ng_core.errors import DataError
 
 
 def sample_image(category: str, seed: int = 0):
@@ -42,8 +43,6 @@ def sample_image(category: str, seed: int = 0):
     Deterministic in ``seed``. A generated dataset's image ``i`` is ``sample_image(category, seed=s)`` with
     ``s`` the record's ``extra["image_seed"]``.
     """
-    from ng_core.errors import DataError
-
     if category not in ALL_CATEGORIES:
         raise DataError(f"unknown category {category!r}; known: {', '.join(ALL_CATEGORIES)}")
     return render_image(category, int(seed))

@@ -6,10 +6,11 @@ larger, so that after a photo's scaling (0.75 or more) values stay about 16+ px 
 """
 from __future__ import annotations
 
-from PIL import ImageDraw
+import numpy as np
+from PIL import Image, ImageDraw
 
 from ng_core.data.draw import (Ctx, Sheet, barcode, date, deep, face, fake_number, fit, guilloche, ink, new_sheet, on, pastel,
-                   phone, shade, signature, vivid, watermark)
+                   phone, shade, signature, text_width, vivid, watermark)
 
 #: Fonts of the main family (values); labels use DejaVu Sans or the same font.
 MAIN_FONTS = ("dejavu-sans", "dejavu-sans-bold", "dejavu-mono", "dejavu-serif", "pil")
@@ -301,8 +302,6 @@ def student_id(c: Ctx) -> Sheet:
 # --------------------------------------------------------------------------- document
 
 def _wrap(s: Sheet, x: int, y: int, text: str, size: int, col, width: int, y_max: int, name=None) -> int:
-    from ng_core.data.draw import text_width
-
     name = name or s.font
     line = ""
     for wd in text.split():
@@ -366,8 +365,6 @@ def document(c: Ctx) -> Sheet:
     signer = keep[1][1]
     s.text((m, h - 56), signer, 22, tx)
     if c.chance(0.6):  # a stamp (not read as text: rotated, translucent)
-        from PIL import Image
-
         st = Image.new("RGBA", (240, 80), (0, 0, 0, 0))
         sd = ImageDraw.Draw(st)
         red = c.pick([(200, 30, 40), (40, 60, 170), (30, 130, 60)])
@@ -383,9 +380,6 @@ def document(c: Ctx) -> Sheet:
 # --------------------------------------------------------------------------- unseen categories
 
 def credit_card(c: Ctx) -> Sheet:
-    import numpy as np
-    from PIL import Image
-
     f = c.fake
     fn = c.pick(["dejavu-sans", "dejavu-sans-bold", "dejavu-mono", "dejavu-mono-bold", "pil"])
     w, h = ID_W, ID_H

@@ -25,7 +25,7 @@ def derive_seed(*parts) -> int:
 
 @lru_cache(maxsize=1)
 def _faker():
-    from faker import Faker
+    from faker import Faker  # deferred: faker is slow to import (its locale data)
 
     return Faker("en_US")
 
@@ -83,7 +83,7 @@ FONT_FILES = {
 @lru_cache(maxsize=1)
 def _font_dir() -> Path | None:
     try:
-        import matplotlib
+        import matplotlib  # deferred: matplotlib is slow to import and optional (only its fonts are used)
 
         d = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
         return d if d.is_dir() else None

@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ng_core.data.colours import colour_name
-from ng_core.data.draw import Ctx, Sheet, barcode, date, derive_seed, face, fake_number, fit, make_ctx, new_sheet, phone
+from ng_core.data.draw import (Ctx, Sheet, barcode, date, derive_seed, face, fake_number, fit, make_ctx, new_sheet, phone,
+                           text_width)
 from ng_core.data.photo import jpeg, warp_onto
 
 FONTS = ("stix", "stix-bold", "dejavu-serif-bold", "dejavu-mono-bold")
@@ -175,7 +176,6 @@ def document(c: Ctx) -> Sheet:
         s.field(label, value, secret)
         y += 44
     y += 24
-    from ng_core.data.draw import text_width
 
     line = ""
     for wd in f.paragraph(nb_sentences=3).split():
@@ -375,7 +375,7 @@ def _names(img, cm, bm) -> dict:
 
 def render(category: str, seed: int):
     """One held-out-style :class:`~ng_core.data.images.Sample` of ``category``."""
-    from ng_core.data.images import Sample
+    from ng_core.data.images import Sample  # deferred: ng_core.data.images imports this module (import cycle)
 
     c = make_ctx(derive_seed("heldout", seed))
     sheet = RENDERERS[category](c)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ng_core.data import documents, photo, scenes
+from ng_core.data import documents, heldout_style, photo, scenes
 from ng_core.data.colours import colour_name
 from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.data.draw import Sheet, derive_seed, make_ctx
@@ -120,8 +120,6 @@ def render_sample(category: str, seed: int, family: str = "main", variants: bool
     if family == "main":
         return _render_main(category, int(seed), variants)
     if family == "heldout":
-        from ng_core.data import heldout_style
-
         if category in heldout_style.RENDERERS:
             return heldout_style.render(category, int(seed))
         s = _render_main(category, derive_seed("heldout", int(seed)))  # chart, scene: the main drawings

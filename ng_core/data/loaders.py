@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
@@ -27,6 +28,7 @@ from ng_core.data.constants import (
 from ng_core.data.records import check_secrets
 from ng_core.storage.safe_files import MAX_JSON_BYTES, inside, read_bytes
 from ng_core.data.dataset import Dataset, MalformedDataError, MissingImagesError
+from ng_core.data.generate import FORMAT_NAME, FORMAT_VERSION
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 
@@ -177,8 +179,6 @@ def _check_image_field(rec: dict, where: str, problems: list[str]) -> str | None
 
 def load_project_dataset(path, check_images: bool = True) -> Dataset:
     """Load a folder written by :func:`~ng_core.data.generate_dataset` (``dataset.json`` + ``neural_gate_*.json``)."""
-    from ng_core.data.generate import FORMAT_NAME, FORMAT_VERSION
-
     root = Path(path)
     meta_path = root / "dataset.json"
     if not meta_path.is_file():
@@ -261,8 +261,6 @@ def load_project_dataset(path, check_images: bool = True) -> Dataset:
 
 
 def _with(r: ImageRecord, **changes) -> ImageRecord:
-    from dataclasses import replace
-
     return replace(r, **changes)
 
 

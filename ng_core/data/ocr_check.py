@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ng_core.data.constants import ALL_CATEGORIES, BENIGN_CATEGORIES
+from ng_core.data.images import render_sample
 
 PRIVATE = tuple(c for c in ALL_CATEGORIES if c not in BENIGN_CATEGORIES)
 
@@ -32,7 +33,7 @@ def found(secrets, texts) -> list[bool]:
 
 
 def ocr_engine():
-    from rapidocr import RapidOCR
+    from rapidocr import RapidOCR  # deferred: rapidocr loads onnxruntime and its models
 
     return RapidOCR()
 
@@ -45,8 +46,6 @@ def read(engine, img) -> list[str]:
 def check(families=("main", "heldout"), categories=PRIVATE, per_style: int = 10, max_seeds: int = 80,
           engine=None, log=None):
     """Rows {family, category, style, images, secrets, found, seconds_per_image, misses}."""
-    from ng_core.data.images import render_sample
-
     engine = engine or ocr_engine()
     rows = []
     for fam in families:

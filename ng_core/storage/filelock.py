@@ -9,6 +9,11 @@ from typing import Iterator
 
 from ng_core.errors import ModelLoadError
 
+if os.name == "nt":  # pragma: no cover - not exercised on our machines
+    import msvcrt
+else:
+    import fcntl
+
 
 @contextlib.contextmanager
 def exclusive_lock(path: Path, timeout_s: float = 1800.0) -> Iterator[None]:
@@ -17,8 +22,6 @@ def exclusive_lock(path: Path, timeout_s: float = 1800.0) -> Iterator[None]:
     fh = open(path, "a+")
     try:
         if os.name == "nt":  # pragma: no cover - not exercised on our machines
-            import msvcrt
-
             deadline = time.monotonic() + timeout_s
             while True:
                 try:
@@ -29,8 +32,6 @@ def exclusive_lock(path: Path, timeout_s: float = 1800.0) -> Iterator[None]:
                         raise ModelLoadError(f"timed out waiting for the assembly lock {path}")
                     time.sleep(0.5)
         else:
-            import fcntl
-
             deadline = time.monotonic() + timeout_s
             while True:
                 try:
@@ -44,12 +45,8 @@ def exclusive_lock(path: Path, timeout_s: float = 1800.0) -> Iterator[None]:
     finally:
         with contextlib.suppress(Exception):
             if os.name == "nt":  # pragma: no cover
-                import msvcrt
-
                 msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
             else:
-                import fcntl
-
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         fh.close()
 

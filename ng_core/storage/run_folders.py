@@ -5,6 +5,7 @@ the Runs page, downloads and deletes all go through :func:`run_path`.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -72,8 +73,6 @@ OWNER_FILE = "saved_by.json"
 
 
 def _owner_hash(token: str) -> str:
-    import hashlib
-
     return hashlib.sha256(f"ng-run-owner:{token}".encode()).hexdigest()[:32]
 
 

@@ -13,6 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import torch
+
+from ng_core.method.presets import available, load_preset
+
 # ---------------------------------------------------------------------------- the session's state in words
 
 
@@ -34,8 +38,6 @@ def _ranges(layers: list[int]) -> str:
 
 def _scale_text(scale) -> str:
     try:
-        import torch
-
         if isinstance(scale, torch.Tensor) and scale.numel() > 1:
             return "learned tanh(m)"
         return f"x{float(scale):.2f}"
@@ -101,8 +103,6 @@ def demo_preset(model_id: str, n_layers: int) -> dict:
     """The guided demo's resolved settings for ``model_id``: a normal resolved preset (``name``, ``layer``,
     ``mask``, ``edit``, ``description``) plus ``demo`` (images, held-out cases per kind, max new tokens, gate
     size, the time it aims at) and ``faithful`` (the model's faithful preset, to compare)."""
-    from ng_core.method.presets import available, load_preset
-
     p = load_preset(model_id, n_layers, method="demo")
     raw = available("demo").get(p["name"], {})
     p["demo"] = {**DEMO_DEFAULTS, **raw.get("demo", {})}
