@@ -37,12 +37,18 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from PIL import Image
 
+from ng_core.data.general import general_questions
 from ng_core.data.records import EvalCase
-from ng_core.evaluation.baselines import apply_system_prompt
+from ng_core.errors import SubjectNotFoundError
+from ng_core.evaluation.baselines import SYSTEM_PROMPT, apply_system_prompt
 from ng_core.evaluation.garbled import garbled
 from ng_core.evaluation.judge import JudgeConfig, as_config, judge, normalise
 from ng_core.evaluation.leaks import answered, find_leaks, usable_secrets
+from ng_core.method.bundle import library_versions
+from ng_core.method.interventions import intervention_hooks, subject_positions
+from ng_core.method.losses import answer_nll
 from ng_core.method.registry import EDIT_METHODS, EVAL_METHODS
 from ng_core.models.imagecache import encode, read
 from ng_core.progress import as_progress
@@ -160,8 +166,6 @@ def _batches(adapter, prompts: list[str], batch_size: int, images: list | None =
 def _hooks_for(adapter, gates, deltas):
     if not gates and not deltas:
         return None
-    from ng_core.method.interventions import intervention_hooks, subject_positions
-
     return lambda b: intervention_hooks(adapter, list(gates), list(deltas), subject_positions(b))
 
 
@@ -170,8 +174,6 @@ def _subject(case: EvalCase, prompt: str, need: bool, adapter=None) -> str | Non
     if not need or not case.subject or case.subject.lower() not in prompt.lower():
         return None
     if adapter is not None:
-        from ng_core.errors import SubjectNotFoundError
-
         try:
             adapter.build(prompt, subject=case.subject, has_image=case.image is not None,
                           reading=read(adapter, case.image))
@@ -217,8 +219,6 @@ def generate_answers(adapter, cases: list[EvalCase], *, gates=(), deltas=(), sys
 def answer_nlls(adapter, rows: list[tuple], *, gates=(), deltas=(), batch_size: int = 8, feats=None,
                 progress=None, stage_offset: int = 0, stage_total: int | None = None, label: str = "") -> list:
     """Mean token NLL of ``answer`` for ``rows`` = [(image, prompt, subject|None, answer)] (None: no answer)."""
-    from ng_core.method.losses import answer_nll
-
     prog = as_progress(progress)
     feats = feats or _Features(adapter)
     out: list = [None] * len(rows)
@@ -321,8 +321,6 @@ def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), metho
     unedited model (skip with ``locality=False``). A case's refusal target is ``extra["target"]`` when
     present, else ``refusal_target``. ``image_base`` makes image paths in the result relative to it.
     """
-    from ng_core.method.bundle import library_versions
-
     deltas, gates = list(deltas or ()), list(gates or ())
     if method not in METHODS and method not in EDIT_METHODS:
         raise ValueError(f"unknown evaluation method {method!r}; use one of {', '.join(METHODS + tuple(EDIT_METHODS))}")
@@ -344,8 +342,6 @@ def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), metho
     jcfg: JudgeConfig = as_config(judge_config)
     sp = None
     if method == "system_prompt":
-        from ng_core.evaluation.baselines import SYSTEM_PROMPT
-
         sp = SYSTEM_PROMPT if system_prompt is None else system_prompt
     prog = as_progress(progress)
     feats = _Features(adapter)
@@ -540,8 +536,6 @@ def utility_probe_cases(folder, dataset=None, per_category: int = 2, categories=
     Every case expects an answer and carries ``expected`` (so ``accuracy`` is computed), ``probe`` and
     split ``utility_probe``. Write them with ``write_cases_jsonl`` to rerun them with ``ng evaluate``.
     """
-    from PIL import Image
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -572,8 +566,6 @@ def general_question_cases(images: list | None = None, split: str = "eval") -> l
     in turn (e.g. held-out images of the edited categories: an unrelated question about a passport
     photo must still be answered); without images they are skipped. Split ``general_questions``.
     """
-    from ng_core.data.general import general_questions
-
     out, k = [], 0
     for q in general_questions(split):
         img = None

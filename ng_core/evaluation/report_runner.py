@@ -104,16 +104,16 @@ def report_configs(cfg: ReportConfig, adapter) -> tuple:
 
 def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     """Run the matrix and write ``cfg.out``; returns ``{"summary", "results", "path", "seconds"}``."""
-    # deferred: torch and transformers (and the tests replace edit_run and evaluate_cases on their modules)
-    from ng_core.evaluation.evaluate import (
+    # deferred: torch and transformers (and tests/test_sweep.py replaces edit_run and evaluate_cases on their modules)
+    from ng_core.evaluation.evaluate import (  # deferred: torch; evaluate_cases resolved at call time (test_sweep)
         evaluate_cases,
         general_question_cases,
         rescore_leaks,
         utility_probe_cases,
     )
-    from ng_core.method.bundle import Run
-    from ng_core.method.pipeline import edit_run
-    from ng_core.models import load_model
+    from ng_core.method.bundle import Run  # deferred: torch
+    from ng_core.method.pipeline import edit_run  # deferred: torch; resolved at call time (test_sweep swaps it)
+    from ng_core.models import load_model  # deferred: torch and transformers
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     unknown = [m for m in cfg.methods if m not in REPORT_METHODS]

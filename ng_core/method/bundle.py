@@ -14,6 +14,7 @@ another model is refused with a message naming both.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.metadata as md
 import json
 import os
 import platform
@@ -36,8 +37,6 @@ MAX_TENSOR_FILE_BYTES = 8 * 1024 ** 3
 
 
 def library_versions() -> dict:
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for pkg in ("torch", "transformers", "neural-gate-studio", "safetensors", "captum"):
         try:
@@ -83,7 +82,7 @@ class Run:
         atomic_dir.recover(path.parent, path.name)
         tmp = atomic_dir.tmp_dir(path)
         try:
-            from safetensors.torch import save_file
+            from safetensors.torch import save_file  # deferred: safetensors; and tests/reliability_files.py swaps it
 
             files = {}
             for name, tensors in self.tensors.items():
@@ -137,8 +136,8 @@ class Run:
                   versions=meta.get("versions", {}), path=path)
         if adapter is not None:
             run.check_model(adapter)
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors import SafetensorError  # deferred: safetensors, only when a run's tensors are read
+        from safetensors.torch import load_file  # deferred: safetensors
 
         for name, fn in meta["files"].items():
             fp = safe_files.inside(path, fn, fn, BundleError)
@@ -176,7 +175,7 @@ class Run:
     # ------------------------------------------------------------------ accessors
     def deltas(self):
         """The total ΔW per layer as :class:`~ng_core.method.interventions.Delta` objects."""
-        from ng_core.method.interventions import Delta
+        from ng_core.method.interventions import Delta  # deferred: loads ng_core.models (model code, PIL)
 
         out = []
         for k, v in sorted(self.tensors.get("deltas", {}).items()):
@@ -186,7 +185,7 @@ class Run:
 
     def masks(self):
         """{category: {layer: CategoryMask}} from the saved raw masks."""
-        from ng_core.method.localize import CategoryMask
+        from ng_core.method.localize import CategoryMask  # deferred: loads ng_core.models (model code, PIL)
 
         out: dict = {}
         t = self.tensors.get("masks", {})

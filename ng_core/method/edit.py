@@ -25,7 +25,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ng_core.data.general import general_questions
 from ng_core.data.records import ImageRecord
+from ng_core.errors import ArgumentError
 from ng_core.method.interventions import Delta, delta_hooks, position_selector
 from ng_core.method.locality import LocalityCache
 from ng_core.method.losses import answer_nll
@@ -33,6 +35,7 @@ from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES
 from ng_core.models.hooks import HookSpec, layer_output_tensor, replace_layer_output
 from ng_core.models.imagecache import encode, read
 from ng_core.progress import as_progress
+from ng_core.storage.bundle_check import finite_number
 
 
 @dataclass
@@ -58,9 +61,6 @@ class EditConfig:
         return asdict(self)
 
     def __post_init__(self):
-        from ng_core.errors import ArgumentError
-        from ng_core.storage.bundle_check import finite_number
-
         for k in ("lr", "eps"):
             finite_number(getattr(self, k), f"edit {k}", positive=True, error=ArgumentError)
         for k in ("kl_factor", "early_stop", "general_weight"):
@@ -122,7 +122,6 @@ def _general_plan(pairs, cfg: EditConfig) -> list[list]:
     """Which general questions join each edit: the train split, cycled in a fixed order."""
     if cfg.general_weight <= 0 or cfg.general_per_edit <= 0:
         return [[] for _ in pairs]
-    from ng_core.data.general import general_questions
 
     qs = general_questions("train")
     out, k = [], 0

@@ -30,6 +30,8 @@ from ng_core.method.losses import answer_nll
 from ng_core.models.adapter import Sequence
 from ng_core.progress import as_progress
 from ng_core.data.records import ImageRecord
+from ng_core.errors import ArgumentError, DataError
+from ng_core.storage.bundle_check import finite_number
 
 CONTEXT_TEMPLATES = ("{}", "The image shows that. {}", "Therefore, it is. {}", "Because I am just. {}",
                      "I am an AI. {}", "You want to. {}")
@@ -60,9 +62,6 @@ class MaskConfig:
         return d
 
     def __post_init__(self):
-        from ng_core.storage.bundle_check import finite_number
-        from ng_core.errors import ArgumentError
-
         for k in ("lr", "eps"):
             finite_number(getattr(self, k), f"mask {k}", positive=True, error=ArgumentError)
         for k in ("init", "privacy_value"):
@@ -135,8 +134,6 @@ def _rewrite_sequences(adapter, rec: ImageRecord, templates) -> list[Sequence]:
         composed = t.replace("{}", rec.rewrite_prompt, 1)
         i = composed.find("{}")
         if i < 0:
-            from ng_core.errors import DataError
-
             raise DataError(f"rewrite prompt {rec.rewrite_prompt!r} of {rec.image} has no '{{}}' for the subject")
         prompt = composed[:i] + rec.subject + composed[i + 2:]
         seqs.append(adapter.build(prompt, subject_span=(i, i + len(rec.subject)), answer=rec.target,

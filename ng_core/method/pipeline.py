@@ -8,8 +8,11 @@ diagnostics.
 """
 from __future__ import annotations
 
+import random
 import time
+from dataclasses import replace
 
+import numpy as np
 import torch
 
 from ng_core.method.bundle import Run
@@ -22,10 +25,6 @@ from ng_core.data.records import ImageRecord
 
 
 def set_seed(seed: int) -> None:
-    import random
-
-    import numpy as np
-
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -114,8 +113,6 @@ def edit_with_control(adapter, records_by_category: dict[str, list[ImageRecord]]
     records the learned run's path-independent gate sizes; compare the two with the
     evaluation to see whether the learned localisation matters.
     """
-    from dataclasses import replace
-
     edit_cfg = edit_cfg or EditConfig()
     prog = as_progress(progress)
     main = edit_run(adapter, records_by_category, layer, mask_cfg, edit_cfg, prog.phase(0, 2, "learned gate"),

@@ -24,6 +24,7 @@ import torch
 from ng_core.data.records import ImageRecord
 from ng_core.method.bundle import Run
 from ng_core.method.locality import LocalityCache
+from ng_core.method.losses import answer_nll
 from ng_core.method.localize import MaskConfig, binarize, consensus, learn_masks
 from ng_core.method.registry import SCORE_METHODS
 from ng_core.models.hooks import layer_output_tensor
@@ -117,7 +118,7 @@ def contrast_scores(adapter, records, cfg: ScoreConfig, progress=None) -> dict:
 
 
 def gradxact_scores(adapter, records, cfg: ScoreConfig, progress=None) -> dict:
-    from captum.attr import LayerGradientXActivation
+    from captum.attr import LayerGradientXActivation  # deferred: captum is slow to import, only this score needs it
 
     prog = as_progress(progress)
     layers = list(cfg.layers) if cfg.layers is not None else list(range(adapter.n_layers))
@@ -140,8 +141,6 @@ def gradxact_scores(adapter, records, cfg: ScoreConfig, progress=None) -> dict:
             p = _pos(seqs[0], cfg.position)
 
             def fwd(embeds, batch=batch):
-                from ng_core.method.losses import answer_nll
-
                 b2 = type(batch)(embeds, batch.attention_mask, batch.position_ids, batch.offsets, batch.seqs)
                 nll = answer_nll(adapter, adapter.forward(b2), b2)
                 j = -nll[0] + (nll[1] if len(nll) > 1 else 0)
