@@ -3,9 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ng_core.errors import ModelLoadError
 from ng_core.models.adapter import Batch, ModelAdapter, Sequence
-from ng_core.models.llava import Generation, LlavaAdapter
+from ng_core.models.llava import Generation, LlavaAdapter, parse_dtype
+from ng_core.models.mini import assemble as mini_llava
+from ng_core.models.reading import ReadingConfig
+from ng_core.models.tiny_random import build_tiny_random
 
 DEFAULT_MODEL = "ng-mini-llava"
 BUILTIN_MODELS = ("ng-mini-llava", "tiny-random")
@@ -22,7 +27,6 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
     """
     spec = spec or DEFAULT_MODEL
     if spec == "ng-mini-llava":
-        from ng_core.models.mini import assemble as mini_llava
         cb = progress
         if progress is not None and hasattr(progress, "update"):  # a ng_core.progress.Progress
             def cb(done, total, message="", _p=progress):
@@ -31,19 +35,11 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
         return LlavaAdapter.from_folder(folder, dtype=dtype, device_map=device_map, model_id="ng-mini-llava",
                                         reading=reading)
     if spec.startswith("tiny-random"):
-        from ng_core.models.tiny_random import build_tiny_random
-
         style = spec.split(":", 1)[1] if ":" in spec else "bytelevel"
         if style not in ("bytelevel", "metaspace"):
             raise ModelLoadError(f"unknown tiny-random style {style!r}; use tiny-random or tiny-random:metaspace")
-        import torch
-
-        from ng_core.models.llava import parse_dtype
-
         model, tok, img_cfg = build_tiny_random(seed=seed, style=style, dtype=parse_dtype(dtype) or torch.float32)
         mid = "tiny-random" if style == "bytelevel" else spec
-        from ng_core.models.reading import ReadingConfig
-
         return LlavaAdapter(model, tok, img_cfg, model_id=mid, source=f"built in memory (seed {seed})",
                             reading=ReadingConfig(enabled=bool(reading)))
     path = Path(spec).expanduser()

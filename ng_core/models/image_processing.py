@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ng_core.errors import InputImageError
 
@@ -142,8 +142,6 @@ def resized_size(w: int, h: int, shortest: int) -> tuple[int, int]:
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """RGB as the photo looks: EXIF orientation applied, 16/32-bit data scaled, transparency on white."""
-    from PIL import ImageOps
-
     if img.mode == "RGB" and not img.getexif().get(0x0112):
         return img
     try:

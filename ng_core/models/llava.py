@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 
 from ng_core.errors import ModelLoadError, PromptError, SubjectNotFoundError
@@ -90,7 +91,7 @@ class LlavaAdapter(ModelAdapter):
     def from_folder(cls, path, dtype=None, device_map=None, model_id: str | None = None,
                     reading: bool | None = None) -> "LlavaAdapter":
         """Load a llava-hf folder. ``reading`` overrides the folder's ``reading.json`` (on/off)."""
-        from transformers import AutoConfig, AutoTokenizer, LlavaForConditionalGeneration
+        from transformers import AutoConfig, AutoTokenizer, LlavaForConditionalGeneration  # deferred: transformers is slow to import
 
         folder = Path(path).expanduser()
         if not folder.is_dir():
@@ -266,8 +267,6 @@ class LlavaAdapter(ModelAdapter):
     @property
     def n_image_tokens(self) -> int:
         if not hasattr(self, "_n_img"):
-            from PIL import Image
-
             self._n_img = int(self.encode_image(Image.new("RGB", (self.image_cfg.crop,) * 2)).shape[0])
         return self._n_img
 
@@ -302,7 +301,7 @@ class LlavaAdapter(ModelAdapter):
     def _template(self):
         """The chat template, compiled once (sandboxed, as transformers renders it)."""
         if getattr(self, "_compiled", None) is None:
-            from jinja2.sandbox import ImmutableSandboxedEnvironment
+            from jinja2.sandbox import ImmutableSandboxedEnvironment  # deferred: jinja2, only for a chat template
 
             env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
             env.globals["raise_exception"] = _raise
@@ -473,7 +472,7 @@ class LlavaAdapter(ModelAdapter):
         Mirrors the stock decoder forward, so frozen layers below ``start`` are computed
         once and reused; a test checks parity with :meth:`forward`.
         """
-        from transformers.masking_utils import create_causal_mask
+        from transformers.masking_utils import create_causal_mask  # deferred: transformers is slow to import
 
         lm = self.lm
         mask = create_causal_mask(config=lm.config, inputs_embeds=hidden, attention_mask=batch.attention_mask,

@@ -29,6 +29,8 @@ import unicodedata
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import torch
+
 from ng_core.errors import ModelLoadError
 
 #: Bumped when the text put into the prompt changes for the same OCR output.
@@ -121,7 +123,6 @@ class OcrReader:
                     f"this model reads text with RapidOCR, which is not installed ({e}); "
                     "install the pinned requirements (pip install -r requirements.txt) or turn reading off"
                 ) from None
-            import torch
 
             threads = self.cfg.threads or torch.get_num_threads()
             logging.getLogger("RapidOCR").setLevel(logging.WARNING)

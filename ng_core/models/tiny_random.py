@@ -41,8 +41,8 @@ _WORDS = (
 
 def build_tokenizer(style: str = "bytelevel"):
     """A fast tokenizer trained offline on a fixed corpus (deterministic)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # deferred: tokenizers, with transformers
+    from transformers import PreTrainedTokenizerFast  # deferred: transformers is slow to import
 
     if style == "bytelevel":
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<pad>"]
@@ -77,7 +77,7 @@ def build_tokenizer(style: str = "bytelevel"):
 def build_tiny_random(seed: int = 0, style: str = "bytelevel", vision: str = "dinov2",
                       n_layers: int = 4, dtype=torch.float32):
     """(model, tokenizer, image_config) for a random LlavaForConditionalGeneration."""
-    from transformers import (CLIPVisionConfig, Dinov2Config, LlamaConfig, LlavaConfig,
+    from transformers import (CLIPVisionConfig, Dinov2Config, LlamaConfig, LlavaConfig,  # deferred: transformers
                               LlavaForConditionalGeneration)
 
     tok = build_tokenizer(style)

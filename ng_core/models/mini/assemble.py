@@ -17,6 +17,7 @@ Command line: ``python -m ng_core.models.mini.assemble [--cache-dir DIR] [--forc
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import importlib.metadata
@@ -32,8 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from ng_core.errors import ModelLoadError
 from ng_core.models.mini import reader_lora as mini_reader
+from ng_core.models.mini.gguf_smollm2 import load_smollm2_gguf
+from ng_core.models.mini.onnx_dinov2 import dinov2_from_onnx, max_abs_diff_vs_onnxruntime
 from ng_core.storage.filelock import exclusive_lock
 
 MODEL_ID = "ng-mini-llava"
@@ -210,7 +215,7 @@ def num_visual_tokens(image_size: int = DEFAULT_IMAGE_SIZE) -> int:
 
 def load_projector_state(path: str | Path = PROJECTOR_FILE) -> dict:
     """The stock ``LlavaMultiModalProjector`` state dict (``linear_1.*``, ``linear_2.*``)."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # deferred: safetensors, only when the projector is loaded
 
     state = load_file(str(path))
     expected = {"linear_1.weight", "linear_1.bias", "linear_2.weight", "linear_2.bias"}
@@ -391,11 +396,7 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
     for module, pip_name in (("onnx", "onnx"), ("gguf", "gguf")):
         _require_module(module, pip_name)
 
-    import torch
-    from transformers import GenerationConfig, LlavaConfig, LlavaForConditionalGeneration
-
-    from ng_core.models.mini.gguf_smollm2 import load_smollm2_gguf
-    from ng_core.models.mini.onnx_dinov2 import dinov2_from_onnx, max_abs_diff_vs_onnxruntime
+    from transformers import GenerationConfig, LlavaConfig, LlavaForConditionalGeneration  # deferred: transformers is slow to import
 
     onnx_path = Path(sources[VISION_SOURCE.dist]["file"]["path"])
     gguf_path = Path(sources[TEXT_SOURCE.dist]["file"]["path"])
@@ -467,7 +468,7 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
     config.architectures = ["LlavaForConditionalGeneration"]
     t = time.perf_counter()
     try:
-        from transformers.initialization import no_init_weights
+        from transformers.initialization import no_init_weights  # deferred: transformers; absent in older versions
     except ImportError:  # pragma: no cover - older transformers
         no_init_weights = contextlib.nullcontext
     with no_init_weights():
@@ -516,7 +517,7 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
     # 5. save
     report(80.0, "Saving the assembled model (fp32 safetensors)")
     t = time.perf_counter()
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # deferred: transformers is slow to import
 
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
@@ -566,8 +567,6 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
 
 # ------------------------------------------------------------------------------------------------ CLI
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(
         prog="python -m ng_core.models.mini.assemble", description=f"Assemble the embedded default model {MODEL_ID}."
     )

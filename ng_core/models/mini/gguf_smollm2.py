@@ -32,9 +32,9 @@ def load_smollm2_gguf(gguf_path: str | Path, progress: Callable[[int, int], None
     ``progress(done, total)`` is called while tensors are dequantized.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers import modeling_gguf_pytorch_utils as gguf_utils
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # deferred: transformers (after HF_HUB_OFFLINE is set)
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils  # deferred: transformers
+    from transformers.utils import logging as hf_logging  # deferred: transformers
 
     gguf_path = Path(gguf_path)
     folder, name = str(gguf_path.parent), gguf_path.name

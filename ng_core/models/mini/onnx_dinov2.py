@@ -46,7 +46,7 @@ _BIAS_RENAME = {
 
 
 def dinov2_small_config():
-    from transformers import Dinov2Config
+    from transformers import Dinov2Config  # deferred: transformers is slow to import
 
     return Dinov2Config(
         hidden_size=384,
@@ -67,8 +67,8 @@ def dinov2_small_config():
 
 def onnx_backbone_state_dict(onnx_path: str | Path) -> dict[str, torch.Tensor]:
     """Read the backbone tensors out of the ONNX file under transformers ``Dinov2Model`` names."""
-    import onnx
-    from onnx import numpy_helper
+    import onnx  # deferred: onnx, only when the model is assembled
+    from onnx import numpy_helper  # deferred: onnx
 
     model = onnx.load(str(onnx_path))
     graph = model.graph
@@ -114,7 +114,7 @@ def onnx_backbone_state_dict(onnx_path: str | Path) -> dict[str, torch.Tensor]:
 
 def dinov2_from_onnx(onnx_path: str | Path):
     """Return a ``Dinov2Model`` (eval mode, fp32) with the ONNX backbone's weights; strict key match."""
-    from transformers import Dinov2Model
+    from transformers import Dinov2Model  # deferred: transformers is slow to import
 
     config = dinov2_small_config()
     model = Dinov2Model(config)
@@ -134,8 +134,8 @@ def fixed_check_input(seed: int = 1234) -> np.ndarray:
 
 def onnxruntime_backbone_output(onnx_path: str | Path, pixel_values: np.ndarray) -> np.ndarray:
     """Run the ONNX graph in onnxruntime and return the backbone's final layernorm output (B x 257 x 384)."""
-    import onnx
-    import onnxruntime as ort
+    import onnx  # deferred: onnx, only for the assembly check
+    import onnxruntime as ort  # deferred: onnxruntime is slow to import
 
     model = onnx.load(str(onnx_path))
     graph = model.graph

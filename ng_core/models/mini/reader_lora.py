@@ -12,6 +12,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import torch
+
 from ng_core.errors import ModelLoadError
 from ng_core.models.reading import ReadingConfig
 
@@ -67,9 +69,8 @@ def vision_feature_layer(adapter) -> int:
 
 def apply_reader(model, reader: dict) -> dict:
     """Load the reader's projector into ``model`` and merge its LoRA factors into the LM weights (in place)."""
-    import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from safetensors.torch import load_file
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict  # deferred: peft imports transformers
+    from safetensors.torch import load_file  # deferred: safetensors, only when the reader is applied
 
     folder = Path(reader["folder"])
     lora = reader["meta"].get("lora", {})

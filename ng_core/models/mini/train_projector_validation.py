@@ -12,10 +12,15 @@ import os
 import time
 from pathlib import Path
 
+import torch
+
 from ng_core.data import sample_image
 from ng_core.data.images import derive_seed
+from ng_core.models.image_processing import ImageConfig, preprocess
+from ng_core.models.llava import LlavaAdapter
 from ng_core.models.mini import assemble as ML
 from ng_core.models.mini.eval_judges import names_category
+from ng_core.models.mini.onnx_dinov2 import dinov2_from_onnx
 from ng_core.models.mini.train_projector_config import TrainConfig
 from ng_core.models.mini.train_recipe import (
     CATEGORY_ORDER,
@@ -54,8 +59,6 @@ class ValidationCheck:
 
     def __call__(self, proj, step_label: str) -> tuple:
         """(worst category's accuracy, mean accuracy) of ``proj``, logged and appended to ``curve``."""
-        import torch  # deferred: torch
-
         cfg = self.cfg
         if self._feats is None:
             vimgs = []
@@ -82,9 +85,6 @@ def validate_projector(path: Path, first: int = 16, per_category: int = 40, cach
     how two training variants are compared without touching the evaluation images.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch  # deferred: torch (and HF_HUB_OFFLINE set before transformers is imported)
-
-    from ng_core.models.llava import LlavaAdapter  # deferred: torch, transformers
 
     torch.set_num_threads(threads)
     adapter = LlavaAdapter.from_folder(ML.ensure_assembled(cache_dir, with_reader=False), model_id=ML.MODEL_ID)
@@ -109,16 +109,6 @@ def probe_resolutions(sizes=(84, 112, 140), layers=(-1, -4), n_train: int = 150,
     and tested on ``n_test`` images per category (seeds ``derive_seed("probe", category, i)``). Used to
     choose the number of visual tokens; see the model card.
     """
-    import torch  # deferred: torch
-
-    from ng_core.models.image_processing import (  # deferred: torch
-        ImageConfig,
-        preprocess,
-    )
-    from ng_core.models.mini.onnx_dinov2 import (
-        dinov2_from_onnx,  # deferred: torch, transformers
-    )
-
     torch.set_num_threads(threads)
     vt = dinov2_from_onnx(ML.locate_source(ML.VISION_SOURCE))
     cats = list(CATEGORY_ORDER)

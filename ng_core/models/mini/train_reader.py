@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from ng_core.data.constants import ALL_CATEGORIES, SUBJECTS
 from ng_core.data.images import derive_seed, render_sample
 from ng_core.data.templates import (
@@ -39,6 +41,7 @@ from ng_core.data.templates import (
     TRAIN_PLACES,
     fill,
 )
+from ng_core.models.llava import LlavaAdapter
 from ng_core.models.mini import assemble as ML
 from ng_core.models.mini import reader_lora as MR
 from ng_core.models.mini.train_recipe import (
@@ -225,8 +228,6 @@ def reader_turn(kind: str, item: dict, rng: random.Random, answerable_share: flo
 # ------------------------------------------------------------------------------------------ data
 def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=log_line):
     """Render the training images, read them with the model's OCR (cached on disk), compute vision features."""
-    import torch  # deferred: torch
-
     cache = {}
     if cache_file.is_file():
         cache = json.loads(cache_file.read_text())
@@ -259,12 +260,8 @@ def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=
 # ------------------------------------------------------------------------------------------ training
 def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # deferred: torch, peft, transformers (after HF_HUB_OFFLINE is set)
-    import torch
-    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    from ng_core.models.llava import LlavaAdapter
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict  # deferred: peft imports transformers (after HF_HUB_OFFLINE is set)
+    from safetensors.torch import save_file  # deferred: safetensors
 
     torch.set_num_threads(cfg.threads)
     if cfg.device != "cpu" and not torch.cuda.is_available():
