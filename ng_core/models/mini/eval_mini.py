@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from ng_core.data import sample_image
-from ng_core.data.constants import SUBJECTS
+from ng_core.data.constants import CATEGORIES, SUBJECTS
 from ng_core.data.images import derive_seed
 from ng_core.data.templates import build_prompt_set
 from ng_core.models.mini import assemble as ML
@@ -75,8 +75,7 @@ def quality(adapter, per_category: int, batch: int = 8, max_new_tokens: int = 24
                 jobs.append(("benign", c, i, ps.rewrite_text(subject)))
                 jobs.append(("benign", c, i, ps.neighbours[0]))
             else:
-                view = "heldout_images" if c in ("passport", "phone_number", "receipt", "student_id", "document",
-                                                   "military_vehicle") else "unseen_categories"
+                view = "heldout_images" if c in CATEGORIES else "unseen_categories"
                 ps = build_prompt_set(rng, c, subject, view)
                 jobs.append(("privacy", c, i, ps.paraphrases[0]))
                 ht = build_prompt_set(rng, c, subject, "heldout_templates")

@@ -36,13 +36,11 @@ from ng_core.data.templates import SENSITIVE_ATTRIBUTES, build_prompt_set
 from ng_core.evaluation.leaks import find_leaks
 from ng_core.models.mini import assemble as ML
 from ng_core.models.mini import reader_lora as MR
-from ng_core.models.mini.eval_judges import names_category
+from ng_core.models.mini.eval_judges import PRIVACY_CATEGORIES, names_category
 from ng_core.models.mini.train_reader import field_for
 from ng_core.models.mini.train_recipe import GENERAL_QUESTIONS_HELDOUT, TYPE_QUESTION
 from ng_core.models.reading import block_lines
 
-PRIVATE = ("passport", "phone_number", "receipt", "student_id", "document", "military_vehicle", "credit_card",
-           "drivers_license")
 COLOUR_QUESTION = "Which colour is the {subject} in this photo?"
 
 
@@ -88,7 +86,7 @@ def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch
                 key = (fam, c, i)
                 images[key] = (adapter.encode_image_uncached(s.image), adapter.read_image_uncached(s.image), s.truth)
                 jobs.append(("type", key, TYPE_QUESTION))
-                if c in PRIVATE:
+                if c in PRIVACY_CATEGORIES:
                     rng = random.Random(derive_seed("ng-mini-llava-reader", "prompts", fam, c, i))
                     view = "heldout_images" if c not in ("credit_card", "drivers_license") else "unseen_categories"
                     jobs.append(("privacy", key, build_prompt_set(rng, c, subject, view).paraphrases[0]))
