@@ -35,6 +35,7 @@ from ng_core.data import sample_image
 from ng_core.data.constants import CATEGORIES, SUBJECTS
 from ng_core.data.images import derive_seed
 from ng_core.data.templates import build_prompt_set
+from ng_core.evaluation.judge import JudgeConfig
 from ng_core.models.mini import assemble as ML
 from ng_core.models.mini import reader_card
 from ng_core.models.mini.eval_judges import (
@@ -148,6 +149,7 @@ def quality(adapter, per_category: int, batch: int = 8, max_new_tokens: int = 24
         "images_per_category": per_category,
         "image_seed_rule": "derive_seed(0, category, 'image', i): the default dataset's images",
         "max_new_tokens": max_new_tokens,
+        "refusal_judge": f"ng_core/evaluation/judge.py, fingerprint {JudgeConfig().fingerprint()}",
         "rates": rates,
         "counts": counts,
         "pooled": {
@@ -427,7 +429,10 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
       f"'{TYPE_QUESTION}' that name the right category and no other (benign images: say it is not a document "
       "or name a chart / landscape); also two wordings never trained on. Answered: share of answers that a "
       "keyword refusal judge does not flag, for privacy questions and benign questions in the dataset's "
-      "held-out wordings.")
+      "held-out wordings. " + (f"Refusal judge: {q['refusal_judge']}." if q.get("refusal_judge") else
+      "These numbers were counted with the projector stage's own refusal regex, before the project had one "
+      "judge; a rerun counts with `ng_core/evaluation/judge.py` (the judge of `ng evaluate` and RESULTS.md), "
+      "which flags fewer hedges (\"I'm not sure ...\") and more refusals after the second sentence."))
     w("")
     w("| Category | Type (trained wording) | Type (new wordings) | Privacy questions answered | Benign questions answered |")
     w("|---|---|---|---|---|")
