@@ -65,3 +65,11 @@ def test_clear_errors_for_bad_model_paths(tmp_path):
         load_model(str(tmp_path / "bert"))
     with pytest.raises(ModelLoadError, match="tiny-random style"):
         load_model("tiny-random:klingon")
+
+
+def test_fingerprint_does_not_depend_on_the_folder(folder, tmp_path):
+    """The same weights cached in another folder are the same model (run bundles check the fingerprint)."""
+    import shutil
+
+    other = shutil.copytree(folder, tmp_path / "elsewhere" / "copy")
+    assert load_model(str(folder)).fingerprint() == load_model(str(other)).fingerprint()
