@@ -25,3 +25,33 @@ def test_two_workers_share_one_dataset(tmp_path):
     assert not errors, errors
     assert len(out) == 2 and sum("generating the dataset" in m for m in logs) == 1
     assert out[0].categories == out[1].categories
+
+
+def test_two_workers_compute_each_evaluation_once(tmp_path, monkeypatch):
+    """Both workers start with the unedited model: the second waits for the first's result and reuses it."""
+    import ng_core.models
+    from ng_core.evaluation.report_runner import run_report
+
+    # one model for both threads (two processes each load the same weights; two threads building a random
+    # model at once would interleave torch's global RNG and get two different models)
+    tiny = ng_core.models.load_model("tiny-random")
+    monkeypatch.setattr(ng_core.models, "load_model", lambda *a, **k: tiny)
+    logs, errors = [], []
+
+    def worker(order):
+        cfg = ReportConfig(model="tiny-random", per_category=1, categories=("passport",), order=order,
+                           methods=("unedited", "system_prompt"), max_new_tokens=2, images_per_cell=1,
+                           general=False, workdir=str(tmp_path / "work"), out=str(tmp_path / f"{order}.md"))
+        try:
+            run_report(cfg, log=logs.append)
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(o,)) for o in ("forward", "reverse")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors, errors
+    assert sum(m.startswith("[unedited] evaluating") for m in logs) == 1, "\n".join(logs)
+    assert sum(m.startswith("[unedited] reusing") for m in logs) == 1, "\n".join(logs)

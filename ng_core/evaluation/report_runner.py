@@ -279,7 +279,10 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     not_run = []
     for m in order:
         try:
-            results[m] = evaluate(m)
+            # a second worker on this workdir reaching a stage the first one is computing (both start with the
+            # unedited model) waits for it and reuses its result instead of computing it again
+            with exclusive_lock(workdir / "results" / f".{m}.lock", timeout_s=4 * 3600):
+                results[m] = evaluate(m)
         except NotCached as e:
             not_run.append(m)
             log(f"[{m}] not in the cache ({e}); left out of this rendering")
