@@ -111,7 +111,7 @@ tradeoff_section(s, ds, cats, int(n_img), int(layer), edit_cfg, mask_cfg, reuse)
 if s.busy and s.job.kind == "tradeoff":
     st.stop()
 
-sweep_section(s.adapter.model_id)
+sweep_section(s.adapter.model_id, s.adapter.fingerprint())
 
 # ---------------------------------------------------------------------------- load a saved edit
 edits = [r for r in s.runs() if r["kind"] == "edit" and not r["error"]]

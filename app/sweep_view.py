@@ -18,9 +18,10 @@ def sweep_dir() -> Path:
 SHIPPED = Path(__file__).resolve().parent.parent / "docs" / "results"
 
 
-def sweep_section(model_id: str) -> None:
+def sweep_section(model_id: str, fingerprint: str | None = None) -> None:
     """Curves over gate size and over layer from the sweep folders of ``model_id`` (the user's newest first,
-    then the ones published with the project); nothing if none."""
+    then the ones published with the project); nothing if none. A sweep measured on other weights than the
+    loaded model's (``fingerprint``: e.g. before the default model was retrained) says so."""
     from ng_core.evaluation.sweep import find_sweeps, load_sweep
     from ng_core.evaluation.sweep_grid import SweepError
     from ng_core.evaluation.sweep_numbers import METRICS
@@ -48,6 +49,11 @@ def sweep_section(model_id: str) -> None:
         meta = res["meta"]
         st.caption(f"`{meta['command']}` — {meta['n_done']} of {meta['n_settings']} settings, seeds "
                    f"{', '.join(map(str, meta['seeds']))}, model fingerprint `{meta['model']['fingerprint']}`.")
+        swept = meta["model"].get("fingerprint")
+        if fingerprint and swept and swept != fingerprint:
+            st.warning(f"This sweep was measured on other weights of {model_id} (fingerprint `{swept}`; the loaded "
+                       f"model is `{fingerprint}`): its numbers describe that version. Rerun `{meta['command']}` "
+                       "for this one.")
         ch = res.get("choice") or {}
         if ch.get("statement"):
             (st.success if ch.get("any_beats_random") else st.info)(ch["statement"])

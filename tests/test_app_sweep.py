@@ -60,6 +60,7 @@ def test_edit_page_sweep_section(tmp_path, monkeypatch):
     assert layer["data"][0]["x"] == ["L0", "L1", "L2", "L3"]
     assert gate["data"][0]["y"][0] == pytest.approx(0.91) and gate["data"][1]["y"][0] == pytest.approx(0.71)
     assert "In none of" in texts(at) or "beats a random gate" in texts(at)
+    assert any("measured on other weights of tiny-random" in w.value for w in at.warning)  # fake fingerprint
     at.selectbox(key="w_sweep_metric").set_value("benign_answered").run()
     assert not at.exception
     assert any("benign answered over layer" in str(sp["layout"]["title"]["text"]) for sp in plotly_specs(at))
