@@ -245,7 +245,7 @@ def bench_browser(model: str, data_dir: str, runs_dir: str, repeats: int) -> dic
             act(lambda: page.get_by_text("Top-k — the k highest-scoring neurons per layer").click())
             # gates act at the subject token, the page's default. The bench used to switch to "every position",
             # which with a top-k gate on every layer garbles the answer; its 0.15 s toggles cannot have
-            # regenerated a 32-token answer on the reading model (not rerun since: see BENCHMARKS.md)
+            # regenerated a 32-token answer on the reading model (BENCHMARKS.md, Dashboard latency)
             thumbs = page.locator("[data-testid=stSlider] input[type=range]")
             k_thumb, s_thumb = thumbs.nth(0), thumbs.nth(1)  # "k per layer", then "Strength"
             tog, values = [], []
