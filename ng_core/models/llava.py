@@ -176,10 +176,8 @@ class LlavaAdapter(ModelAdapter):
         return sum(p.numel() for p in self.model.parameters())
 
     def fingerprint(self) -> str:
-        """A hash of the config and a strided sample of every weight: cheap even for 7B models.
-
-        The config's ``_name_or_path`` (the folder it was loaded from) is left out: the same weights give
-        the same fingerprint wherever they are cached."""
+        """A hash of the config (less ``_name_or_path``: same weights, same fingerprint wherever they are cached)
+        and a strided sample of every weight: cheap even for 7B models."""
         if self._fingerprint is None:
             h = hashlib.sha256(json.dumps(_without_paths(self.model.config.to_dict()), sort_keys=True,
                                           default=str).encode())
@@ -586,9 +584,7 @@ def _raise(msg):
 
 def _without_paths(d):
     """``d`` (a config dict, nested) without its ``_name_or_path`` entries."""
-    if isinstance(d, dict):
-        return {k: _without_paths(v) for k, v in d.items() if k != "_name_or_path"}
-    return d
+    return {k: _without_paths(v) for k, v in d.items() if k != "_name_or_path"} if isinstance(d, dict) else d
 
 
 def parse_dtype(dtype):
