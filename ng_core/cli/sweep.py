@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from ng_core.cli.args import MODEL_HELP
 from ng_core.evaluation.sweep import run_sweep
 from ng_core.evaluation.sweep_grid import (
     SweepConfig,
@@ -13,8 +14,6 @@ from ng_core.evaluation.sweep_grid import (
 )
 from ng_core.method.registry import GATE_METHODS, GATE_SCOPES
 from ng_core.progress import Progress, stderr_printer
-
-MODEL_HELP = ("model: 'ng-mini-llava' (default), 'tiny-random' (for tests), or a local llava-hf checkpoint folder")
 
 
 def _csv(text: str, kind, what: str) -> tuple:
