@@ -89,7 +89,7 @@ def bench_core(model: str, data_dir: str, repeats: int) -> dict:
         scale = round(0.05 * i, 2)  # a new state each time: nothing memoised
 
         def step():
-            s.set_gates(s.make_gates(sel, scale, "all"))
+            s.set_gates(s.make_gates(sel, scale, "subject"))  # the Gates page's default scope
             _, gated = s.compare()
             n_tokens.append(len(a.tokenizer(gated.text)["input_ids"]))
 
@@ -111,6 +111,7 @@ def bench_apptest(model: str, data_dir: str, runs_dir: str, repeats: int) -> dic
     while "studio" not in at.session_state:
         time.sleep(0.5)
         at.run()
+    at.switch_page("app/page_model.py").run()  # the app opens on the guided demo
     at.button(key="use_passport").click().run()
     at.text_area(key="w_prompt").input(PROMPT).run()
     at.switch_page("app/page_localize.py").run()
@@ -121,8 +122,9 @@ def bench_apptest(model: str, data_dir: str, runs_dir: str, repeats: int) -> dic
     at.run()
     heat = [timed(lambda: at.run()) for _ in range(repeats)]  # the Localize page with the all-layer heatmap
     at.switch_page("app/page_gates.py").run()
+    at.toggle(key="w_gates_on").set_value(True).run()  # gates are off until switched on
     at.radio(key="w_gate_mode").set_value("topk").run()
-    at.radio(key="w_gate_where").set_value("all").run()
+    at.radio(key="w_gate_where").set_value("subject").run()  # the page's default scope
     toggles, n_tok = [], []
     s = at.session_state["studio"]
     for i in range(repeats):
@@ -242,6 +244,7 @@ def bench_browser(model: str, data_dir: str, runs_dir: str, repeats: int) -> dic
             out["page_switch_by_page"] = {k: statistics.median(v) for k, v in sw.items()}
             step("# gate toggle")
             nav("Gates")
+            act(lambda: page.get_by_test_id("stCheckbox").get_by_text("Gates on", exact=True).click())  # off until on
             act(lambda: page.get_by_text("Top-k — the k highest-scoring neurons per layer").click())
             # gates act at the subject token, the page's default. The bench used to switch to "every position",
             # which with a top-k gate on every layer garbles the answer; its 0.15 s toggles cannot have
