@@ -63,19 +63,48 @@ def test_subject_position_gradient_outside_mask_is_zero_at_the_subject(tiny, ima
     assert torch.count_nonzero(g[s + 1, ~gate]) > 0  # other positions are not gated
 
 
-@pytest.mark.parametrize("scope", ["subject_position", "weight_rows"])
-def test_fast_and_naive_edits_agree(tiny64, image_dir, scope):
+@pytest.mark.parametrize("scope,general", [("subject_position", 0.0), ("weight_rows", 0.0),
+                                           ("all_positions", 1.0), ("subject_position", 1.0)])
+def test_fast_and_naive_edits_agree(tiny64, image_dir, scope, general):
+    """The fast schedule (cached layers below, the shared prompt start run once per step, text-only rows
+    apart) gives the naive schedule's ΔW, losses and gradient diagnostics."""
     recs = make_records(image_dir, n=2)
-    items = edit_items(recs, EditConfig(questions_per_image=2), LocalityCache(tiny64))
+    base = dict(questions_per_image=2, general_weight=general, general_per_edit=6)  # 24 > the 20 train questions
+    items = edit_items(recs, EditConfig(**base), LocalityCache(tiny64))
     gate = _gate(tiny64.hidden_size, 20)
     out = {}
     for sched in ("fast", "naive"):
-        cfg = EditConfig(lr=1e-3, steps=3, gate_scope=scope, schedule=sched)
+        cfg = EditConfig(lr=1e-3, steps=3, gate_scope=scope, schedule=sched, **base)
         out[sched] = gated_finetune(tiny64, items, 1, gate, cfg)
-    assert torch.allclose(out["fast"].delta, out["naive"].delta, atol=1e-10, rtol=0)
-    assert out["fast"].delta.abs().max() > 0
+    # float64 model, float64 ΔW. Not bit-equal: the shared prefix's gradient is the rows' sum taken before the
+    # decoder's RMSNorm backward, which transformers computes in float32 even in a float64 model; so the two
+    # schedules differ at float32 rounding (measured: ~3e-9 on |ΔW| ~1e-2), nothing more
+    scale = float(out["naive"].delta.abs().max())
+    assert scale > 0 and out["fast"].delta.dtype == torch.float64
+    assert torch.allclose(out["fast"].delta, out["naive"].delta, atol=1e-6 * scale, rtol=0)
     assert [r["loss"] for r in out["fast"].losses] == pytest.approx([r["loss"] for r in out["naive"].losses],
-                                                                    abs=1e-9)
+                                                                    rel=1e-7)
+    for k in ("subject_grad_share", "gate_leak"):
+        assert out["fast"].diagnostics[k] == pytest.approx(out["naive"].diagnostics[k], rel=1e-6)
+    if general:  # the items mix image rows and text-only general rows: both passes ran
+        assert any(im is None for it in items for im, _, _ in it.general)
+        assert any(im is not None for it in items for im, _, _ in it.general)
+
+
+def test_shared_prompt_prefix_stops_before_the_subject_and_skips_other_images(tiny64, image_dir):
+    from ng_core.method.edit import shared_prompt_prefix
+
+    a = tiny64.build("What is the number of the passport?", subject="passport", answer="I cannot")
+    b = tiny64.build("What is the colour of the passport?", subject="passport", answer="Blue")
+    c = tiny64.build("What is 2 + 2?", answer="4", has_image=False)
+    rows, P = shared_prompt_prefix([a, b, c], ["img0", "img0", "None"])
+    assert rows == [0, 1]
+    assert int(a.image_positions[-1]) < P <= a.subject_pos
+    assert torch.equal(a.input_ids[:P], b.input_ids[:P]) and not torch.equal(a.input_ids[:P + 1], b.input_ids[:P + 1])
+    same = tiny64.build("What is the passport number?", subject="passport", answer="No")
+    same2 = tiny64.build("What is the passport holder?", subject="passport", answer="No")
+    assert shared_prompt_prefix([same, same2], ["x", "x"])[1] == same.subject_pos  # never past the subject
+    assert shared_prompt_prefix([a, c], ["img0", "None"]) == ([], 0)  # nothing to share
 
 
 def test_editing_never_touches_base_weights(tiny, image_dir):

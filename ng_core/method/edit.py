@@ -17,7 +17,8 @@ Gradient gate scopes:
 
 Schedules: ``naive`` runs the full model (image encoded) at every step, like the
 reference; ``fast`` caches the hidden states entering layer l once per edit (nothing
-below l changes) and runs only layers l..L.
+below l changes) and runs only layers l..L, the start of the prompt that an edit's rows share
+(image block, read lines) once per step for all of them, and text-only rows unpadded.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from ng_core.method.interventions import Delta, delta_hooks, position_selector
 from ng_core.method.locality import LocalityCache
 from ng_core.method.losses import answer_nll
 from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES
+from ng_core.models.adapter import Batch
 from ng_core.models.hooks import HookSpec, layer_output_tensor, replace_layer_output
 from ng_core.models.imagecache import encode, read
 from ng_core.progress import as_progress
@@ -201,6 +203,67 @@ class _GradProbe:
         return float(part.norm()) / total if total > 0 else 0.0
 
 
+def shared_prompt_prefix(seqs, image_keys: list[str]) -> tuple[list[int], int]:
+    """Rows that share row 0's image and the start of its prompt, and the length P of that start (0: none).
+
+    The refusal, neighbour and image-bearing general rows of one edit differ only from their question on;
+    the image block and the lines read from it come first. P stops before any row's subject token (a
+    subject-position gate must see it in a row of its own) and before any answer.
+    """
+    rows = [i for i, k in enumerate(image_keys) if k == image_keys[0] and seqs[i].input_ids.numel()]
+    if len(rows) < 2:
+        return [], 0
+    ids = [seqs[i].input_ids for i in rows]
+    n = min(len(x) for x in ids)
+    same = torch.stack([x[:n] == ids[0][:n] for x in ids]).all(0)
+    P = int(n if bool(same.all()) else int((~same).nonzero()[0, 0]))
+    for i in rows:
+        s = seqs[i]
+        if s.subject_pos is not None:
+            P = min(P, int(s.subject_pos))
+        if len(s.target_positions):
+            P = min(P, int(s.target_positions.min()))
+    return (rows, P) if P > 0 else ([], 0)
+
+
+def _shared_prefix_nll(adapter, layer: int, h_in: torch.Tensor, batch, shared: list[int], P: int,
+                       spos: torch.Tensor, specs_for) -> torch.Tensor:
+    """[B] answer NLL with the shared prompt start run once per step, not once per row.
+
+    The prefix depends on ΔW (its layers above ``layer`` see the edited ``down_proj``), so it is rerun at
+    every step, but as one row: its keys/values, with their autograd history, are expanded over the shared
+    rows, whose tails continue them. Rows without the image (text-only general questions) run on their own,
+    unpadded to the image rows' length. Same loss as one padded batch, up to float32 rounding (tested).
+    """
+    from transformers import DynamicCache  # deferred: transformers is slow to import
+
+    lengths = batch.attention_mask.sum(1).tolist()  # right padding: row i holds its tokens at [0, n_i)
+    others = [i for i in range(batch.size) if i not in shared]
+    parts: dict[int, torch.Tensor] = {}
+    r0 = shared[0]
+    pre = Batch(h_in[r0:r0 + 1, :P], batch.attention_mask[r0:r0 + 1, :P], batch.position_ids[r0:r0 + 1, :P],
+                torch.zeros(1, dtype=torch.long), [batch.seqs[r0]])
+    cache = DynamicCache(config=adapter.text_config)
+    with adapter.hooked(specs_for(spos[shared])):  # no subject inside the prefix: the gate passes it whole
+        adapter.run_layers(pre.embeds, layer, pre, cache=cache)
+    for cl in cache.layers[layer:]:
+        cl.keys = cl.keys.expand(len(shared), -1, -1, -1)
+        cl.values = cl.values.expand(len(shared), -1, -1, -1)
+    tail = adapter.collate_embeds([h_in[i, P:lengths[i]] for i in shared], [batch.seqs[i] for i in shared])
+    tail.position_ids = tail.position_ids + P
+    tail.attention_mask = torch.cat([pre.attention_mask.expand(len(shared), P), tail.attention_mask], dim=1)
+    tail_spos = torch.where(spos[shared] >= 0, spos[shared] - P, spos[shared])
+    with adapter.hooked(specs_for(spos[shared], tail_spos)):
+        hidden = adapter.run_layers(tail.embeds, layer, tail, cache=cache)
+        nll = answer_nll(adapter, hidden, tail, tail_start=torch.full((len(shared),), P, dtype=torch.long))
+    parts.update(zip(shared, nll))
+    if others:
+        rest = adapter.collate_embeds([h_in[i, :lengths[i]] for i in others], [batch.seqs[i] for i in others])
+        with adapter.hooked(specs_for(spos[others])):
+            parts.update(zip(others, answer_nll(adapter, adapter.run_layers(rest.embeds, layer, rest), rest)))
+    return torch.stack([parts[i] for i in range(batch.size)])
+
+
 def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tensor, cfg: EditConfig | None = None,
                    base_deltas: list[Delta] = (), init_delta: torch.Tensor | None = None, progress=None,
                    label: str = "") -> EditResult:
@@ -213,8 +276,9 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
     prog = as_progress(progress)
     adapter.check_layer(layer)
     W = adapter.down_proj(layer).weight
-    delta = (init_delta.clone().float() if init_delta is not None
-             else torch.zeros(W.shape, dtype=torch.float32, device=W.device)).requires_grad_(True)
+    master = torch.float64 if W.dtype == torch.float64 else torch.float32  # fp32 master, or wider (tests)
+    delta = (init_delta.clone().to(master) if init_delta is not None
+             else torch.zeros(W.shape, dtype=master, device=W.device)).requires_grad_(True)
     gate = gate.to(torch.bool).reshape(-1)
     use_hook_gate = cfg.method != "ft" and cfg.gate_scope in ("subject_position", "all_positions")
     row_mask = gate.to(W.device)[:, None].float() if cfg.gate_scope == "weight_rows" and cfg.method != "ft" else None
@@ -248,20 +312,31 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
             batch = adapter.collate(seqs, features(lambda im: encode(adapter, im)))
             with adapter.hooked(delta_hooks(adapter, list(base_deltas))):
                 h_in = adapter.hidden_entering(layer, batch)
+            shared, P = shared_prompt_prefix(seqs, [str(im) for im in images])
         for step in range(cfg.steps):
-            specs = delta_hooks(adapter, [Delta(layer, delta)]) + list(delta_hooks(adapter, list(base_deltas)))
             probe = _GradProbe(adapter.down_proj(layer), spos) if step == 0 else None
-            if probe is not None:
-                specs.append(probe.spec)
-            if use_hook_gate:
-                specs.append(_gate_hook(adapter, layer, gate, cfg.gate_scope, spos))
-            with adapter.hooked(specs):
-                if cfg.schedule == "fast":
-                    hidden = adapter.run_layers(h_in, layer, batch)
-                else:
-                    batch = adapter.collate(seqs, features(adapter.encode_image_uncached))
-                    hidden = adapter.forward(batch)
-                nll = answer_nll(adapter, hidden, batch)
+
+            def specs_for(gate_spos, probe_spos=None, probe=probe):
+                """Hooks of one pass: the deltas, the gradient gate (absolute subject positions of its rows)
+                and, on the first step, the probe (subject positions within the pass's tensors)."""
+                specs = delta_hooks(adapter, [Delta(layer, delta)]) + list(delta_hooks(adapter, list(base_deltas)))
+                if probe is not None and probe_spos is not None:
+                    probe.subject_pos = probe_spos
+                    specs.append(probe.spec)
+                if use_hook_gate:
+                    specs.append(_gate_hook(adapter, layer, gate, cfg.gate_scope, gate_spos))
+                return specs
+
+            if cfg.schedule == "fast" and P:
+                nll = _shared_prefix_nll(adapter, layer, h_in, batch, shared, P, spos, specs_for)
+            else:
+                with adapter.hooked(specs_for(spos, spos)):  # right padding: tensor position = position
+                    if cfg.schedule == "fast":
+                        hidden = adapter.run_layers(h_in, layer, batch)
+                    else:
+                        batch = adapter.collate(seqs, features(adapter.encode_image_uncached))
+                        hidden = adapter.forward(batch)
+                    nll = answer_nll(adapter, hidden, batch)
             loss = (nll * w).sum()
             rec = {"edit": e_i, "step": step, "loss": float(loss.detach()), "refusal_nll": float(nll[0].detach())}
             if it.neighbour:

@@ -25,9 +25,10 @@ def answer_nll(adapter, hidden: torch.Tensor, batch, tail_start: torch.Tensor | 
     if (cols < 0).any():
         raise ValueError("a target position lies before the computed tail")
     h = hidden[rows.to(hidden.device), cols.to(hidden.device)]
-    logp = F.log_softmax(adapter.logits(h).float(), dim=-1)
+    logits = adapter.logits(h)
+    logp = F.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)  # ≥ fp32
     tok = -logp.gather(-1, tgts.to(logp.device)[:, None])[:, 0].cpu()
     B = len(batch.seqs)
-    sums = torch.zeros(B).index_add(0, rows, tok)
-    counts = torch.zeros(B).index_add(0, rows, torch.ones_like(tok))
+    sums = torch.zeros(B, dtype=tok.dtype).index_add(0, rows, tok)
+    counts = torch.zeros(B, dtype=tok.dtype).index_add(0, rows, torch.ones_like(tok))
     return sums / counts.clamp(min=1)

@@ -468,24 +468,22 @@ class LlavaAdapter(ModelAdapter):
                 pass
         return box["h"]
 
-    def run_layers(self, hidden: torch.Tensor, start: int, batch: Batch) -> torch.Tensor:
-        """Run decoder layers ``start..L-1`` and the final norm on ``hidden`` (no cache).
+    def run_layers(self, hidden: torch.Tensor, start: int, batch: Batch, cache=None) -> torch.Tensor:
+        """Decoder layers ``start..L-1`` and the final norm on ``hidden`` (parity with :meth:`forward` tested).
 
-        Mirrors the stock decoder forward, so frozen layers below ``start`` are computed
-        once and reused; a test checks parity with :meth:`forward`.
-        """
+        ``cache`` (a ``DynamicCache``) takes the keys/values of layers ``start..``; if it holds a prefix there,
+        ``batch`` continues it (Stage C's shared prefix; ``batch.attention_mask`` spans prefix and tail)."""
         from transformers.masking_utils import create_causal_mask  # deferred: transformers is slow to import
 
         lm = self.lm
         mask = create_causal_mask(config=lm.config, inputs_embeds=hidden, attention_mask=batch.attention_mask,
-                                  cache=None, position_ids=batch.position_ids)
+                                  cache=cache, position_ids=batch.position_ids, layer_idx=start)
         pe = lm.rotary_emb(hidden, position_ids=batch.position_ids)
         h = hidden
         for layer in lm.layers[start:lm.config.num_hidden_layers]:
             h = layer(h, attention_mask=mask, position_embeddings=pe, position_ids=batch.position_ids,
-                      cache=None, use_cache=False)
-            if isinstance(h, tuple):
-                h = h[0]
+                      cache=cache, use_cache=cache is not None)
+            h = h[0] if isinstance(h, tuple) else h
         return lm.norm(h)
 
     # ------------------------------------------------------------------ generation
