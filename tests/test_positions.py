@@ -92,3 +92,27 @@ def test_spliced_embeddings_equal_stock_llava_forward(adapter, image_dir):
 def test_empty_prompt_rejected(adapter):
     with pytest.raises(ValueError, match="empty"):
         adapter.build("   ")
+
+
+@pytest.mark.parametrize("prompt,subject", PROMPTS)
+def test_question_position_is_where_the_question_starts(adapter, prompt, subject):
+    reading = "Text read in the image (OCR, may contain errors):\nREISEPASS\nP1234567"
+    seq = adapter.build(prompt, subject=subject, reading=reading)
+    q = seq.question_pos
+    assert int(seq.image_positions[-1]) < q <= seq.subject_pos
+    assert adapter.tokenizer.decode(seq.input_ids[q:seq.prompt_len].tolist()).lstrip().startswith(prompt.split()[0])
+    assert "P1234567" not in adapter.tokenizer.decode(seq.input_ids[q:].tolist())  # the read lines come before
+
+
+def test_shared_prefix_is_each_rows_own_question_start(adapter):
+    from ng_core.models.decoding import shared_prefix_len
+
+    reading = "Text read in the image (OCR, may contain errors):\nREISEPASS"
+    a = adapter.build(PROMPTS[0][0], subject="passport", reading=reading)
+    b = adapter.build(PROMPTS[3][0], subject="phone number", reading=reading)
+    f = torch.zeros(len(a.image_positions), adapter.hidden_size)
+    assert shared_prefix_len([a, b], [f, f]) == a.question_pos == b.question_pos
+    assert shared_prefix_len([a], [f]) == a.question_pos  # alone: the same split
+    other = adapter.build(PROMPTS[3][0], subject="phone number", reading=reading + "\nP1")
+    assert shared_prefix_len([a, other], [f, f]) == 0  # different read lines: nothing shared
+    assert shared_prefix_len([a, b], [f, f + 1]) == 0  # different images

@@ -34,6 +34,7 @@ class Sequence:
     last_prompt_pos: int  # last token of the prompt (the refusal decision point)
     targets: torch.Tensor  # [|y|] long (empty without an answer)
     text: str  # the rendered prompt text (chat template applied)
+    question_pos: int = 0  # first token of the user's question (what precedes it is template, image, reading)
 
     @property
     def target_positions(self) -> torch.Tensor:

@@ -60,18 +60,23 @@ def greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, draft, max_ne
 
 
 def shared_prefix_len(seqs, feats) -> int:
-    """Length of the prompt prefix (through the image tokens) that every row shares exactly, else 0.
+    """Length of the prompt start that every row shares exactly (image block and the lines read from it), else 0.
 
-    Rows share it when they have the same image features and identical tokens up to the
-    end of the image block; the split point does not depend on the batch, so a row gets
-    the same computation alone or in a batch.
+    Each row's split point is its own: the start of its question (``Sequence.question_pos``), or the end of
+    its image block when that comes later. Rows share it when they have the same image features, the same
+    split point and identical tokens before it, so a row gets the same computation alone or in a batch of
+    rows about its image; the evaluation batches rows one image at a time.
     """
     if any(f is None for f in feats) or any(len(s.image_positions) == 0 for s in seqs):
         return 0
-    P = int(seqs[0].image_positions[-1]) + 1
+
+    def split(s):
+        return max(int(s.image_positions[-1]) + 1, int(s.question_pos))
+
+    P = split(seqs[0])
     f0, ids0 = feats[0], seqs[0].input_ids[:P]
     for s, f in zip(seqs[1:], feats[1:]):
-        if int(s.image_positions[-1]) + 1 != P or not torch.equal(s.input_ids[:P], ids0):
+        if split(s) != P or not torch.equal(s.input_ids[:P], ids0):
             return 0
         if f is not f0 and not torch.equal(f, f0):
             return 0

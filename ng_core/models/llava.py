@@ -346,9 +346,11 @@ class LlavaAdapter(ModelAdapter):
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
         n_img = self.n_image_tokens if has_image else 0
-        out_ids, img_pos, subj_tok = [], [], None
+        out_ids, img_pos, subj_tok, q_tok = [], [], None, None
         q0, q1, control = p_start, p_start + len(prompt), self._specials[1]
         for tid, (a, b) in zip(ids, offsets):
+            if q_tok is None and a >= q0 and b > a:
+                q_tok = len(out_ids)
             if tid in control and b > a and q0 <= a and b <= q1:
                 raise PromptError(f"the prompt {prompt[:60]!r} would create the control token "
                                   f"{self.tokenizer.convert_ids_to_tokens(tid)!r}; remove it")
@@ -395,6 +397,7 @@ class LlavaAdapter(ModelAdapter):
             last_prompt_pos=prompt_len - 1,
             targets=targets,
             text=text,
+            question_pos=q_tok or 0,
         )
 
     # ------------------------------------------------------------------ batching
