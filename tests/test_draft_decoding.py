@@ -91,3 +91,59 @@ def test_session_answers_after_a_gate_toggle_equal_fresh_answers(tiny, image_dir
         fresh._drafts.clear()  # no draft: plain decoding
         assert fresh.ask(memo=False).text == text
     assert d > 12
+
+
+
+def test_gate_toggles_reuse_the_prompt_start_and_answer_exactly(tiny64, image_dir, tmp_path):
+    """Between toggles of subject-token gates the image block's keys/values are reused (nothing before the
+    subject can change); gates at every position and edits are part of the key, so they never reuse a
+    prefix computed without them. Answers equal those of a session that reuses nothing, in float64."""
+    from ng_core.method.interventions import Delta
+
+    a = tiny64
+    d = a.hidden_size
+    s = StudioSession(a, runs_dir=tmp_path / "r1", max_new_tokens=10)
+    ref = StudioSession(a, runs_dir=tmp_path / "r2", max_new_tokens=10)
+    ref._prefix_memo.size = 0  # keeps nothing
+    for sess in (s, ref):
+        sess.set_image(image_dir / "img1.png", private=False)
+        sess.set_prompt(PROMPTS[0], "passport")
+
+    def both(gates=None, deltas=None):
+        for sess in (s, ref):
+            if gates is not None:
+                sess.set_gates(gates)
+            if deltas is not None:
+                sess.apply_edit(deltas)
+        ref._drafts.clear()
+        assert s.ask(memo=False).text == ref.ask(memo=False).text
+
+    for k in (4, 8, 16):
+        both([Gate(1, torch.arange(k), 0.0, "subject")])
+    assert (s._prefix_memo.misses, s._prefix_memo.hits) == (1, 2)  # one prefix run, reused twice
+    both([Gate(1, torch.arange(8), 0.0, "all")])  # acts inside the prefix: not the subject gates' entry
+    assert s._prefix_memo.misses == 2
+    both([Gate(1, torch.arange(8), 0.5, "subject")])  # back to subject gates: the first entry again
+    assert (s._prefix_memo.misses, s._prefix_memo.hits) == (2, 3)
+    g = torch.Generator().manual_seed(0)
+    both(deltas=[Delta(1, torch.randn(d, a.ffn_size, generator=g, dtype=torch.float64) * 0.5)])
+    assert s._prefix_memo.misses == 3  # an edit changes the prefix: never the unedited entry
+    assert ref._prefix_memo.hits == 0
+
+
+def test_prefix_memo_answers_equal_plain_generation(tiny64, image_dir):
+    from ng_core.models.decoding import PrefixMemo
+
+    a = tiny64
+    memo = PrefixMemo(2)
+    item = (a.encode_image(image_dir / "img0.png"), PROMPTS[0], "passport")
+    for k in (0, 5, 10):
+        gates = [Gate(2, torch.arange(k), 0.0, "subject")] if k else []
+        got = a.generate([item], max_new_tokens=12, hooks_for=_hooks(a, gates), prefix_memo=memo, prefix_tag="t")
+        want = a.generate([item], max_new_tokens=12, hooks_for=_hooks(a, gates))
+        assert got[0].token_ids == want[0].token_ids
+    assert (memo.misses, memo.hits) == (1, 2)
+    two = a.generate([item, (item[0], PROMPTS[1], "student ID card")], max_new_tokens=8, prefix_memo=memo,
+                     prefix_tag="t")  # the prefix expanded over two rows from a stored entry
+    assert [x.token_ids for x in two] == [x.token_ids for x in a.generate([item, (item[0], PROMPTS[1],
+                                                                           "student ID card")], max_new_tokens=8)]

@@ -25,7 +25,7 @@ from torch import nn
 from ng_core.errors import ModelLoadError, PromptError, SubjectNotFoundError
 from ng_core.models.hooks import HookSpec, StopForward, scoped_hooks
 from ng_core.models.adapter import Batch, ModelAdapter, ModelCaches, Sequence
-from ng_core.models.decoding import greedy_with_draft, sample_next, shared_prefix_len
+from ng_core.models.decoding import PrefixMemo, greedy_with_draft, prefix_kv, sample_next, shared_prefix_len
 from ng_core.models.prompt_guard import (check_chars, check_length, check_max_new_tokens, check_text, escape_specials,
                            special_ids, special_strings)
 from ng_core.models.image_processing import ImageConfig, open_image, preprocess
@@ -492,8 +492,8 @@ class LlavaAdapter(ModelAdapter):
     # ------------------------------------------------------------------ generation
     def generate(self, items: list, *, max_new_tokens: int = 32, do_sample: bool = False,
                  temperature: float = 1.0, top_p: float = 0.9, repetition_penalty: float = 1.0,
-                 seed: int | None = None, hooks_for=None, on_token=None, draft: list[int] | None = None
-                 ) -> list[Generation]:
+                 seed: int | None = None, hooks_for=None, on_token=None, draft: list[int] | None = None,
+                 prefix_memo: PrefixMemo | None = None, prefix_tag=None) -> list[Generation]:
         """Greedy (or seeded sampling) answers for ``items`` = [(features|None, prompt, subject|None[, reading])].
 
         Rows are left-padded and decoded together with a KV cache. ``hooks_for(batch)``
@@ -504,7 +504,8 @@ class LlavaAdapter(ModelAdapter):
         answer to the same input under slightly different gates. The model checks a whole
         run of draft tokens in one pass and keeps the ones it would have generated itself
         (greedy speculative decoding with the draft as the guess), so the result is the
-        model's own greedy answer; only the number of passes changes.
+        model's own greedy answer; only the number of passes changes. ``prefix_memo`` reuses the shared
+        prompt start's keys/values computed before under the same ``prefix_tag`` (:class:`PrefixMemo`).
         """
         if not items:
             return []
@@ -524,17 +525,12 @@ class LlavaAdapter(ModelAdapter):
         P = shared_prefix_len(seqs, feats)
         with torch.no_grad(), self.hooked(specs):
             if P:
-                # The image and everything before it is the same for every row: compute its
-                # keys/values once and expand them over the batch; then run each row's text.
-                first = self.embed(seqs[0], feats[0])[:P]
-                pre = Batch(first[None], torch.ones(1, P, dtype=torch.long, device=first.device),
-                            torch.arange(P, device=first.device)[None], torch.zeros(1, dtype=torch.long), seqs[:1])
-                _, cache = self.forward(pre, use_cache=True)
-                if B > 1:
-                    cache.batch_repeat_interleave(B)
+                # The image, the lines read from it and the template before the question are the same for
+                # every row: their keys/values are computed once (or reused) and expanded over the batch.
+                cache, pre_mask = prefix_kv(self, seqs[0], feats[0], P, B, prefix_memo, prefix_tag)
                 tail = self.collate_embeds([self.embed(s, f)[P:] for s, f in zip(seqs, feats)], seqs, padding="left")
                 tail.position_ids = tail.position_ids + P
-                tail.attention_mask = torch.cat([pre.attention_mask.expand(B, P), tail.attention_mask], dim=1)
+                tail.attention_mask = torch.cat([pre_mask, tail.attention_mask], dim=1)
                 hidden, cache = self.forward(tail, cache=cache, use_cache=True)
                 attn, pos = tail.attention_mask, tail.position_ids[:, -1]
             else:

@@ -196,17 +196,20 @@ class AnswersMixin:
             def hooks(batch):
                 return intervention_hooks(a, gates, deltas, subject_positions(batch))
         cb = (lambda texts: on_token(texts[0])) if on_token is not None else None
+        # what acts before the question: gates at every position and the edit (subject gates cannot)
+        memo = dict(prefix_memo=self._prefix_memo,
+                    prefix_tag=(_gates_sig([g for g in gates if g.where != "subject"]), _deltas_sig(deltas)))
         t0 = time.perf_counter()
         try:
             gen = a.generate([(feats, prompt, subject, reading)], max_new_tokens=max_new_tokens, hooks_for=hooks,
-                             on_token=cb, draft=draft)[0]
+                             on_token=cb, draft=draft, **memo)[0]
         except NGError:
             if subject is None:
                 raise
             # A subject the tokenizer cannot isolate: answer without subject-position gates.
             notes.append(f"cannot locate the subject {subject!r} in the tokens; subject gates are off")
             gen = a.generate([(feats, prompt, None, reading)], max_new_tokens=max_new_tokens, hooks_for=hooks,
-                             on_token=cb, draft=draft)[0]
+                             on_token=cb, draft=draft, **memo)[0]
             subject = None
         dt = time.perf_counter() - t0
         desc = [g.describe() for g in gates] + [d.describe() for d in deltas]

@@ -33,6 +33,7 @@ import torch
 from ng_core.method.bundle import Run
 from ng_core.method.interventions import Delta, Gate
 from ng_core.method.presets import load_preset
+from ng_core.models.decoding import PrefixMemo
 from ng_core.models.imagecache import PrivateCache
 from ng_core.studio.answers import AnswersMixin
 from ng_core.studio.edits import EditPair, EditsMixin
@@ -78,6 +79,7 @@ class StudioSession(InputsMixin, AnswersMixin, GatesMixin, EditsMixin, Localizat
         self._edit_version = 0
         self._memo: dict = {}
         self._drafts: dict = {}  # last greedy tokens per input: the draft for the next answer to it
+        self._prefix_memo = PrefixMemo(2)  # keys/values of image + read lines, reused between gate toggles
         #: Features and locality answers of in-memory images (uploads): never in the shared adapter.
         self.private_cache = PrivateCache()
         self._lock = threading.RLock()
