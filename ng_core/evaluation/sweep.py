@@ -30,6 +30,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ng_core.data import generate_dataset, load_dataset
@@ -174,6 +175,8 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
                 log(f"[{i + 1}/{n}] {s.label()}: another worker is on it; later")
                 continue
             try:
+                if not cfg.render_only:
+                    _ensure_unedited(out, rc, progress, log=lambda m, i=i: log(f"[{i + 1}/{n}] {m}"))
                 _share_unedited(out, Path(rc.workdir))
                 log(f"[{i + 1}/{n}] {s.label()}")
                 t = time.monotonic()
@@ -212,6 +215,17 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
     log(f"wrote {out / 'sweep.json'}, {out / 'sweep.csv'}, {out / 'SWEEP.md'}"
         + (f" and {out / result['preset_file']}" if result.get("preset_file") else ""))
     return result
+
+
+def _ensure_unedited(out: Path, rc: ReportConfig, progress, log) -> None:
+    """The unedited model's evaluation, made once for the whole sweep: a second worker waits for the first
+    one's instead of making its own (the same cases, so the same answers)."""
+    with exclusive_lock(out / ".unedited.lock", timeout_s=4 * 3600):
+        _share_unedited(out, Path(rc.workdir))
+        if (out / "unedited.json").exists():
+            return
+        run_report(replace(rc, methods=("unedited",), seeds=(), seed_controls=()), progress, log=log)
+        _store_unedited(out, Path(rc.workdir))
 
 
 def _share_unedited(out: Path, workdir: Path) -> None:
