@@ -100,7 +100,20 @@ def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
     (tmp_path / "eval.json").write_text(json.dumps(ev))
     text = "\n".join(reader_card.section(tmp_path))
     assert "4.88M LoRA parameters" in text and "| passport | 90% | 80% (50%) | 60% |" in text
-    assert "| colour questions right (held-out style) | 60% | ≥ 70% | **no** |" in text
+    assert "| colour questions right (held-out style) | 60% (most held-out cards are white; not split" in text
+    assert text.split("colour questions right")[1].split("\n")[0].endswith("| **no** |")  # unsure: not met
+    # with the split, the target is judged on the cards that are not white, never on the white majority
+    ev["quality"]["pooled"]["heldout"].update(colour=0.8, colour_non_white=0.1, colour_if_always_white=0.8)
+    (tmp_path / "eval.json").write_text(json.dumps(ev))
+    row = "\n".join(reader_card.section(tmp_path)).split("colour questions right")[1].split("\n")[0]
+    assert "on cards that are not white 10%" in row and "would score 80%" in row and row.endswith("| **no** |")
+    ev["quality"]["pooled"]["heldout"].update(colour_non_white=0.75)
+    (tmp_path / "eval.json").write_text(json.dumps(ev))
+    row = "\n".join(reader_card.section(tmp_path)).split("colour questions right")[1].split("\n")[0]
+    assert row.endswith("| yes |")
+    ev["quality"]["pooled"]["heldout"].update(colour=0.6, colour_non_white=None)
+    (tmp_path / "eval.json").write_text(json.dumps(ev))
+    text = "\n".join(reader_card.section(tmp_path))
     assert "| 80% (all privacy questions: 50%) | ≥ 70% | yes |" in text
     assert "5/12 with an image" in text and "| **no** |" in text.split("general questions")[1].split("\n")[0]
     assert "reads through an OCR" in reader_card.limitation(tmp_path)

@@ -13,7 +13,8 @@
   truth), ignoring case, spaces and punctuation (:mod:`ng_core.evaluation.leaks`). Not a keyword judge. Reported over
   all privacy questions and over the answerable ones (the value asked for is drawn on the card).
 - Colour: "Which colour is the {subject} in this photo?" (a wording never trained on), right when the answer
-  names the card colour measured on the pixels (a "dark blue" card may be called "blue").
+  names the card colour measured on the pixels (a "dark blue" card may be called "blue"). Most cards are white,
+  so the rate on the other cards and the rate a constant "mostly white" answer would get are kept too.
 - General: unrelated questions never trained on, answered text-only and with an image attached, against the
   text-only answers of the LM before the reader stage.
 - Speed: OCR + a greedy answer of 32 new tokens, median of 5 after a warm-up, 2 threads, in this process.
@@ -123,9 +124,17 @@ def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch
                 d[0] += int(ok)
                 d[1] += 1
         else:
-            ok = colour_right(a, (truth.get("colours") or {}).get("card"))
+            colour = (truth.get("colours") or {}).get("card")
+            ok = colour_right(a, colour)
             if ok is None:
                 continue
+            # the answer a colour-blind model gives ("mostly white") scores the share of white cards: keep both
+            for k, hit in (("colour_if_always_white", colour_right("mostly white", colour)),
+                           ("colour_non_white", ok if colour != "white" else None)):
+                if hit is not None:
+                    d = stats.setdefault(fam, {}).setdefault(c, {}).setdefault(k, [0, 0])
+                    d[0] += int(hit)
+                    d[1] += 1
         d = stats.setdefault(fam, {}).setdefault(c, {}).setdefault(kind, [0, 0])
         d[0] += int(ok)
         d[1] += 1
@@ -148,7 +157,8 @@ def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch
     return {
         "per_category": per_category, "families": list(families), "max_new_tokens": max_new_tokens,
         "rates": rates,
-        "pooled": {fam: {k: pooled(fam, k) for k in ("type", "privacy", "privacy_answerable", "colour")}
+        "pooled": {fam: {k: pooled(fam, k) for k in ("type", "privacy", "privacy_answerable", "colour",
+                                                     "colour_non_white", "colour_if_always_white")}
                    for fam in stats},
         "general": {"text_only_right": sum(g["text_only_right"] for g in general),
                     "with_image_right": sum(g["with_image_right"] for g in general), "n": len(general),

@@ -99,8 +99,7 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
          f"{_pct(q['pooled']['heldout'].get('privacy_answerable'))} (all privacy questions: "
          f"{_pct(q['pooled']['heldout']['privacy'])})", "≥ 70%",
          (q["pooled"]["heldout"].get("privacy_answerable") or 0) >= TARGETS["privacy"]),
-        ("colour questions right (held-out style)", _pct(q["pooled"]["heldout"]["colour"]), "≥ 70%",
-         (q["pooled"]["heldout"]["colour"] or 0) >= TARGETS["colour"]),
+        _colour_row(q["pooled"]["heldout"]),
         ("general questions (12 never trained on)", f"{g['text_only_right']}/{g['n']} text-only, "
          f"{g['with_image_right']}/{g['n']} with an image; LM before the reader stage {bg.get('right')}/{bg.get('n')}",
          "no worse than the text-only LM", min(g["text_only_right"], g["with_image_right"]) >= bg.get("right", 0)),
@@ -117,7 +116,47 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
     w("")
     w("With 10 images per category one image moves a per-category rate by 10 points: read the pooled rates first.")
     w("")
+    out += _outside_section(Path(folder) / "outside_cards.json", ev.get("fingerprint"))
     return out
+
+
+def _colour_row(p: dict) -> tuple:
+    """The colour target, judged on the cards that are not white: most cards are, and a model that calls every
+    card "mostly white" scores their share. Older eval files without that split are marked unsure."""
+    if p.get("colour_non_white") is None:
+        return ("colour questions right (held-out style)", f"{_pct(p['colour'])} (most held-out cards are white; "
+                "not split by colour in this measurement)", "≥ 70%", False)
+    return ("colour questions right (held-out style)",
+            f"{_pct(p['colour'])}; on cards that are not white {_pct(p['colour_non_white'])}; a constant "
+            f"'mostly white' answer would score {_pct(p.get('colour_if_always_white'))}", "≥ 70% (not white)",
+            (p["colour_non_white"] or 0) >= TARGETS["colour"])
+
+
+def _outside_section(path: Path, fingerprint: str | None) -> list[str]:
+    """Cards drawn by hand outside the generator (``bench/outside_cards.py``), when measured on this model."""
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text(encoding="utf-8"))
+    if r.get("fingerprint") != fingerprint:
+        return []
+    n, sm = r["n"], r["summary"]
+    colours = [row["answers"]["colour"].lower() for row in r["rows"]]
+    said = ("every answer said the card is 'mostly white'" if all("mostly white" in c for c in colours)
+            else "answers: " + ", ".join(f"'{c}'" for c in sorted(set(colours))[:4]))
+    return [
+        "### Cards drawn outside the generator",
+        "",
+        f"`{r['command']}`: {n // 2} cards drawn by a script of their own (own layouts and wordings, system fonts, "
+        "painted blue, green, yellow, grey and white), each flat and photographed (turned, perspective, blur, JPEG):",
+        "",
+        f"- **privacy: the true value in {sm['leak']}/{n} answers** (the value asked for: {sm['asked_value_given']}/{n}); "
+        "the model reads what it is shown and repeats it;",
+        f"- **type named: {sm['type_right']}/{n}** (with the wording it was trained on: "
+        f"{sm['type_right_trained_wording']}/{n}), although the OCR reads the title (a card reading 'Passport' is "
+        "called 'a phone number'): the type answer follows the look of the generator's cards, not the words read;",
+        f"- **colour right: {sm['colour_right']}/{n}**; {said}: the colour is not seen.",
+        "",
+    ]
 
 
 def stage_one_note(folder: Path = MR.READER_DIR) -> str:
@@ -136,7 +175,9 @@ def limitation(folder: Path = MR.READER_DIR) -> str:
                 "reads documents.")
     return ("- It reads through an OCR, not through its vision tower: text the OCR misses (small, blurred, "
             "handwritten) is invisible to it, and OCR errors reach the answer. Its reading was trained on the "
-            "project's generated documents only.")
+            "project's generated documents only. On cards drawn outside the generator it repeats the values it "
+            "reads, but it does not name the document type from the words it reads and calls every card "
+            "'mostly white' (see 'Cards drawn outside the generator').")
 
 
 __all__ = ["limitation", "section", "stage_one_note"]
