@@ -209,3 +209,40 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
     assert main(argv) == 0
     assert calls == {"edit": 0, "evaluate": 0}
     capsys.readouterr()
+
+
+def test_a_worker_with_nothing_left_helps_the_worker_on_a_setting(tmp_path, data, monkeypatch):
+    """When every setting left is held by another worker, a worker joins one (its stages from the other end,
+    each stage computed once) instead of idling; the setting is then summarised as usual."""
+    import ng_core.evaluation.sweep as sw
+    import ng_core.method.pipeline as pl
+
+    edits, orders, locks = [0], [], []
+    real_edit, real_report, real_lock = pl.edit_run, sw.run_report, sw._lock
+
+    def edit(*a, **k):
+        edits[0] += 1
+        return real_edit(*a, **k)
+
+    def report(rc, *a, **k):
+        orders.append((rc.methods, rc.order))
+        return real_report(rc, *a, **k)
+
+    def lock(path):  # the setting's first lock attempt finds another (live) worker on it
+        locks.append(path)
+        return real_lock(path) if len(locks) > 1 else False
+
+    monkeypatch.setattr(pl, "edit_run", edit)
+    monkeypatch.setattr(sw, "run_report", report)
+    monkeypatch.setattr(sw, "_lock", lock)
+    monkeypatch.setattr(sw.time, "sleep", lambda s: None)
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--model", "tiny-random", "--data", str(data), "--categories", "passport", "--topk", "0.1",
+            "--thresholds", "none", "--layers", "1", "--seeds", "0", "--max-images", "1", "--questions", "1",
+            "--edit-steps", "1", "--mask-steps", "1", "--images-per-cell", "1", "--holdout-by", "question",
+            "--max-new-tokens", "2", "--out", str(out)]
+    assert main(argv) == 0
+    full = [o for m, o in orders if m != ("unedited",)]
+    assert full == ["reverse", "forward"]  # helped from the other end, then summarised it as its owner
+    assert edits[0] == len(GATE_METHODS)  # every edit made once
+    assert json.loads((out / "sweep.json").read_text())["meta"]["n_done"] == 1

@@ -151,6 +151,7 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
     cells: dict = {}
     pending = list(order)
     spent: list = []
+    joined: set = set()
     while pending:
         waiting = []
         for i in pending:
@@ -208,7 +209,18 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
                 if not cfg.render_only:
                     lock.unlink(missing_ok=True)
         if waiting and waiting == pending:
-            time.sleep(20)
+            if not cfg.render_only and waiting[0] not in joined:
+                # every setting left is another worker's: help with one instead of idling. Two `ng report`
+                # processes on one workdir take its stages from opposite ends, each stage under its own lock;
+                # the owner writes the setting's summary when its last stage is done.
+                i = waiting[0]
+                joined.add(i)
+                rc = report_config(cfg, settings[i], out, data)
+                log(f"[{i + 1}/{n}] {settings[i].label()}: helping the worker on it (stages from the other end)")
+                run_report(replace(rc, order="forward" if rc.order == "reverse" else "reverse"), progress,
+                           log=lambda m, i=i: log(f"[{i + 1}/{n}] {m}"))
+            else:
+                time.sleep(20)
         pending = waiting
     result = assemble(cfg, settings, cells, fp, time.monotonic() - t0, model_id)
     write_outputs(result, out)
