@@ -83,3 +83,17 @@ def test_errors_are_one_clear_line(data, tmp_path, capsys):
     notimg.write_text("not an image")
     assert main(["ask", "--model", "tiny-random", "--image", str(notimg), "--prompt", "hi"]) == 1
     assert "not a readable image" in capsys.readouterr().err
+
+
+def test_help_and_argument_checks_do_not_import_torch():
+    """``ng --help`` answers at once: the CLI and the model registry load torch only when a command needs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\nfrom ng_core.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+            "import ng_core.models\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

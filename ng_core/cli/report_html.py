@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import sys
 
-from ng_core.method.bundle import Run
-from ng_core.studio.html_report import run_story, write_html
-
 
 def cmd_report_html(args) -> int:
+    from ng_core.method.bundle import Run  # deferred: torch (``ng --help`` must not wait for it)
+    from ng_core.studio.html_report import run_story, write_html  # deferred: torch
+
     run = Run.load(args.run)
     out = write_html(run_story(run), args.out)
     print(str(out))

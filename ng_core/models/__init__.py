@@ -1,16 +1,14 @@
-"""Model registry: a name or a local folder in, a :class:`LlavaAdapter` out."""
+"""Model registry: a name or a local folder in, a :class:`LlavaAdapter` out.
+
+Importing this package is cheap (no torch): ``ng --help`` and argument checks must not wait for torch. The
+adapter classes load on first use.
+"""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-import torch
-
 from ng_core.errors import ModelLoadError
-from ng_core.models.adapter import Batch, ModelAdapter, Sequence
-from ng_core.models.llava import Generation, LlavaAdapter, parse_dtype
-from ng_core.models.mini import assemble as mini_llava
-from ng_core.models.reading import ReadingConfig
-from ng_core.models.tiny_random import build_tiny_random
 
 DEFAULT_MODEL = "ng-mini-llava"
 BUILTIN_MODELS = ("ng-mini-llava", "tiny-random")
@@ -25,6 +23,13 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
     (None: as the model folder's ``reading.json`` says; tiny-random reads nothing by default).
     Nothing is ever downloaded.
     """
+    import torch  # deferred: torch and transformers are slow to import
+
+    from ng_core.models.llava import LlavaAdapter, parse_dtype  # deferred: torch
+    from ng_core.models.mini import assemble as mini_llava  # deferred: torch
+    from ng_core.models.reading import ReadingConfig  # deferred: torch
+    from ng_core.models.tiny_random import build_tiny_random  # deferred: torch
+
     spec = spec or DEFAULT_MODEL
     if spec == "ng-mini-llava":
         cb = progress
@@ -48,6 +53,17 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
             f"unknown model {spec!r}: not a built-in model ({', '.join(BUILTIN_MODELS)}) and no such folder"
         )
     return LlavaAdapter.from_folder(path, dtype=dtype, device_map=device_map, reading=reading)
+
+
+_LAZY = {"LlavaAdapter": "ng_core.models.llava", "Generation": "ng_core.models.llava",
+         "ModelAdapter": "ng_core.models.adapter", "Sequence": "ng_core.models.adapter",
+         "Batch": "ng_core.models.adapter"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["load_model", "LlavaAdapter", "ModelAdapter", "Sequence", "Batch", "Generation", "DEFAULT_MODEL",
