@@ -145,12 +145,30 @@ def test_choose_preset_reads_validation_only():
     res2 = copy.deepcopy(res)
     c = res2["cells"][2]
     c["aggregate"]["gates"]["neural_gate"]["validation"]["score"].update(mean=0.99, sd=0.0)
+    for k in ("refusal_heldout_images", "refusal_heldout_templates"):  # an edit that refuses
+        c["aggregate"]["gates"]["neural_gate"]["validation"][k]["mean"] = 0.9
     c["aggregate"]["learned_vs_random"]["validation"]["score"].update(diff=0.5, spread=0.01, better=True)
     for other in res2["cells"]:
         if other is not c:
             other["aggregate"]["learned_vs_random"]["validation"]["score"]["better"] = False
     ch = choose_preset(res2)
     assert ch["setting"]["id"] == c["setting"]["id"] and ch["any_beats_random"] and "beats" in ch["statement"]
+
+
+def test_no_preset_from_settings_whose_edit_changes_nothing():
+    """On prompts that leak little, an edit that refuses nothing scores as well as any: it is never chosen."""
+    res = _fake_result()
+    for c in res["cells"]:
+        for k in ("refusal_heldout_images", "refusal_heldout_templates"):
+            c["aggregate"]["gates"]["neural_gate"]["validation"][k]["mean"] = 0.1
+    ch = choose_preset(res)
+    assert ch["setting"] is None and ch["statement"].startswith("No preset candidate")
+    strong = res["cells"][1]
+    for k in ("refusal_heldout_images", "refusal_heldout_templates"):
+        strong["aggregate"]["gates"]["neural_gate"]["validation"][k]["mean"] = 0.8
+    strong["aggregate"]["gates"]["neural_gate"]["validation"]["score"]["mean"] = 0.0  # the worst balance
+    ch = choose_preset(res)
+    assert ch["setting"]["id"] == strong["setting"]["id"] and "left out" in ch["statement"]
 
 
 def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
@@ -168,8 +186,11 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
         calls["evaluate"] += 1
         return real_eval(*a, **k)
 
+    import ng_core.evaluation.sweep_numbers as sn
+
     monkeypatch.setattr(pl, "edit_run", edit)
     monkeypatch.setattr(ev, "evaluate_cases", evaluate)
+    monkeypatch.setattr(sn, "MIN_EDIT_REFUSAL", 0.0)  # tiny-random's gibberish refuses nothing: write a candidate
     out = tmp_path / "sweep"
     argv = ["sweep", "--model", "tiny-random", "--data", str(data), "--categories", "passport", "--topk", "0.1,0.2",
             "--thresholds", "none", "--layers", "1,2", "--design", "full", "--seeds", "0,1", "--max-images", "1",

@@ -306,6 +306,9 @@ def write_outputs(result: dict, out: Path) -> None:
     if cand is not None:
         write_atomic(out / pname, json.dumps(cand, indent=2) + "\n")
         result["preset_file"] = pname
+    else:  # no candidate now: an older one in this folder must not look current
+        (out / pname).unlink(missing_ok=True)
+        result.pop("preset_file", None)
     write_atomic(out / "sweep.json", json.dumps(result, indent=1, default=str) + "\n")
     rows = csv_rows(result)
     if rows:

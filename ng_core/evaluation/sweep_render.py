@@ -106,11 +106,13 @@ def render_markdown(result: dict) -> str:
         L += [f"Candidate written to `{result['preset_file']}` in this folder (the shipped presets are unchanged).",
               ""]
     if ch.get("ranking"):
-        L += ["| setting | validation score | learned − random (score) | spread | beats random |", "|---|---|---|---|---|"]
+        L += ["| setting | validation score | held-out refusal (learned) | learned − random (score) | spread | "
+              "beats random |", "|---|---|---|---|---|---|"]
         for r in ch["ranking"]:
             d = "–" if r["learned_minus_random"] is None else f"{r['learned_minus_random']:+.3f}"
             sp = "–" if r["spread"] is None else f"{r['spread']:.3f}"
-            L.append(f"| {r['setting']['id']} | {r['score']:.3f} | {d} | {sp} | {'yes' if r['beats_random'] else 'no'} |")
+            L.append(f"| {r['setting']['id']} | {r['score']:.3f} | {100 * r['heldout_refusal']:.1f}% | {d} | {sp} | "
+                     f"{'yes' if r['beats_random'] else 'no'} |")
         L.append("")
     L += ["## Curves", ""]
     for axis in ("gate", "layer", "scope"):

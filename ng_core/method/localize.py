@@ -13,7 +13,8 @@ Two schedules give the same masks:
 - ``fast`` encodes each image once, caches the keys/values of every sequence's prefix
   (everything before the subject token, which the mask cannot influence because
   attention is causal) and runs only the tail at each step, for all images at once,
-  each row with its own mask.
+  each row with its own mask; the tail's layers below the first masked layer are run
+  once per chunk too (nothing there depends on the masks), so a step runs layers l..L.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ng_core.models.hooks import layer_output_tensor, replace_layer_output
+from ng_core.models.hooks import StopForward, layer_output_tensor, replace_layer_output
 from ng_core.models.imagecache import encode, read
 from ng_core.method.interventions import Delta, delta_hooks, position_selector
 from ng_core.method.locality import LocalityCache
@@ -187,6 +188,31 @@ def restore_cache(cache, snap: list) -> None:
         layer.keys, layer.values = k, v
 
 
+def _tail_entering(adapter, start: int, tail, cache, snap: list, deltas) -> torch.Tensor:
+    """The tails' residual stream entering layer ``start`` (the first masked layer), computed once per chunk.
+
+    Below the first masked layer nothing depends on the masks (they act on layer outputs at the subject,
+    and the tails start there), so each step runs only layers ``start..L-1``; the cache is restored after.
+    """
+    if start == 0:
+        return tail.embeds
+    box = {}
+
+    def grab(module, args, kwargs):
+        box["h"] = args[0] if args else kwargs["hidden_states"]
+        raise StopForward
+
+    specs = [adapter.hook(f"blocks.{start}.hook_resid_pre", grab, "capture")] + delta_hooks(adapter, list(deltas))
+    try:
+        with torch.no_grad(), adapter.hooked(specs):
+            adapter.forward(tail, cache=cache, use_cache=True)
+    except StopForward:
+        pass
+    finally:
+        restore_cache(cache, snap)
+    return box["h"]
+
+
 def learn_masks(adapter, records: list[ImageRecord], layers: list[int], cfg: MaskConfig | None = None,
                 deltas: list[Delta] = (), progress=None, locality: LocalityCache | None = None,
                 category: str = "") -> dict[int, torch.Tensor]:
@@ -296,6 +322,7 @@ def _stage_a_fast(adapter, records, built, layers, cfg, deltas, raw, history, pr
         tail = adapter.collate_embeds([e[s.subject_pos:] for e, s in zip(embs, seqs)], seqs, padding="right")
         tail.position_ids = tail.position_ids + spos[:, None].to(tail.position_ids.device)
         tail.attention_mask = torch.cat([prefix.attention_mask, tail.attention_mask], dim=1)
+        h_tail = _tail_entering(adapter, layers[0], tail, cache, snap, deltas)
         m = {l: torch.full((len(chunk), adapter.hidden_size), float(cfg.init), dtype=torch.float32,
                            requires_grad=True) for l in layers}
         opt = torch.optim.Adam(list(m.values()), lr=cfg.lr, eps=cfg.eps, weight_decay=0.0)
@@ -304,7 +331,7 @@ def _stage_a_fast(adapter, records, built, layers, cfg, deltas, raw, history, pr
             specs = _mask_hook(adapter, {l: m[l] for l in layers}, row_image, spos)
             with adapter.hooked(specs + delta_hooks(adapter, deltas)):
                 try:
-                    hidden, _ = adapter.forward(tail, cache=cache, use_cache=True)
+                    hidden = adapter.run_layers(h_tail, layers[0], tail, cache=cache)
                     nll = _loss_rows(adapter, hidden, tail, tail_start=spos)
                 finally:
                     restore_cache(cache, snap)
