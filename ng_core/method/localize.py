@@ -188,6 +188,45 @@ def restore_cache(cache, snap: list) -> None:
         layer.keys, layer.values = k, v
 
 
+def _prefix_cache(adapter, embs, seqs, row_image: torch.Tensor, deltas) -> tuple:
+    """(cache, mask): every row's keys/values before its subject token, in two levels.
+
+    An image's rows (context templates, neighbour) share the image block and the lines read from it, about
+    200 tokens on the reading model: that part runs once per image, its keys/values are copied to the image's
+    rows, and only each row's question up to the subject runs per row. Padding sits on the left of each
+    level; the mask marks it, the position ids count real tokens only.
+    """
+    from ng_core.models.adapter import Batch  # deferred: keeps this module's import list short
+
+    n_img = int(row_image.max()) + 1
+    rows_of = [(row_image == j).nonzero()[:, 0].tolist() for j in range(n_img)]
+    shared = []
+    for rows in rows_of:  # the start every row of the image has, never past a subject
+        ids = [seqs[i].input_ids for i in rows]
+        n = min(min(len(x) for x in ids), min(seqs[i].subject_pos for i in rows))
+        same = torch.stack([x[:n] == ids[0][:n] for x in ids]).all(0)
+        shared.append(int(n if bool(same.all()) else int((~same).nonzero()[0, 0])))
+    dev = embs[0].device
+    with torch.no_grad(), adapter.hooked(delta_hooks(adapter, deltas)):
+        first = adapter.collate_embeds([embs[rows[0]][:q] for rows, q in zip(rows_of, shared)],
+                                       [seqs[rows[0]] for rows in rows_of], padding="left")
+        _, cache = adapter.forward(first, use_cache=True)
+        idx = row_image.to(dev)
+        for layer in cache.layers:  # the image's part, copied to each of its rows
+            layer.keys = layer.keys.index_select(0, idx.to(layer.keys.device))
+            layer.values = layer.values.index_select(0, idx.to(layer.values.device))
+        mask = first.attention_mask.index_select(0, idx.to(first.attention_mask.device))
+        q = torch.tensor(shared, dtype=torch.long)[row_image]
+        rest = [e[int(q[i]):s.subject_pos] for i, (e, s) in enumerate(zip(embs, seqs))]
+        if max(len(r) for r in rest):
+            mid = adapter.collate_embeds([r if len(r) else e[:0] for r, e in zip(rest, embs)], seqs, padding="left")
+            mid = Batch(mid.embeds, torch.cat([mask, mid.attention_mask], dim=1),
+                        mid.position_ids + q[:, None].to(mid.position_ids.device), mid.offsets, seqs)
+            adapter.forward(mid, cache=cache, use_cache=True)
+            mask = mid.attention_mask
+    return cache, mask
+
+
 def _tail_entering(adapter, start: int, tail, cache, snap: list, deltas) -> torch.Tensor:
     """The tails' residual stream entering layer ``start`` (the first masked layer), computed once per chunk.
 
@@ -315,13 +354,11 @@ def _stage_a_fast(adapter, records, built, layers, cfg, deltas, raw, history, pr
         spos = torch.tensor([s.subject_pos for s in seqs], dtype=torch.long)
         with torch.no_grad():
             embs = [adapter.embed(s, f) for s, f in zip(seqs, feats)]
-        prefix = adapter.collate_embeds([e[:s.subject_pos] for e, s in zip(embs, seqs)], seqs, padding="left")
-        with torch.no_grad(), adapter.hooked(delta_hooks(adapter, deltas)):
-            _, cache = adapter.forward(prefix, use_cache=True)
+        cache, prefix_mask = _prefix_cache(adapter, embs, seqs, row_image, deltas)
         snap = snapshot_cache(cache)
         tail = adapter.collate_embeds([e[s.subject_pos:] for e, s in zip(embs, seqs)], seqs, padding="right")
         tail.position_ids = tail.position_ids + spos[:, None].to(tail.position_ids.device)
-        tail.attention_mask = torch.cat([prefix.attention_mask, tail.attention_mask], dim=1)
+        tail.attention_mask = torch.cat([prefix_mask, tail.attention_mask], dim=1)
         h_tail = _tail_entering(adapter, layers[0], tail, cache, snap, deltas)
         m = {l: torch.full((len(chunk), adapter.hidden_size), float(cfg.init), dtype=torch.float32,
                            requires_grad=True) for l in layers}
