@@ -112,7 +112,8 @@ def markdown(res: dict, command: str, machine: str, note: str = "") -> str:
         "",
         f"Command: `{command}`  ",
         f"Machine: {machine}; torch {res['torch']} with {res['threads']} threads; load average at the end "
-        f"{res['load_average']} (the machine is shared, so timings are noisy).  ",
+        f"{res['load_average']}" + (" (above the bench's own threads: other work was running, so timings are "
+                                    "noisy)" if res["load_average"][0] > res["threads"] + 0.5 else "") + ".  ",
         f"Date: {res['date']}.{data}",
         "",
         f"Same {res['cases']} cases ({res['split']}, {res['images']} images, round-robin over categories), greedy, "
@@ -180,10 +181,10 @@ def main(argv=None) -> int:
             if skip:
                 skip = False
                 continue
-            if a in ("--from-json", "--note"):
+            if a in ("--from-json", "--note", "--machine"):
                 skip = True
                 continue
-            if not a.startswith(("--from-json=", "--note=")):
+            if not a.startswith(("--from-json=", "--note=", "--machine=")):
                 keep2.append(a)
         cmd = ".venv/bin/python bench/bench_eval_throughput.py " + " ".join(keep2)
         write_section(Path(args.write), markdown(res, cmd.strip(), args.machine, args.note))

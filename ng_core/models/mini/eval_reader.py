@@ -202,7 +202,8 @@ def speed(adapter, runs: int = 5) -> dict:
             answer = adapter.tokenizer.decode(out[0], skip_special_tokens=True)
     return {"threads": torch.get_num_threads(), "runs": runs, "prompt_tokens": int(x.shape[1]),
             "ocr_median_s": round(statistics.median(ocr), 3),
-            "ocr_plus_32_tokens_median_s": round(statistics.median(total), 3), "answer": answer}
+            "ocr_plus_32_tokens_median_s": round(statistics.median(total), 3), "answer": answer,
+            "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
 def main(argv=None) -> int:
@@ -228,7 +229,6 @@ def main(argv=None) -> int:
         if res.get("fingerprint") != adapter.fingerprint():
             p.error(f"{a.out} was measured on another model (fingerprint {res.get('fingerprint')})")
         res["speed"] = speed(adapter)
-        res["speed"]["load_average_1min"] = round(os.getloadavg()[0], 2)
         Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
         print(json.dumps(res["speed"], indent=1))
         return 0
