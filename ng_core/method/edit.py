@@ -34,6 +34,7 @@ from ng_core.method.locality import LocalityCache
 from ng_core.method.losses import answer_nll
 from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES
 from ng_core.models.adapter import Batch
+from ng_core.models.decoding import common_prefix_len
 from ng_core.models.hooks import HookSpec, layer_output_tensor, replace_layer_output
 from ng_core.models.imagecache import encode, read
 from ng_core.progress import as_progress
@@ -213,16 +214,7 @@ def shared_prompt_prefix(seqs, image_keys: list[str]) -> tuple[list[int], int]:
     rows = [i for i, k in enumerate(image_keys) if k == image_keys[0] and seqs[i].input_ids.numel()]
     if len(rows) < 2:
         return [], 0
-    ids = [seqs[i].input_ids for i in rows]
-    n = min(len(x) for x in ids)
-    same = torch.stack([x[:n] == ids[0][:n] for x in ids]).all(0)
-    P = int(n if bool(same.all()) else int((~same).nonzero()[0, 0]))
-    for i in rows:
-        s = seqs[i]
-        if s.subject_pos is not None:
-            P = min(P, int(s.subject_pos))
-        if len(s.target_positions):
-            P = min(P, int(s.target_positions.min()))
+    P = common_prefix_len([seqs[i] for i in rows])
     return (rows, P) if P > 0 else ([], 0)
 
 

@@ -28,7 +28,8 @@ from ng_core.models.imagecache import encode, read
 from ng_core.method.interventions import Delta, delta_hooks, position_selector
 from ng_core.method.locality import LocalityCache
 from ng_core.method.losses import answer_nll
-from ng_core.models.adapter import Sequence
+from ng_core.models.adapter import Batch, Sequence
+from ng_core.models.decoding import common_prefix_len
 from ng_core.progress import as_progress
 from ng_core.data.records import ImageRecord
 from ng_core.errors import ArgumentError, DataError
@@ -196,16 +197,9 @@ def _prefix_cache(adapter, embs, seqs, row_image: torch.Tensor, deltas) -> tuple
     rows, and only each row's question up to the subject runs per row. Padding sits on the left of each
     level; the mask marks it, the position ids count real tokens only.
     """
-    from ng_core.models.adapter import Batch  # deferred: keeps this module's import list short
-
     n_img = int(row_image.max()) + 1
     rows_of = [(row_image == j).nonzero()[:, 0].tolist() for j in range(n_img)]
-    shared = []
-    for rows in rows_of:  # the start every row of the image has, never past a subject
-        ids = [seqs[i].input_ids for i in rows]
-        n = min(min(len(x) for x in ids), min(seqs[i].subject_pos for i in rows))
-        same = torch.stack([x[:n] == ids[0][:n] for x in ids]).all(0)
-        shared.append(int(n if bool(same.all()) else int((~same).nonzero()[0, 0])))
+    shared = [common_prefix_len([seqs[i] for i in rows]) for rows in rows_of]  # never past a subject
     dev = embs[0].device
     with torch.no_grad(), adapter.hooked(delta_hooks(adapter, deltas)):
         first = adapter.collate_embeds([embs[rows[0]][:q] for rows, q in zip(rows_of, shared)],

@@ -92,6 +92,24 @@ def shared_prefix_len(seqs, feats) -> int:
     return P
 
 
+def common_prefix_len(seqs) -> int:
+    """How many tokens every row of ``seqs`` starts with, never past a row's subject token or its answer.
+
+    Rows about one image share the template, the image block and the lines read from it; a subject-position
+    intervention must see the subject in a row of its own, and an answer's positions are scored per row.
+    """
+    ids = [s.input_ids for s in seqs]
+    n = min(len(x) for x in ids)
+    same = torch.stack([x[:n] == ids[0][:n] for x in ids]).all(0)
+    P = int(n if bool(same.all()) else int((~same).nonzero()[0, 0]))
+    for s in seqs:
+        if s.subject_pos is not None:
+            P = min(P, int(s.subject_pos))
+        if len(s.targets):
+            P = min(P, int(s.target_positions.min()))
+    return P
+
+
 class PrefixMemo:
     """Keys/values of prompt starts computed before, kept for the answers that come next (gate toggles).
 
