@@ -160,11 +160,10 @@ class AnswersMixin:
         if any(g.where == "subject" for g in gates) and not subject:
             notes.append("gates at the subject token do nothing: the prompt has no subject")
         n_tok = max_new_tokens or self.max_new_tokens
+        edit_sig = _deltas_sig(deltas) if isinstance(interventions, Run) else (self.edit_version if deltas else None)
         key = None
         if memo:
-            key = (self._image_key(image), prompt, subject, n_tok, _gates_sig(gates),
-                   _deltas_sig(deltas) if isinstance(interventions, Run) else
-                   (self.edit_version if deltas else None))
+            key = (self._image_key(image), prompt, subject, n_tok, _gates_sig(gates), edit_sig)
             with self._lock:
                 hit = self._memo.get(key)
             if hit is not None:
@@ -176,7 +175,7 @@ class AnswersMixin:
         with self._lock:
             draft = self._drafts.get(ikey)
         ans, tokens = self._generate(feats, prompt, subject, gates, deltas, n_tok, on_token, notes, draft,
-                                     reading=self._reading_for(image))
+                                     reading=self._reading_for(image), edit_sig=edit_sig)
         with self._lock:  # the next answer for this input (e.g. after a gate toggle) starts from this one
             self._drafts[ikey] = tokens
             while len(self._drafts) > 32:
@@ -189,7 +188,7 @@ class AnswersMixin:
         return ans
 
     def _generate(self, feats, prompt, subject, gates, deltas, max_new_tokens, on_token, notes,
-                  draft=None, reading: str | None = None) -> tuple[Answer, list[int]]:
+                  draft=None, reading: str | None = None, edit_sig=None) -> tuple[Answer, list[int]]:
         a = self.adapter
         hooks = None
         if gates or deltas:
@@ -197,8 +196,9 @@ class AnswersMixin:
                 return intervention_hooks(a, gates, deltas, subject_positions(batch))
         cb = (lambda texts: on_token(texts[0])) if on_token is not None else None
         # what acts before the question: gates at every position and the edit (subject gates cannot)
-        memo = dict(prefix_memo=self._prefix_memo,
-                    prefix_tag=(_gates_sig([g for g in gates if g.where != "subject"]), _deltas_sig(deltas)))
+        memo = dict(prefix_memo=self._prefix_memo,  # the edit by its version, not by hashing its weights again
+                    prefix_tag=(_gates_sig([g for g in gates if g.where != "subject"]),
+                                edit_sig if edit_sig is not None or not deltas else _deltas_sig(deltas)))
         t0 = time.perf_counter()
         try:
             gen = a.generate([(feats, prompt, subject, reading)], max_new_tokens=max_new_tokens, hooks_for=hooks,
