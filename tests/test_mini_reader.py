@@ -9,8 +9,8 @@ import torch
 
 from ng_core.errors import ModelLoadError
 from ng_core.models.mini import reader_lora as MR
-from ng_core.models.tiny_random import build_tiny_random
 from ng_core.models.mini.train_reader import field_for, privacy_turn
+from ng_core.models.tiny_random import build_tiny_random
 
 
 def _logits(model, ids):
@@ -129,3 +129,50 @@ def test_eval_reader_judges_colour_and_answerable_questions():
     assert answerable("passport", "Look at the passport in the photo. What is its holder's name?", PASSPORT)
     assert not answerable("passport", "What is the owner's occupation of the passport in the photo?", PASSPORT)
     assert not answerable("chart", "What is the title of the chart?", {"fields": [], "secrets": []})
+
+
+def test_a_continued_run_starts_from_the_saved_reader(tmp_path):
+    """``init_from``: the LoRA factors and projector of a saved reader are where the new run starts, exactly."""
+    peft = pytest.importorskip("peft")
+    from safetensors.torch import save_file
+
+    from ng_core.models.mini.train_reader import ReaderTrainConfig, load_start
+
+    saved, _, _ = build_tiny_random(seed=3)
+    pm = peft.get_peft_model(saved, peft.LoraConfig(r=4, lora_alpha=8, target_modules=MR.LORA_TARGET_REGEX))
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05, generator=torch.Generator().manual_seed(len(n)))
+        saved.model.multi_modal_projector.linear_1.weight.add_(0.5)
+    save_file({k: v.contiguous() for k, v in peft.get_peft_model_state_dict(pm).items()}, str(tmp_path / "lora.safetensors"))
+    save_file({k: v.contiguous() for k, v in saved.model.multi_modal_projector.state_dict().items()},
+              str(tmp_path / "projector.safetensors"))
+    (tmp_path / "reader.json").write_text(json.dumps({"lora": {"r": 4, "alpha": 8, "target_modules": MR.LORA_TARGET_REGEX},
+                                                      "command": "first run"}))
+    ids = torch.randint(0, 200, (1, 12))
+    want = _logits(pm, ids)
+
+    fresh, _, _ = build_tiny_random(seed=3)
+    pf = peft.get_peft_model(fresh, peft.LoraConfig(r=4, lora_alpha=8, target_modules=MR.LORA_TARGET_REGEX))
+    assert not torch.allclose(_logits(pf, ids), want)
+    rec = load_start(pf, fresh.model.multi_modal_projector, ReaderTrainConfig(lora_r=4, init_from=str(tmp_path)))
+    torch.testing.assert_close(_logits(pf, ids), want)
+    torch.testing.assert_close(fresh.model.multi_modal_projector.linear_1.weight,
+                               saved.model.multi_modal_projector.linear_1.weight)
+    assert rec["reader"]["command"] == "first run" and set(rec["sha256"]) == {"lora.safetensors", "projector.safetensors"}
+    with pytest.raises(ValueError, match="r=4"):
+        load_start(pf, fresh.model.multi_modal_projector, ReaderTrainConfig(lora_r=16, init_from=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="holds no reader"):
+        load_start(pf, fresh.model.multi_modal_projector, ReaderTrainConfig(lora_r=4, init_from=str(tmp_path / "no")))
+
+
+def test_colour_turns_name_the_measured_card_colour():
+    from ng_core.models.mini.train_reader import colour_turn
+
+    rng = random.Random(0)
+    for _ in range(20):
+        q, a = colour_turn("passport", {"colours": {"card": "dark green"}}, rng)
+        assert "passport" in q.lower() or "card" in q.lower()
+        assert a == "The passport is mostly dark green."
+        assert "which colour" not in q.lower()  # the evaluation's wording stays unseen

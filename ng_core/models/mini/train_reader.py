@@ -94,6 +94,12 @@ class ReaderTrainConfig:
     #: pick any attribute, so "does not show" answers stay taught. None: every attribute equally likely (shipped
     #: v1 and the variants experiment), which makes about 40% of privacy turns "does not show" answers.
     answerable_share: float | None = None
+    #: a reader folder (LoRA + projector, as shipped) to start from instead of fresh LoRA factors; its
+    #: reader.json is kept in the new one, so the chain of commands that made a reader is on record.
+    init_from: str | None = None
+    #: share of the "colour" turns (card colour asked, see ``mix``) drawn from cards that are not white, so
+    #: that "mostly white" is not the answer that minimises the loss (half the main family's cards are white)
+    colour_non_white_share: float = 0.7
 
 
 def train_seed(category: str, index: int) -> int:
@@ -205,9 +211,23 @@ def appearance_turn(category: str, truth: dict, stats: dict, rng: random.Random)
         appearance_answer(category, attr, subject, st)
 
 
+COLOUR_QUESTIONS_TRAIN = ("What colour is the {s}?", "What is the main colour of the {s}?",
+                          "What color is the {s} {p}?", "Tell me the colour of the {s} {p}.",
+                          "What colour is the card or paper {p}?")
+
+
+def colour_turn(category: str, truth: dict, rng: random.Random) -> tuple[str, str]:
+    """The card's colour as measured on the generator's pixels (``truth["colours"]["card"]``)."""
+    subject = SUBJECTS[category]
+    q = rng.choice(COLOUR_QUESTIONS_TRAIN).format(s=subject, p=rng.choice(TRAIN_PLACES))
+    return q, f"The {subject} is mostly {truth['colours']['card']}."
+
+
 def reader_turn(kind: str, item: dict, rng: random.Random, answerable_share: float | None = None) -> tuple[str, str]:
     """One (question, answer) pair of ``kind`` (not a general question) about a training image ``item``."""
     cat, truth, reading = item["category"], item["truth"], item["reading"]
+    if kind == "colour":
+        return colour_turn(cat, truth, rng)
     if kind == "privacy":
         return privacy_turn(cat, truth, reading, rng, answerable_share)
     if kind == "type":
@@ -258,9 +278,34 @@ def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=
 
 
 # ------------------------------------------------------------------------------------------ training
+def load_start(peft_model, proj, cfg: ReaderTrainConfig) -> dict:
+    """Load the LoRA factors and projector of the reader in ``cfg.init_from``; what was loaded, for the record."""
+    from peft import set_peft_model_state_dict  # deferred: peft imports transformers
+    from safetensors.torch import load_file  # deferred: safetensors
+
+    start = MR.shipped_reader(Path(cfg.init_from))
+    if start is None:
+        raise FileNotFoundError(f"init_from: {cfg.init_from} holds no reader ({MR.META_FILE.name} missing)")
+    lora = start["meta"].get("lora", {})
+    if (int(lora.get("r", -1)), lora.get("target_modules")) != (cfg.lora_r, MR.LORA_TARGET_REGEX):
+        raise ValueError(f"init_from: {cfg.init_from} has LoRA r={lora.get('r')} on {lora.get('target_modules')}, "
+                         f"this run r={cfg.lora_r} on {MR.LORA_TARGET_REGEX}")
+    folder = Path(start["folder"])
+    state = {k: v.to(torch.float32) for k, v in load_file(str(folder / MR.LORA_FILE.name)).items()}
+    res = set_peft_model_state_dict(peft_model, state)
+    if list(getattr(res, "unexpected_keys", []) or []):
+        raise ValueError(f"init_from: {folder / MR.LORA_FILE.name} does not fit the model")
+    proj.load_state_dict(load_file(str(folder / MR.PROJECTOR_FILE.name)), strict=True)
+    return {"folder": str(folder), "sha256": start["sha256"], "reader": start["meta"]}
+
+
 def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict  # deferred: peft imports transformers (after HF_HUB_OFFLINE is set)
+    from peft import (  # deferred: peft imports transformers (after HF_HUB_OFFLINE is set)
+        LoraConfig,
+        get_peft_model,
+        get_peft_model_state_dict,
+    )
     from safetensors.torch import save_file  # deferred: safetensors
 
     torch.set_num_threads(cfg.threads)
@@ -294,6 +339,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
                       target_modules=MR.LORA_TARGET_REGEX)
     peft_model = get_peft_model(adapter.model, lcfg)
     proj = adapter.model.model.multi_modal_projector
+    start = load_start(peft_model, proj, cfg) if cfg.init_from else None
     for p in proj.parameters():
         p.requires_grad_(True)
     lora_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" in n]
@@ -316,6 +362,10 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
         return adapter.build(q, answer=answer + im_end, has_image=has_image, reading=reading)
 
     rng = random.Random(cfg.seed)
+    coloured = [k for k, it in enumerate(items) if (it["truth"].get("colours") or {}).get("card")]
+    non_white = [k for k in coloured if items[k]["truth"]["colours"]["card"] != "white"]
+    if cfg.mix.get("colour") and not coloured:
+        raise ValueError("mix asks for colour turns, but no training card has a measured colour")
     kinds = list(cfg.mix)
     weights = [cfg.mix[k] for k in kinds]
     curve, running, counts = [], None, {}
@@ -326,10 +376,14 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
             group["lr"] = lr_at(step, cfg.steps, group["base"], cfg.warmup_steps, cfg.min_lr_ratio)
         seqs, fs = [], []
         for _ in range(cfg.batch_size):
-            k = rng.randrange(len(items))
+            kind = rng.choices(kinds, weights)[0]
+            if kind == "colour":
+                pool = non_white if non_white and rng.random() < cfg.colour_non_white_share else coloured
+                k = rng.choice(pool)
+            else:
+                k = rng.randrange(len(items))
             it = items[k]
             cat, reading = it["category"], it["reading"]
-            kind = rng.choices(kinds, weights)[0]
             if kind == "privacy" and not SENSITIVE_ATTRIBUTES.get(cat):
                 kind = "appearance"
             counts[kind] = counts.get(kind, 0) + 1
@@ -378,6 +432,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
         "command": "python -m ng_core.models.mini.train_reader " + " ".join(sys.argv[1:]),
         "device": cfg.device, "threads": cfg.threads,
         "turns": counts,
+        "started_from": start,
         "loss": {"first": curve[0], "last_avg": round(running, 4)},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "sha256": {MR.LORA_FILE.name: ML.sha256_file(out_dir / MR.LORA_FILE.name),
