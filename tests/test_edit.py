@@ -66,9 +66,8 @@ def test_subject_position_gradient_outside_mask_is_zero_at_the_subject(tiny, ima
 @pytest.mark.parametrize("scope,general", [("subject_position", 0.0), ("weight_rows", 0.0),
                                            ("all_positions", 1.0), ("subject_position", 1.0)])
 def test_fast_and_naive_edits_agree(tiny64, image_dir, scope, general):
-    """The fast schedule (cached layers below, the shared prompt start run once per step, text-only rows in
-    the same second pass with the prefix masked out) gives the naive schedule's ΔW, losses and gradient
-    diagnostics."""
+    """The fast schedule (cached layers below, the shared prompt start run once per step, text-only rows
+    apart) gives the naive schedule's ΔW, losses and gradient diagnostics."""
     recs = make_records(image_dir, n=2)
     base = dict(questions_per_image=2, general_weight=general, general_per_edit=6)  # 24 > the 20 train questions
     items = edit_items(recs, EditConfig(**base), LocalityCache(tiny64))
@@ -87,7 +86,7 @@ def test_fast_and_naive_edits_agree(tiny64, image_dir, scope, general):
                                                                     rel=1e-7)
     for k in ("subject_grad_share", "gate_leak"):
         assert out["fast"].diagnostics[k] == pytest.approx(out["naive"].diagnostics[k], rel=1e-6)
-    if general:  # the items mix image rows and text-only general rows in one pass
+    if general:  # the items mix image rows and text-only general rows: both passes ran
         assert any(im is None for it in items for im, _, _ in it.general)
         assert any(im is not None for it in items for im, _, _ in it.general)
 

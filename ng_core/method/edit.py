@@ -224,15 +224,14 @@ def _shared_prefix_nll(adapter, layer: int, h_in: torch.Tensor, batch, shared: l
 
     The prefix depends on ΔW (its layers above ``layer`` see the edited ``down_proj``), so it is rerun at
     every step, but as one row: its keys/values, with their autograd history, are expanded over the shared
-    rows, whose tails continue them. Rows without the image (text-only general questions) join that second pass
-    from position 0 with the prefix masked out, so a step is two passes. Same loss as one padded batch, up to
-    float32 rounding (tested).
+    rows, whose tails continue them. Rows without the image (text-only general questions) run on their own,
+    unpadded to the image rows' length. Same loss as one padded batch, up to float32 rounding (tested).
     """
     from transformers import DynamicCache  # deferred: transformers is slow to import
 
     lengths = batch.attention_mask.sum(1).tolist()  # right padding: row i holds its tokens at [0, n_i)
     others = [i for i in range(batch.size) if i not in shared]
-    rows = shared + others
+    parts: dict[int, torch.Tensor] = {}
     r0 = shared[0]
     pre = Batch(h_in[r0:r0 + 1, :P], batch.attention_mask[r0:r0 + 1, :P], batch.position_ids[r0:r0 + 1, :P],
                 torch.zeros(1, dtype=torch.long), [batch.seqs[r0]])
@@ -240,23 +239,20 @@ def _shared_prefix_nll(adapter, layer: int, h_in: torch.Tensor, batch, shared: l
     with adapter.hooked(specs_for(spos[shared])):  # no subject inside the prefix: the gate passes it whole
         adapter.run_layers(pre.embeds, layer, pre, cache=cache)
     for cl in cache.layers[layer:]:
-        cl.keys = cl.keys.expand(len(rows), -1, -1, -1)
-        cl.values = cl.values.expand(len(rows), -1, -1, -1)
-    # one pass for the rest: the shared rows continue the prefix; the other rows (text-only general questions)
-    # start at position 0 and mask the prefix out, so they see only their own tokens, as on their own
-    n = len(shared)
-    tail = adapter.collate_embeds([h_in[i, P:lengths[i]] for i in shared] + [h_in[i, :lengths[i]] for i in others],
-                                  [batch.seqs[i] for i in rows])
-    tail.position_ids[:n] += P
-    seen = torch.zeros(len(rows), P, dtype=tail.attention_mask.dtype, device=tail.attention_mask.device)
-    seen[:n] = 1
-    tail.attention_mask = torch.cat([seen, tail.attention_mask], dim=1)
-    starts = torch.tensor([P] * n + [0] * len(others), dtype=torch.long)
-    tail_spos = torch.where((spos[rows] >= 0) & (starts > 0), spos[rows] - starts, spos[rows])
-    with adapter.hooked(specs_for(spos[rows], tail_spos)):
+        cl.keys = cl.keys.expand(len(shared), -1, -1, -1)
+        cl.values = cl.values.expand(len(shared), -1, -1, -1)
+    tail = adapter.collate_embeds([h_in[i, P:lengths[i]] for i in shared], [batch.seqs[i] for i in shared])
+    tail.position_ids = tail.position_ids + P
+    tail.attention_mask = torch.cat([pre.attention_mask.expand(len(shared), P), tail.attention_mask], dim=1)
+    tail_spos = torch.where(spos[shared] >= 0, spos[shared] - P, spos[shared])
+    with adapter.hooked(specs_for(spos[shared], tail_spos)):
         hidden = adapter.run_layers(tail.embeds, layer, tail, cache=cache)
-        nll = answer_nll(adapter, hidden, tail, tail_start=starts)
-    parts = dict(zip(rows, nll))
+        nll = answer_nll(adapter, hidden, tail, tail_start=torch.full((len(shared),), P, dtype=torch.long))
+    parts.update(zip(shared, nll))
+    if others:
+        rest = adapter.collate_embeds([h_in[i, :lengths[i]] for i in others], [batch.seqs[i] for i in others])
+        with adapter.hooked(specs_for(spos[others])):
+            parts.update(zip(others, answer_nll(adapter, adapter.run_layers(rest.embeds, layer, rest), rest)))
     return torch.stack([parts[i] for i in range(batch.size)])
 
 
