@@ -164,7 +164,14 @@ def job_panel(kinds: tuple, title: str) -> str | None:
     return job.status
 
 
-@st.fragment(run_every=0.7)
+#: seconds between redraws of the live job panel, and of its loss chart when it is shown. Each redraw costs the
+#: browser: redrawing a plotly chart every 0.7 s kept Chromium busy on one of a 2-core machine's cores, and the
+#: job it watched (the guided demo's edit) took 1.5x its time in the core.
+LIVE_EVERY_S = 1.0
+LIVE_CHART_EVERY_S = 4.0
+
+
+@st.fragment(run_every=LIVE_EVERY_S)
 def _job_fragment(title: str) -> None:
     s = S.studio()
     job = s.job
@@ -192,15 +199,28 @@ def _job_fragment(title: str) -> None:
             nums = {k: v for k, v in ev.metrics.items() if isinstance(v, float)}
             c3.metric("Loss", f"{nums.get('loss', next(iter(nums.values()), float('nan'))):.4f}" if nums else "–")
             st.caption("  ·  ".join(f"{k} = {v:.4f}" for k, v in nums.items()))
-        hist = job.metric_history(ev.stage) if ev else []
+        live = st.toggle("Live loss chart", key="live_loss_on",
+                         help=f"Redrawn every {LIVE_CHART_EVERY_S:g} s. Off by default: on a small machine that also "
+                              "runs the browser, redrawing the chart slows the job down.")
+        hist = job.metric_history(ev.stage) if ev and live else []
         if hist:  # the current stage only: mask steps and edit steps never share an axis
-            st.plotly_chart(charts.loss_chart(hist, f"Loss terms per step — {ev.stage}"), width="stretch",
-                            key="live_loss")
+            st.plotly_chart(_live_chart(job, ev.stage, hist), width="stretch", key="live_loss")
         if job.cancel_requested:
             st.button("Cancelling…", disabled=True, key="cancel_job_wait")
         else:
             st.button("Cancel", key="cancel_job", on_click=job.cancel, type="secondary",
                       help="Stop at the next step; nothing in the session changes.")
+
+
+def _live_chart(job, stage: str, hist: list):
+    """The loss chart of ``stage``, rebuilt at most every ``LIVE_CHART_EVERY_S`` (the same figure in between)."""
+    memo = st.session_state.get("_live_chart")
+    now = time.monotonic()
+    if memo is None or memo["job"] != id(job) or memo["stage"] != stage or now - memo["at"] >= LIVE_CHART_EVERY_S:
+        memo = {"job": id(job), "stage": stage, "at": now,
+                "fig": charts.loss_chart(hist, f"Loss terms per step — {stage}")}
+        st.session_state["_live_chart"] = memo
+    return memo["fig"]
 
 
 def sidebar() -> None:
