@@ -79,8 +79,8 @@ def seed_points(summary: dict, meta: dict, cfg: ReportConfig) -> dict:
 
 
 def mean_sd(xs) -> tuple:
-    """(mean, sample standard deviation) of the values that are not None; (None, None) if none."""
-    xs = [x for x in xs if x is not None]
+    """(mean, sample standard deviation) of the values that are not None; (None, None) if none; sd 0 for one."""
+    xs = [float(x) for x in xs if x is not None]
     if not xs:
         return None, None
     m = sum(xs) / len(xs)
