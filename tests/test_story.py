@@ -36,6 +36,7 @@ def test_demo_preset_is_labelled_a_speed_setting():
     p = demo_preset("ng-mini-llava", 30)
     assert p["name"] == "ng-mini-llava" and p["speed_setting"]
     assert "bench/reader_leak_demo.sh" in p["description"]  # it names its evidence
+    assert "docs/results/demo-preset-check/results.jsonl" in p["description"]
     assert any(x.startswith("edit lr") for x in demo_differences(p)) and "mask steps 25 → 8" in demo_differences(p)
     t = demo_preset("tiny-random", 4)
     assert t["name"] == "tiny-random" and not t["speed_setting"] and t["demo"]["images"] >= 1
