@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
     xte, yte = features(adapter, "heldout", a.heldout_per_category, lambda c, i: derive_seed("colour-probe", "heldout", c, i))
     classes = sorted(set(ytr) | set(yte))
     res = {
-        "command": "python bench/colour_probe.py " + " ".join(argv if argv is not None else os.sys.argv[1:]),
+        "command": "python bench/colour_probe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "model_reads_layer": int(adapter.model.config.vision_feature_layer) % (len(adapter.model.model.vision_tower.encoder.layer) + 1),
         "train_cards": len(ytr), "heldout_cards": len(yte),
         "heldout_non_white_cards": sum(c != "white" for c in yte),

@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app runs (streamlit_app.py)
 
-VARIANTS = {"preset": {}, "q1": {"questions_per_image": 1}, "q2": {"questions_per_image": 2}, "steps6": {"steps": 6}}
+VARIANTS = {"q1": {"questions_per_image": 1}, "q2": {"questions_per_image": 2}}  # over the shipped demo preset
 
 
 def run_variant(adapter, P, ds, val, cat: str, n: int, name: str, tmp: Path) -> dict:

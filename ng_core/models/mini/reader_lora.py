@@ -67,29 +67,39 @@ def vision_feature_layer(adapter) -> int:
     return int(adapter.model.config.vision_feature_layer)
 
 
-def apply_reader(model, reader: dict) -> dict:
-    """Load the reader's projector into ``model`` and merge its LoRA factors into the LM weights (in place)."""
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict  # deferred: peft imports transformers
-    from safetensors.torch import load_file  # deferred: safetensors, only when the reader is applied
+def load_factors(peft_model, projector, folder: Path) -> int:
+    """Load the reader in ``folder`` into a peft-wrapped model (LoRA factors) and its projector; the tensor count.
 
-    folder = Path(reader["folder"])
-    lora = reader["meta"].get("lora", {})
-    proj = load_file(str(folder / PROJECTOR_FILE.name))
-    model.model.multi_modal_projector.load_state_dict(proj, strict=True)
+    Shared by assembly (which then merges) and a training run that continues a saved reader."""
+    from peft import set_peft_model_state_dict  # deferred: peft imports transformers
+    from safetensors.torch import load_file  # deferred: safetensors
+
+    folder = Path(folder)
+    projector.load_state_dict(load_file(str(folder / PROJECTOR_FILE.name)), strict=True)
     state = {k: v.to(torch.float32) for k, v in load_file(str(folder / LORA_FILE.name)).items()}
-    cfg = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]), lora_dropout=0.0, bias="none",
-                     target_modules=lora.get("target_modules", LORA_TARGET_REGEX))
-    peft_model = get_peft_model(model, cfg)
     res = set_peft_model_state_dict(peft_model, state)
     unexpected = list(getattr(res, "unexpected_keys", []) or [])
     if unexpected:
         raise ModelLoadError(f"{folder / LORA_FILE.name}: {len(unexpected)} LoRA tensors do not fit the model, "
                              f"e.g. {unexpected[0]}")
+    return len(state)
+
+
+def apply_reader(model, reader: dict) -> dict:
+    """Load the reader's projector into ``model`` and merge its LoRA factors into the LM weights (in place)."""
+    from peft import LoraConfig, get_peft_model  # deferred: peft imports transformers
+
+    folder = Path(reader["folder"])
+    lora = reader["meta"].get("lora", {})
+    cfg = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]), lora_dropout=0.0, bias="none",
+                     target_modules=lora.get("target_modules", LORA_TARGET_REGEX))
+    peft_model = get_peft_model(model, cfg)
+    n = load_factors(peft_model, model.model.multi_modal_projector, folder)
     merged = peft_model.merge_and_unload()
     if merged is not model:  # merge_and_unload hands back the (now plain) base model
         raise ModelLoadError("internal error: peft returned another model object after merging")
-    return {"lora_tensors": len(state), "r": int(lora["r"])}
+    return {"lora_tensors": n, "r": int(lora["r"])}
 
 
 __all__ = ["LORA_FILE", "LORA_TARGET_REGEX", "META_FILE", "PROJECTOR_FILE", "READER_DIR", "READING",
-           "apply_reader", "shipped_reader", "vision_feature_layer"]
+           "apply_reader", "load_factors", "shipped_reader", "vision_feature_layer"]

@@ -280,9 +280,6 @@ def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=
 # ------------------------------------------------------------------------------------------ training
 def load_start(peft_model, proj, cfg: ReaderTrainConfig) -> dict:
     """Load the LoRA factors and projector of the reader in ``cfg.init_from``; what was loaded, for the record."""
-    from peft import set_peft_model_state_dict  # deferred: peft imports transformers
-    from safetensors.torch import load_file  # deferred: safetensors
-
     start = MR.shipped_reader(Path(cfg.init_from))
     if start is None:
         raise FileNotFoundError(f"init_from: {cfg.init_from} holds no reader ({MR.META_FILE.name} missing)")
@@ -290,13 +287,8 @@ def load_start(peft_model, proj, cfg: ReaderTrainConfig) -> dict:
     if (int(lora.get("r", -1)), lora.get("target_modules")) != (cfg.lora_r, MR.LORA_TARGET_REGEX):
         raise ValueError(f"init_from: {cfg.init_from} has LoRA r={lora.get('r')} on {lora.get('target_modules')}, "
                          f"this run r={cfg.lora_r} on {MR.LORA_TARGET_REGEX}")
-    folder = Path(start["folder"])
-    state = {k: v.to(torch.float32) for k, v in load_file(str(folder / MR.LORA_FILE.name)).items()}
-    res = set_peft_model_state_dict(peft_model, state)
-    if list(getattr(res, "unexpected_keys", []) or []):
-        raise ValueError(f"init_from: {folder / MR.LORA_FILE.name} does not fit the model")
-    proj.load_state_dict(load_file(str(folder / MR.PROJECTOR_FILE.name)), strict=True)
-    return {"folder": str(folder), "sha256": start["sha256"], "reader": start["meta"]}
+    MR.load_factors(peft_model, proj, Path(start["folder"]))
+    return {"folder": start["folder"], "sha256": start["sha256"], "reader": start["meta"]}
 
 
 def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -> dict:
@@ -376,12 +368,11 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
             group["lr"] = lr_at(step, cfg.steps, group["base"], cfg.warmup_steps, cfg.min_lr_ratio)
         seqs, fs = [], []
         for _ in range(cfg.batch_size):
-            kind = rng.choices(kinds, weights)[0]
+            k = rng.randrange(len(items))
+            kind = rng.choices(kinds, weights)[0]  # drawn in this order, a recipe without colour turns is as before
             if kind == "colour":
                 pool = non_white if non_white and rng.random() < cfg.colour_non_white_share else coloured
                 k = rng.choice(pool)
-            else:
-                k = rng.randrange(len(items))
             it = items[k]
             cat, reading = it["category"], it["reading"]
             if kind == "privacy" and not SENSITIVE_ATTRIBUTES.get(cat):
