@@ -56,7 +56,7 @@ from ng_core.models.mini.train_recipe import (
 
 # ------------------------------------------------------------------------------------------- quality
 def quality(adapter, per_category: int, batch: int = 8, max_new_tokens: int = 24, log=print) -> dict:
-    import torch  # deferred: torch
+    import torch
 
     cats = list(CATEGORY_ORDER)
     train_set = {train_seed(c, i) for c in cats for i in range(2000)}
@@ -172,7 +172,7 @@ def quality(adapter, per_category: int, batch: int = 8, max_new_tokens: int = 24
 # --------------------------------------------------------------------------------------- speed / memory
 def _speed_child(cache_dir: str | None, runs: int, threads: int) -> dict:
     """Runs in a fresh process: load time, 32-token greedy latency, peak RSS."""
-    import torch  # deferred: torch
+    import torch
 
     torch.set_num_threads(threads)
     t = time.perf_counter()
@@ -183,7 +183,7 @@ def _speed_child(cache_dir: str | None, runs: int, threads: int) -> dict:
         LlavaForConditionalGeneration,
     )
 
-    from ng_core.models.image_processing import (  # deferred: torch
+    from ng_core.models.image_processing import (
         ImageConfig,
         preprocess,
     )
@@ -214,7 +214,7 @@ def _speed_child(cache_dir: str | None, runs: int, threads: int) -> dict:
             answer = tok.decode(out[0, x.shape[1]:], skip_special_tokens=True)
             n_new = int(out.shape[1] - x.shape[1])
         # the project's adapter (stops at the end-of-turn token)
-        from ng_core.models.llava import LlavaAdapter  # deferred: torch, transformers
+        from ng_core.models.llava import LlavaAdapter  # deferred: transformers
 
         ad = LlavaAdapter(model, tok, cfg, ML.MODEL_ID)
         adapter_times = []
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed_child:
         print(json.dumps(_speed_child(args.cache_dir, args.runs, args.threads)), flush=True)
         return 0
-    import torch  # deferred: torch (after HF_HUB_OFFLINE is set)
+    import torch
 
     torch.set_num_threads(args.quality_threads)
     result = {"model_id": ML.MODEL_ID, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -525,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         result["speed"] = speed(args.cache_dir, args.runs, args.threads)
         print(json.dumps(result["speed"], indent=1), flush=True)
     if not args.skip_quality:
-        from ng_core.models.llava import LlavaAdapter  # deferred: torch, transformers
+        from ng_core.models.llava import LlavaAdapter  # deferred: transformers
 
         adapter = LlavaAdapter.from_folder(folder, model_id=ML.MODEL_ID)
         result["quality"] = quality(adapter, args.per_category)

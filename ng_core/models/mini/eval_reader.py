@@ -75,7 +75,7 @@ def _general_right(answer: str, kws) -> bool:
 
 def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch: int = 8,
             max_new_tokens: int = 24, log=print) -> dict:
-    import torch  # deferred: torch
+    import torch
 
     jobs, images, examples = [], {}, {}
     t0 = time.perf_counter()
@@ -169,7 +169,7 @@ def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch
 
 def base_general(cache_dir=None, max_new_tokens: int = 24) -> dict:
     """Unrelated questions answered text-only by the LM before the reader stage (the bar to keep)."""
-    from ng_core.models.llava import LlavaAdapter  # deferred: torch, transformers
+    from ng_core.models.llava import LlavaAdapter  # deferred: transformers
 
     ad = LlavaAdapter.from_folder(ML.ensure_assembled(cache_dir, with_reader=False), model_id="ng-mini-llava-base")
     gens = ad.generate([(None, q) for q, _ in GENERAL_QUESTIONS_HELDOUT], max_new_tokens=max_new_tokens)
@@ -180,7 +180,7 @@ def base_general(cache_dir=None, max_new_tokens: int = 24) -> dict:
 
 def speed(adapter, runs: int = 5) -> dict:
     """OCR + 32 new tokens (greedy, no early stop) on a held-out-style passport, median of ``runs``."""
-    import torch  # deferred: torch
+    import torch
 
     img = render_sample("passport", eval_seed("heldout", "passport", 0), "heldout").image
     q = "What is the passport number on this passport?"
@@ -207,9 +207,9 @@ def speed(adapter, runs: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    import torch  # deferred: torch
+    import torch
 
-    from ng_core.models import load_model  # deferred: torch, transformers
+    from ng_core.models import load_model  # deferred: transformers
 
     p = argparse.ArgumentParser(prog="python -m ng_core.models.mini.eval_reader", description=__doc__.split("\n\n")[0])
     p.add_argument("--per-category", type=int, default=10)

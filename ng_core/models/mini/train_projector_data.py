@@ -53,7 +53,7 @@ def render_and_encode(cfg: TrainConfig, adapter, train_seeds: dict, timings: dic
     Returns ``(items, feats)``: ``items`` are (category, seed, stats), stages 1-2's images first, then stage 3's
     extra ones; ``feats`` their features in the same order. Adds ``render_s`` and ``features_s`` to ``timings``.
     """
-    import torch  # deferred: torch
+    import torch
 
     cats = list(CATEGORY_ORDER)
     n_all = len(train_seeds[cats[0]]) if cats else 0
