@@ -23,7 +23,7 @@ CATEGORIES = ("passport", "phone_number", "receipt", "student_id", "credit_card"
 LAYERS = (0, 2, 4, 6, 8, 9, 10, 12)
 
 
-def features(adapter, family: str, n: int, seed_of):
+def features(adapter, family: str, n: int, seed_of, tint_share: float = 0.0):
     import torch
 
     from ng_core.data.images import render_sample
@@ -33,7 +33,8 @@ def features(adapter, family: str, n: int, seed_of):
     X, y = {}, []
     for cat in CATEGORIES:
         for i in range(n):
-            s = render_sample(cat, seed_of(cat, i), family=family, variants=family == "main")
+            s = render_sample(cat, seed_of(cat, i), family=family, variants=family == "main",
+                              tint_share=tint_share if family == "main" else 0.0)
             colour = (s.truth.get("colours") or {}).get("card")
             if not colour:
                 continue
@@ -73,6 +74,8 @@ def main(argv=None) -> int:
     p.add_argument("--per-category", type=int, default=40, help="main-family training cards per category")
     p.add_argument("--heldout-per-category", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--tint-share", type=float, default=0.0,
+                   help="share of main-family training cards printed on coloured paper (render_sample(tint_share=))")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
     import torch
@@ -83,7 +86,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     adapter = load_model("ng-mini-llava")
-    xtr, ytr = features(adapter, "main", a.per_category, lambda c, i: derive_seed("colour-probe", "main", c, i))
+    xtr, ytr = features(adapter, "main", a.per_category, lambda c, i: derive_seed("colour-probe", "main", c, i),
+                        a.tint_share)
     xte, yte = features(adapter, "heldout", a.heldout_per_category, lambda c, i: derive_seed("colour-probe", "heldout", c, i))
     classes = sorted(set(ytr) | set(yte))
     res = {
@@ -92,7 +96,10 @@ def main(argv=None) -> int:
         "train_cards": len(ytr), "heldout_cards": len(yte),
         "heldout_non_white_cards": sum(c != "white" for c in yte),
         "always_white_heldout": round(sum(c == "white" for c in yte) / len(yte), 3),
+        "train_non_white_cards": sum(c != "white" for c in ytr),
         "layers": {f"L{k}": probe(xtr[k], ytr, xte[k], yte, classes) for k in LAYERS},
+        "layer_pairs": {f"L{k}+L9": probe(torch.cat([xtr[k], xtr[9]], 1), ytr, torch.cat([xte[k], xte[9]], 1), yte, classes)
+                        for k in (0, 2)},
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(json.dumps(res, indent=1))

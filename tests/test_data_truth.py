@@ -57,6 +57,22 @@ def test_heldout_differs_from_main():
     assert "Doc. no." in labels and "Passport No." not in labels
 
 
+def test_tinted_paper_varies_the_card_colour_and_leaves_the_rest():
+    """tint_share 0 is the plain family; tinted cards keep their text and truth, only colours change."""
+    plain = [render_sample("receipt", s) for s in range(12)]
+    assert all(png_bytes(p.image) == png_bytes(render_sample("receipt", s, tint_share=0.0).image)
+               for s, p in enumerate(plain))
+    tinted = [render_sample("receipt", s, tint_share=1.0) for s in range(12)]
+    for p, t in zip(plain, tinted):
+        assert {k: v for k, v in p.truth.items() if k != "colours"} == {k: v for k, v in t.truth.items() if k != "colours"}
+    assert sum(p.truth["colours"]["card"] == "white" for p in plain) >= 8  # receipts are white paper ...
+    colours = [t.truth["colours"]["card"] for t in tinted]
+    assert sum(c == "white" for c in colours) <= 2 and len(set(colours)) >= 4  # ... unless printed on tinted paper
+    assert png_bytes(render_sample("receipt", 3, tint_share=1.0).image) == png_bytes(tinted[3].image)
+    half = [render_sample("receipt", s, tint_share=0.5).truth["colours"]["card"] for s in range(40)]
+    assert 8 <= sum(c != "white" for c in half) <= 32
+
+
 def test_text_is_large():
     """Values are drawn 20+ units high (the fonts' cap height about 16 px in a flat scan)."""
     from ng_core.data import documents

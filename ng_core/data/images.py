@@ -17,7 +17,9 @@ Output images have their longest side between 448 and 640 px.
 """
 from __future__ import annotations
 
+import colorsys
 import io
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,10 +89,32 @@ def _truth(sheet: Sheet, style: str, family: str, colours: dict) -> dict:
             "lines": sheet.lines(), "style": style, "family": family, "font": sheet.font, "colours": colours}
 
 
-def _render_main(category: str, seed: int, variants: bool = False) -> Sample:
+def tint_sheet(sheet: Sheet, seed: int, share: float) -> bool:
+    """Print ``sheet`` on coloured paper with probability ``share``: multiply its pixels by one colour.
+
+    Why: most of the main family's cards are white or pastel, so a model trained on them learns "white" as the
+    answer to every colour question. Tinting makes the card's colour vary independently of category, layout
+    and style (ink stays dark, so the text stays readable). The draws come from their own stream, so every
+    other draw of the image is unchanged, and ``share`` 0 draws nothing (the plain main family).
+    """
+    if share <= 0:
+        return False
+    r = random.Random(f"tint:{seed}")
+    if r.random() >= share:
+        return False
+    h, sat, v = r.random(), r.uniform(0.3, 0.85), r.uniform(0.55, 0.97)
+    tint = np.array(colorsys.hsv_to_rgb(h, sat, v), dtype=np.float32)
+    a = np.asarray(sheet.img, dtype=np.float32)
+    a[..., :3] *= tint
+    sheet.img = Image.fromarray(a.round().clip(0, 255).astype(np.uint8), "RGBA")
+    return True
+
+
+def _render_main(category: str, seed: int, variants: bool = False, tint_share: float = 0.0) -> Sample:
     c = make_ctx(seed, variants)
     if category in documents.RENDERERS:
         sheet = documents.RENDERERS[category](c)
+        tint_sheet(sheet, seed, tint_share)
         style = "flat" if c.chance(0.4) else "photo"
         img, cm, bm = (photo.flat if style == "flat" else photo.photo)(c, sheet.img)
         return Sample(img, _truth(sheet, style, "main", measured_colours(img, cm, bm)))
@@ -110,15 +134,18 @@ def _render_main(category: str, seed: int, variants: bool = False) -> Sample:
     return Sample(img, _truth(sheet, "photo", "main", measured_colours(img)))
 
 
-def render_sample(category: str, seed: int, family: str = "main", variants: bool = False) -> Sample:
+def render_sample(category: str, seed: int, family: str = "main", variants: bool = False,
+                  tint_share: float = 0.0) -> Sample:
     """Draw one image of ``category`` from ``seed`` in rendering ``family`` with its ground truth.
 
     ``variants`` (main family): on part of the cards the title is left off or labels are worded differently
-    (:meth:`~ng_core.data.draw.Ctx.vary`); off, the images are exactly those of the plain main family."""
+    (:meth:`~ng_core.data.draw.Ctx.vary`); off, the images are exactly those of the plain main family.
+    ``tint_share`` (main family): the share of documents printed on coloured paper (:func:`tint_sheet`); 0, the
+    default, leaves every image as it was."""
     if category not in ALL_CATEGORIES:
         raise ValueError(f"unknown category {category!r}; known: {', '.join(ALL_CATEGORIES)}")
     if family == "main":
-        return _render_main(category, int(seed), variants)
+        return _render_main(category, int(seed), variants, tint_share)
     if family == "heldout":
         if category in heldout_style.RENDERERS:
             return heldout_style.render(category, int(seed))
@@ -145,4 +172,4 @@ def save_png(img: Image.Image, path: Path) -> None:
 
 
 __all__ = ["DOCUMENT_CATEGORIES", "FAMILIES", "GENERATOR_VERSION", "IMAGE_SIZE", "MIN_IMAGE_SIDE", "STYLES",
-           "Sample", "derive_seed", "measured_colours", "png_bytes", "render_image", "render_sample", "save_png"]
+           "Sample", "derive_seed", "measured_colours", "tint_sheet", "png_bytes", "render_image", "render_sample", "save_png"]

@@ -100,6 +100,9 @@ class ReaderTrainConfig:
     #: share of the "colour" turns (card colour asked, see ``mix``) drawn from cards that are not white, so
     #: that "mostly white" is not the answer that minimises the loss (half the main family's cards are white)
     colour_non_white_share: float = 0.7
+    #: share of the training documents printed on coloured paper (render_sample(tint_share=)), so that a card's
+    #: colour varies independently of its category and layout; 0 (the shipped reader) draws the plain family
+    tint_share: float = 0.0
 
 
 def train_seed(category: str, index: int) -> int:
@@ -258,7 +261,7 @@ def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=
     for c in ALL_CATEGORIES:
         for i in range(cfg.n_per_category):
             seed = train_seed(c, i)
-            s = render_sample(c, seed, "main", variants=cfg.wording_variants)
+            s = render_sample(c, seed, "main", variants=cfg.wording_variants, tint_share=cfg.tint_share)
             key = key_prefix + adapter.content_key(s.image)  # by pixels: a changed drawing is read again
             if key not in cache:
                 cache[key] = adapter.read_image_uncached(s.image)
