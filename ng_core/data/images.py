@@ -172,4 +172,5 @@ def save_png(img: Image.Image, path: Path) -> None:
 
 
 __all__ = ["DOCUMENT_CATEGORIES", "FAMILIES", "GENERATOR_VERSION", "IMAGE_SIZE", "MIN_IMAGE_SIDE", "STYLES",
-           "Sample", "derive_seed", "measured_colours", "tint_sheet", "png_bytes", "render_image", "render_sample", "save_png"]
+           "Sample", "derive_seed", "measured_colours", "png_bytes", "render_image", "render_sample", "save_png",
+           "tint_sheet"]
