@@ -92,9 +92,10 @@ def _truth(sheet: Sheet, style: str, family: str, colours: dict) -> dict:
 def tint_sheet(sheet: Sheet, seed: int, share: float) -> bool:
     """Print ``sheet`` on coloured paper with probability ``share``: multiply its pixels by one colour.
 
-    Why: most of the main family's cards are white or pastel, so a model trained on them learns "white" as the
-    answer to every colour question. Tinting makes the card's colour vary independently of category, layout
-    and style (ink stays dark, so the text stays readable). The draws come from their own stream, so every
+    Why: in the main family a card's colour goes with its category (receipts white, credit cards dark,
+    passports pastel), so a model can answer colour questions from the category instead of seeing the colour.
+    Tinting makes the colour vary independently of category, layout and style (ink stays dark, so the text
+    stays readable). The draws come from their own stream, so every
     other draw of the image is unchanged, and ``share`` 0 draws nothing (the plain main family).
     """
     if share <= 0:
