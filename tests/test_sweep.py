@@ -100,6 +100,15 @@ def test_aggregation_math_on_hand_made_numbers():
     lk = agg["learned_vs_random"]["validation"]["leak_rate"]
     assert lk["diff"] == pytest.approx(0.0) and lk["spread"] == pytest.approx(0.1)
     assert not lk["exceeds"] and not lk["better"]
+    # seed by seed: the learned gate refuses more in all 3 seeds (sign test 1/8); on leaks it wins, ties, loses
+    assert d["paired"] | {"mean": None, "sd": None} == {"n": 3, "wins": 3, "ties": 0, "losses": 0, "mean": None,
+                                                        "sd": None, "sign_p": pytest.approx(0.125)}
+    assert d["paired"]["mean"] == pytest.approx(0.4)
+    assert (lk["paired"]["wins"], lk["paired"]["ties"], lk["paired"]["losses"]) == (1, 1, 1)
+    assert lk["paired"]["sign_p"] == pytest.approx(0.75)
+    from ng_core.evaluation.sweep_numbers import paired
+    assert paired([1.0, None], [1.0, 0.0])["sign_p"] is None  # one usable seed, tied: no test
+    assert paired([0.2, 0.1], [0.3, 0.4], higher=False)["wins"] == 2
     assert agg["gates"]["complement_gate"]["evaluation"]["leak_rate"]["sd"] == pytest.approx(0.0)
 
 

@@ -164,6 +164,7 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
                 try:
                     old = json.loads(cpath.read_text())
                     if old.get("key") == key:
+                        old["aggregate"] = aggregate(old["per_seed"])  # a pure function of per_seed: current code
                         cells[i] = old
                         log(f"[{i + 1}/{n}] {s.label()}: done earlier ({cpath})")
                         continue

@@ -6,6 +6,7 @@ the evaluation part never enters the choice.
 from __future__ import annotations
 
 import json
+from math import comb
 
 from ng_core.evaluation.report_summary import mean_sd
 from ng_core.evaluation.sweep_grid import SweepError
@@ -102,7 +103,7 @@ def aggregate(per_seed: dict) -> dict:
     {"values", "mean", "sd"}}}}, "learned_vs_random": {part: {metric: {"diff", "spread", "exceeds", "better"}}}}``.
     ``spread`` is the larger of the two gates' sample standard deviations (as ``ng report`` does);
     ``exceeds``: |diff| > spread; ``better``: the learned gate is better (lower leak, higher otherwise) by
-    more than the spread.
+    more than the spread; ``paired``: the seed-by-seed comparison (:func:`paired`).
     """
     seeds = sorted({sd for g in per_seed.values() for sd in g}, key=str)
     gates: dict = {}
@@ -126,8 +127,28 @@ def aggregate(per_seed: dict) -> dict:
                 d = a["mean"] - b["mean"]
                 sp = max(a["sd"], b["sd"])
                 lvr[part][met] = {"diff": d, "spread": sp, "exceeds": abs(d) > sp,
-                                  "better": (d if higher else -d) > sp}
+                                  "better": (d if higher else -d) > sp,
+                                  "paired": paired(a["values"], b["values"], higher)}
     return {"seeds": seeds, "gates": gates, "learned_vs_random": lvr}
+
+
+def paired(learned: list, random_: list, higher: bool = True) -> dict:
+    """Learned vs random seed by seed: both gates of a seed edit the same train images, so their difference
+    within a seed is the comparison with the seed's own noise removed (the spread rule above ignores that).
+
+    ``wins`` / ``ties`` / ``losses``: seeds where the learned gate is better / equal / worse (``higher``: a
+    higher value is better). ``sign_p``: one-sided exact sign test, P(at least ``wins`` of the ``wins + losses``
+    untied seeds | no difference); None without untied seeds. ``mean``, ``sd``: of the per-seed differences
+    (learned − random, raw direction).
+    """
+    diffs = [x - y for x, y in zip(learned, random_) if x is not None and y is not None]
+    eps = 1e-9
+    good = [d if higher else -d for d in diffs]
+    wins, losses = sum(g > eps for g in good), sum(g < -eps for g in good)
+    n = wins + losses
+    m, sd = mean_sd(diffs)
+    return {"n": len(diffs), "wins": wins, "ties": len(diffs) - n, "losses": losses, "mean": m, "sd": sd,
+            "sign_p": (sum(comb(n, k) for k in range(wins, n + 1)) / 2 ** n) if n else None}
 
 
 # ------------------------------------------------------------------------------------------ the choice

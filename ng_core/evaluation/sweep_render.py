@@ -55,7 +55,9 @@ def curve_table(result: dict, axis: str, part: str = "evaluation") -> list[str]:
         L.append(f"| {_x(c, axis)} | " + " | ".join(cols) + " |")
     L.append("")
     L.append(f"Learned − random (points) against the seed spread (the larger sd), {part} part; "
-             "**bold** where the difference exceeds the spread:")
+             "**bold** where the difference exceeds the spread. In brackets, seed by seed (both gates of a seed "
+             "edit the same images): seeds where the learned gate is better–equal–worse, and the one-sided sign "
+             "test's p:")
     L.append("")
     L.append(f"| {AXIS_TITLES[axis]} | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS + ("score",)) + " |")
     L.append("|" + "---|" * (len(CURVE_METRICS) + 2))
@@ -68,7 +70,12 @@ def curve_table(result: dict, axis: str, part: str = "evaluation") -> list[str]:
                 cols.append("–")
                 continue
             t = f"{100 * v['diff']:+.1f} vs {100 * v['spread']:.1f}"
-            cols.append(f"**{t}**" if v.get("exceeds") else t)
+            t = f"**{t}**" if v.get("exceeds") else t
+            pr = v.get("paired") or {}
+            if pr.get("n"):
+                sp = "–" if pr.get("sign_p") is None else f"{pr['sign_p']:.2f}"
+                t += f" ({pr['wins']}–{pr['ties']}–{pr['losses']}, p {sp})"
+            cols.append(t)
         L.append(f"| {_x(c, axis)} | " + " | ".join(cols) + " |")
     L.append("")
     return L
