@@ -25,7 +25,7 @@ def sweep_section(model_id: str, fingerprint: str | None = None) -> None:
     from ng_core.evaluation.sweep import find_sweeps, load_sweep
     from ng_core.evaluation.sweep_grid import SweepError
     from ng_core.evaluation.sweep_numbers import METRICS
-    from ng_core.evaluation.sweep_render import curve_points
+    from ng_core.evaluation.sweep_render import curve_points, learned_vs_random_rows
 
     root = sweep_dir()
     found = []
@@ -69,3 +69,9 @@ def sweep_section(model_id: str, fingerprint: str | None = None) -> None:
                 st.caption(f"This sweep has fewer than two settings along {title}.")
                 continue
             st.plotly_chart(charts.sweep_curve(pts, title, METRICS[metric][0], part), key=f"sweep_{axis}")
+        rows = learned_vs_random_rows(res, metric, part)
+        if rows:
+            st.caption(f"Learned vs random gate on {METRICS[metric][0]} ({part} part). Seed by seed: both gates of a "
+                       "seed edit the same images, so 'better–equal–worse' counts the seeds where the learned gate "
+                       "did better; the sign test asks how likely that many wins are by chance.")
+            st.dataframe(rows, hide_index=True, key="sweep_paired")

@@ -61,6 +61,8 @@ def test_edit_page_sweep_section(tmp_path, monkeypatch):
     assert gate["data"][0]["y"][0] == pytest.approx(0.91) and gate["data"][1]["y"][0] == pytest.approx(0.71)
     assert "In none of" in texts(at) or "beats a random gate" in texts(at)
     assert any("measured on other weights of tiny-random" in w.value for w in at.warning)  # fake fingerprint
+    table = at.dataframe[0].value  # learned vs random, seed by seed: every seed better on held-out images
+    assert list(table["seeds better–equal–worse"]) == ["3–0–0"] * 6 and list(table["sign test p"]) == [0.125] * 6
     at.selectbox(key="w_sweep_metric").set_value("benign_answered").run()
     assert not at.exception
     assert any("benign answered over layer" in str(sp["layout"]["title"]["text"]) for sp in plotly_specs(at))

@@ -40,6 +40,22 @@ def curve_points(result: dict, axis: str, metric: str, part: str = "evaluation")
     return out
 
 
+def learned_vs_random_rows(result: dict, metric: str, part: str = "evaluation") -> list[dict]:
+    """One row per setting: learned − random on ``metric`` (points), the seed spread, and the seed-by-seed
+    comparison (better / equal / worse seeds, one-sided sign test); None where a sweep predates it."""
+    rows = []
+    for c in result.get("cells", []):
+        v = ((c["aggregate"].get("learned_vs_random") or {}).get(part) or {}).get(metric) or {}
+        if v.get("diff") is None:
+            continue
+        pr = v.get("paired") or {}
+        rows.append({"setting": c["setting"]["id"], "learned − random (points)": round(100 * v["diff"], 1),
+                     "seed spread (points)": round(100 * v["spread"], 1), "beyond the spread": bool(v["exceeds"]),
+                     "seeds better–equal–worse": (f"{pr['wins']}–{pr['ties']}–{pr['losses']}" if pr.get("n") else None),
+                     "sign test p": (None if pr.get("sign_p") is None else round(pr["sign_p"], 3))})
+    return rows
+
+
 def curve_table(result: dict, axis: str, part: str = "evaluation") -> list[str]:
     by_id = {c["setting"]["id"]: c for c in result.get("cells", [])}
     cells = [by_id[i] for i in result.get("axes", {}).get(axis, []) if i in by_id]
