@@ -95,8 +95,8 @@ def tint_sheet(sheet: Sheet, seed: int, share: float) -> bool:
     Why: in the main family a card's colour goes with its category (receipts white, credit cards dark,
     passports pastel), so a model can answer colour questions from the category instead of seeing the colour.
     Tinting makes the colour vary independently of category, layout and style (ink stays dark, so the text
-    stays readable). The draws come from their own stream, so every
-    other draw of the image is unchanged, and ``share`` 0 draws nothing (the plain main family).
+    stays readable). The draws come from their own stream, so every other draw of the image is unchanged, and
+    ``share`` 0 draws nothing (the plain main family).
     """
     if share <= 0:
         return False

@@ -483,8 +483,8 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
       "cards' colours; `bench/colour_probe.py`, docs/experiments/reader-colour-continuation), and training colour "
       "on purpose did not fix it there. Cards printed on coloured paper, so that colour varies independently of "
       "category, raise that probe to 37% (53% at layer 2), but a reader trained on them said 'green' for nearly "
-      "every held-out card (docs/experiments/reader-tinted-paper): DINOv2 was trained to ignore colour, and its "
-      "features show it.")
+      "every held-out card (docs/experiments/reader-tinted-paper): DINOv2's self-supervised training jitters "
+      "colours on purpose, so its deeper features carry little of them.")
     w(reader_card.limitation())
     w("- Synthetic data only: drawn cards, receipts, documents, vehicles, charts and landscapes with fake "
       "personal data. Nothing real was used.")
