@@ -23,7 +23,7 @@ CATEGORIES = ("passport", "phone_number", "receipt", "student_id", "credit_card"
 LAYERS = (0, 2, 4, 6, 8, 9, 10, 12)
 
 
-def features(adapter, family: str, n: int, seed_of, tint_share: float = 0.0):
+def features(adapter, family: str, n: int, seed_of, tint_share: float = 0.0, layers=LAYERS):
     import torch
 
     from ng_core.data.images import render_sample
@@ -41,7 +41,7 @@ def features(adapter, family: str, n: int, seed_of, tint_share: float = 0.0):
             y.append(colour)
             with torch.no_grad():
                 hs = vt(pixel_values=preprocess(s.image, adapter.image_cfg), output_hidden_states=True).hidden_states
-            for layer in LAYERS:
+            for layer in layers:
                 X.setdefault(layer, []).append(hs[layer][0, 1:].float().mean(0))
     return {k: torch.stack(v) for k, v in X.items()}, y
 
@@ -86,19 +86,24 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     adapter = load_model("ng-mini-llava")
+    reads = int(adapter.model.config.vision_feature_layer) % (len(adapter.model.model.vision_tower.encoder.layer) + 1)
+    layers = tuple(sorted(set(LAYERS) | {reads}))
     xtr, ytr = features(adapter, "main", a.per_category, lambda c, i: derive_seed("colour-probe", "main", c, i),
-                        a.tint_share)
-    xte, yte = features(adapter, "heldout", a.heldout_per_category, lambda c, i: derive_seed("colour-probe", "heldout", c, i))
+                        a.tint_share, layers)
+    xte, yte = features(adapter, "heldout", a.heldout_per_category,
+                        lambda c, i: derive_seed("colour-probe", "heldout", c, i), 0.0, layers)
     classes = sorted(set(ytr) | set(yte))
     res = {
         "command": "python bench/colour_probe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "model_reads_layer": int(adapter.model.config.vision_feature_layer) % (len(adapter.model.model.vision_tower.encoder.layer) + 1),
+        "model_reads_layer": reads,
         "train_cards": len(ytr), "heldout_cards": len(yte),
         "heldout_non_white_cards": sum(c != "white" for c in yte),
         "always_white_heldout": round(sum(c == "white" for c in yte) / len(yte), 3),
         "train_non_white_cards": sum(c != "white" for c in ytr),
-        "layers": {f"L{k}": probe(xtr[k], ytr, xte[k], yte, classes) for k in LAYERS},
-        "layer_pairs": {f"L{k}+L9": probe(torch.cat([xtr[k], xtr[9]], 1), ytr, torch.cat([xte[k], xte[9]], 1), yte, classes)
+        "layers": {f"L{k}": probe(xtr[k], ytr, xte[k], yte, classes) for k in layers},
+        # an early layer read together with the model's own (a list of vision_feature_layers in a stock LLaVA)
+        "layer_pairs": {f"L{k}+L{reads}": probe(torch.cat([xtr[k], xtr[reads]], 1), ytr,
+                                                  torch.cat([xte[k], xte[reads]], 1), yte, classes)
                         for k in (0, 2)},
         "seconds": round(time.perf_counter() - t0, 1),
     }
