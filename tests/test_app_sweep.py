@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from app_testing import new_app, one_thread, plotly_specs, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -15,8 +14,8 @@ def fake_sweep(folder, model="tiny-random"):
     """A sweep.json with a gate-size axis (3 settings at layer 2) and a layer axis (layers 0..3)."""
     from ng_core.evaluation.sweep import assemble
     from ng_core.evaluation.sweep_grid import Setting, SweepConfig
-    from ng_core.method.registry import GATE_METHODS
     from ng_core.evaluation.sweep_numbers import PARTS, aggregate, score
+    from ng_core.method.registry import GATE_METHODS
 
     settings = [Setting(k, None, 2, "subject_position") for k in (0.05, 0.2)]
     settings += [Setting(None, 0.3, la, "subject_position") for la in (0, 1, 2, 3)]

@@ -222,6 +222,8 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
     md = (out / "SWEEP.md").read_text()
     assert "### Over gate size" in md and "### Over layer" in md and "ng sweep --model tiny-random" in md
     assert (out / "sweep.csv").read_text().startswith("setting,")
+    svg = (out / "curves.svg").read_bytes()  # the curves drawn, embedded in SWEEP.md
+    assert svg.startswith(b"<?xml") and b"<svg" in svg and "](curves.svg)" in md
     cand = out / "preset.neural_gate.tiny-random.json"
     from ng_core.method.presets import load_preset
 
@@ -234,6 +236,7 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
     calls.update(edit=0, evaluate=0)
     assert main(argv) == 0
     assert calls == {"edit": 0, "evaluate": 0}
+    assert (out / "curves.svg").read_bytes() == svg  # same sweep, same bytes (no date in the figure)
     # an interrupted setting (its summary lost, its stages cached): resumes from the stage cache
     (out / "cells" / res["cells"][1]["setting"]["id"] / "cell.json").unlink()
     assert main(argv) == 0
@@ -276,3 +279,27 @@ def test_a_worker_with_nothing_left_helps_the_worker_on_a_setting(tmp_path, data
     assert full == ["reverse", "forward"]  # helped from the other end, then summarised it as its owner
     assert edits[0] == len(GATE_METHODS)  # every edit made once
     assert json.loads((out / "sweep.json").read_text())["meta"]["n_done"] == 1
+
+
+def test_curves_figure_draws_every_axis_with_two_settings_and_nothing_else(tmp_path):
+    from ng_core.evaluation.sweep_plot import PLOT_METRICS, curves_svg, write_curves
+    from ng_core.evaluation.sweep_render import plot_axes
+
+    def cell(sid, layer, topk, learned, random_):
+        gates = {g: {"evaluation": {m: {"mean": v, "sd": 0.1} for m in PLOT_METRICS}}
+                 for g, v in (("neural_gate", learned), ("random_gate", random_), ("complement_gate", None))}
+        return {"setting": {"id": sid, "layer": layer, "topk": topk, "threshold": None, "scope": "all_positions",
+                            "gate": f"top-k {100 * topk:g}%"}, "aggregate": {"gates": gates}}
+
+    res = {"meta": {"model": {"id": "m"}, "seeds": [0, 1]},
+           "cells": [cell("a", 3, 0.1, 0.2, 0.1), cell("b", 3, 0.2, 0.9, 0.5), cell("c", 5, 0.1, 0.4, 0.4)],
+           "axes": {"gate": ["a", "b"], "layer": ["a", "c"], "scope": ["a"]}}
+    assert plot_axes(res) == ["gate", "layer"]
+    svg = curves_svg(res)
+    assert svg == curves_svg(res)  # byte-stable
+    n_panels = 2 * len(PLOT_METRICS)  # two axes x one panel per metric
+    assert f'id="axes_{n_panels}"'.encode() in svg and f'id="axes_{n_panels + 1}"'.encode() not in svg
+    assert write_curves(res, tmp_path) == tmp_path / "curves.svg"
+    res["axes"] = {"gate": ["a"], "layer": ["a"], "scope": ["a"]}  # one setting: no curve, and a stale one goes
+    assert plot_axes(res) == [] and curves_svg(res) is None
+    assert write_curves(res, tmp_path) is None and not (tmp_path / "curves.svg").exists()

@@ -52,6 +52,7 @@ from ng_core.evaluation.sweep_numbers import (
     partition_rows,
     preset_candidate,
 )
+from ng_core.evaluation.sweep_plot import write_curves
 from ng_core.evaluation.sweep_render import render_markdown
 from ng_core.method.registry import GATE_METHODS
 from ng_core.storage.filelock import exclusive_lock
@@ -320,6 +321,7 @@ def write_outputs(result: dict, out: Path) -> None:
             w.writeheader()
             w.writerows(rows)
         os.replace(tmp, out / "sweep.csv")
+    write_curves(result, out)
     write_atomic(out / "SWEEP.md", render_markdown(result))
 
 

@@ -2,7 +2,8 @@
 
 Cells are percentages, mean ± sample standard deviation over seeds. The curves (learned vs random vs
 complement over gate size, and over layer) are plain Markdown tables with one row per x value, ready to be
-pasted into RESULTS.md; the dashboard's Edit page draws them from ``sweep.json``.
+pasted into RESULTS.md, above the same curves drawn as ``curves.svg`` (:mod:`.sweep_plot`); the dashboard's Edit
+page draws them from ``sweep.json``.
 """
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ def curve_points(result: dict, axis: str, metric: str, part: str = "evaluation")
         out[g] = [v.get("mean") for v in vals]
         out[g + "_sd"] = [v.get("sd") for v in vals]
     return out
+
+
+def plot_axes(result: dict) -> list[str]:
+    """The axes of ``result`` with at least two settings: the ones worth a curve (``curves.svg``)."""
+    return [a for a in ("gate", "layer") if len(curve_points(result, a, "refusal_heldout_images")["x"]) >= 2]
 
 
 def learned_vs_random_rows(result: dict, metric: str, part: str = "evaluation") -> list[dict]:
@@ -129,8 +135,8 @@ def render_markdown(result: dict) -> str:
         L += [f"Candidate written to `{result['preset_file']}` in this folder (the shipped presets are unchanged).",
               ""]
     if ch.get("ranking"):
-        L += ["| setting | validation score | held-out refusal (learned) | learned − random (score) | spread | "
-              "beats random |", "|---|---|---|---|---|---|"]
+        L += [("| setting | validation score | held-out refusal (learned) | learned − random (score) | spread | "
+              "beats random |"), "|---|---|---|---|---|---|"]
         for r in ch["ranking"]:
             d = "–" if r["learned_minus_random"] is None else f"{r['learned_minus_random']:+.3f}"
             sp = "–" if r["spread"] is None else f"{r['spread']:.3f}"
@@ -138,6 +144,10 @@ def render_markdown(result: dict) -> str:
                      f"{'yes' if r['beats_random'] else 'no'} |")
         L.append("")
     L += ["## Curves", ""]
+    drawn = plot_axes(result)
+    if drawn:
+        L += [(f"![Learned, random and complement gates over {' and over '.join(AXIS_TITLES[a] for a in drawn)}: "
+              "mean ± sd over seeds, evaluation part](curves.svg)"), ""]
     for axis in ("gate", "layer", "scope"):
         L += curve_table(result, axis)
     L += ["## Every setting", ""]
