@@ -25,7 +25,7 @@ def sweep_section(model_id: str, fingerprint: str | None = None) -> None:
     from ng_core.evaluation.sweep import find_sweeps, load_sweep
     from ng_core.evaluation.sweep_grid import SweepError
     from ng_core.evaluation.sweep_numbers import METRICS
-    from ng_core.evaluation.sweep_render import curve_points, learned_vs_random_rows
+    from ng_core.evaluation.sweep_render import consistency_rows, curve_points, learned_vs_random_rows
 
     root = sweep_dir()
     found = []
@@ -75,3 +75,9 @@ def sweep_section(model_id: str, fingerprint: str | None = None) -> None:
                        "seed edit the same images, so 'better–equal–worse' counts the seeds where the learned gate "
                        "did better; the sign test asks how likely that many wins are by chance.")
             st.dataframe(rows, hide_index=True, key="sweep_paired")
+        cons = consistency_rows(res)
+        if cons:
+            st.caption("Are the learned rows consistent across images? For two seeds that edited different train "
+                       "images: the share of gated rows their gates have in common, learned and random, against "
+                       "chance (the paper's claim is that consistent neurons carry the concept).")
+            st.dataframe(cons, hide_index=True, key="sweep_consistency")

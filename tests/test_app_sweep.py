@@ -34,6 +34,10 @@ def fake_sweep(folder, model="tiny-random"):
                     "meta": {"compute_seconds": 1.0, "versions": {"torch": "x"}, "machine": "test", "mask": {"steps": 1},
                              "edit": {"lr": 1e-3, "steps": 1, "questions_per_image": 1}, "train_images": {"passport": 1},
                              "n_cases": 10, "seed_records": {}, "preset": "tiny-random"}}
+        if i == 1:  # one setting with the gates' consistency across seeds (sweeps made before it have none)
+            cells[i]["consistency"] = {g: {"passport/L2": {"overlap": v, "chance": 0.2, "pairs": 3, "same_image_pairs": 0,
+                                                          "min": v, "max": v}}
+                                       for g, v in (("neural_gate", 0.5), ("random_gate", 0.2))}
     res = assemble(SweepConfig(model=model, seeds=(0, 1, 2)), settings, cells, "0123456789abcdef", 1.0, model)
     folder.mkdir(parents=True)
     (folder / "sweep.json").write_text(json.dumps(res))
@@ -62,6 +66,9 @@ def test_edit_page_sweep_section(tmp_path, monkeypatch):
     assert any("measured on other weights of tiny-random" in w.value for w in at.warning)  # fake fingerprint
     table = at.dataframe[0].value  # learned vs random, seed by seed: every seed better on held-out images
     assert list(table["seeds better–equal–worse"]) == ["3–0–0"] * 6 and list(table["sign test p"]) == [0.125] * 6
+    cons = at.dataframe[1].value  # consistency: only the setting that has it, learned 2.5x chance
+    assert list(cons["setting"]) == ["L2__topk0.2__subject_position"]
+    assert list(cons["learned: rows shared (%)"]) == [50.0] and list(cons["learned / chance"]) == [2.5]
     at.selectbox(key="w_sweep_metric").set_value("benign_answered").run()
     assert not at.exception
     assert any("benign answered over layer" in str(sp["layout"]["title"]["text"]) for sp in plotly_specs(at))

@@ -222,6 +222,15 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
     md = (out / "SWEEP.md").read_text()
     assert "### Over gate size" in md and "### Over layer" in md and "ng sweep --model tiny-random" in md
     assert (out / "sweep.csv").read_text().startswith("setting,")
+    # consistency of the gates across seeds, read from the run bundles (a pair of seeds on the same image is left out)
+    recs = cell["meta"]["seed_records"]
+    differ = recs["0"]["passport"] != recs["1"]["passport"]
+    cons = cell["consistency"]
+    assert set(cons) == ({"neural_gate", "random_gate"} if differ else set())
+    for g in cons:
+        (v,) = cons[g].values()
+        assert v["pairs"] == 1 and v["same_image_pairs"] == 0 and 0 <= v["overlap"] <= 1 and 0 < v["chance"] < 1
+    assert ("### Are the learned rows consistent across images?" in md) == differ
     svg = (out / "curves.svg").read_bytes()  # the curves drawn, embedded in SWEEP.md
     assert svg.startswith(b"<?xml") and b"<svg" in svg and "](curves.svg)" in md
     cand = out / "preset.neural_gate.tiny-random.json"
@@ -303,3 +312,22 @@ def test_curves_figure_draws_every_axis_with_two_settings_and_nothing_else(tmp_p
     res["axes"] = {"gate": ["a"], "layer": ["a"], "scope": ["a"]}  # one setting: no curve, and a stale one goes
     assert plot_axes(res) == [] and curves_svg(res) is None
     assert write_curves(res, tmp_path) is None and not (tmp_path / "curves.svg").exists()
+
+
+def test_gate_overlap_within_and_across_categories_against_chance():
+    from ng_core.evaluation.sweep_numbers import cross_overlap, gate_overlap
+
+    gates = {0: {0, 1, 2, 3}, 1: {0, 1, 2, 9}, 2: {0, 1, 2, 3}, 3: {10, 11, 12, 13}}
+    images = {0: ("a",), 1: ("b",), 2: ("a",), 3: ("c",)}  # seeds 0 and 2 edited the same image
+    v = gate_overlap(gates, images, n_rows=20)
+    # pairs (0,1) 3/4, (0,3) 0, (1,2) 3/4, (1,3) 0, (2,3) 0; (0,2) left out
+    assert v["pairs"] == 5 and v["same_image_pairs"] == 1
+    assert v["overlap"] == pytest.approx(1.5 / 5) and v["chance"] == pytest.approx(4 / 20)
+    assert (v["min"], v["max"]) == (0.0, 0.75)
+    assert gate_overlap({0: {1}, 1: {1}}, {0: ("a",), 1: ("a",)}, 10) is None  # only same-image pairs
+    # gates of different sizes: |A∩B| / mean size, chance |A||B|/n over the same mean
+    v = gate_overlap({0: {0, 1}, 1: {0, 1, 2, 3, 4, 5}}, {}, n_rows=12)
+    assert v["overlap"] == pytest.approx(2 / 4) and v["chance"] == pytest.approx(2 * 6 / 12 / 4)
+    # across categories: the same seed's pair is left out (a random gate is a function of its seed)
+    c = cross_overlap({0: {0, 1}, 1: {2, 3}}, {0: {0, 1}, 1: {0, 5}}, n_rows=10)
+    assert c["pairs"] == 2 and c["overlap"] == pytest.approx((1 / 2 + 0) / 2) and c["chance"] == pytest.approx(0.2)

@@ -47,6 +47,7 @@ from ng_core.evaluation.sweep_numbers import (
     SCORE_FORMULA,
     aggregate,
     choose_preset,
+    gate_overlap,
     mean_sd,
     part_metrics,
     partition_rows,
@@ -110,6 +111,44 @@ def cell_numbers(results: dict, summary: dict, seeds, holdout_by: str) -> dict:
     return {"per_seed": per_seed, "gate_sizes": sizes}
 
 
+def read_gates(workdir: Path, gate: str, seeds) -> tuple[dict, dict]:
+    """``({place: {seed: set of gated rows}}, {place: n_rows})`` of one gate kind in a sweep cell's run bundles
+    (the ``<category>/L<layer>/gate`` vectors of ``deltas.safetensors``; a place is ``passport/L15``)."""
+    from safetensors import safe_open
+
+    sets: dict = {}
+    n_rows: dict = {}
+    for i, sd in enumerate(seeds):
+        name = gate if i == 0 else variant(gate, sd)
+        path = Path(workdir) / "runs" / name.replace("@", "__").replace("=", "-") / "deltas.safetensors"
+        if not path.exists():
+            continue
+        with safe_open(str(path), "numpy") as f:
+            for k in f.keys():  # noqa: SIM118 (a safetensors handle is not iterable)
+                if k.endswith("/gate"):
+                    v = f.get_tensor(k)
+                    sets.setdefault(k[:-len("/gate")], {})[sd] = set(v.nonzero()[0].tolist())
+                    n_rows[k[:-len("/gate")]] = int(v.shape[0])
+    return sets, n_rows
+
+
+def gate_consistency(workdir: Path, seeds, seed_records: dict) -> dict:
+    """Per gate kind (learned, random) and gated place (``passport/L15``): how many rows the gates of two seeds
+    share, against chance (:func:`~ng_core.evaluation.sweep_numbers.gate_overlap`), read from the cell's run
+    bundles (the ``gate`` vectors in ``deltas.safetensors``). Empty when the bundles are gone."""
+    out: dict = {}
+    for g in ("neural_gate", "random_gate"):
+        sets, n_rows = read_gates(workdir, g, seeds)
+        for place, by_seed in sets.items():
+            cat = place.split("/")[0]
+            recs = {sd: (seed_records.get(str(sd)) or seed_records.get(sd) or {}).get(cat) for sd in by_seed}
+            images = {sd: (tuple(r) if r else None) for sd, r in recs.items()}
+            ov = gate_overlap(by_seed, images, n_rows[place])
+            if ov is not None:
+                out.setdefault(g, {})[place] = ov
+    return out
+
+
 def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
     """Run (or resume) every setting, aggregate, choose, write ``OUT/sweep.json``, CSV, Markdown and preset."""
     from ng_core.method.presets import load_preset  # deferred: torch
@@ -166,6 +205,9 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
                     old = json.loads(cpath.read_text())
                     if old.get("key") == key:
                         old["aggregate"] = aggregate(old["per_seed"])  # a pure function of per_seed: current code
+                        old["consistency"] = gate_consistency(Path(rc.workdir), cfg.seeds,
+                                                              (old.get("meta") or {}).get("seed_records") or {}) \
+                            or old.get("consistency") or {}
                         cells[i] = old
                         log(f"[{i + 1}/{n}] {s.label()}: done earlier ({cpath})")
                         continue
@@ -198,7 +240,8 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
                         "meta": {k: rep["meta"][k] for k in ("command", "timings", "reused", "compute_seconds",
                                                              "versions", "mask", "edit", "train_images", "n_cases",
                                                              "seed_records", "preset", "machine")},
-                        "report": str(Path(rc.workdir) / "report.md")}
+                        "report": str(Path(rc.workdir) / "report.md"),
+                        "consistency": gate_consistency(Path(rc.workdir), cfg.seeds, rep["meta"].get("seed_records") or {})}
                 cells[i] = cell
                 _store_unedited(out, Path(rc.workdir))
                 if complete:

@@ -151,6 +151,55 @@ def paired(learned: list, random_: list, higher: bool = True) -> dict:
             "sign_p": (sum(comb(n, k) for k in range(wins, n + 1)) / 2 ** n) if n else None}
 
 
+def gate_overlap(gates: dict, images: dict, n_rows: int) -> dict | None:
+    """How consistent one gate kind's rows are across seeds: the paper's claim is that *consistent* neurons
+    carry the concept, so learned gates from different train images should share more rows than chance.
+
+    ``gates``: ``{seed: set of gated row indices}``; ``images``: ``{seed: hashable train images}``. Pairs of
+    seeds that edited the same images are left out (a learned gate is a function of its images: those pairs
+    agree by construction). ``overlap``: mean over the other pairs of |A ∩ B| / mean(|A|, |B|); ``chance``:
+    its expectation for random sets of the same sizes (|A||B| / n_rows over the same denominator). None
+    without such a pair.
+    """
+    seeds = sorted(gates, key=str)
+    vals, chance, same = [], [], 0
+    for i, a in enumerate(seeds):
+        for b in seeds[i + 1:]:
+            if images.get(a) is not None and images.get(a) == images.get(b):
+                same += 1
+                continue
+            A, B = gates[a], gates[b]
+            den = (len(A) + len(B)) / 2
+            if not den:
+                continue
+            vals.append(len(A & B) / den)
+            chance.append(len(A) * len(B) / n_rows / den)
+    if not vals:
+        return None
+    return {"overlap": sum(vals) / len(vals), "chance": sum(chance) / len(chance), "pairs": len(vals),
+            "same_image_pairs": same, "min": min(vals), "max": max(vals)}
+
+
+def cross_overlap(gates_a: dict, gates_b: dict, n_rows: int) -> dict | None:
+    """Rows shared by gates of two *different* categories (each seed of one against each other seed of the
+    other), against chance, as :func:`gate_overlap` measures it within one: learned rows that carry one
+    category's concept should share fewer rows across categories than within one. Pairs of the same seed are
+    left out: a random gate is a function of its seed and size, so those pairs agree by construction."""
+    vals, chance = [], []
+    for sa, A in gates_a.items():
+        for sb, B in gates_b.items():
+            if str(sa) == str(sb):
+                continue
+            den = (len(A) + len(B)) / 2
+            if den:
+                vals.append(len(A & B) / den)
+                chance.append(len(A) * len(B) / n_rows / den)
+    if not vals:
+        return None
+    return {"overlap": sum(vals) / len(vals), "chance": sum(chance) / len(chance), "pairs": len(vals),
+            "min": min(vals), "max": max(vals)}
+
+
 # ------------------------------------------------------------------------------------------ the choice
 def choose_preset(sweep_result: dict) -> dict:
     """The setting with the best validation score of the learned gate (:data:`SCORE_FORMULA`).

@@ -62,6 +62,43 @@ def learned_vs_random_rows(result: dict, metric: str, part: str = "evaluation") 
     return rows
 
 
+def consistency_rows(result: dict) -> list[dict]:
+    """One row per setting and gated place: the share of rows two seeds' gates have in common (pairs of seeds
+    with different train images), learned and random, against chance; none where a sweep predates it."""
+    rows = []
+    for c in result.get("cells", []):
+        cons = c.get("consistency") or {}
+        for place, v in (cons.get("neural_gate") or {}).items():
+            r = (cons.get("random_gate") or {}).get(place) or {}
+            rows.append({"setting": c["setting"]["id"], "gated place": place,
+                         "learned: rows shared (%)": round(100 * v["overlap"], 1),
+                         "random: rows shared (%)": None if not r else round(100 * r["overlap"], 1),
+                         "chance (%)": round(100 * v["chance"], 1),
+                         "learned / chance": round(v["overlap"] / v["chance"], 2) if v["chance"] else None,
+                         "seed pairs": v["pairs"], "pairs left out (same images)": v["same_image_pairs"]})
+    return rows
+
+
+def consistency_table(result: dict) -> list[str]:
+    rows = consistency_rows(result)
+    if not rows:
+        return []
+    L = ["### Are the learned rows consistent across images?", "",
+         ("The paper's claim is that *consistent* neurons carry the concept. For each pair of seeds that edited "
+         "different train images: the share of gated rows the two gates have in common, |A ∩ B| / mean(|A|, |B|), "
+         "averaged over pairs; chance is its expectation for random rows of the same sizes. Pairs of seeds with the "
+         "same images are left out (a learned gate is a function of its images)."), "",
+         "| setting | gated place | learned | random | chance | learned / chance | pairs (left out) |",
+         "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rnd = "–" if r["random: rows shared (%)"] is None else f"{r['random: rows shared (%)']:.1f}%"
+        ratio = "–" if r["learned / chance"] is None else f"{r['learned / chance']:.2f}x"
+        L.append(f"| {r['setting']} | `{r['gated place']}` | {r['learned: rows shared (%)']:.1f}% | {rnd} | "
+                 f"{r['chance (%)']:.1f}% | {ratio} | {r['seed pairs']} ({r['pairs left out (same images)']}) |")
+    L.append("")
+    return L
+
+
 def curve_table(result: dict, axis: str, part: str = "evaluation") -> list[str]:
     by_id = {c["setting"]["id"]: c for c in result.get("cells", [])}
     cells = [by_id[i] for i in result.get("axes", {}).get(axis, []) if i in by_id]
@@ -150,6 +187,7 @@ def render_markdown(result: dict) -> str:
               "mean ± sd over seeds, evaluation part](curves.svg)"), ""]
     for axis in ("gate", "layer", "scope"):
         L += curve_table(result, axis)
+    L += consistency_table(result)
     L += ["## Every setting", ""]
     for part in PARTS:
         L.append(f"### {part.capitalize()} part")
