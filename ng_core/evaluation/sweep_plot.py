@@ -26,9 +26,7 @@ def curves_svg(result: dict, part: str = "evaluation") -> bytes | None:
     axes = plot_axes(result)
     if not axes:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    import matplotlib  # a Figure, not pyplot: no GUI backend is chosen or changed for the caller
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context({"svg.hashsalt": "ng-sweep", "svg.fonttype": "none", "font.size": 9}):
