@@ -4,11 +4,14 @@ Why: in the sweeps the learned gates of one category share far more rows across 
 ones (``ng sweep``'s consistency table). That alone does not say the rows carry *that* category's concept:
 Stage A could pick the same generally influential rows for any document. This compares, at the same layer
 and gate size, the rows shared by two gates of one category (different train images) with the rows shared
-by a gate of one category and a gate of another. Reads the cells' run bundles only; computes nothing new.
+by a gate of one category and a gate of another. Reads the cells' run bundles only; computes nothing new,
+except with ``--magnitude DATA``: then it also runs the default model on DATA's train images, to ask whether
+the learned rows are simply the residual dims of largest magnitude at the subject token.
 
     .venv/bin/python bench/gate_overlap.py \\
         out/sweep/ng-mini-llava-reduced-v3/cells/L15__topk0.1__all_positions \\
-        out/sweep/ng-mini-llava-reduced-receipt/cells/L15__topk0.1__all_positions
+        out/sweep/ng-mini-llava-reduced-receipt/cells/L15__topk0.1__all_positions \\
+        --magnitude out/sweep/ng-mini-llava-reduced-v3/data
 """
 from __future__ import annotations
 
@@ -32,10 +35,49 @@ def cell_seeds(cell: Path) -> tuple[list, dict]:
     return seeds, meta["seed_records"]
 
 
+def magnitude_rows(data: Path, category: str, layer: int, n_images: int = 6) -> list:
+    """Residual dims of ``layer``'s output ordered by mean |h| at the subject token, over the first ``n_images``
+    train images of ``category`` in the dataset ``data`` (2 paraphrases each), on the default model."""
+    from ng_core.data import load_dataset
+    from ng_core.method.scores import capture_activations
+    from ng_core.models import load_model
+
+    adapter = load_model("ng-mini-llava")
+    recs = load_dataset(data).records(category, split="train")[:n_images]
+    items = [(r.image, p, r.subject) for r in recs for p in r.paraphrases[:2]]
+    act = capture_activations(adapter, items, [layer], position="subject")["residual"][:, 0]
+    return act.abs().mean(0).argsort(descending=True).tolist()
+
+
+def magnitude_table(gates: dict, data: Path) -> list[dict]:
+    """Is consistency just a taste for large dims? Per gate kind and place: the share of gate rows among the
+    |gate| dims of largest |h|, and the overlap two gates would have if they picked rows only by that taste
+    (uniformly inside and outside the large dims, in the measured shares)."""
+    rows = []
+    order: dict = {}
+    for (g, place), (by_seed, n) in sorted(gates.items()):
+        cat, layer = place.split("/")[0], int(place.split("/L")[1])
+        if (cat, layer) not in order:
+            order[(cat, layer)] = magnitude_rows(data, cat, layer)
+        shares, expect = [], []
+        for s in by_seed.values():
+            top = set(order[(cat, layer)][:len(s)])
+            shares.append(len(s & top) / len(s))
+        k = sum(len(s) for s in by_seed.values()) / len(by_seed)
+        for a, b in itertools.combinations(shares, 2):
+            expect.append((a * b * k + (1 - a) * (1 - b) * k * k / (n - k)) / k)
+        rows.append({"gate": g, "place": place, "share_in_top": sum(shares) / len(shares), "chance": k / n,
+                     "overlap_from_magnitude": sum(expect) / len(expect) if expect else None})
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("cells", nargs="+", type=Path, help="sweep cell folders (OUT/cells/<setting>), one per category")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
+    ap.add_argument("--magnitude", type=Path, metavar="DATA",
+                    help="also ask whether the gates just prefer large residual dims, with activations of the "
+                         "default model on this dataset's train images (the sweep's OUT/data)")
     a = ap.parse_args(argv)
     gates, within = {}, {}
     for cell in a.cells:
@@ -67,8 +109,18 @@ def main(argv=None) -> int:
         what = f"two `{r['a']}` gates (different images)" if r["a"] == r["b"] else f"`{r['a']}` and `{r['b']}`"
         print(f"| {'learned' if r['gate'] == 'neural_gate' else 'random'} | {what} | {r['pairs']} | "
               f"{100 * r['overlap']:.1f}% | {100 * r['chance']:.1f}% | {r['overlap'] / r['chance']:.2f}x |")
+    mag = magnitude_table(gates, a.magnitude) if a.magnitude else []
+    if mag:
+        print()
+        print("| gate | place | rows among the largest-|h| dims | chance | overlap expected from that alone |")
+        print("|---|---|---|---|---|")
+        for r in mag:
+            ex = "–" if r["overlap_from_magnitude"] is None else f"{100 * r['overlap_from_magnitude']:.1f}%"
+            print(f"| {'learned' if r['gate'] == 'neural_gate' else 'random'} | `{r['place']}` | "
+                  f"{100 * r['share_in_top']:.1f}% | {100 * r['chance']:.1f}% | {ex} |")
     if a.json:
-        a.json.write_text(json.dumps({"cells": [str(c) for c in a.cells], "rows": rows}, indent=1) + "\n")
+        a.json.write_text(json.dumps({"cells": [str(c) for c in a.cells], "rows": rows, "magnitude": mag},
+                                     indent=1) + "\n")
     return 0
 
 
