@@ -331,3 +331,20 @@ def test_gate_overlap_within_and_across_categories_against_chance():
     # across categories: the same seed's pair is left out (a random gate is a function of its seed)
     c = cross_overlap({0: {0, 1}, 1: {2, 3}}, {0: {0, 1}, 1: {0, 5}}, n_rows=10)
     assert c["pairs"] == 2 and c["overlap"] == pytest.approx((1 / 2 + 0) / 2) and c["chance"] == pytest.approx(0.2)
+
+
+def test_paired_by_image_counts_each_set_of_train_images_once():
+    from ng_core.evaluation.sweep_numbers import PARTS, paired_by_image
+
+    def m(v):
+        return {p: {"refusal_heldout_images": v} for p in PARTS}
+
+    # seeds 0 and 1 drew image a (same learned edit), seed 2 image b
+    per_seed = {"neural_gate": {0: m(1.0), 1: m(1.0), 2: m(0.5)},
+                "random_gate": {"0": m(0.0), "1": m(1.0), "2": m(0.5)}}  # keys as ints or as JSON strings
+    b = paired_by_image(per_seed, {"0": ("a",), "1": ("a",), "2": ("b",)})
+    assert (b["n_images"], b["n_seeds"]) == (2, 3)
+    pr = b["evaluation"]["refusal_heldout_images"]
+    # image a: learned 1.0 vs random mean 0.5 (better); image b: 0.5 vs 0.5 (equal)
+    assert (pr["wins"], pr["ties"], pr["losses"], pr["sign_p"]) == (1, 1, 0, 0.5)
+    assert b["evaluation"]["leak_rate"]["n"] == 0  # a metric without values: nothing to compare

@@ -49,6 +49,7 @@ from ng_core.evaluation.sweep_numbers import (
     choose_preset,
     gate_overlap,
     mean_sd,
+    paired_by_image,
     part_metrics,
     partition_rows,
     preset_candidate,
@@ -149,6 +150,12 @@ def gate_consistency(workdir: Path, seeds, seed_records: dict) -> dict:
     return out
 
 
+def seed_images(seed_records: dict) -> dict:
+    """``{seed: (train images of every category, sorted)}`` from a cell's ``seed_records``."""
+    return {str(sd): tuple(sorted(p for paths in (recs or {}).values() for p in paths))
+            for sd, recs in (seed_records or {}).items()}
+
+
 def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
     """Run (or resume) every setting, aggregate, choose, write ``OUT/sweep.json``, CSV, Markdown and preset."""
     from ng_core.method.presets import load_preset  # deferred: torch
@@ -208,6 +215,8 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
                         old["consistency"] = gate_consistency(Path(rc.workdir), cfg.seeds,
                                                               (old.get("meta") or {}).get("seed_records") or {}) \
                             or old.get("consistency") or {}
+                        old["by_image"] = paired_by_image(old["per_seed"],
+                                                          seed_images((old.get("meta") or {}).get("seed_records")))
                         cells[i] = old
                         log(f"[{i + 1}/{n}] {s.label()}: done earlier ({cpath})")
                         continue
@@ -241,7 +250,8 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
                                                              "versions", "mask", "edit", "train_images", "n_cases",
                                                              "seed_records", "preset", "machine")},
                         "report": str(Path(rc.workdir) / "report.md"),
-                        "consistency": gate_consistency(Path(rc.workdir), cfg.seeds, rep["meta"].get("seed_records") or {})}
+                        "consistency": gate_consistency(Path(rc.workdir), cfg.seeds, rep["meta"].get("seed_records") or {}),
+                        "by_image": paired_by_image(nums["per_seed"], seed_images(rep["meta"].get("seed_records")))}
                 cells[i] = cell
                 _store_unedited(out, Path(rc.workdir))
                 if complete:

@@ -151,6 +151,34 @@ def paired(learned: list, random_: list, higher: bool = True) -> dict:
             "sign_p": (sum(comb(n, k) for k in range(wins, n + 1)) / 2 ** n) if n else None}
 
 
+def paired_by_image(per_seed: dict, images: dict) -> dict:
+    """:func:`paired` with the train image as the unit instead of the seed.
+
+    Seeds that drew the same train images make the same learned edit (a learned gate is a function of its
+    images), so counting them as separate pairs overstates the evidence for the learned side. Here each set of
+    train images counts once: its seeds' values are averaged per gate, then compared. ``images``: ``{seed:
+    hashable train images}``. Returns ``{"n_images", "n_seeds", part: {metric: paired(...)}}``.
+    """
+    groups: dict = {}
+    for sd, im in images.items():
+        groups.setdefault(im, []).append(str(sd))
+    learned = {str(k): v for k, v in (per_seed.get("neural_gate") or {}).items()}
+    random_ = {str(k): v for k, v in (per_seed.get("random_gate") or {}).items()}
+    out: dict = {"n_images": len(groups), "n_seeds": len(images)}
+    for part in PARTS:
+        out[part] = {}
+        for met, (_, higher) in METRICS.items():
+            a, b = [], []
+            for sds in groups.values():
+                la = [v for v in (((learned.get(sd) or {}).get(part) or {}).get(met) for sd in sds) if v is not None]
+                rb = [v for v in (((random_.get(sd) or {}).get(part) or {}).get(met) for sd in sds) if v is not None]
+                if la and rb:
+                    a.append(sum(la) / len(la))
+                    b.append(sum(rb) / len(rb))
+            out[part][met] = paired(a, b, higher)
+    return out
+
+
 def gate_overlap(gates: dict, images: dict, n_rows: int) -> dict | None:
     """How consistent one gate kind's rows are across seeds: the paper's claim is that *consistent* neurons
     carry the concept, so learned gates from different train images should share more rows than chance.

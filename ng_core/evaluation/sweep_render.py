@@ -62,6 +62,30 @@ def learned_vs_random_rows(result: dict, metric: str, part: str = "evaluation") 
     return rows
 
 
+def by_image_table(result: dict, part: str = "evaluation") -> list[str]:
+    """Learned vs random image by image, for the settings where seeds drew the same train images."""
+    cells = [c for c in result.get("cells", [])
+             if (c.get("by_image") or {}).get("n_images", 0) < (c.get("by_image") or {}).get("n_seeds", 0)]
+    if not cells:
+        return []
+    L = [f"### Image by image ({part} part)", "",
+         ("Seeds that drew the same train images make the same learned edit, so the seed-by-seed counts above "
+          "overstate the evidence for it. Here each set of train images counts once (its seeds averaged per "
+          "gate): images where the learned gate is better–equal–worse, and the one-sided sign test's p."), "",
+         "| setting | images (seeds) | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS + ("score",)) + " |",
+         "|" + "---|" * (len(CURVE_METRICS) + 3)]
+    for c in cells:
+        b = c["by_image"]
+        cols = []
+        for m in CURVE_METRICS + ("score",):
+            pr = (b.get(part) or {}).get(m) or {}
+            sp = "–" if pr.get("sign_p") is None else f"{pr['sign_p']:.2f}"
+            cols.append(f"{pr['wins']}–{pr['ties']}–{pr['losses']}, p {sp}" if pr.get("n") else "–")
+        L.append(f"| {c['setting']['id']} | {b['n_images']} ({b['n_seeds']}) | " + " | ".join(cols) + " |")
+    L.append("")
+    return L
+
+
 def consistency_rows(result: dict) -> list[dict]:
     """One row per setting and gated place: the share of rows two seeds' gates have in common (pairs of seeds
     with different train images), learned and random, against chance; none where a sweep predates it."""
@@ -187,6 +211,7 @@ def render_markdown(result: dict) -> str:
               "mean ± sd over seeds, evaluation part](curves.svg)"), ""]
     for axis in ("gate", "layer", "scope"):
         L += curve_table(result, axis)
+    L += by_image_table(result)
     L += consistency_table(result)
     L += ["## Every setting", ""]
     for part in PARTS:
