@@ -348,3 +348,23 @@ def test_paired_by_image_counts_each_set_of_train_images_once():
     # image a: learned 1.0 vs random mean 0.5 (better); image b: 0.5 vs 0.5 (equal)
     assert (pr["wins"], pr["ties"], pr["losses"], pr["sign_p"]) == (1, 1, 0, 0.5)
     assert b["evaluation"]["leak_rate"]["n"] == 0  # a metric without values: nothing to compare
+
+
+def test_a_one_setting_sweep_still_shows_learned_vs_random():
+    from ng_core.evaluation.sweep_numbers import PARTS, aggregate
+    from ng_core.evaluation.sweep_render import render_markdown
+
+    def m(v):
+        return {p: {"refusal_heldout_images": v} for p in PARTS}
+
+    per = {"neural_gate": {0: m(1.0), 1: m(1.0)}, "random_gate": {0: m(0.0), 1: m(0.5)},
+           "complement_gate": {0: m(1.0), 1: m(1.0)}}
+    cell = {"setting": {"id": "L2__topk0.2__all_positions", "layer": 2, "topk": 0.2, "threshold": None,
+                        "scope": "all_positions", "gate": "top-k 20%"}, "aggregate": aggregate(per)}
+    res = {"meta": {"model": {"id": "m", "fingerprint": "f"}, "date": "d", "n_done": 1, "n_settings": 1,
+                    "compute_seconds": 60, "command": "ng sweep", "seeds": [0, 1], "holdout_by": "question",
+                    "score_formula": "s"},
+           "cells": [cell], "axes": {"gate": [cell["setting"]["id"]]}}
+    md = render_markdown(res)
+    assert "### Learned vs random" in md and "### Over gate size" not in md and "curves.svg" not in md
+    assert "| L2__topk0.2__all_positions | – | **+75.0 vs 35.4** (2–0–0, p 0.25) |" in md

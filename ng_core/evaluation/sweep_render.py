@@ -137,12 +137,18 @@ def curve_table(result: dict, axis: str, part: str = "evaluation") -> list[str]:
         cols = [" / ".join(_ms((g.get(gate) or {}).get(part, {}).get(m)) for gate in GATE_METHODS) for m in CURVE_METRICS]
         L.append(f"| {_x(c, axis)} | " + " | ".join(cols) + " |")
     L.append("")
+    return L + lvr_table(cells, AXIS_TITLES[axis], axis, part)
+
+
+def lvr_table(cells: list, title: str, axis: str | None, part: str = "evaluation") -> list[str]:
+    """Learned − random per setting against the seed spread, with the seed-by-seed comparison."""
+    L = []
     L.append(f"Learned − random (points) against the seed spread (the larger sd), {part} part; "
              "**bold** where the difference exceeds the spread. In brackets, seed by seed (both gates of a seed "
              "edit the same images): seeds where the learned gate is better–equal–worse, and the one-sided sign "
              "test's p:")
     L.append("")
-    L.append(f"| {AXIS_TITLES[axis]} | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS + ("score",)) + " |")
+    L.append(f"| {title} | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS + ("score",)) + " |")
     L.append("|" + "---|" * (len(CURVE_METRICS) + 2))
     for c in cells:
         lvr = c["aggregate"].get("learned_vs_random", {}).get(part, {})
@@ -159,7 +165,7 @@ def curve_table(result: dict, axis: str, part: str = "evaluation") -> list[str]:
                 sp = "–" if pr.get("sign_p") is None else f"{pr['sign_p']:.2f}"
                 t += f" ({pr['wins']}–{pr['ties']}–{pr['losses']}, p {sp})"
             cols.append(t)
-        L.append(f"| {_x(c, axis)} | " + " | ".join(cols) + " |")
+        L.append(f"| {_x(c, axis) if axis else c['setting']['id']} | " + " | ".join(cols) + " |")
     L.append("")
     return L
 
@@ -209,8 +215,10 @@ def render_markdown(result: dict) -> str:
     if drawn:
         L += [(f"![Learned, random and complement gates over {' and over '.join(AXIS_TITLES[a] for a in drawn)}: "
               "mean ± sd over seeds, evaluation part](curves.svg)"), ""]
-    for axis in ("gate", "layer", "scope"):
-        L += curve_table(result, axis)
+    curves = [line for axis in ("gate", "layer", "scope") for line in curve_table(result, axis)]
+    if not curves and result.get("cells"):  # no axis with two settings: still compare the gates per setting
+        curves = ["### Learned vs random", ""] + lvr_table(result["cells"], "setting", None)
+    L += curves
     L += by_image_table(result)
     L += consistency_table(result)
     L += ["## Every setting", ""]
