@@ -1,19 +1,13 @@
 """bench/bench_7b_shape.py: the 7B config has LLaVA-1.5-7B's shape; the tiny scale runs end to end."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_7b_shape.py"
+from bench_scripts import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_7b_shape", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("bench_7b_shape")
 
 
 def test_7b_config_has_llava15_7b_shape(bench):

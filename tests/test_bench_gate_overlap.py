@@ -1,21 +1,16 @@
 """bench/gate_overlap.py: rows shared by learned gates within and across categories, from sweep cells' bundles."""
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_scripts import load_bench
 from safetensors.numpy import save_file
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "gate_overlap.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("gate_overlap", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("gate_overlap")
 
 
 def make_cell(root: Path, cat: str, gates: dict, images: dict) -> Path:
