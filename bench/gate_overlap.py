@@ -11,6 +11,8 @@ the learned rows are simply the residual dims of largest magnitude at the subjec
     .venv/bin/python bench/gate_overlap.py \\
         out/sweep/ng-mini-llava-reduced-v3/cells/L15__topk0.1__all_positions \\
         out/sweep/ng-mini-llava-reduced-receipt/cells/L15__topk0.1__all_positions \\
+        --sweep docs/results/sweep-ng-mini-llava-passport-fine/sweep.json \\
+        --sweep docs/results/sweep-ng-mini-llava-receipt/sweep.json \\
         --magnitude out/sweep/ng-mini-llava-reduced-v3/data
 """
 from __future__ import annotations
@@ -28,21 +30,28 @@ from ng_core.evaluation.sweep import gate_consistency, read_gates
 from ng_core.evaluation.sweep_numbers import cross_overlap
 
 
-def cell_seeds(cell: Path) -> tuple[list, dict]:
-    """The seeds of a sweep cell (first seed first, as its run names assume) and their train images."""
-    meta = json.loads((cell / "cell.json").read_text(encoding="utf-8"))["meta"]
+def cell_seeds(cell: Path, sweep: Path | None = None) -> tuple[list, dict]:
+    """The seeds of a sweep cell (first seed first, as its run names assume) and their train images: from
+    ``sweep`` (a sweep.json holding this setting) when given, else from the cell's ``cell.json``, which holds
+    the seeds of the last command that rendered the cell (a cell is shared by sweeps with other seed lists)."""
+    if sweep is not None:
+        res = json.loads(Path(sweep).read_text(encoding="utf-8"))
+        found = [c for c in res.get("cells", []) if c["setting"]["id"] == cell.name]
+        if not found:
+            raise SystemExit(f"{sweep} has no setting {cell.name}")
+        meta = found[0]["meta"]
+    else:
+        meta = json.loads((cell / "cell.json").read_text(encoding="utf-8"))["meta"]
     seeds = [int(s) for s in meta["seed_records"]]
     return seeds, meta["seed_records"]
 
 
-def magnitude_rows(data: Path, category: str, layer: int, n_images: int = 6) -> list:
+def magnitude_rows(adapter, data: Path, category: str, layer: int, n_images: int = 6) -> list:
     """Residual dims of ``layer``'s output ordered by mean |h| at the subject token, over the first ``n_images``
-    train images of ``category`` in the dataset ``data`` (2 paraphrases each), on the default model."""
+    train images of ``category`` in the dataset ``data`` (2 paraphrases each)."""
     from ng_core.data import load_dataset
     from ng_core.method.scores import capture_activations
-    from ng_core.models import load_model
 
-    adapter = load_model("ng-mini-llava")
     recs = load_dataset(data).records(category, split="train")[:n_images]
     items = [(r.image, p, r.subject) for r in recs for p in r.paraphrases[:2]]
     act = capture_activations(adapter, items, [layer], position="subject")["residual"][:, 0]
@@ -53,12 +62,15 @@ def magnitude_table(gates: dict, data: Path) -> list[dict]:
     """Is consistency just a taste for large dims? Per gate kind and place: the share of gate rows among the
     |gate| dims of largest |h|, and the overlap two gates would have if they picked rows only by that taste
     (uniformly inside and outside the large dims, in the measured shares)."""
+    from ng_core.models import load_model
+
+    adapter = load_model("ng-mini-llava")  # once, for every category and layer
     rows = []
     order: dict = {}
     for (g, place), (by_seed, n) in sorted(gates.items()):
         cat, layer = place.split("/")[0], int(place.split("/L")[1])
         if (cat, layer) not in order:
-            order[(cat, layer)] = magnitude_rows(data, cat, layer)
+            order[(cat, layer)] = magnitude_rows(adapter, data, cat, layer)
         shares, expect = [], []
         for s in by_seed.values():
             top = set(order[(cat, layer)][:len(s)])
@@ -78,12 +90,19 @@ def main(argv=None) -> int:
     ap.add_argument("--magnitude", type=Path, metavar="DATA",
                     help="also ask whether the gates just prefer large residual dims, with activations of the "
                          "default model on this dataset's train images (the sweep's OUT/data)")
+    ap.add_argument("--sweep", type=Path, action="append", default=[],
+                    help="sweep.json whose seeds to use, one per cell in the same order (default: each cell's "
+                         "cell.json, i.e. the seeds of the last command that rendered it)")
     a = ap.parse_args(argv)
-    gates, within = {}, {}
-    for cell in a.cells:
+    if a.sweep and len(a.sweep) != len(a.cells):
+        ap.error("give one --sweep per cell, or none")
+    gates, within, used = {}, {}, {}
+    for n, cell in enumerate(a.cells):
         if not (cell / "cell.json").exists():
             ap.error(f"{cell} is not a finished sweep cell (no cell.json)")
-        seeds, recs = cell_seeds(cell)
+        seeds, recs = cell_seeds(cell, a.sweep[n] if a.sweep else None)
+        used[str(cell)] = seeds
+        print(f"{cell}: seeds {', '.join(map(str, seeds))}")
         cons = gate_consistency(cell, seeds, recs)
         for g in ("neural_gate", "random_gate"):
             sets, n_rows = read_gates(cell, g, seeds)
@@ -119,7 +138,7 @@ def main(argv=None) -> int:
             print(f"| {'learned' if r['gate'] == 'neural_gate' else 'random'} | `{r['place']}` | "
                   f"{100 * r['share_in_top']:.1f}% | {100 * r['chance']:.1f}% | {ex} |")
     if a.json:
-        a.json.write_text(json.dumps({"cells": [str(c) for c in a.cells], "rows": rows, "magnitude": mag},
+        a.json.write_text(json.dumps({"cells": [str(c) for c in a.cells], "seeds": used, "rows": rows, "magnitude": mag},
                                      indent=1) + "\n")
     return 0
 

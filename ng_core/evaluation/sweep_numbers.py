@@ -190,22 +190,15 @@ def gate_overlap(gates: dict, images: dict, n_rows: int) -> dict | None:
     without such a pair.
     """
     seeds = sorted(gates, key=str)
-    vals, chance, same = [], [], 0
+    pairs, same = [], 0
     for i, a in enumerate(seeds):
         for b in seeds[i + 1:]:
             if images.get(a) is not None and images.get(a) == images.get(b):
                 same += 1
                 continue
-            A, B = gates[a], gates[b]
-            den = (len(A) + len(B)) / 2
-            if not den:
-                continue
-            vals.append(len(A & B) / den)
-            chance.append(len(A) * len(B) / n_rows / den)
-    if not vals:
-        return None
-    return {"overlap": sum(vals) / len(vals), "chance": sum(chance) / len(chance), "pairs": len(vals),
-            "same_image_pairs": same, "min": min(vals), "max": max(vals)}
+            pairs.append((gates[a], gates[b]))
+    out = _mean_overlap(pairs, n_rows)
+    return None if out is None else out | {"same_image_pairs": same}
 
 
 def cross_overlap(gates_a: dict, gates_b: dict, n_rows: int) -> dict | None:
@@ -213,15 +206,18 @@ def cross_overlap(gates_a: dict, gates_b: dict, n_rows: int) -> dict | None:
     other), against chance, as :func:`gate_overlap` measures it within one: learned rows that carry one
     category's concept should share fewer rows across categories than within one. Pairs of the same seed are
     left out: a random gate is a function of its seed and size, so those pairs agree by construction."""
+    return _mean_overlap([(A, B) for sa, A in gates_a.items() for sb, B in gates_b.items() if str(sa) != str(sb)],
+                         n_rows)
+
+
+def _mean_overlap(pairs: list, n_rows: int) -> dict | None:
+    """Mean of |A ∩ B| / mean(|A|, |B|) over ``pairs`` of row sets, its chance value, count, min and max."""
     vals, chance = [], []
-    for sa, A in gates_a.items():
-        for sb, B in gates_b.items():
-            if str(sa) == str(sb):
-                continue
-            den = (len(A) + len(B)) / 2
-            if den:
-                vals.append(len(A & B) / den)
-                chance.append(len(A) * len(B) / n_rows / den)
+    for A, B in pairs:
+        den = (len(A) + len(B)) / 2
+        if den:
+            vals.append(len(A & B) / den)
+            chance.append(len(A) * len(B) / n_rows / den)
     if not vals:
         return None
     return {"overlap": sum(vals) / len(vals), "chance": sum(chance) / len(chance), "pairs": len(vals),
