@@ -7,7 +7,7 @@ from app import components as C
 from app import state as S
 from ng_core.data import CATEGORY_TITLES
 from ng_core.errors import InputImageError, NGError
-from ng_core.models.reading import block_lines
+from ng_core.models.reading import block_colour, block_lines
 from ng_core.studio import CURRENT, guess_subject, question_words
 
 DEFAULT_PROMPT = "What is the passport number of the passport in this image?"
@@ -91,9 +91,11 @@ with right:
         if s.adapter.reads:
             with st.expander(f"What the model read ({len(read)} line{'s' if len(read) != 1 else ''}, OCR)",
                              expanded=bool(read)):
-                st.caption("This model reads the text in its images with an OCR (RapidOCR); these lines go into "
-                           "its prompt before your question, exactly as shown.")
-                st.code("\n".join(read) if read else "(no text found)", language=None)
+                colour = block_colour(s.reading)
+                st.caption("This model reads the text in its images with an OCR (RapidOCR)"
+                           + (" and is told the colour measured behind it" if colour else "")
+                           + "; this block goes into its prompt before your question, exactly as shown.")
+                st.code(s.reading or "(no text found)", language=None)
         if st.button("Clear image", key="clear_image", help="Forget the image in this session."):
             s.clear_image()
             ss["upload_gen"] = ss.get("upload_gen", 0) + 1

@@ -176,3 +176,29 @@ def test_colour_turns_name_the_measured_card_colour():
         assert "passport" in q.lower() or "card" in q.lower()
         assert a == "The passport is mostly dark green."
         assert "which colour" not in q.lower()  # the evaluation's wording stays unseen
+
+
+def test_a_reader_reads_the_way_it_was_trained():
+    """The assembled model's reading.json comes from the reader's own record (the colour line, if trained with it)."""
+    assert MR.reading_config(None) == MR.READING
+    assert MR.reading_config({"meta": {"lora": {}}}) == MR.READING  # readers recorded before the colour line
+    old = {"meta": {"reading": {"enabled": True, "max_lines": 16, "format_version": 1}}}
+    assert MR.reading_config(old) == MR.READING and not MR.reading_config(old).colour
+    new = MR.reading_config({"meta": {"reading": {"enabled": True, "colour": True, "a_later_field": 1}}})
+    assert new.colour and new.enabled and new.max_lines == MR.READING.max_lines
+
+
+def test_type_turns_swap_the_look_but_keep_the_words():
+    from ng_core.models.mini.train_reader import swapped_image
+    from ng_core.models.reading import READING_HEADER
+
+    others = {"passport": [4, 5, 6]}
+    read = f"{READING_HEADER}\nPASSPORT\nNo. P4827193"
+    rng = random.Random(0)
+    assert all(swapped_image("type", "passport", read, rng, 1.0, others) in (4, 5, 6) for _ in range(20))
+    assert swapped_image("privacy", "passport", read, rng, 1.0, others) is None  # only the type question
+    assert swapped_image("type", "passport", None, rng, 1.0, others) is None  # no words read: the look decides
+    assert swapped_image("type", "passport", "Colour in the middle of the image: green", rng, 1.0, others) is None
+    assert swapped_image("type", "passport", read, rng, 0.0, others) is None
+    hits = sum(swapped_image("type", "passport", read, random.Random(i), 0.3, others) is not None for i in range(400))
+    assert 80 < hits < 160

@@ -4,9 +4,20 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from ng_core.models.imagecache import PrivateCache, private_scope, read
 from ng_core.models import load_model
-from ng_core.models.reading import READING_HEADER, ReadingConfig, block_lines, clean_line, reading_block
+from ng_core.models.imagecache import PrivateCache, private_scope, read
+from ng_core.models.reading import (
+    COLOUR_BEHIND_TEXT,
+    COLOUR_NO_TEXT,
+    READING_HEADER,
+    OcrReader,
+    ReadingConfig,
+    block_colour,
+    block_lines,
+    clean_line,
+    reading_block,
+    surface_colour,
+)
 
 
 def test_block_format_and_limits():
@@ -73,3 +84,38 @@ def test_real_ocr_reads_a_card_and_uploads_stay_private(reader_model, tmp_path):
 def test_reading_is_off_unless_asked():
     a = load_model("tiny-random")
     assert not a.reads and read(a, _card()) is None and a.read_image(_card()) is None
+
+
+def test_colour_line_ends_the_block_only_when_asked():
+    on, off = ReadingConfig(enabled=True, colour=True), ReadingConfig(enabled=True)
+    block = reading_block(["PASSPORT", "No. P4827193"], on, colour="dark blue")
+    assert block == f"{READING_HEADER}\nPASSPORT\nNo. P4827193\n{COLOUR_BEHIND_TEXT} dark blue"
+    assert block_lines(block) == ["PASSPORT", "No. P4827193"] and block_colour(block) == "dark blue"
+    assert reading_block(["PASSPORT"], off, colour="blue") == f"{READING_HEADER}\nPASSPORT"  # off: as before
+    no_text = reading_block([], on, colour="green")
+    assert no_text == f"{COLOUR_NO_TEXT} green" and block_lines(no_text) == [] and block_colour(no_text) == "green"
+    assert reading_block([], on) is None and block_colour(None) is None and block_colour("x") is None
+
+
+def test_surface_colour_is_the_colour_the_text_is_printed_on():
+    img = Image.new("RGB", (300, 200), (40, 140, 60))  # a green table
+    ImageDraw.Draw(img).rectangle([100, 20, 290, 190], fill=(30, 60, 200))  # a blue card, off centre
+    box = [[120, 40], [280, 40], [280, 70], [120, 70]]  # where the OCR found text: on the card
+    assert surface_colour(img, [box]) == "blue"
+    assert surface_colour(img, [[[c - 100 for c in pt] for pt in box]]) == "green"  # text on the table
+    assert surface_colour(Image.new("RGB", (90, 90), (250, 250, 250))) == "white"  # no text: the middle third
+    assert surface_colour(img, [[[500, 500], [600, 500], [600, 520], [500, 520]]]) in ("blue", "green")  # outside
+
+
+def test_real_ocr_names_the_colour_behind_the_text():
+    pytest.importorskip("rapidocr")
+    img = Image.new("RGB", (640, 300), (120, 110, 100))  # a grey-brown table
+    d = ImageDraw.Draw(img)
+    d.rectangle([40, 30, 600, 270], fill=(40, 90, 200))  # a blue card
+    f = ImageFont.load_default(size=34)
+    d.text((70, 60), "STUDENT ID", fill=(250, 250, 250), font=f)
+    d.text((70, 160), "No. S-5521", fill=(250, 250, 250), font=f)
+    block = OcrReader(ReadingConfig(enabled=True, colour=True)).read_block(img)
+    assert block is not None and block_colour(block) == "blue", block
+    assert any("STUDENT" in ln.upper() for ln in block_lines(block))
+    assert block_colour(OcrReader(ReadingConfig(enabled=True)).read_block(img)) is None

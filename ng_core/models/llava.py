@@ -29,7 +29,7 @@ from ng_core.models.decoding import PrefixMemo, greedy_with_draft, prefix_kv, sa
 from ng_core.models.prompt_guard import (check_chars, check_length, check_max_new_tokens, check_text, escape_specials,
                            special_ids, special_strings)
 from ng_core.models.image_processing import ImageConfig, open_image, preprocess
-from ng_core.models.reading import OcrReader, ReadingConfig, reading_block
+from ng_core.models.reading import OcrReader, ReadingConfig
 
 LLAVA15_TEMPLATE = (
     "{% for message in messages %}{% if message['role'] == 'user' %}USER: {{ message['content'] }} "
@@ -89,8 +89,8 @@ class LlavaAdapter(ModelAdapter):
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_folder(cls, path, dtype=None, device_map=None, model_id: str | None = None,
-                    reading: bool | None = None) -> "LlavaAdapter":
-        """Load a llava-hf folder. ``reading`` overrides the folder's ``reading.json`` (on/off)."""
+                    reading: bool | ReadingConfig | None = None) -> "LlavaAdapter":
+        """Load a llava-hf folder. ``reading`` overrides the folder's ``reading.json`` (on/off, or a whole config)."""
         from transformers import AutoConfig, AutoTokenizer, LlavaForConditionalGeneration  # deferred: transformers is slow to import
 
         folder = Path(path).expanduser()
@@ -129,8 +129,8 @@ class LlavaAdapter(ModelAdapter):
                     text = p.read_text()
                     template = json.loads(text)["chat_template"] if name.endswith(".json") else text
                     break
-        rcfg = ReadingConfig.from_folder(folder)
-        if reading is not None and bool(reading) != rcfg.enabled:
+        rcfg = reading if isinstance(reading, ReadingConfig) else ReadingConfig.from_folder(folder)
+        if reading is not None and not isinstance(reading, ReadingConfig) and bool(reading) != rcfg.enabled:
             rcfg = dataclasses.replace(rcfg, enabled=bool(reading))
         return cls(model, tok, ImageConfig.from_folder(folder), model_id or str(folder), str(folder),
                    chat_template=template, reading=rcfg)
@@ -253,7 +253,7 @@ class LlavaAdapter(ModelAdapter):
         """Like :meth:`read_image`, never cached."""
         if self._reader is None or image is None:
             return None
-        return reading_block(self._reader.read(open_image(image)), self.reading)
+        return self._reader.read_block(open_image(image))
 
     def _encode_pixels(self, px: torch.Tensor) -> torch.Tensor:
         vt = self.model.model.vision_tower

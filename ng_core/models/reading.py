@@ -16,6 +16,17 @@ in one documented format (:func:`reading_block`)::
 
     What is the passport number on this passport?
 
+A model can also be told the colour of the surface its text is printed on (``colour`` in its
+:class:`ReadingConfig`; ``ng-mini-llava`` does): one more line, measured on the pixels
+(:func:`surface_colour`), ends the block::
+
+    Colour behind the text: blue
+
+Why: the small model's vision tower (self-supervised DINOv2, trained with colour jitter) carries
+little colour that transfers across drawing styles, so it could not say what colour a card is;
+like the OCR, this gives it what a seeing model would have. An image with no text gets
+``Colour in the middle of the image: green`` instead, and no text lines.
+
 The question stays last, so the subject position is still the subject in the question.
 The adapter owns the only call to :func:`reading_block`, so the CLI, the dashboard, evaluation and
 every Neural Gate stage build the same prompt.
@@ -36,6 +47,8 @@ from ng_core.errors import ModelLoadError
 #: Bumped when the text put into the prompt changes for the same OCR output.
 READING_FORMAT_VERSION = 1
 READING_HEADER = "Text read from the image:"
+COLOUR_BEHIND_TEXT = "Colour behind the text:"
+COLOUR_NO_TEXT = "Colour in the middle of the image:"
 #: The file in a model folder that switches reading on (written by ``ng-mini-llava``'s assembly).
 READING_FILE = "reading.json"
 
@@ -50,6 +63,7 @@ class ReadingConfig:
     max_lines: int = 16
     max_chars: int = 360  # of the whole block (cut at a line boundary)
     threads: int = 0  # onnxruntime intra-op threads; 0 = torch's thread count
+    colour: bool = False  # end the block with the colour behind the text (measured on the pixels)
     format_version: int = READING_FORMAT_VERSION
 
     @classmethod
@@ -83,8 +97,11 @@ def clean_line(text: str) -> str:
     return " ".join(t.split())
 
 
-def reading_block(lines, cfg: ReadingConfig) -> str | None:
-    """The text put before the question (None when nothing was read)."""
+def reading_block(lines, cfg: ReadingConfig, colour: str | None = None) -> str | None:
+    """The text put before the question (None when nothing was read and no colour is given).
+
+    ``colour`` (a name from :func:`surface_colour`) is added only when ``cfg.colour`` is on.
+    """
     kept, size = [], len(READING_HEADER)
     for line in lines or ():
         line = clean_line(line)
@@ -94,14 +111,52 @@ def reading_block(lines, cfg: ReadingConfig) -> str | None:
             break
         kept.append(line)
         size += 1 + len(line)
-    if not kept:
-        return None
-    return READING_HEADER + "\n" + "\n".join(kept)
+    out = [READING_HEADER, *kept] if kept else []
+    if cfg.colour and colour:
+        out.append(f"{COLOUR_BEHIND_TEXT if kept else COLOUR_NO_TEXT} {clean_line(colour)}")
+    return "\n".join(out) if out else None
 
 
 def block_lines(block: str | None) -> list[str]:
-    """The lines of a reading block (for display): what the model was shown of the image's text."""
-    return block.split("\n")[1:] if block else []
+    """The text lines of a reading block (for display): what the model was shown of the image's text."""
+    if not block or not block.startswith(READING_HEADER):
+        return []
+    return [ln for ln in block.split("\n")[1:] if not ln.startswith(COLOUR_BEHIND_TEXT)]
+
+
+def block_colour(block: str | None) -> str | None:
+    """The colour line's colour name in a reading block (None when it has none)."""
+    for ln in (block or "").split("\n"):
+        for head in (COLOUR_BEHIND_TEXT, COLOUR_NO_TEXT):
+            if ln.startswith(head):
+                return ln[len(head):].strip() or None
+    return None
+
+
+def surface_colour(image, boxes=()) -> str:
+    """The colour name of the surface the text in ``image`` is printed on, measured on its pixels.
+
+    The median pixel of the rectangle that spans every text box the OCR found: the text sits on the
+    card, and ink is a small share of that rectangle. Without text, the median of the image's middle
+    third. On the generator's test images this matches the colour measured under the card's own mask
+    for 69/70 held-out-style and 70/70 main-style cards, and 14/14 cards drawn outside the generator.
+    """
+    import numpy as np  # deferred: only reading models measure colours
+
+    from ng_core.data.colours import colour_name
+
+    a = np.asarray(image.convert("RGB"))
+    h, w, _ = a.shape
+    b = np.asarray(boxes if boxes is not None else (), dtype=np.float64).reshape(-1, 2)
+    if b.shape[0]:
+        x0, y0 = np.clip(b.min(axis=0), 0, None)
+        x1, y1 = b.max(axis=0)
+        patch = a[int(y0):int(min(h, np.ceil(y1))), int(x0):int(min(w, np.ceil(x1)))]
+    else:
+        patch = a[int(h / 3):int(2 * h / 3), int(w / 3):int(2 * w / 3)]
+    px = patch.reshape(-1, 3) if patch.size else a.reshape(-1, 3)
+    step = max(1, px.shape[0] // 20000)
+    return colour_name(np.median(px[::step], axis=0))
 
 
 class OcrReader:
@@ -136,13 +191,28 @@ class OcrReader:
 
     def read(self, image) -> list[str]:
         """The lines read off a PIL image, top to bottom (an empty list when there is no text)."""
+        return self.read_with_boxes(image)[0]
+
+    def read_with_boxes(self, image) -> tuple[list[str], list]:
+        """The lines read off a PIL image and their boxes (4 corner points each, in image pixels)."""
         rgb = image.convert("RGB")  # RapidOCR converts a PIL image to its BGR arrays itself
         with self._lock:
             out = self._get()(rgb)
         txts = getattr(out, "txts", None) or ()
         scores = getattr(out, "scores", None) or (1.0,) * len(txts)
-        return [t for t, s in zip(txts, scores) if t and t.strip() and float(s) >= self.cfg.min_score]
+        boxes = getattr(out, "boxes", None)
+        boxes = [None] * len(txts) if boxes is None else list(boxes)
+        kept = [(t, b) for t, s, b in zip(txts, scores, boxes)
+                if t and t.strip() and float(s) >= self.cfg.min_score]
+        return [t for t, _ in kept], [b for _, b in kept if b is not None]
+
+    def read_block(self, image) -> str | None:
+        """The reading block of a PIL image under this reader's config (with the colour line when on)."""
+        if not self.cfg.colour:
+            return reading_block(self.read(image), self.cfg)
+        lines, boxes = self.read_with_boxes(image)
+        return reading_block(lines, self.cfg, colour=surface_colour(image, boxes))
 
 
-__all__ = ["OcrReader", "block_lines", "READING_FILE", "READING_FORMAT_VERSION", "READING_HEADER", "ReadingConfig",
-           "clean_line", "reading_block"]
+__all__ = ["COLOUR_BEHIND_TEXT", "COLOUR_NO_TEXT", "OcrReader", "block_colour", "block_lines", "READING_FILE", "READING_FORMAT_VERSION", "READING_HEADER", "ReadingConfig",
+           "clean_line", "reading_block", "surface_colour"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -251,7 +252,9 @@ def _expected_key(sources: dict[str, dict], projector: dict | None, settings: di
         "projector_sha256": projector["sha256"] if projector else f"random-seed-{RANDOM_PROJECTOR_SEED}",
         "settings": settings,
     }
-    payload.update({"reader_sha256": reader["sha256"]} if reader is not None else {})
+    if reader is not None:
+        payload.update({"reader_sha256": reader["sha256"],
+                        "reading": dataclasses.asdict(mini_reader.reading_config(reader))})
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -528,7 +531,7 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
         if bars:
             hf_logging.enable_progress_bar()
     if reader is not None:
-        (out / "reading.json").write_text(mini_reader.READING.to_json())
+        (out / "reading.json").write_text(mini_reader.reading_config(reader).to_json())
     (out / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(settings["image_size"]), indent=2))
     if MODEL_CARD_FILE.is_file():
         shutil.copyfile(MODEL_CARD_FILE, out / "README.md")

@@ -8,6 +8,7 @@ Gate edits like any other, and ``reading.json`` switches the OCR reading channel
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -63,6 +64,18 @@ def shipped_reader(folder: Path = READER_DIR) -> dict | None:
     return {"folder": str(folder), "sha256": files, "meta": meta}
 
 
+def reading_config(reader: dict | None) -> ReadingConfig:
+    """How a shipped reader reads: the config its training recorded in ``reader.json`` (``READING`` if none).
+
+    The reader was trained on prompts built with that config (e.g. with the colour line), so the assembled
+    model must read the same way."""
+    rec = ((reader or {}).get("meta") or {}).get("reading")
+    if not isinstance(rec, dict):
+        return READING
+    known = {f.name for f in dataclasses.fields(ReadingConfig)}
+    return dataclasses.replace(READING, **{k: v for k, v in rec.items() if k in known and k != "format_version"})
+
+
 def vision_feature_layer(adapter) -> int:
     return int(adapter.model.config.vision_feature_layer)
 
@@ -102,4 +115,4 @@ def apply_reader(model, reader: dict) -> dict:
 
 
 __all__ = ["LORA_FILE", "LORA_TARGET_REGEX", "META_FILE", "PROJECTOR_FILE", "READER_DIR", "READING",
-           "apply_reader", "load_factors", "shipped_reader", "vision_feature_layer"]
+           "apply_reader", "load_factors", "reading_config", "shipped_reader", "vision_feature_layer"]

@@ -60,6 +60,7 @@ from ng_core.models.mini.train_steps import (
     lr_at,
     vision_features,
 )
+from ng_core.models.reading import block_lines
 
 SEED_NAMESPACE = "ng-mini-llava-reader"
 
@@ -103,6 +104,14 @@ class ReaderTrainConfig:
     #: share of the training documents printed on coloured paper (render_sample(tint_share=)), so that a card's
     #: colour varies independently of its category and layout; 0 (the shipped reader) draws the plain family
     tint_share: float = 0.0
+    #: end every reading block with the colour behind the text, measured on the pixels (ReadingConfig.colour);
+    #: the reader is then trained, and shipped, with that line (its reader.json records the reading config)
+    colour_line: bool = False
+    #: share of the type turns whose image features come from a card of another category, while the reading stays
+    #: this card's: the type must then be told from the words read. Why: on cards drawn outside the generator the
+    #: type answer followed the look of the generator's cards, not the title the OCR read (MODEL_CARD.md).
+    #: Only cards with text lines are swapped, and only with images of another category.
+    type_swap_share: float = 0.0
 
 
 def train_seed(category: str, index: int) -> int:
@@ -248,13 +257,25 @@ def reader_turn(kind: str, item: dict, rng: random.Random, answerable_share: flo
     return q, appearance_answer(cat, attr, SUBJECTS[cat], st)
 
 
+def swapped_image(kind: str, category: str, reading: str | None, rng: random.Random, share: float,
+                  others: dict) -> int | None:
+    """For a type turn, maybe the index of an image of another category to show instead of the card's own.
+
+    ``others[category]`` lists the images of every other category. Only cards whose reading has text lines are
+    swapped: the answer must then come from the words read (see ``ReaderTrainConfig.type_swap_share``).
+    """
+    if kind != "type" or not share or not block_lines(reading) or rng.random() >= share:
+        return None
+    return rng.choice(others[category])
+
+
 # ------------------------------------------------------------------------------------------ data
 def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=log_line):
     """Render the training images, read them with the model's OCR (cached on disk), compute vision features."""
     cache = {}
     if cache_file.is_file():
         cache = json.loads(cache_file.read_text())
-    key_prefix = f"r{adapter.reading.format_version}:"
+    key_prefix = f"r{adapter.reading.format_version}{'c' if adapter.reading.colour else ''}:"
     items, images = [], []
     t0 = time.perf_counter()
     new = 0
@@ -315,7 +336,8 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
 
     log("loading the base model (shipped projector, no reader)")
     folder = ML.ensure_assembled(cache_dir, with_reader=False)
-    adapter = LlavaAdapter.from_folder(folder, model_id=ML.MODEL_ID, reading=True,
+    reading_cfg = dataclasses.replace(MR.READING, colour=bool(cfg.colour_line))
+    adapter = LlavaAdapter.from_folder(folder, model_id=ML.MODEL_ID, reading=reading_cfg,
                                        device_map=None if cfg.device == "cpu" else {"": cfg.device})
     timings["load_s"] = time.perf_counter() - t_start
 
@@ -361,6 +383,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     non_white = [k for k in coloured if items[k]["truth"]["colours"]["card"] != "white"]
     if cfg.mix.get("colour") and not coloured:
         raise ValueError("mix asks for colour turns, but no training card has a measured colour")
+    by_category_not = {c: [k for k, it in enumerate(items) if it["category"] != c] for c in ALL_CATEGORIES}
     kinds = list(cfg.mix)
     weights = [cfg.mix[k] for k in kinds]
     curve, running, counts = [], None, {}
@@ -390,6 +413,10 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
                 continue
             q, a = reader_turn(kind, it, rng, cfg.answerable_share)
             seqs.append(build(q, reading, answer=a))
+            swap = swapped_image(kind, cat, reading, rng, cfg.type_swap_share, by_category_not)
+            if swap is not None:  # another category's look, this card's words
+                k = swap
+                counts["type_swapped"] = counts.get("type_swapped", 0) + 1
             fs.append(k)
         img_rows = [j for j in fs if j is not None]
         projected = iter(proj(feats[torch.tensor(img_rows)]) if img_rows else [])
@@ -421,7 +448,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
         "what": "LoRA factors for SmolLM2 (merged at assembly) and the projector trained with them",
         "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "target_modules": MR.LORA_TARGET_REGEX,
                  "dtype": "bfloat16", "parameters": n_lora},
-        "reading": dataclasses.asdict(MR.READING),
+        "reading": dataclasses.asdict(reading_cfg),
         "config": dataclasses.asdict(cfg),
         "command": "python -m ng_core.models.mini.train_reader " + " ".join(sys.argv[1:]),
         "device": cfg.device, "threads": cfg.threads,
