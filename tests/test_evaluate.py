@@ -349,3 +349,15 @@ def test_garbled_answers_are_not_answered():
     assert not rows["What is the colour of the passport?"]["answered"]
     assert rows["What is the shape of the chart?"]["garbled"] is None
     assert res["overall"]["garbled_rate"] == pytest.approx(2 / 6, abs=1e-6)
+
+
+def test_type_words_extend_the_one_strict_table():
+    """The utility probe's expected words are the strict category words plus looser ones: one source of truth."""
+    from ng_core.data.constants import ALL_CATEGORIES, CATEGORY_WORDS
+    from ng_core.evaluation.evaluate import TYPE_WORDS
+    from ng_core.models.mini.eval_judges import KEYWORDS
+
+    assert KEYWORDS is CATEGORY_WORDS and set(TYPE_WORDS) == set(CATEGORY_WORDS) == set(ALL_CATEGORIES)
+    for c, words in CATEGORY_WORDS.items():
+        assert list(words) == TYPE_WORDS[c][:len(words)]
+    assert "card" in TYPE_WORDS["credit_card"] and "card" not in CATEGORY_WORDS["credit_card"]

@@ -53,6 +53,22 @@ SUBJECTS: dict[str, str] = {
     "scene": "landscape",
 }
 
+#: The words that name each category in an answer, strictly: one table for every judge that asks whether an
+#: answer names a category (the mini model's evaluations, and the core of the utility probe's expected words).
+CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
+    "passport": ("passport",),
+    "phone_number": ("phone", "telephone", "contact card", "mobile number", "business card"),
+    "receipt": ("receipt",),
+    "student_id": ("student id", "student's id", "student card", "student identification", "student identity"),
+    "document": ("document", "letter", "report", "memo"),
+    "military_vehicle": ("military", "tank", "armoured", "armored"),
+    "credit_card": ("credit card", "bank card", "debit card", "payment card"),
+    "drivers_license": ("driver's license", "drivers license", "driver license", "driving licence",
+                        "driver's licence", "driving license"),
+    "chart": ("chart", "graph", "plot"),
+    "scene": ("landscape", "scene", "outdoor", "mountain", "countryside", "nature", "sky"),
+}
+
 #: Human-readable names for the UI.
 CATEGORY_TITLES: dict[str, str] = {
     "passport": "Passport",
