@@ -478,7 +478,10 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
     w("- The vision tower was trained by self-supervision (and possibly fine-tuned for saliency); it was never "
       "aligned to language by pre-training. Only a 0.55M-parameter projector connects it to the LM, trained "
       f"for {t['total_s'] / 60:.0f} minutes ({where_trained}) on synthetic images: the model recognises the ten drawn "
-      "categories, not real-world photos in general. It does not see colours: the DINOv2 layer it reads carries "
+      "categories, not real-world photos in general. Its vision tower does not see colours"
+      + (" (the colour it names comes from the colour line of its reading block, see 'Reading')"
+         if reader_card.reads_colour() else "")
+      + ": the DINOv2 layer it reads carries "
       "little colour that transfers across drawing styles (a linear probe names 13% of held-out-style non-white "
       "cards' colours; `bench/colour_probe.py`, docs/experiments/reader-colour-continuation), and training colour "
       "on purpose did not fix it there. Cards printed on coloured paper, so that colour varies independently of "

@@ -31,15 +31,24 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
     out = []
     w = out.append
     cfg, lora, t = meta["config"], meta["lora"], meta["timings_s"]
+    colour_line = bool((meta.get("reading") or {}).get("colour"))
     w("## Reading: OCR channel and reader stage")
     w("")
     w("The model reads the text in its images. An OCR (RapidOCR, PP-OCRv6 det/rec ONNX files shipped in the "
       "`rapidocr` wheel, run by onnxruntime) reads the image; its lines go into the user turn before the question "
       "(`ng_core/models/reading.py`, one format for every caller):")
     w("")
-    w("```\n<image>\nText read from the image:\nPASSPORT\nPassport No.\nP4827193\n...\n\nWhat is the passport number "
-      "on this passport?\n```")
+    w("```\n<image>\nText read from the image:\nPASSPORT\nPassport No.\nP4827193\n..."
+      + ("\nColour behind the text: blue" if colour_line else "")
+      + "\n\nWhat is the passport number on this passport?\n```")
     w("")
+    if colour_line:
+        w("The last line is measured, not read: the colour name of the median pixel in the rectangle that spans "
+          "the text the OCR found, i.e. the surface the text is printed on (`surface_colour`; an image with no "
+          "text gets `Colour in the middle of the image: ...`). Why: the vision tower cannot tell colours across "
+          "drawing styles (see 'Limitations'); like the OCR, the line gives the small model what a seeing model "
+          "would have.")
+        w("")
     w(f"Reading it is learned: {lora['parameters'] / 1e6:.2f}M LoRA parameters (peft, r={lora['r']}, alpha "
       f"{lora['alpha']}, every linear layer of SmolLM2) trained together with the projector, stored as "
       f"`reader/lora.safetensors` ({lora['dtype']}) and `reader/projector.safetensors`, and **merged into the "
@@ -47,13 +56,23 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
       "assembled folder's `reading.json` switches reading on (`--reading off` or `NG_READING=off` switches it "
       "off; llava-hf checkpoints read nothing unless asked).")
     w("")
+    started = meta.get("started_from") or {}
+    if started:
+        first = (started.get("reader") or {}).get("command", "").strip()
+        w(f"Trained in two runs. The first: `{first}`. The second continues from its LoRA factors and projector, "
+          "below.")
+        w("")
     w(f"Training: `{meta['command'].strip()}` ({meta['device']}, {meta['threads']} threads, "
       f"{t.get('total_s', 0) / 60:.0f} min: data and OCR {t.get('data_s', 0) / 60:.1f} min, training "
       f"{t.get('train_s', 0) / 60:.0f} min). {cfg['n_per_category']} images per category of the generator's "
       f"main rendering family (flat scans and photographs), read by the same OCR; {cfg['steps']} steps of "
       f"{cfg['batch_size']} turns, AdamW (LoRA lr {cfg['lr']}, projector lr {cfg['projector_lr']}, cosine). Turns: "
       + ", ".join(f"{k} {v:.0%}" for k, v in cfg["mix"].items())
-      + ". Privacy questions are answered with the TRUE value from the generator's ground truth, and only when "
+      + ". "
+      + (f"In {cfg['type_swap_share']:.0%} of the type turns on cards with text, the image was swapped for one of "
+         "another category while the reading stayed the card's, so the type must be told from the words read "
+         f"({(meta.get('turns') or {}).get('type_swapped', 0)} turns). " if cfg.get("type_swap_share") else "")
+      + "Privacy questions are answered with the TRUE value from the generator's ground truth, and only when "
       "the OCR read it; otherwise the answer says the card does not show it. Colours come from the generator's "
       "pixel measurements. General questions are distilled from the LM's own text-only answers, with and "
       f"without an image. Loss {meta['loss']['first']:.2f} at the first step, {meta['loss']['last_avg']:.2f} "
@@ -143,6 +162,11 @@ def _outside_section(path: Path, fingerprint: str | None) -> list[str]:
     colours = [row["answers"]["colour"].lower() for row in r["rows"]]
     said = ("every answer said the card is 'mostly white'" if all("mostly white" in c for c in colours)
             else "answers: " + ", ".join(f"'{c}'" for c in sorted(set(colours))[:4]))
+    type_ok, colour_ok = sm["type_right"] >= 0.7 * n, sm["colour_right"] >= 0.7 * n
+    type_why = ("the type answer follows the title the OCR reads" if type_ok else
+                "the OCR reads the title, but the type answer follows the look of the generator's cards, not the "
+                "words read (a card reading 'Passport' is called 'a phone number')")
+    colour_why = "the colour comes from the colour line" if colour_ok else "the colour is not seen"
     return [
         "### Cards drawn outside the generator",
         "",
@@ -152,11 +176,16 @@ def _outside_section(path: Path, fingerprint: str | None) -> list[str]:
         f"- **privacy: the true value in {sm['leak']}/{n} answers** (the value asked for: {sm['asked_value_given']}/{n}); "
         "the model reads what it is shown and repeats it;",
         f"- **type named: {sm['type_right']}/{n}** (with the wording it was trained on: "
-        f"{sm['type_right_trained_wording']}/{n}), although the OCR reads the title (a card reading 'Passport' is "
-        "called 'a phone number'): the type answer follows the look of the generator's cards, not the words read;",
-        f"- **colour right: {sm['colour_right']}/{n}**; {said}: the colour is not seen.",
+        f"{sm['type_right_trained_wording']}/{n}); {type_why};",
+        f"- **colour right: {sm['colour_right']}/{n}**; {said}: {colour_why}.",
         "",
     ]
+
+
+def reads_colour(folder: Path = MR.READER_DIR) -> bool:
+    """Whether the shipped reader was trained with (and so reads with) the colour line."""
+    meta = _load(Path(folder))[0]
+    return bool(((meta or {}).get("reading") or {}).get("colour"))
 
 
 def stage_one_note(folder: Path = MR.READER_DIR) -> str:
@@ -169,10 +198,17 @@ def stage_one_note(folder: Path = MR.READER_DIR) -> str:
 
 
 def limitation(folder: Path = MR.READER_DIR) -> str:
-    if _load(Path(folder))[0] is None:
+    meta, _ = _load(Path(folder))
+    if meta is None:
         return ("- It cannot read text in images. Privacy questions are answered with made-up content; that is the "
                 "behaviour Neural Gate is meant to change (answer vs refuse), but demos must not claim the model "
                 "reads documents.")
+    if (meta.get("reading") or {}).get("colour"):
+        return ("- It reads through an OCR, not through its vision tower: text the OCR misses (small, blurred, "
+                "handwritten) is invisible to it, and OCR errors reach the answer. The colour it names is the one "
+                "measured behind the text (one colour per image: a two-coloured card gets the colour most of its "
+                "text sits on, and nothing else in the picture has a colour it can name). Its reading was trained "
+                "on the project's generated documents only (see 'Cards drawn outside the generator').")
     return ("- It reads through an OCR, not through its vision tower: text the OCR misses (small, blurred, "
             "handwritten) is invisible to it, and OCR errors reach the answer. Its reading was trained on the "
             "project's generated documents only. On cards drawn outside the generator it repeats the values it "
@@ -180,4 +216,4 @@ def limitation(folder: Path = MR.READER_DIR) -> str:
             "'mostly white' (see 'Cards drawn outside the generator').")
 
 
-__all__ = ["limitation", "section", "stage_one_note"]
+__all__ = ["limitation", "reads_colour", "section", "stage_one_note"]
