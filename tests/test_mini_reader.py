@@ -117,6 +117,16 @@ def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
     assert "| 80% (all privacy questions: 50%) | ≥ 70% | yes |" in text
     assert "5/12 with an image" in text and "| **no** |" in text.split("general questions")[1].split("\n")[0]
     assert "reads through an OCR" in reader_card.limitation(tmp_path)
+    assert "Colour behind the text" not in text and not reader_card.reads_colour(tmp_path)
+    # a continued reader trained with the colour line and swapped type turns says so, from its own record
+    meta.update(reading={"enabled": True, "colour": True}, turns={"type": 40, "type_swapped": 13},
+                started_from={"reader": {"command": "python -m first"}})
+    meta["config"]["type_swap_share"] = 0.35
+    (tmp_path / "reader.json").write_text(json.dumps(meta))
+    text = "\n".join(reader_card.section(tmp_path))
+    assert "\nColour behind the text: blue\n" in text and reader_card.reads_colour(tmp_path)
+    assert "The first: `python -m first`" in text and "In 35% of the type turns" in text and "(13 turns)" in text
+    assert "measured behind the text" in reader_card.limitation(tmp_path)
 
 
 def test_eval_reader_judges_colour_and_answerable_questions():
