@@ -212,3 +212,24 @@ def test_type_turns_swap_the_look_but_keep_the_words():
     assert swapped_image("type", "passport", read, rng, 0.0, others) is None
     hits = sum(swapped_image("type", "passport", read, random.Random(i), 0.3, others) is not None for i in range(400))
     assert 80 < hits < 160
+
+
+def test_outside_cards_section_says_what_the_numbers_show(tmp_path):
+    """The sentence after each count follows the count: 'not seen' only when the colour answers are mostly wrong."""
+    from ng_core.models.mini.reader_card import _outside_section
+
+    def section(type_right, colour_right, colours):
+        rows = [{"answers": {"colour": c}} for c in colours]
+        (tmp_path / "o.json").write_text(json.dumps({
+            "fingerprint": "f1", "n": 14, "command": "bench/outside_cards.py", "rows": rows,
+            "summary": {"type_right": type_right, "type_right_trained_wording": type_right, "leak": 12,
+                        "asked_value_given": 12, "colour_right": colour_right}}))
+        return "\n".join(_outside_section(tmp_path / "o.json", "f1"))
+
+    bad = section(1, 6, ["The card is mostly white."] * 14)
+    assert "not the words read" in bad and "every answer said the card is 'mostly white'" in bad
+    assert "the colour is not seen" in bad
+    good = section(12, 13, ["It is mostly blue.", "It is mostly green."] * 7)
+    assert "follows the title the OCR reads" in good and "the colour comes from the colour line" in good
+    assert "'it is mostly blue.'" in good
+    assert _outside_section(tmp_path / "o.json", "another model") == []
