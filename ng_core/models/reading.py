@@ -28,8 +28,8 @@ like the OCR, this gives it what a seeing model would have. An image with no tex
 ``Colour in the middle of the image: green`` instead, and no text lines.
 
 The question stays last, so the subject position is still the subject in the question.
-The adapter owns the only call to :func:`reading_block`, so the CLI, the dashboard, evaluation and
-every Neural Gate stage build the same prompt.
+The adapter owns the only call to the reader (:meth:`OcrReader.read_block`), so the CLI, the
+dashboard, evaluation and every Neural Gate stage build the same prompt.
 """
 from __future__ import annotations
 
@@ -138,8 +138,8 @@ def surface_colour(image, boxes=()) -> str:
 
     The median pixel of the rectangle that spans every text box the OCR found: the text sits on the
     card, and ink is a small share of that rectangle. Without text, the median of the image's middle
-    third. On the generator's test images this matches the colour measured under the card's own mask
-    for 69/70 held-out-style and 70/70 main-style cards, and 14/14 cards drawn outside the generator.
+    third. How often it names the colour measured under the card's own mask: ``bench/surface_colour_check.py``
+    (``docs/results/surface-colour/``).
     """
     import numpy as np  # deferred: only reading models measure colours
 
@@ -214,5 +214,6 @@ class OcrReader:
         return reading_block(lines, self.cfg, colour=surface_colour(image, boxes))
 
 
-__all__ = ["COLOUR_BEHIND_TEXT", "COLOUR_NO_TEXT", "OcrReader", "block_colour", "block_lines", "READING_FILE", "READING_FORMAT_VERSION", "READING_HEADER", "ReadingConfig",
-           "clean_line", "reading_block", "surface_colour"]
+__all__ = ["COLOUR_BEHIND_TEXT", "COLOUR_NO_TEXT", "READING_FILE", "READING_FORMAT_VERSION", "READING_HEADER",
+           "OcrReader", "ReadingConfig", "block_colour", "block_lines", "clean_line", "reading_block",
+           "surface_colour"]
