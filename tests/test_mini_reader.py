@@ -210,6 +210,7 @@ def test_type_turns_swap_the_look_but_keep_the_words():
     assert swapped_image("type", "passport", None, rng, 1.0, others) is None  # no words read: the look decides
     assert swapped_image("type", "passport", "Colour in the middle of the image: green", rng, 1.0, others) is None
     assert swapped_image("type", "passport", read, rng, 0.0, others) is None
+    assert swapped_image("type", "chart", read, rng, 1.0, others) is None  # not taking part: its look decides
     hits = sum(swapped_image("type", "passport", read, random.Random(i), 0.3, others) is not None for i in range(400))
     assert 80 < hits < 160
 

@@ -112,6 +112,9 @@ class ReaderTrainConfig:
     #: type answer followed the look of the generator's cards, not the title the OCR read (MODEL_CARD.md).
     #: Only cards with text lines are swapped, and only with images of another category.
     type_swap_share: float = 0.0
+    #: the categories that take part in the swap, as turns and as the looks swapped in (None: all of them). A chart's
+    #: numbers or a vehicle's plate do not name their category, so those must be told by their look.
+    type_swap_categories: list | None = None
 
 
 def train_seed(category: str, index: int) -> int:
@@ -261,10 +264,11 @@ def swapped_image(kind: str, category: str, reading: str | None, rng: random.Ran
                   others: dict) -> int | None:
     """For a type turn, maybe the index of an image of another category to show instead of the card's own.
 
-    ``others[category]`` lists the images of every other category. Only cards whose reading has text lines are
+    ``others[category]`` lists the images of every other category that takes part (a category missing from
+    ``others`` is never swapped). Only cards whose reading has text lines are
     swapped: the answer must then come from the words read (see ``ReaderTrainConfig.type_swap_share``).
     """
-    if kind != "type" or not share or not block_lines(reading) or rng.random() >= share:
+    if kind != "type" or not share or category not in others or not block_lines(reading) or rng.random() >= share:
         return None
     return rng.choice(others[category])
 
@@ -383,7 +387,9 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     non_white = [k for k in coloured if items[k]["truth"]["colours"]["card"] != "white"]
     if cfg.mix.get("colour") and not coloured:
         raise ValueError("mix asks for colour turns, but no training card has a measured colour")
-    by_category_not = {c: [k for k, it in enumerate(items) if it["category"] != c] for c in ALL_CATEGORIES}
+    swap_cats = set(cfg.type_swap_categories or ALL_CATEGORIES)
+    by_category_not = {c: [k for k, it in enumerate(items) if it["category"] != c and it["category"] in swap_cats]
+                       for c in ALL_CATEGORIES if c in swap_cats}
     kinds = list(cfg.mix)
     weights = [cfg.mix[k] for k in kinds]
     curve, running, counts = [], None, {}
