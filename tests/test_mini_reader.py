@@ -125,7 +125,12 @@ def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
     (tmp_path / "reader.json").write_text(json.dumps(meta))
     text = "\n".join(reader_card.section(tmp_path))
     assert "\nColour behind the text: blue\n" in text and reader_card.reads_colour(tmp_path)
-    assert "The first: `python -m first`" in text and "In 35% of the type turns" in text and "(13 turns)" in text
+    assert "Trained in 2 runs" in text and "(1) `python -m first`; (2) the run below" in text
+    assert "In 35% of the type turns" in text and "(13 turns)" in text
+    meta["started_from"] = {"reader": {"command": "python -m second", "started_from": {"reader": {"command": "python -m first"}}}}
+    (tmp_path / "reader.json").write_text(json.dumps(meta))
+    assert "Trained in 3 runs" in "\n".join(reader_card.section(tmp_path))
+    assert reader_card.earlier_runs(meta) == ["python -m first", "python -m second"]
     assert "measured behind the text" in reader_card.limitation(tmp_path)
 
 

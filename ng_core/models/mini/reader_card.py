@@ -56,10 +56,10 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
       "assembled folder's `reading.json` switches reading on (`--reading off` or `NG_READING=off` switches it "
       "off; llava-hf checkpoints read nothing unless asked).")
     w("")
-    started = meta.get("started_from") or {}
-    if started:
-        first = (started.get("reader") or {}).get("command", "").strip()
-        w(f"Trained in two runs. The first: `{first}`. The second continues from its LoRA factors and projector, "
+    chain = earlier_runs(meta)
+    if chain:
+        w(f"Trained in {len(chain) + 1} runs, each starting from the LoRA factors and projector the one before "
+          "saved: " + "; ".join(f"({i}) `{c}`" for i, c in enumerate(chain, 1)) + f"; ({len(chain) + 1}) the run "
           "below.")
         w("")
     w(f"Training: `{meta['command'].strip()}` ({meta['device']}, {meta['threads']} threads, "
@@ -182,6 +182,15 @@ def _outside_section(path: Path, fingerprint: str | None) -> list[str]:
     ]
 
 
+def earlier_runs(meta: dict) -> list[str]:
+    """The commands of the runs a reader continued from (``started_from`` records, oldest first)."""
+    out, rec = [], (meta.get("started_from") or {}).get("reader")
+    while isinstance(rec, dict) and len(out) < 50:
+        out.append(str(rec.get("command", "?")).strip())
+        rec = (rec.get("started_from") or {}).get("reader")
+    return out[::-1]
+
+
 def reads_colour(folder: Path = MR.READER_DIR) -> bool:
     """Whether the shipped reader was trained with (and so reads with) the colour line."""
     meta = _load(Path(folder))[0]
@@ -216,4 +225,4 @@ def limitation(folder: Path = MR.READER_DIR) -> str:
             "'mostly white' (see 'Cards drawn outside the generator').")
 
 
-__all__ = ["limitation", "reads_colour", "section", "stage_one_note"]
+__all__ = ["earlier_runs", "limitation", "reads_colour", "section", "stage_one_note"]
