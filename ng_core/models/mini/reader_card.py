@@ -60,7 +60,8 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
     if chain:
         w(f"Trained in {len(chain) + 1} runs, each starting from the LoRA factors and projector the one before "
           "saved: " + "; ".join(f"({i}) `{c}`" for i, c in enumerate(chain, 1)) + f"; ({len(chain) + 1}) the run "
-          "below.")
+          "below. Their `--out` and `init_from` folders were working folders; each run's full record (command, "
+          "turns, loss, file hashes) is nested in `reader/reader.json` under `started_from`.")
         w("")
     w(f"Training: `{meta['command'].strip()}` ({meta['device']}, {meta['threads']} threads, "
       f"{t.get('total_s', 0) / 60:.0f} min: data and OCR {t.get('data_s', 0) / 60:.1f} min, training "

@@ -25,6 +25,7 @@ import json
 import os
 import random
 import re
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -456,7 +457,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
                  "dtype": "bfloat16", "parameters": n_lora},
         "reading": dataclasses.asdict(reading_cfg),
         "config": dataclasses.asdict(cfg),
-        "command": "python -m ng_core.models.mini.train_reader " + " ".join(sys.argv[1:]),
+        "command": "python -m ng_core.models.mini.train_reader " + shlex.join(sys.argv[1:]),
         "device": cfg.device, "threads": cfg.threads,
         "turns": counts,
         "started_from": start,
