@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -252,9 +251,8 @@ def _expected_key(sources: dict[str, dict], projector: dict | None, settings: di
         "projector_sha256": projector["sha256"] if projector else f"random-seed-{RANDOM_PROJECTOR_SEED}",
         "settings": settings,
     }
-    if reader is not None:
-        payload.update({"reader_sha256": reader["sha256"],
-                        "reading": dataclasses.asdict(mini_reader.reading_config(reader))})
+    if reader is not None:  # the weights and how the model reads (reading.json)
+        payload.update(reader_sha256=reader["sha256"], reading=mini_reader.reading_config(reader).to_json())
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
