@@ -58,6 +58,11 @@ def test_manifest_key_changes_with_projector_and_sources():
     k2 = ML._expected_key(sources, {"sha256": "p2"}, settings)
     k3 = ML._expected_key({"a": {"version": "1", "sha256": "y"}}, {"sha256": "p2"}, settings)
     assert len({k0, k1, k2, k3}) == 4
+    # a reader's weights and the way it reads (its reading.json) are both inputs of the assembled folder
+    plain = {"sha256": {"lora.safetensors": "l"}, "meta": {"reading": {"enabled": True}}}
+    coloured = {"sha256": {"lora.safetensors": "l"}, "meta": {"reading": {"enabled": True, "colour": True}}}
+    k4, k5 = (ML._expected_key(sources, {"sha256": "p2"}, settings, r) for r in (plain, coloured))
+    assert len({k2, k4, k5}) == 3
 
 
 def test_preprocessor_config_has_the_adapter_keys():
