@@ -266,8 +266,8 @@ def swapped_image(kind: str, category: str, reading: str | None, rng: random.Ran
     """For a type turn, maybe the index of an image of another category to show instead of the card's own.
 
     ``others[category]`` lists the images of every other category that takes part (a category missing from
-    ``others`` is never swapped). Only cards whose reading has text lines are
-    swapped: the answer must then come from the words read (see ``ReaderTrainConfig.type_swap_share``).
+    ``others`` is never swapped). Only cards whose reading has text lines are swapped: the answer must then come
+    from the words read (see ``ReaderTrainConfig.type_swap_share``).
     """
     if kind != "type" or not share or category not in others or not block_lines(reading) or rng.random() >= share:
         return None
@@ -389,6 +389,9 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     if cfg.mix.get("colour") and not coloured:
         raise ValueError("mix asks for colour turns, but no training card has a measured colour")
     swap_cats = set(cfg.type_swap_categories or ALL_CATEGORIES)
+    if swap_cats - set(ALL_CATEGORIES):
+        raise ValueError(f"type_swap_categories: unknown {sorted(swap_cats - set(ALL_CATEGORIES))}; "
+                         f"known: {', '.join(ALL_CATEGORIES)}")
     by_category_not = {c: [k for k, it in enumerate(items) if it["category"] != c and it["category"] in swap_cats]
                        for c in ALL_CATEGORIES if c in swap_cats}
     kinds = list(cfg.mix)
