@@ -239,3 +239,12 @@ def test_outside_cards_section_says_what_the_numbers_show(tmp_path):
     assert "follows the title the OCR reads" in good and "the colour comes from the colour line" in good
     assert "'it is mostly blue.'" in good
     assert _outside_section(tmp_path / "o.json", "another model") == []
+
+
+def test_an_unknown_swap_category_is_refused_before_anything_loads(tmp_path):
+    from ng_core.models.mini.train_reader import ReaderTrainConfig, train
+
+    with pytest.raises(ValueError, match="type_swap_categories: unknown \\['pasport'\\]"):
+        train(ReaderTrainConfig(type_swap_share=0.3, type_swap_categories=["pasport"]), tmp_path / "out",
+              cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()

@@ -329,6 +329,9 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     )
     from safetensors.torch import save_file  # deferred: safetensors
 
+    unknown = set(cfg.type_swap_categories or ()) - set(ALL_CATEGORIES)
+    if unknown:  # checked before the model loads
+        raise ValueError(f"type_swap_categories: unknown {sorted(unknown)}; known: {', '.join(ALL_CATEGORIES)}")
     torch.set_num_threads(cfg.threads)
     if cfg.device != "cpu" and not torch.cuda.is_available():
         raise RuntimeError(f"device {cfg.device!r} asked for, but torch {torch.__version__} sees no CUDA device")
@@ -389,9 +392,6 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     if cfg.mix.get("colour") and not coloured:
         raise ValueError("mix asks for colour turns, but no training card has a measured colour")
     swap_cats = set(cfg.type_swap_categories or ALL_CATEGORIES)
-    if swap_cats - set(ALL_CATEGORIES):
-        raise ValueError(f"type_swap_categories: unknown {sorted(swap_cats - set(ALL_CATEGORIES))}; "
-                         f"known: {', '.join(ALL_CATEGORIES)}")
     by_category_not = {c: [k for k, it in enumerate(items) if it["category"] != c and it["category"] in swap_cats]
                        for c in ALL_CATEGORIES if c in swap_cats}
     kinds = list(cfg.mix)
