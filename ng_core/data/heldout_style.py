@@ -13,10 +13,10 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ng_core.data.colours import colour_name
 from ng_core.data.draw import (Ctx, Sheet, barcode, date, derive_seed, face, fake_number, fit, make_ctx, new_sheet, phone,
                            text_width)
 from ng_core.data.photo import jpeg, warp_onto
+from ng_core.models.colour_names import colour_name
 
 FONTS = ("stix", "stix-bold", "dejavu-serif-bold", "dejavu-mono-bold")
 #: Institutional palettes: (band colour, card colour, ink).

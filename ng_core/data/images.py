@@ -27,9 +27,9 @@ import numpy as np
 from PIL import Image
 
 from ng_core.data import documents, heldout_style, photo, scenes
-from ng_core.data.colours import colour_name
 from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.data.draw import Sheet, derive_seed, make_ctx
+from ng_core.models.colour_names import colour_name
 
 #: The longest side of a generated image is at most IMAGE_SIZE (and at least MIN_IMAGE_SIDE) pixels.
 IMAGE_SIZE = photo.MAX_SIDE

@@ -143,7 +143,7 @@ def surface_colour(image, boxes=()) -> str:
     """
     import numpy as np  # deferred: only reading models measure colours
 
-    from ng_core.data.colours import colour_name
+    from ng_core.models.colour_names import colour_name
 
     a = np.asarray(image.convert("RGB"))
     h, w, _ = a.shape

@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from ng_core.data.colours import colour_name
 from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.data.images import derive_seed
+from ng_core.models.colour_names import colour_name
 
 SEED_NAMESPACE = "ng-mini-llava"
 CATEGORY_ORDER = ALL_CATEGORIES  # the dataset's ten categories, in its order (the training seeds depend on it)

@@ -1,4 +1,7 @@
-"""Colour names of pixels: one coarse, human word per RGB colour ("red", "beige", "dark blue", ...)."""
+"""Colour names of pixels: one coarse, human word per RGB colour ("red", "beige", "dark blue", ...).
+
+In the models layer because a reading model names the colour behind the text with it (:mod:`ng_core.models.reading`);
+the generator records its ground-truth colours with the same words."""
 from __future__ import annotations
 
 import colorsys
