@@ -29,7 +29,7 @@ from PIL import Image
 from ng_core.data import documents, heldout_style, photo, scenes
 from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.data.draw import Sheet, derive_seed, make_ctx
-from ng_core.models.colour_names import colour_name
+from ng_core.models.colour_names import median_colour_name
 
 #: The longest side of a generated image is at most IMAGE_SIZE (and at least MIN_IMAGE_SIDE) pixels.
 IMAGE_SIZE = photo.MAX_SIDE
@@ -64,11 +64,7 @@ class Sample:
 
 
 def _median_name(arr: np.ndarray, mask: np.ndarray | None) -> str | None:
-    px = arr.reshape(-1, 3) if mask is None else arr[mask]
-    if px.shape[0] == 0:
-        return None
-    step = max(1, px.shape[0] // 20000)
-    return colour_name(np.median(px[::step], axis=0))
+    return median_colour_name(arr if mask is None else arr[mask])
 
 
 def measured_colours(img: Image.Image, card_mask=None, bg_mask=None) -> dict:

@@ -31,3 +31,15 @@ def colour_name(rgb) -> str:
     if name == "green" and v < 0.4:
         return "dark green"
     return name
+
+
+def median_colour_name(pixels) -> str | None:
+    """The name of the median colour of RGB ``pixels`` (any array whose last axis is RGB; at most 20000 of them
+    are sampled, evenly); None when there are none."""
+    import numpy as np  # deferred: colour_name itself needs none
+
+    px = np.asarray(pixels).reshape(-1, 3)
+    if px.shape[0] == 0:
+        return None
+    step = max(1, px.shape[0] // 20000)
+    return colour_name(np.median(px[::step], axis=0))

@@ -143,7 +143,7 @@ def surface_colour(image, boxes=()) -> str:
     """
     import numpy as np  # deferred: only reading models measure colours
 
-    from ng_core.models.colour_names import colour_name
+    from ng_core.models.colour_names import median_colour_name
 
     a = np.asarray(image.convert("RGB"))
     h, w, _ = a.shape
@@ -154,9 +154,7 @@ def surface_colour(image, boxes=()) -> str:
         patch = a[int(y0):int(min(h, np.ceil(y1))), int(x0):int(min(w, np.ceil(x1)))]
     else:
         patch = a[int(h / 3):int(2 * h / 3), int(w / 3):int(2 * w / 3)]
-    px = patch.reshape(-1, 3) if patch.size else a.reshape(-1, 3)
-    step = max(1, px.shape[0] // 20000)
-    return colour_name(np.median(px[::step], axis=0))
+    return median_colour_name(patch if patch.size else a)
 
 
 class OcrReader:
