@@ -131,6 +131,10 @@ def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
     (tmp_path / "reader.json").write_text(json.dumps(meta))
     assert "Trained in 3 runs" in "\n".join(reader_card.section(tmp_path))
     assert reader_card.earlier_runs(meta) == ["python -m first", "python -m second"]
+    assert "Code of the run" not in "\n".join(reader_card.section(tmp_path))  # older records have no commit
+    meta["code"] = "0123abc-dirty"
+    (tmp_path / "reader.json").write_text(json.dumps(meta))
+    assert "commit `0123abc`, with uncommitted changes." in "\n".join(reader_card.section(tmp_path))
     assert "measured behind the text" in reader_card.limitation(tmp_path)
 
 

@@ -78,6 +78,11 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
       "pixel measurements. General questions are distilled from the LM's own text-only answers, with and "
       f"without an image. Loss {meta['loss']['first']:.2f} at the first step, {meta['loss']['last_avg']:.2f} "
       "(moving average) at the end.")
+    code = meta.get("code")
+    if code:
+        w("")
+        w(f"Code of the run (the generator that drew its images, the trainer): commit `{code.removesuffix('-dirty')}`"
+          + (", with uncommitted changes." if code.endswith("-dirty") else "."))
     w("")
     if ev is None:
         w("(No evaluation yet: run `python -m ng_core.models.mini.eval_reader`.)")

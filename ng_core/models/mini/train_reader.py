@@ -62,6 +62,7 @@ from ng_core.models.mini.train_steps import (
     vision_features,
 )
 from ng_core.models.reading import block_lines
+from ng_core.storage.code_revision import code_revision
 
 SEED_NAMESPACE = "ng-mini-llava-reader"
 
@@ -129,7 +130,7 @@ def norm(text: str) -> str:
 
 _PHONE_LABELS = ("phone", "tel", "mobile", "cell", "call", "fax", "ph", "direct", "office")
 _NAME_LABELS = ("name", "surname", "holder", "cardholder", "student", "customer", "to", "from", "author",
-                "recipient", "owner", "cashier", "member")
+                "recipient", "owner", "cashier", "member", "attn", "addressee", "sender", "issued", "officer", "signed")
 _NUMBER_LABELS = ("no", "number", "#", "id", "ref", "serial", "account", "acct", "card", "licence", "license", "dl",
                   "lic", "order", "txn", "ticket", "check", "file", "matric", "reference")
 
@@ -470,6 +471,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
                    MR.PROJECTOR_FILE.name: ML.sha256_file(out_dir / MR.PROJECTOR_FILE.name)},
         "versions": {"torch": torch.__version__, "peft": ML.installed_version("peft"),
                      "transformers": ML.installed_version("transformers")},
+        "code": code_revision(),  # the generator drawing the training images is part of the recipe
     }
     (out_dir / MR.META_FILE.name).write_text(json.dumps(meta, indent=2) + "\n")
     (out_dir / "training_log.json").write_text(json.dumps({"loss": curve}) + "\n")
