@@ -166,9 +166,26 @@ def test_wording_variants_change_words_not_values():
     from ng_core.data.images import render_sample
 
     changed = 0
-    for cat in ("student_id", "drivers_license", "receipt", "document"):
+    for cat in ("student_id", "drivers_license", "receipt", "document", "phone_number", "credit_card",
+                "military_vehicle"):
         for seed in range(6):
             plain, varied = render_sample(cat, seed), render_sample(cat, seed, variants=True)
             assert varied.truth["secrets"] == plain.truth["secrets"]
             changed += varied.truth["lines"] != plain.truth["lines"]
     assert changed >= 6
+
+
+def test_vehicle_close_ups_keep_their_markings_in_the_frame():
+    """The close-up variant makes a vehicle larger than the frame; its serial and unit must still be readable."""
+    from ng_core.data import scenes
+    from ng_core.data.draw import make_ctx
+
+    close = 0
+    for seed in range(30):
+        sheet = scenes.military_vehicle(make_ctx(seed, variants=True))
+        assert [it.text for it in sheet.items] and len(sheet.items) == 2
+        for it in sheet.items:
+            assert 0 <= it.x and it.x + it.w <= scenes.SCENE_SIZE, (seed, it)
+        plain = scenes.military_vehicle(make_ctx(seed))
+        close += max(it.h for it in sheet.items) > 1.2 * max(it.h for it in plain.items)
+    assert close >= 5  # the variant is drawn (about 40% of images)

@@ -148,6 +148,8 @@ def phone_number(c: Ctx) -> Sheet:
         ImageDraw.Draw(s.img).rectangle([0, 0, side, 36], fill=shade(col, 0.93) + (255,))
         pen = c.pick([(20, 40, 140), (20, 20, 20), (160, 20, 30)])
         who = f.first_name()
+        if c.vchance(0.5):  # a variant: a notice pinned to a board, the number to call on it
+            return _notice(c, who, num, fn)
         s.text((36, 80), c.pick(["Call ", "Ring ", "Phone ", ""]) + who, 44, pen, max_width=side - 60)
         s.field("Name", who)
         s.text((36, 180), num, 46, pen, max_width=side - 60)
@@ -165,6 +167,34 @@ def phone_number(c: Ctx) -> Sheet:
                                 ["TEXT OR CALL", "FREE QUOTES", "OPEN DAILY", "GIVE US A RING"]), 26, fg, "dejavu-sans", "m")
     s.text((w // 2, 160), num, 54, fg, "dejavu-sans-bold", "m", max_width=w - 50)
     s.field("Phone", num)
+    return s
+
+
+def _notice(c: Ctx, who: str, num: str, fn: str) -> Sheet:
+    """A notice pinned to a board (lessons, a room, something found), with tear-off strips (variant draws only)."""
+    v = c.var
+    w, h = v.randint(500, 560), v.randint(600, 660)
+    paper = v.choice([(250, 250, 246), (255, 244, 160), (200, 230, 255), (255, 214, 226), (214, 240, 214)])
+    s = new_sheet((w, h), paper, 2, fn)
+    head = v.choice(["GUITAR LESSONS", "ROOM TO LET", "FOUND: KEYS", "HOUSE CLEANING", "MATHS TUTOR",
+                     "BABYSITTER", "CHOIR NEEDS YOU", "GARAGE SALE"])
+    pen = v.choice([(20, 20, 20), (20, 40, 140), (150, 20, 30)])
+    s.text((w // 2, 50), head, 42, pen, "dejavu-sans-bold", "m", max_width=w - 40)
+    s.text((w // 2, 130), v.choice(["Friendly and reliable", "Reasonable rates", "Any questions?",
+                                    "Weekends too"]), 26, pen, anchor="m", max_width=w - 40)
+    s.text((w // 2, 190), v.choice(["call or text", "ring", "please phone", "contact"]) + f" {who}", 30, pen,
+           anchor="m", max_width=w - 40)
+    s.field("Name", who)
+    s.text((w // 2, 260), num, 44, pen, "dejavu-sans-bold", "m", max_width=w - 40)
+    s.field("Phone", num)
+    d = ImageDraw.Draw(s.img)
+    n = v.randint(6, 9)
+    for i in range(n):  # tear-off strips: cut lines and the number written sideways (too small to read)
+        x0 = int(i * w / n)
+        d.line([x0, h - 150, x0, h], fill=(120, 120, 120), width=2)
+        strip = Image.new("RGBA", (140, 24), (0, 0, 0, 0))
+        ImageDraw.Draw(strip).text((2, 4), num, fill=pen + (255,))
+        s.img.alpha_composite(strip.rotate(90, expand=True), (x0 + max(2, int(w / n / 2) - 12), h - 146))
     return s
 
 
@@ -187,7 +217,8 @@ def receipt(c: Ctx) -> Sheet:
     centre = c.chance(0.7)
     ax, anc = (w // 2, "m") if centre else (16, "l")
     y = 14
-    s.text((ax, y), f.company()[:22].upper(), 26, tx, "dejavu-sans-bold", anc, max_width=w - 24)
+    shop = f.company()[:22]
+    s.text((ax, y), shop if c.vchance(0.3) else shop.upper(), 26, tx, "dejavu-sans-bold", anc, max_width=w - 24)
     y += 36
     heading = c.vary(None, 0.35, ["SALES RECEIPT", "RECEIPT", "TAX INVOICE", "CASH SALE", "ORDER SUMMARY"])
     if heading:
@@ -211,8 +242,8 @@ def receipt(c: Ctx) -> Sheet:
     total = 0.0
     qty = c.vchance(0.4)
     if qty and c.vchance(0.5):
-        s.text((16, y), "QTY ITEM", 20, tx)
-        s.text((w - 16, y), "PRICE", 20, tx, anchor="r")
+        s.text((16, y), c.vpick(["QTY ITEM", "QTY ITEM", "Qty Description", "ITEM", "Qty Article"]), 20, tx)
+        s.text((w - 16, y), c.vpick(["PRICE", "PRICE", "AMT", "Sum", "EUR"]), 20, tx, anchor="r")
         y += 28
     for _ in range(c.rng.randint(3, 6)):
         price = c.rng.randint(50, 2500) / 100
@@ -223,7 +254,8 @@ def receipt(c: Ctx) -> Sheet:
         y += 30
     d.line([12, y, w - 12, y], fill=tx, width=2)
     y += 10
-    s.text((16, y), "TOTAL", 26, tx, "dejavu-sans-bold")
+    s.text((16, y), c.vary("TOTAL", 0.35, ["TOTAL DUE", "BALANCE", "To pay", "GRAND TOTAL", "Paid"]), 26, tx,
+           "dejavu-sans-bold")
     s.text((w - 16, y), f"{total:.2f}", 26, tx, "dejavu-sans-bold", "r")
     s.field("TOTAL", f"{total:.2f}", secret=False)
     y += 40
@@ -341,14 +373,17 @@ def document(c: Ctx) -> Sheet:
     d.line([m, y, w - m, y], fill=head, width=2)
     y += 14
     title = c.vary(c.pick(["MEMORANDUM", "CONFIDENTIAL REPORT", "INTERNAL NOTICE", "LETTER", "BRIEFING", "CONTRACT"]),
-                   0.35, ["APPLICATION", "STATEMENT", "AGREEMENT", "MINUTES", "NOTICE OF CHANGE", "CERTIFICATE"])
+                   0.35, ["APPLICATION", "STATEMENT", "AGREEMENT", "MINUTES", "NOTICE OF CHANGE", "CERTIFICATE",
+                          "ENROLMENT FORM", "REQUEST FORM", "COMPLAINT", "PERMIT"])
     centred = c.chance(0.6)
     s.text((w // 2 if centred else m, y), title, 28, head, "dejavu-sans-bold", "m" if centred else "l",
            max_width=w - 2 * m)
     y += 44
     nm = lambda: fit(f.name, w - 2 * m - 80, 22, fn)  # noqa: E731
-    rows = [("To", nm(), True), ("From", nm(), True), ("Date", date(c, 2015, 2025), False),
-            (c.vary("Ref", 0.5, ["Reference", "Ref. no.", "File no.", "Doc. no.", "Our ref"]), fake_number(c, "??-####/##"), True)]
+    rows = [(c.vary("To", 0.3, ["Recipient", "Attn", "Addressee", "Name"]), nm(), True),
+            (c.vary("From", 0.3, ["Sender", "Issued by", "Officer", "Signed"]), nm(), True), ("Date", date(c, 2015, 2025), False),
+            (c.vary("Ref", 0.5, ["Reference", "Ref. no.", "File no.", "Doc. no.", "Our ref", "Claim ref.", "Form no."]),
+             fake_number(c, "??-####/##"), True)]
     keep = rows[:2] + [r for r in rows[2:] if c.chance(0.7)]
     if not any(r is rows[3] for r in keep) and c.chance(0.5):
         keep.append(rows[3])
@@ -391,7 +426,8 @@ def credit_card(c: Ctx) -> Sheet:
     s.img.paste(grad, (0, 0), s.img.getchannel("A"))
     d = ImageDraw.Draw(s.img)
     fg = (245, 245, 245) if sum(col1) + sum(col2) < 760 else (20, 20, 20)
-    bank = c.pick([f"{f.last_name()} Bank", f"{f.city()} Credit", f"{f.last_name()} Financial"])
+    bank = c.vary(c.pick([f"{f.last_name()} Bank", f"{f.city()} Credit", f"{f.last_name()} Financial"]), 0.5,
+                  ["ARGENTA", "KESTREL", "MERIDIAN", "SOLSTICE", "CIRRUS ONE", "TALLY", "OBSIDIAN", "PRISMA"])
     s.text((34, 26), bank, 28, fg, "dejavu-sans-bold", max_width=w - 200)
     d.rounded_rectangle([44, 110, 128, 172], radius=9, fill=(212, 180, 90))  # chip
     for yy in (130, 152):

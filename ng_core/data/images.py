@@ -135,8 +135,10 @@ def render_sample(category: str, seed: int, family: str = "main", variants: bool
                   tint_share: float = 0.0) -> Sample:
     """Draw one image of ``category`` from ``seed`` in rendering ``family`` with its ground truth.
 
-    ``variants`` (main family): on part of the cards the title is left off or labels are worded differently
-    (:meth:`~ng_core.data.draw.Ctx.vary`); off, the images are exactly those of the plain main family.
+    ``variants`` (main family): on part of the images the title is left off or labels are worded differently
+    (:meth:`~ng_core.data.draw.Ctx.vary`), a card carries an issuer's brand word, a phone number sits on a pinned
+    notice, a vehicle is seen close up; names and numbers stay those of the plain image. Off, the images are
+    exactly those of the plain main family.
     ``tint_share`` (main family): the share of documents printed on coloured paper (:func:`tint_sheet`); 0, the
     default, leaves every image as it was."""
     if category not in ALL_CATEGORIES:

@@ -141,12 +141,19 @@ def military_vehicle(c: Ctx) -> Sheet:
             pts.append((stx + rr * math.cos(a), sty + rr * math.sin(a)))
         d.polygon(pts, fill=paint)
     k = c.rng.uniform(0.95, 1.1)
+    close = c.vchance(0.4)  # a variant: the camera nearer, the vehicle larger than the frame (the markings in it)
+    if close:  # at most as large as keeps both markings inside the frame
+        span = max(it.x + it.w for it in sheet.items) - min(it.x for it in sheet.items)
+        k = min(c.var.uniform(1.3, 1.75), (_C - 20) / max(1.0, span))
     for it in sheet.items:
         it.x, it.y, it.w, it.h = it.x * k, it.y * k, it.w * k, it.h * k
     veh = veh.resize((int(veh.width * k), int(veh.height * k)), Image.LANCZOS)
     x = c.rng.randint(0, max(0, _C - veh.width))
     y = horizon - int(veh.height * c.rng.uniform(0.35, 0.6))
     y = max(10, min(_C - veh.height, y))
+    if close:  # shift so that every marking stays inside the frame, the rest of the vehicle may leave it
+        lo, hi = min(it.x for it in sheet.items), max(it.x + it.w for it in sheet.items)
+        x = int(c.var.uniform(min(8 - lo, _C - 8 - hi), _C - 8 - hi))
     # shadow on the ground
     sh = Image.new("L", (_C, _C), 0)
     ImageDraw.Draw(sh).ellipse([x + 10, y + veh.height - 22, x + veh.width - 10, y + veh.height + 8], fill=110)
