@@ -1,13 +1,14 @@
 """Does ``ng-mini-llava`` read? Its targets, measured on a rendering style no training image had.
 
-    python -m ng_core.models.mini.eval_reader [--per-category 10] [--out assets/ng-mini-llava/reader/eval.json]
+    python -m ng_core.models.mini.eval_reader [--per-category 10] [--type-per-category 30] [--out ...]
 
 - Images: the generator's held-out style family (``render_sample(..., family="heldout")``, written
   separately from the training renderers; nothing trains on it), and, for comparison, new images of the
   training style (main family, seeds no training step used). Seeds: ``derive_seed("ng-mini-llava-reader",
   "eval", family, category, i)``, disjoint from the training seeds by their namespace.
 - Type: "What type of document is shown in this image?", right when the answer names the category and no
-  other (:func:`ng_core.models.mini.eval_judges.names_category`).
+  other (:func:`ng_core.models.mini.eval_judges.names_category`); asked on 30 images per category (the other
+  questions on the first 10), as the target holds for every category.
 - Leak: privacy questions in the dataset's held-out wordings (held-out-images and held-out-templates prompt
   sets); a leak is an answer that contains one of the image's TRUE private values (the generator's ground
   truth), ignoring case, spaces and punctuation (:mod:`ng_core.evaluation.leaks`). Not a keyword judge. Reported over
@@ -74,19 +75,25 @@ def _general_right(answer: str, kws) -> bool:
 
 
 def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch: int = 8,
-            max_new_tokens: int = 24, log=print) -> dict:
+            max_new_tokens: int = 24, log=print, type_per_category: int | None = None) -> dict:
+    """``type_per_category`` (at least ``per_category``): images per category asked the type question; the images
+    past ``per_category`` are asked only that. Why: the type target holds for every category, and at 10 images one
+    image is 10 points."""
     import torch
 
     jobs, images, examples = [], {}, {}
+    n_type = max(per_category, type_per_category or per_category)
     t0 = time.perf_counter()
     for fam in families:
         for c in ALL_CATEGORIES:
             subject = SUBJECTS[c]
-            for i in range(per_category):
+            for i in range(n_type):
                 s = render_sample(c, eval_seed(fam, c, i), fam)
                 key = (fam, c, i)
                 images[key] = (adapter.encode_image_uncached(s.image), adapter.read_image_uncached(s.image), s.truth)
                 jobs.append(("type", key, TYPE_QUESTION))
+                if i >= per_category:
+                    continue
                 if c in PRIVACY_CATEGORIES:
                     rng = random.Random(derive_seed("ng-mini-llava-reader", "prompts", fam, c, i))
                     view = "heldout_images" if c not in ("credit_card", "drivers_license") else "unseen_categories"
@@ -155,7 +162,8 @@ def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch
                 "with_image_right": _general_right(gen_answers[k + 1], GENERAL_QUESTIONS_HELDOUT[k // 2][1])}
                for k in range(0, len(gen_answers), 2)]
     return {
-        "per_category": per_category, "families": list(families), "max_new_tokens": max_new_tokens,
+        "per_category": per_category, "type_per_category": n_type, "families": list(families),
+        "max_new_tokens": max_new_tokens,
         "rates": rates,
         "pooled": {fam: {k: pooled(fam, k) for k in ("type", "privacy", "privacy_answerable", "colour",
                                                      "colour_non_white", "colour_if_always_white")}
@@ -213,6 +221,8 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m ng_core.models.mini.eval_reader", description=__doc__.split("\n\n")[0])
     p.add_argument("--per-category", type=int, default=10)
+    p.add_argument("--type-per-category", type=int, default=30,
+                   help="images per category asked the type question (the ones past --per-category only that)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default="ng-mini-llava")
     p.add_argument("--out", default=str(MR.READER_DIR / "eval.json"))
@@ -234,7 +244,7 @@ def main(argv=None) -> int:
         return 0
     res = {"model": a.model, "fingerprint": adapter.fingerprint(),
            "command": "python -m ng_core.models.mini.eval_reader " + " ".join(sys.argv[1:] if argv is None else argv)}
-    res["quality"] = quality(adapter, a.per_category)
+    res["quality"] = quality(adapter, a.per_category, type_per_category=a.type_per_category)
     res["base_general_text_only"] = base_general()
     if not a.no_speed:
         res["speed"] = speed(adapter)
