@@ -142,7 +142,10 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
     for name, val, target, met in rows:
         w(f"| {name} | {val} | {target} | {'yes' if met else '**no**'} |")
     w("")
-    w("With 10 images per category one image moves a per-category rate by 10 points: read the pooled rates first.")
+    n, nt = q["per_category"], q.get("type_per_category", q["per_category"])
+    w(f"With {n} images per category one image moves a per-category rate by {100 / n:.0f} points"
+      + (f" ({100 / nt:.1f} points for the type, asked on {nt})" if nt > n else "")
+      + ": read the pooled rates first.")
     w("")
     out += _outside_section(Path(folder) / "outside_cards.json", ev.get("fingerprint"))
     return out
