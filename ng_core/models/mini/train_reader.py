@@ -91,7 +91,8 @@ class ReaderTrainConfig:
     device: str = "cpu"
     log_every: int = 10
     #: draw the training cards with wording variants (titles left off, label synonyms; render_sample(variants=)).
-    #: Tried once (docs/experiments/reader-wording-variants): better type naming, fewer leaks; not shipped.
+    #: Tried once (docs/experiments/reader-wording-variants): better type naming, fewer leaks; not shipped. The
+    #: shipped reader trains with them; more were added later (docs/experiments/reader-type-variants).
     wording_variants: bool = False
     #: share of the privacy turns asked about an attribute whose value the card shows (and the OCR read); the rest
     #: pick any attribute, so "does not show" answers stay taught. None: every attribute equally likely (shipped
