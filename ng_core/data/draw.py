@@ -35,8 +35,10 @@ class Ctx:
     rng: random.Random
     np: np.random.Generator
     fake: object
-    #: wording variants (titles left off, label synonyms) come from this second stream, so that they leave
-    #: every other draw (names, numbers, layout) of an image unchanged; None: no variants (the default family)
+    #: wording variants (titles left off, label synonyms, brand words) come from this second stream, so that they
+    #: leave the image's names and numbers, drawn from the main stream first, unchanged. Variants that change the
+    #: drawing itself (a pinned notice, a vehicle close up) may shift the main stream's later draws (the photo
+    #: effects). None: no variants (the default family)
     var: random.Random | None = None
 
     def chance(self, p: float) -> bool:
