@@ -224,6 +224,32 @@ def test_type_turns_swap_the_look_but_keep_the_words():
     assert 80 < hits < 160
 
 
+def test_type_turns_can_see_only_some_of_the_lines_read():
+    """Thinned readings keep a shuffled, non-empty subset of the text lines and the colour line, last."""
+    from ng_core.models.mini.train_reader import thinned_reading
+    from ng_core.models.reading import COLOUR_BEHIND_TEXT, READING_HEADER, block_colour
+    from ng_core.models.reading import block_lines as lines_of
+
+    lines = ["LUMEN", "4549 1655 6159 3271", "10/30", "EXPIRES END", "STEVEN GROSS"]
+    read = "\n".join([READING_HEADER, *lines, f"{COLOUR_BEHIND_TEXT} blue"])
+    assert thinned_reading("privacy", read, random.Random(0), 1.0, 0.5) is read  # only the type question
+    assert thinned_reading("type", read, random.Random(0), 0.0, 0.5) is read  # off by default: same stream
+    one = f"{READING_HEADER}\nPASSPORT"
+    assert thinned_reading("type", one, random.Random(0), 1.0, 0.5) is one  # a single line has nothing to drop
+    assert thinned_reading("type", None, random.Random(0), 1.0, 0.5) is None
+    sizes, orders = set(), set()
+    for i in range(200):
+        out = thinned_reading("type", read, random.Random(i), 1.0, 0.5)
+        kept = lines_of(out)
+        assert out.startswith(READING_HEADER) and block_colour(out) == "blue" and out.endswith("blue")
+        assert kept and len(set(kept)) == len(kept) and set(kept) <= set(lines)
+        sizes.add(len(kept))
+        orders.add(tuple(kept) == tuple(ln for ln in lines if ln in kept))
+    assert sizes == {1, 2, 3, 4, 5} and orders == {True, False}  # any subset size, shuffled or not
+    hits = sum(thinned_reading("type", read, random.Random(i), 0.3, 0.5) is not read for i in range(400))
+    assert 80 < hits < 160
+
+
 def test_outside_cards_section_says_what_the_numbers_show(tmp_path):
     """The sentence after each count follows the count: 'not seen' only when the colour answers are mostly wrong."""
     from ng_core.models.mini.reader_card import _outside_section

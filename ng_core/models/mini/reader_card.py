@@ -73,6 +73,10 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
       + (f"In {cfg['type_swap_share']:.0%} of the type turns on cards with text, the image was swapped for one of "
          "another category while the reading stayed the card's, so the type must be told from the words read "
          f"({(meta.get('turns') or {}).get('type_swapped', 0)} turns). " if cfg.get("type_swap_share") else "")
+      + (f"In {cfg['type_thin_share']:.0%} of the type turns the reading showed only some of the card's text "
+         f"lines (each kept with probability {cfg.get('type_thin_keep', 0.5):.0%}), shuffled, so that every line "
+         f"read carries the type ({(meta.get('turns') or {}).get('type_thinned', 0)} turns). "
+         if cfg.get("type_thin_share") else "")
       + "Privacy questions are answered with the TRUE value from the generator's ground truth, and only when "
       "the OCR read it; otherwise the answer says the card does not show it. Colours come from the generator's "
       "pixel measurements. General questions are distilled from the LM's own text-only answers, with and "

@@ -61,7 +61,7 @@ from ng_core.models.mini.train_steps import (
     lr_at,
     vision_features,
 )
-from ng_core.models.reading import block_lines
+from ng_core.models.reading import READING_HEADER, block_lines
 from ng_core.storage.code_revision import code_revision
 
 SEED_NAMESPACE = "ng-mini-llava-reader"
@@ -118,6 +118,12 @@ class ReaderTrainConfig:
     #: the categories that take part in the swap, as turns and as the looks swapped in (None: all of them). A chart's
     #: numbers or a vehicle's plate do not name their category, so those must be told by their look.
     type_swap_categories: list | None = None
+    #: share of the type turns that see only some of the card's text lines, in a shuffled order (each line kept
+    #: with probability ``type_thin_keep``, at least one). Why: held-out cards are worded and laid out otherwise
+    #: (a card number with "EXPIRES END" and no bank name), and a type answer keyed to one title or label has
+    #: nothing to go on there, so the look decides; with lines left out, every line read must carry the type.
+    type_thin_share: float = 0.0
+    type_thin_keep: float = 0.5
 
 
 def train_seed(category: str, index: int) -> int:
@@ -276,6 +282,21 @@ def swapped_image(kind: str, category: str, reading: str | None, rng: random.Ran
     return rng.choice(others[category])
 
 
+def thinned_reading(kind: str, reading: str | None, rng: random.Random, share: float, keep: float) -> str | None:
+    """For a type turn, maybe the reading block with some text lines left out and the rest shuffled.
+
+    Every line is kept with probability ``keep`` (at least one stays); the colour line, when there is one, stays
+    last. Other turns, and readings without text lines, are returned unchanged (see ``type_thin_share``).
+    """
+    lines = block_lines(reading)
+    if kind != "type" or not share or len(lines) < 2 or rng.random() >= share:
+        return reading
+    kept = [ln for ln in lines if rng.random() < keep] or [rng.choice(lines)]
+    rng.shuffle(kept)
+    tail = reading.split("\n")[1 + len(lines):]  # the colour line (block_lines leaves it out)
+    return "\n".join([READING_HEADER, *kept, *tail])
+
+
 # ------------------------------------------------------------------------------------------ data
 def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=log_line):
     """Render the training images, read them with the model's OCR (cached on disk), compute vision features."""
@@ -424,7 +445,10 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
                 fs.append(None if text_only else k)
                 continue
             q, a = reader_turn(kind, it, rng, cfg.answerable_share)
-            seqs.append(build(q, reading, answer=a))
+            shown = thinned_reading(kind, reading, rng, cfg.type_thin_share, cfg.type_thin_keep)
+            if shown is not reading:
+                counts["type_thinned"] = counts.get("type_thinned", 0) + 1
+            seqs.append(build(q, shown, answer=a))
             swap = swapped_image(kind, cat, reading, rng, cfg.type_swap_share, by_category_not)
             if swap is not None:  # another category's look, this card's words
                 k = swap
