@@ -21,7 +21,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app runs (streamlit_app.py)
 
-VARIANTS = {"q1": {"questions_per_image": 1}, "q2": {"questions_per_image": 2}}  # over the shipped demo preset
+# Over the shipped demo preset: questions per image; and, at 1 question, a gentler edit (lower lr, fewer steps, a
+# heavier neighbour term), for when the edit refuses harmless questions too.
+VARIANTS = {"q1": {"questions_per_image": 1}, "q2": {"questions_per_image": 2},
+            "q1_lr2e-3": {"questions_per_image": 1, "lr": 0.002},
+            "q1_steps7": {"questions_per_image": 1, "steps": 7},
+            "q1_kl2.5": {"questions_per_image": 1, "kl_factor": 2.5}}
 
 
 def run_variant(adapter, P, ds, val, cat: str, n: int, name: str, tmp: Path) -> dict:
