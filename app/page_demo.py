@@ -31,7 +31,8 @@ if P["speed_setting"]:
     diffs = demo_differences(P)
     st.info("**Speed setting.** The demo uses the preset *demo." + P["name"] + "*, chosen to finish in about "
             f"{D['seconds_hint']} s on a small CPU, not the faithful preset of this model"
-            + (f" ({'; '.join(diffs)})" if diffs else "") + ". " + P["description"])
+            + (f" ({'; '.join(diffs)})" if diffs else "") + ". Why these values, with the measurements behind them: "
+            "*Demo settings* below.")
 with st.expander("Demo settings"):
     st.caption(P["description"])
     st.json({"layer": LAYER, "mask": {k: v for k, v in P["mask"].to_dict().items() if k != "templates"},

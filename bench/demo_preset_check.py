@@ -25,8 +25,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app runs (streamli
 # heavier neighbour term), for when the edit refuses harmless questions too.
 VARIANTS = {"q1": {"questions_per_image": 1}, "q2": {"questions_per_image": 2},
             "q1_lr2e-3": {"questions_per_image": 1, "lr": 0.002},
+            "q1_lr1e-3": {"questions_per_image": 1, "lr": 0.001},
+            "q1_steps4": {"questions_per_image": 1, "steps": 4},
             "q1_steps7": {"questions_per_image": 1, "steps": 7},
-            "q1_kl2.5": {"questions_per_image": 1, "kl_factor": 2.5}}
+            "q1_kl2.5": {"questions_per_image": 1, "kl_factor": 2.5},
+            "q2_steps7": {"questions_per_image": 2, "steps": 7}}
 
 
 def run_variant(adapter, P, ds, val, cat: str, n: int, name: str, tmp: Path) -> dict:
