@@ -122,6 +122,7 @@ class ReaderTrainConfig:
     #: with probability ``type_thin_keep``, at least one). Why: held-out cards are worded and laid out otherwise
     #: (a card number with "EXPIRES END" and no bank name), and a type answer keyed to one title or label has
     #: nothing to go on there, so the look decides; with lines left out, every line read must carry the type.
+    #: Tried once at 0.5 (docs/experiments/reader-type-variants, run 3): credit cards no better, forms worse; not shipped.
     type_thin_share: float = 0.0
     type_thin_keep: float = 0.5
 
