@@ -368,3 +368,28 @@ def test_a_one_setting_sweep_still_shows_learned_vs_random():
     md = render_markdown(res)
     assert "### Learned vs random" in md and "### Over gate size" not in md and "curves.svg" not in md
     assert "| L2__topk0.2__all_positions | – | **+75.0 vs 35.4** (2–0–0, p 0.25) |" in md
+
+
+def test_published_sweeps_are_listed_by_the_date_they_record(tmp_path):
+    """Newest first by the recorded date, so a fresh clone (every file the same age) lists them in order."""
+    import json
+    import os
+
+    from ng_core.evaluation.sweep import find_sweeps
+
+    def sweep(name, date, model="m", mtime=1_000_000):
+        d = tmp_path / name
+        d.mkdir()
+        f = d / "sweep.json"
+        f.write_text(json.dumps({"format": "ng-sweep", "meta": {"date": date, "model": {"id": model}}}))
+        os.utime(f, (mtime, mtime))
+        return d
+
+    old = sweep("a-old", "2026-11-29", mtime=2_000_000)  # touched last, recorded first
+    new = sweep("b-new", "2026-12-01")
+    same_day_later = sweep("c-new-later", "2026-12-01", mtime=1_500_000)
+    sweep("other-model", "2026-12-02", model="x")
+    (tmp_path / "not-a-sweep").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "sweep.json").write_text("{")
+    assert find_sweeps(tmp_path, "m") == [same_day_later, new, old]

@@ -391,7 +391,10 @@ def load_sweep(folder) -> dict:
 
 
 def find_sweeps(root, model_id: str | None = None) -> list[Path]:
-    """Sweep folders under ``root`` (``root`` itself or its subfolders), newest first; only ``model_id``'s."""
+    """Sweep folders under ``root`` (``root`` itself or its subfolders), newest first; only ``model_id``'s.
+
+    Newest by the date each sweep records, then by file time: a fresh clone gives every file the same time, so
+    the file time alone would put the published sweeps in any order."""
     root = Path(root).expanduser()
     cands = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
     out = []
@@ -404,8 +407,8 @@ def find_sweeps(root, model_id: str | None = None) -> list[Path]:
         except SweepError:
             continue
         if model_id is None or d["meta"]["model"]["id"] == model_id:
-            out.append(p)
-    return sorted(out, key=lambda p: (p / "sweep.json").stat().st_mtime, reverse=True)
+            out.append((str(d["meta"].get("date") or ""), f.stat().st_mtime, p))
+    return [p for *_, p in sorted(out, key=lambda t: t[:2], reverse=True)]
 
 
 __all__ = [
