@@ -393,3 +393,18 @@ def test_published_sweeps_are_listed_by_the_date_they_record(tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "sweep.json").write_text("{")
     assert find_sweeps(tmp_path, "m") == [same_day_later, new, old]
+
+
+def test_an_unknown_category_is_refused_before_any_dataset_is_drawn(tmp_path, capsys):
+    """`ng sweep` and `ng report` without --data draw their dataset first: a category the generator cannot draw is
+    refused before that, with the categories it can."""
+    out = tmp_path / "sweep"
+    for extra in (["--dry-run"], []):
+        assert main(["sweep", "--model", "tiny-random", "--categories", "passport,nope", "--out", str(out), *extra]) != 0
+        err = capsys.readouterr().err
+        assert "unknown nope" in err and "credit_card" in err
+    work = tmp_path / "report"
+    assert main(["report", "--model", "tiny-random", "--categories", "nope", "--workdir", str(work),
+                 "--out", str(tmp_path / "r.md")]) != 0
+    assert "unknown nope" in capsys.readouterr().err
+    assert not out.exists() and not work.exists()  # nothing generated, nothing written

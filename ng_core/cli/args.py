@@ -113,6 +113,18 @@ def categories(text: str) -> str:
     return ",".join(cats)
 
 
+def unknown_generated(cats, data) -> str | None:
+    """Without ``data`` the generator draws the dataset: the message naming ``cats`` it cannot draw (None: all fine),
+    so a command refuses them at once instead of after drawing every image."""
+    if data:
+        return None
+    from ng_core.data.constants import ALL_CATEGORIES
+
+    unknown = [c for c in cats if c not in ALL_CATEGORIES]
+    return (f"--categories: unknown {', '.join(unknown)}; the generator draws {', '.join(ALL_CATEGORIES)} "
+            "(or give --data)") if unknown else None
+
+
 def layers(text: str) -> str:
     parts = [p.strip() for p in str(text).split(",")]
     if not parts or not all(re.fullmatch(r"\d{1,4}", p) for p in parts):

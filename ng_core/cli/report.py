@@ -5,7 +5,7 @@ Registered into ``ng`` by :func:`ng_core.cli.evaluate.register`; the report itse
 """
 from __future__ import annotations
 
-from ng_core.cli.args import MODEL_HELP
+from ng_core.cli.args import MODEL_HELP, unknown_generated
 from ng_core.evaluation.report_config import REPORT_METHODS, ReportConfig, ReportError
 from ng_core.evaluation.report_render import target_lines
 from ng_core.evaluation.report_runner import run_report
@@ -96,6 +96,8 @@ def cmd_report(args) -> int:
                        fresh=args.fresh, note=args.note, render_only=args.render_only)
     if not cats:
         raise ReportError("--categories is empty")
+    if msg := unknown_generated(cats, args.data):
+        raise ReportError(msg)
     out = run_report(cfg, Progress(stderr_printer(every=5.0)))
     for line in target_lines(out["summary"], out["results"], cfg):
         print(line)

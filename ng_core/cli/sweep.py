@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ng_core.cli.args import MODEL_HELP
+from ng_core.cli.args import MODEL_HELP, unknown_generated
 from ng_core.evaluation.sweep import run_sweep
 from ng_core.evaluation.sweep_grid import (
     SweepConfig,
@@ -103,6 +103,8 @@ def config_from_args(args) -> SweepConfig:
     cfg = replace(cfg, **kw)
     if not cfg.categories:
         raise SweepError("--categories is empty")
+    if msg := unknown_generated(cfg.categories, cfg.data):
+        raise SweepError(msg)
     bad = [k for k in cfg.topk if not 0 < k <= 1] + [t for t in cfg.thresholds if not 0 <= t < 1]
     if bad:
         raise SweepError(f"top-k shares must be in (0, 1] and thresholds in [0, 1): {bad}")
