@@ -8,6 +8,10 @@ question are those of ``eval_reader`` (same seeds), so the first ``--per-categor
         --per-category 30 --out /tmp/type-answers.json [--model ng-mini-llava] [--threads 2]
 
 Writes ``--out`` (fingerprint, command, one row per image) and prints the rate per category and the failures.
+
+``--look`` asks whether the look or the words decide: the reading is always the image's own, the vision tower
+sees the image itself (``own``), the image turned a quarter (``sideways``), a plain grey image of its size
+(``grey``), or the first main-family image of its category (``main``).
 """
 from __future__ import annotations
 
@@ -20,6 +24,25 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+LOOKS = ("own", "sideways", "grey", "main")
+
+
+def shown_image(look: str, image, category: str):
+    """The image the vision tower sees for ``--look`` (the OCR reads ``image`` itself)."""
+    from PIL import Image
+
+    from ng_core.data.images import render_sample
+    from ng_core.models.mini.eval_reader import eval_seed
+
+    if look == "sideways":
+        return image.rotate(90, expand=True)
+    if look == "grey":
+        return Image.new("RGB", image.size, (128, 128, 128))
+    if look == "main":
+        return render_sample(category, eval_seed("main", category, 0), "main").image
+    return image
 
 
 def main(argv=None) -> int:
@@ -40,6 +63,8 @@ def main(argv=None) -> int:
     p.add_argument("--per-category", type=int, default=30)
     p.add_argument("--max-new-tokens", type=int, default=24, help="as eval_reader")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--look", choices=LOOKS, default="own",
+                   help="what the vision tower sees; the reading is always the image's own (default: own)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     cats = [c.strip() for c in a.categories.split(",") if c.strip()]
@@ -55,7 +80,8 @@ def main(argv=None) -> int:
     for c in cats:
         for i in range(a.per_category):
             s = render_sample(c, eval_seed(a.family, c, i), a.family)
-            jobs.append((c, i, adapter.encode_image_uncached(s.image), adapter.read_image_uncached(s.image)))
+            shown = shown_image(a.look, s.image, c)
+            jobs.append((c, i, adapter.encode_image_uncached(shown), adapter.read_image_uncached(s.image)))
     rows = []
     with torch.no_grad():
         for k in range(0, len(jobs), 8):
@@ -64,7 +90,7 @@ def main(argv=None) -> int:
                                     max_new_tokens=a.max_new_tokens)
             rows += [{"category": c, "index": i, "right": names_category(g.text, c), "answer": g.text,
                       "read": block_lines(r)} for (c, i, _, r), g in zip(chunk, gens)]
-    res = {"model": a.model, "fingerprint": adapter.fingerprint(), "family": a.family,
+    res = {"model": a.model, "fingerprint": adapter.fingerprint(), "family": a.family, "look": a.look,
            "command": "bench/type_answers.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "seconds": round(time.perf_counter() - t0, 1),
            "rates": {c: round(sum(r["right"] for r in rows if r["category"] == c) / a.per_category, 3) for c in cats},

@@ -250,6 +250,27 @@ def test_type_turns_can_see_only_some_of_the_lines_read():
     assert 80 < hits < 160
 
 
+def test_some_training_documents_are_photographed_sideways():
+    """Seeded per image, only document categories, a quarter turn either way; off by default."""
+    from PIL import Image
+
+    from ng_core.models.mini.train_reader import SIDEWAYS_CATEGORIES, sideways
+
+    img = Image.new("RGB", (60, 40), (200, 30, 30))
+    img.putpixel((0, 0), (0, 0, 255))
+    assert sideways(img, "credit_card", 3, 0.0) is img
+    assert sideways(img, "scene", 3, 1.0) is img and sideways(img, "chart", 3, 1.0) is img  # the sky stays up
+    corners = set()
+    for i in range(40):
+        out = sideways(img, "credit_card", i, 1.0)
+        assert out.size == (40, 60)
+        corners.add(next(xy for xy in ((0, 0), (39, 0), (0, 59), (39, 59)) if out.getpixel(xy) == (0, 0, 255)))
+        assert sideways(img, "credit_card", i, 1.0).tobytes() == out.tobytes()  # the same image each time
+    assert len(corners) == 2  # turned both ways
+    turned = sum(sideways(img, c, i, 0.3) is not img for c in SIDEWAYS_CATEGORIES for i in range(60))
+    assert 0.2 < turned / (60 * len(SIDEWAYS_CATEGORIES)) < 0.4
+
+
 def test_outside_cards_section_says_what_the_numbers_show(tmp_path):
     """The sentence after each count follows the count: 'not seen' only when the colour answers are mostly wrong."""
     from ng_core.models.mini.reader_card import _outside_section

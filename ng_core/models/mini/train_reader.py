@@ -125,10 +125,31 @@ class ReaderTrainConfig:
     #: Tried once at 0.5 (docs/experiments/reader-type-variants, run 3): credit cards no better, forms worse; not shipped.
     type_thin_share: float = 0.0
     type_thin_keep: float = 0.5
+    #: share of the training documents photographed sideways (the whole photo turned 90 degrees either way, then
+    #: read by the OCR as it is), so that a tall image is not only a phone screen. Why: held-out credit cards are
+    #: tall; shown with their own reading they are named 13 of 30 times, with a main-family card's look 30 of 30,
+    #: turned on their side 20 of 30 (``bench/type_answers.py --look``). Scenes, charts and vehicles never turn
+    #: (their sky is at the top, which appearance answers measure).
+    sideways_share: float = 0.0
 
 
 def train_seed(category: str, index: int) -> int:
     return derive_seed(SEED_NAMESPACE, "train", category, index)
+
+
+#: the categories that may be photographed sideways (``ReaderTrainConfig.sideways_share``)
+SIDEWAYS_CATEGORIES = ("passport", "phone_number", "receipt", "student_id", "document", "credit_card",
+                       "drivers_license")
+
+
+def sideways(image, category: str, index: int, share: float):
+    """The training image, turned 90 degrees one way or the other for a ``share`` of the documents (seeded)."""
+    if not share or category not in SIDEWAYS_CATEGORIES:
+        return image
+    rng = random.Random(derive_seed(SEED_NAMESPACE, "sideways", category, index))
+    if rng.random() >= share:
+        return image
+    return image.rotate(rng.choice((90, 270)), expand=True)
 
 
 # ------------------------------------------------------------------------------------------ ground truth
@@ -312,21 +333,23 @@ def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=
         for i in range(cfg.n_per_category):
             seed = train_seed(c, i)
             s = render_sample(c, seed, "main", variants=cfg.wording_variants, tint_share=cfg.tint_share)
-            key = key_prefix + adapter.content_key(s.image)  # by pixels: a changed drawing is read again
+            image = sideways(s.image, c, i, cfg.sideways_share)
+            key = key_prefix + adapter.content_key(image)  # by pixels: a changed drawing is read again
             if key not in cache:
-                cache[key] = adapter.read_image_uncached(s.image)
+                cache[key] = adapter.read_image_uncached(image)
                 new += 1
                 if new % 50 == 0:
                     cache_file.write_text(json.dumps(cache))
                     log(f"OCR {new} new images ({time.perf_counter() - t0:.0f}s)")
             items.append({"category": c, "seed": seed, "truth": s.truth, "reading": cache[key],
-                          "stats": image_stats(s.image)})
-            images.append(s.image)
+                          "stats": image_stats(image), "sideways": image is not s.image})
+            images.append(image)
     cache_file.write_text(json.dumps(cache))
     t_ocr = time.perf_counter() - t0
     t1 = time.perf_counter()
     feats = vision_features(adapter, images, MR.vision_feature_layer(adapter))
-    log(f"{len(items)} images: render + OCR {t_ocr:.0f}s ({new} read now), vision features {time.perf_counter() - t1:.0f}s")
+    turned = sum(1 for it in items if it["sideways"])
+    log(f"{len(items)} images ({turned} sideways): render + OCR {t_ocr:.0f}s ({new} read now), vision features {time.perf_counter() - t1:.0f}s")
     return items, feats.to(torch.float32)
 
 
@@ -490,6 +513,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
         "command": "python -m ng_core.models.mini.train_reader " + shlex.join(sys.argv[1:]),
         "device": cfg.device, "threads": cfg.threads,
         "turns": counts,
+        "sideways_images": sum(1 for it in items if it["sideways"]),
         "started_from": start,
         "loss": {"first": curve[0], "last_avg": round(running, 4)},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
