@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -299,3 +300,18 @@ def test_an_unknown_swap_category_is_refused_before_anything_loads(tmp_path):
         train(ReaderTrainConfig(type_swap_share=0.3, type_swap_categories=["pasport"]), tmp_path / "out",
               cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache").exists()
+
+
+def test_the_model_card_says_how_the_training_images_were_varied(tmp_path):
+    """A reader trained with swapped, thinned and sideways turns says so; the shipped one's card says none."""
+    import shutil
+
+    from ng_core.models.mini.reader_card import section
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "docs/experiments/reader-type-variants/reader-run4.json", tmp_path / "reader.json")
+    text = "\n".join(section(tmp_path))
+    assert "178 of the training documents (30%) were photographed sideways" in text
+    assert "46 turns" in text and "104 turns" in text  # swapped, thinned
+    shipped = "\n".join(section(root / "assets/ng-mini-llava/reader"))
+    assert "sideways" not in shipped and "only some of the card's text" not in shipped

@@ -129,7 +129,8 @@ class ReaderTrainConfig:
     #: read by the OCR as it is), so that a tall image is not only a phone screen. Why: held-out credit cards are
     #: tall; shown with their own reading they are named 13 of 30 times, with a main-family card's look 30 of 30,
     #: turned on their side 20 of 30 (``bench/type_answers.py --look``). Scenes, charts and vehicles never turn
-    #: (their sky is at the top, which appearance answers measure).
+    #: (their sky is at the top, which appearance answers measure). Tried once at 0.3 (docs/experiments/
+    #: reader-type-variants, run 4): held-out credit cards 30%, turned ones no better either; not shipped.
     sideways_share: float = 0.0
 
 
