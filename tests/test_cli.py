@@ -85,6 +85,32 @@ def test_errors_are_one_clear_line(data, tmp_path, capsys):
     assert "not a readable image" in capsys.readouterr().err
 
 
+def test_inputs_are_checked_before_the_model_loads(data, tmp_path, capsys, monkeypatch):
+    """A wrong path, prompt or category fails at once: a local 7B checkpoint would take minutes to load first."""
+    from ng_core.cli import inputs
+
+    def no_model(args):
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(inputs, "load_model", no_model)
+    cases = [
+        (["ask", "--image", str(tmp_path / "nope.png"), "--prompt", "hi"], "image not found"),
+        (["ask", "--prompt", "   "], "the prompt is empty"),
+        (["ask", "--prompt", "hi", "--run", str(tmp_path)], "run.json is missing"),
+        (["ask", "--prompt", "hi", "--run", str(tmp_path / "nope")], "run folder not found"),
+    ]
+    for cmd in ("localize", "edit", "scores", "tradeoff"):
+        cases += [([cmd, "--data", str(tmp_path), "--category", "passport", "--out", str(tmp_path / cmd)],
+                   "not a dataset folder"),
+                  ([cmd, "--data", str(data), "--category", "dragons", "--out", str(tmp_path / cmd)],
+                   "unknown category dragons")]
+    for argv, message in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert message in err and "model was loaded" not in err, (argv, err)
+        assert not (tmp_path / argv[0]).exists()
+
+
 def test_help_and_argument_checks_do_not_import_torch():
     """``ng --help`` answers at once: the CLI and the model registry load torch only when a command needs it."""
     import subprocess

@@ -22,6 +22,18 @@ def load_model(args: argparse.Namespace):
                 progress=Progress(stderr_printer()))
 
 
+def check_data(args: argparse.Namespace) -> None:
+    """Refuse a dataset folder, category or split that cannot give train records, before the model loads.
+
+    Why: a local 7B checkpoint takes minutes to load; a typo in ``--data`` or ``--category`` should not wait for
+    that. :func:`records` reads the same folder again once the preset says how many images to take.
+    """
+    from ng_core.method.train_set import train_records  # deferred: the dataset code (PIL, fonts)
+
+    cats = [c.strip() for c in args.category.split(",") if c.strip()]
+    train_records(args.data, cats, args.split, 1, image_root=getattr(args, "image_root", None))
+
+
 def configs(args: argparse.Namespace, adapter) -> tuple:
     """``(preset, layer, mask, edit)``: the model's preset (or ``--preset``) with the command's flags applied."""
     from ng_core.method.presets import check_layers, load_preset, resolve  # deferred: torch

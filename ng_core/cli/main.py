@@ -17,7 +17,7 @@ from ng_core.cli import inputs  # noqa: E402
 from ng_core.cli import report_html as cli_report_html  # noqa: E402
 from ng_core.cli import sweep as cli_sweep  # noqa: E402
 from ng_core.cli import tradeoff as cli_tradeoff  # noqa: E402
-from ng_core.errors import NGError  # noqa: E402
+from ng_core.errors import NGError, PromptError  # noqa: E402
 from ng_core.evaluation.judge import judge  # noqa: E402
 from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES, SCORE_METHODS  # noqa: E402
 from ng_core.progress import Progress, stderr_printer  # noqa: E402
@@ -29,11 +29,19 @@ def cmd_ask(args) -> int:
         intervention_hooks,
         subject_positions,
     )
+    from ng_core.models.image_processing import open_image  # deferred: torch
 
+    # what can be checked without the model is checked first: a 7B checkpoint takes minutes to load
+    if not args.prompt.strip():
+        raise PromptError("the prompt is empty")
+    image = open_image(args.image) if args.image else None
+    run = Run.load(args.run) if args.run else None
     a = inputs.load_model(args)
-    deltas = Run.load(args.run, a).deltas() if args.run else []
-    feats = a.encode_image(args.image) if args.image else None
-    reading = a.read_image(args.image) if args.image else None
+    if run is not None:
+        run.check_model(a)
+    deltas = run.deltas() if run is not None else []
+    feats = a.encode_image(image) if image is not None else None
+    reading = a.read_image(image) if image is not None else None
     hooks = (lambda b: intervention_hooks(a, [], deltas, subject_positions(b))) if deltas else None
     g = a.generate([(feats, args.prompt, None, reading)], max_new_tokens=args.max_new_tokens, hooks_for=hooks,
                    do_sample=args.sample, seed=args.seed)[0]
@@ -54,6 +62,7 @@ def cmd_localize(args) -> int:
     from ng_core.method.presets import preset_json  # deferred: torch
 
     check_out(args.out)  # before any work
+    inputs.check_data(args)  # before the model loads
     a = inputs.load_model(args)
     preset, layer, mask, _ = inputs.configs(args, a)
     layers = [int(x) for x in str(args.layer).split(",")] if args.layer is not None else [layer]
@@ -75,6 +84,7 @@ def cmd_edit(args) -> int:
     from ng_core.method.presets import preset_json  # deferred: torch
 
     check_out(args.out)  # before any work
+    inputs.check_data(args)  # before the model loads
     a = inputs.load_model(args)
     preset, layer, mask, edit = inputs.configs(args, a)
     recs = inputs.records(args, preset)
@@ -100,6 +110,7 @@ def cmd_scores(args) -> int:
     from ng_core.method.scores import ScoreConfig, compute_scores  # deferred: torch
 
     check_out(args.out)  # before any work
+    inputs.check_data(args)  # before the model loads
     a = inputs.load_model(args)
     preset, _, mask, _ = inputs.configs(args, a)
     recs = inputs.records(args, preset)

@@ -15,6 +15,7 @@ from ng_core.progress import Progress, stderr_printer
 
 
 def cmd_tradeoff(args) -> int:
+    inputs.check_data(args)  # before the model loads
     a = inputs.load_model(args)
     preset, layer, mask, edit = inputs.configs(args, a)
     recs = inputs.records(args, preset)
