@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ng_core.data.constants import ALL_CATEGORIES, SUBJECTS
@@ -132,6 +133,13 @@ class ReaderTrainConfig:
     #: (their sky is at the top, which appearance answers measure). Tried once at 0.3 (docs/experiments/
     #: reader-type-variants, run 4): held-out credit cards 30%, turned ones no better either; not shipped.
     sideways_share: float = 0.0
+    #: share of the type turns (cards with text lines, in ``type_swap_categories``, not swapped) whose look is a
+    #: changed copy of the card itself: hue turned, colours inverted, grey, cropped, blurred, turned a quarter, or
+    #: a blank page (one change per image, seeded; ``changed_look``), while the reading stays the card's. Why:
+    #: the type answer rests on the look (held-out credit cards: 13 of 30 named with their own look, 30 of 30 with
+    #: a main-family card's, ``bench/type_answers.py --look``); a look the model has not seen should send it to
+    #: the words read, and a swap only ever shows it looks it knows.
+    type_look_share: float = 0.0
 
 
 def train_seed(category: str, index: int) -> int:
@@ -141,6 +149,44 @@ def train_seed(category: str, index: int) -> int:
 #: the categories that may be photographed sideways (``ReaderTrainConfig.sideways_share``)
 SIDEWAYS_CATEGORIES = ("passport", "phone_number", "receipt", "student_id", "document", "credit_card",
                        "drivers_license")
+
+
+#: the changes ``changed_look`` draws from, one per image
+LOOK_CHANGES = ("hue", "invert", "grey", "crop", "blur", "turn", "blank")
+
+
+def changed_look(image, category: str, index: int):
+    """``(image, change)``: a copy of a training image with one change to its look (seeded per image).
+
+    The words on it stay where they are or vanish (blur, blank): the type turns that see it are answered from the
+    reading (see ``ReaderTrainConfig.type_look_share``).
+    """
+    from PIL import Image, ImageFilter, ImageOps
+
+    rng = random.Random(derive_seed(SEED_NAMESPACE, "look", category, index))
+    change = rng.choice(LOOK_CHANGES)
+    img = image.convert("RGB")
+    w, h = img.size
+    if change == "hue":
+        hsv = np.asarray(img.convert("HSV")).copy()
+        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + rng.randint(40, 215)) % 256
+        img = Image.fromarray(hsv, "HSV").convert("RGB")
+    elif change == "invert":
+        img = ImageOps.invert(img)
+    elif change == "grey":
+        img = ImageOps.grayscale(img).convert("RGB")
+    elif change == "crop":
+        cw, ch = int(w * rng.uniform(0.5, 0.85)), int(h * rng.uniform(0.5, 0.85))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        img = img.crop((x, y, x + cw, y + ch))
+    elif change == "blur":
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(3.0, 6.0)))
+    elif change == "turn":
+        img = img.rotate(rng.choice((90, 270)), expand=True)
+    else:  # blank
+        v = rng.randint(60, 230)
+        img = Image.new("RGB", (w, h), (v, v, v))
+    return img, change
 
 
 def sideways(image, category: str, index: int, share: float):
@@ -351,7 +397,7 @@ def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=
     feats = vision_features(adapter, images, MR.vision_feature_layer(adapter))
     turned = sum(1 for it in items if it["sideways"])
     log(f"{len(items)} images ({turned} sideways): render + OCR {t_ocr:.0f}s ({new} read now), vision features {time.perf_counter() - t1:.0f}s")
-    return items, feats.to(torch.float32)
+    return items, feats.to(torch.float32), images
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -398,7 +444,17 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     timings["load_s"] = time.perf_counter() - t_start
 
     t = time.perf_counter()
-    items, feats = read_training_images(adapter, cfg, work / "ocr_cache.json", log)
+    items, feats, images = read_training_images(adapter, cfg, work / "ocr_cache.json", log)
+    look_changes = {}
+    if cfg.type_look_share:  # the changed looks' features follow the cards' own: row k + len(items)
+        changed = [changed_look(im, it["category"], i % cfg.n_per_category)
+                   for i, (im, it) in enumerate(zip(images, items))]
+        for _, ch in changed:
+            look_changes[ch] = look_changes.get(ch, 0) + 1
+        feats = torch.cat([feats, vision_features(adapter, [im for im, _ in changed],
+                                                  MR.vision_feature_layer(adapter)).to(torch.float32)])
+        log(f"changed looks: {look_changes}")
+    del images
     feats = feats.to(adapter.input_device)
     timings["data_s"] = time.perf_counter() - t
 
@@ -478,6 +534,10 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
             if swap is not None:  # another category's look, this card's words
                 k = swap
                 counts["type_swapped"] = counts.get("type_swapped", 0) + 1
+            elif (cfg.type_look_share and kind == "type" and cat in swap_cats and block_lines(reading)
+                  and rng.random() < cfg.type_look_share):  # a changed look of this card, its words
+                k += len(items)
+                counts["type_look_changed"] = counts.get("type_look_changed", 0) + 1
             fs.append(k)
         img_rows = [j for j in fs if j is not None]
         projected = iter(proj(feats[torch.tensor(img_rows)]) if img_rows else [])
@@ -515,6 +575,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
         "device": cfg.device, "threads": cfg.threads,
         "turns": counts,
         "sideways_images": sum(1 for it in items if it["sideways"]),
+        "look_changes": look_changes,
         "started_from": start,
         "loss": {"first": curve[0], "last_avg": round(running, 4)},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
