@@ -272,6 +272,31 @@ def test_some_training_documents_are_photographed_sideways():
     assert 0.2 < turned / (60 * len(SIDEWAYS_CATEGORIES)) < 0.4
 
 
+def test_a_changed_look_keeps_the_card_and_changes_how_it_looks():
+    """One change per image, seeded; every change occurs; crops are smaller, turns swap the sides, blanks are blank."""
+    from PIL import Image
+
+    from ng_core.models.mini.train_reader import LOOK_CHANGES, changed_look
+
+    img = Image.new("RGB", (90, 60), (200, 30, 30))
+    img.paste((20, 20, 200), (10, 10, 40, 30))
+    seen = {}
+    for i in range(80):
+        out, change = changed_look(img, "credit_card", i)
+        again, same = changed_look(img, "credit_card", i)
+        assert change == same and again.tobytes() == out.tobytes() and out.mode == "RGB"
+        assert out.tobytes() != img.tobytes()
+        seen[change] = out
+    assert set(seen) == set(LOOK_CHANGES)
+    assert seen["turn"].size == (60, 90)
+    assert seen["crop"].size[0] < 90 and seen["crop"].size[1] < 60
+    blank = seen["blank"].getextrema()
+    assert len(set(blank)) == 1 and blank[0][0] == blank[0][1]  # one grey level everywhere
+    assert len(set(seen["grey"].getpixel((0, 0)))) == 1
+    assert seen["invert"].getpixel((0, 0)) == (55, 225, 225)
+    assert seen["hue"].getpixel((0, 0)) != (200, 30, 30) and seen["hue"].size == img.size
+
+
 def test_outside_cards_section_says_what_the_numbers_show(tmp_path):
     """The sentence after each count follows the count: 'not seen' only when the colour answers are mostly wrong."""
     from ng_core.models.mini.reader_card import _outside_section
@@ -313,5 +338,11 @@ def test_the_model_card_says_how_the_training_images_were_varied(tmp_path):
     text = "\n".join(section(tmp_path))
     assert "178 of the training documents (30%) were photographed sideways" in text
     assert "46 turns" in text and "104 turns" in text  # swapped, thinned
+    assert "changed copy" not in text
+    shutil.copy(root / "docs/experiments/reader-type-variants/reader-run5.json", tmp_path / "reader.json")
+    text = "\n".join(section(tmp_path))
+    assert "In 40% of the other type turns on cards with text, the look was a changed copy" in text
+    assert "(39 turns)" in text and "sideways" not in text
     shipped = "\n".join(section(root / "assets/ng-mini-llava/reader"))
     assert "sideways" not in shipped and "only some of the card's text" not in shipped
+    assert "changed copy" not in shipped

@@ -77,6 +77,10 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
          f"lines (each kept with probability {cfg.get('type_thin_keep', 0.5):.0%}), shuffled, so that every line "
          f"read carries the type ({(meta.get('turns') or {}).get('type_thinned', 0)} turns). "
          if cfg.get("type_thin_share") else "")
+      + (f"In {cfg['type_look_share']:.0%} of the other type turns on cards with text, the look was a changed copy "
+         "of the card (hue turned, colours inverted, grey, cropped, blurred, turned or blank) while the reading "
+         f"stayed its own ({(meta.get('turns') or {}).get('type_look_changed', 0)} turns). "
+         if cfg.get("type_look_share") else "")
       + (f"{meta.get('sideways_images', 0)} of the training documents ({cfg['sideways_share']:.0%}) were "
          "photographed sideways, turned a quarter and read by the OCR as turned. " if cfg.get("sideways_share") else "")
       + "Privacy questions are answered with the TRUE value from the generator's ground truth, and only when "
@@ -237,8 +241,9 @@ def limitation(folder: Path = MR.READER_DIR) -> str:
                 "text sits on, and nothing else in the picture has a colour it can name). Its reading was trained "
                 "on the project's generated documents only (see 'Cards drawn outside the generator'). Its type "
                 "answer rests on the look more than on the words read: a card design unlike the generator's is "
-                "named after what it looks like (a tall card as a phone screen), whatever its reading says "
-                "(`bench/type_answers.py --look`, docs/experiments/reader-type-variants).")
+                "often named as another category (a tall credit card as a phone number), and training it to lean on "
+                "the words read made that worse (`bench/type_answers.py --look`, "
+                "docs/experiments/reader-type-variants).")
     return ("- It reads through an OCR, not through its vision tower: text the OCR misses (small, blurred, "
             "handwritten) is invisible to it, and OCR errors reach the answer. Its reading was trained on the "
             "project's generated documents only. On cards drawn outside the generator it repeats the values it "

@@ -138,7 +138,8 @@ class ReaderTrainConfig:
     #: a blank page (one change per image, seeded; ``changed_look``), while the reading stays the card's. Why:
     #: the type answer rests on the look (held-out credit cards: 13 of 30 named with their own look, 30 of 30 with
     #: a main-family card's, ``bench/type_answers.py --look``); a look the model has not seen should send it to
-    #: the words read, and a swap only ever shows it looks it knows.
+    #: the words read, and a swap only ever shows it looks it knows. Tried once at 0.4 (docs/experiments/
+    #: reader-type-variants, run 5): credit cards 20%, forms 47%; not shipped.
     type_look_share: float = 0.0
 
 
