@@ -209,7 +209,7 @@ def test_a_reader_reads_the_way_it_was_trained():
 
 
 def test_type_turns_swap_the_look_but_keep_the_words():
-    from ng_core.models.mini.train_reader import swapped_image
+    from ng_core.models.mini.reader_variants import swapped_image
     from ng_core.models.reading import READING_HEADER
 
     others = {"passport": [4, 5, 6]}
@@ -227,7 +227,7 @@ def test_type_turns_swap_the_look_but_keep_the_words():
 
 def test_type_turns_can_see_only_some_of_the_lines_read():
     """Thinned readings keep a shuffled, non-empty subset of the text lines and the colour line, last."""
-    from ng_core.models.mini.train_reader import thinned_reading
+    from ng_core.models.mini.reader_variants import thinned_reading
     from ng_core.models.reading import COLOUR_BEHIND_TEXT, READING_HEADER, block_colour
     from ng_core.models.reading import block_lines as lines_of
 
@@ -255,7 +255,7 @@ def test_some_training_documents_are_photographed_sideways():
     """Seeded per image, only document categories, a quarter turn either way; off by default."""
     from PIL import Image
 
-    from ng_core.models.mini.train_reader import SIDEWAYS_CATEGORIES, sideways
+    from ng_core.models.mini.reader_variants import SIDEWAYS_CATEGORIES, sideways
 
     img = Image.new("RGB", (60, 40), (200, 30, 30))
     img.putpixel((0, 0), (0, 0, 255))
@@ -276,7 +276,7 @@ def test_a_changed_look_keeps_the_card_and_changes_how_it_looks():
     """One change per image, seeded; every change occurs; crops are smaller, turns swap the sides, blanks are blank."""
     from PIL import Image
 
-    from ng_core.models.mini.train_reader import LOOK_CHANGES, changed_look
+    from ng_core.models.mini.reader_variants import LOOK_CHANGES, changed_look
 
     img = Image.new("RGB", (90, 60), (200, 30, 30))
     img.paste((20, 20, 200), (10, 10, 40, 30))
