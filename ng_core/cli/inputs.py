@@ -58,3 +58,17 @@ def records(args: argparse.Namespace, preset: dict) -> dict:
     cats = [c.strip() for c in args.category.split(",") if c.strip()]
     n = args.max_images if args.max_images is not None else preset["max_images"]
     return train_records(args.data, cats, args.split, n, image_root=getattr(args, "image_root", None))
+
+
+def prepared(args: argparse.Namespace) -> tuple:
+    """``(adapter, preset, layer, mask, edit, records)`` for ``ng localize``, ``ng edit`` and ``ng scores``.
+
+    The ``--out`` folder and the dataset are checked first, before the model loads (minutes for a 7B checkpoint).
+    """
+    from ng_core.method.bundle import check_out  # deferred: torch
+
+    check_out(args.out)
+    check_data(args)
+    adapter = load_model(args)
+    preset, layer, mask, edit = configs(args, adapter)
+    return adapter, preset, layer, mask, edit, records(args, preset)

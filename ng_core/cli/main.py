@@ -57,16 +57,11 @@ def cmd_ask(args) -> int:
 
 
 def cmd_localize(args) -> int:
-    from ng_core.method.bundle import check_out  # deferred: torch
     from ng_core.method.pipeline import localize_run  # deferred: torch
     from ng_core.method.presets import preset_json  # deferred: torch
 
-    check_out(args.out)  # before any work
-    inputs.check_data(args)  # before the model loads
-    a = inputs.load_model(args)
-    preset, layer, mask, _ = inputs.configs(args, a)
+    a, preset, layer, mask, _, recs = inputs.prepared(args)
     layers = [int(x) for x in str(args.layer).split(",")] if args.layer is not None else [layer]
-    recs = inputs.records(args, preset)
     run = localize_run(a, recs, layers, mask, Progress(stderr_printer()), seed=args.seed)
     run.config["preset"] = preset_json(preset)
     run.save(args.out)
@@ -79,15 +74,11 @@ def cmd_localize(args) -> int:
 
 
 def cmd_edit(args) -> int:
-    from ng_core.method.bundle import Run, check_out  # deferred: torch
+    from ng_core.method.bundle import Run  # deferred: torch
     from ng_core.method.pipeline import edit_run  # deferred: torch
     from ng_core.method.presets import preset_json  # deferred: torch
 
-    check_out(args.out)  # before any work
-    inputs.check_data(args)  # before the model loads
-    a = inputs.load_model(args)
-    preset, layer, mask, edit = inputs.configs(args, a)
-    recs = inputs.records(args, preset)
+    a, preset, layer, mask, edit, recs = inputs.prepared(args)
     masks = None
     out = Path(args.out)
     if (out / "run.json").exists():
@@ -106,14 +97,9 @@ def cmd_edit(args) -> int:
 
 
 def cmd_scores(args) -> int:
-    from ng_core.method.bundle import check_out  # deferred: torch
     from ng_core.method.scores import ScoreConfig, compute_scores  # deferred: torch
 
-    check_out(args.out)  # before any work
-    inputs.check_data(args)  # before the model loads
-    a = inputs.load_model(args)
-    preset, _, mask, _ = inputs.configs(args, a)
-    recs = inputs.records(args, preset)
+    a, _, _, mask, _, recs = inputs.prepared(args)
     layers = tuple(int(x) for x in args.layers.split(",")) if args.layers else None
     cfg = ScoreConfig(method=args.method, position=args.position, layers=layers, max_pairs=args.max_pairs)
     run = compute_scores(a, [r for rs in recs.values() for r in rs], cfg, mask, Progress(stderr_printer()),
