@@ -32,6 +32,24 @@ def test_override_by_name_and_file(tmp_path):
         load_preset("tiny-random", 4, override="nope")
 
 
+def test_demo_is_a_preset_name_for_every_model():
+    """`ng edit --preset demo` gets the model's guided-demo preset (its match, else demo.default)."""
+    mini = load_preset("ng-mini-llava", 30, override="demo")
+    assert mini["name"] == "ng-mini-llava"
+    assert mini["edit"].to_dict() == load_preset("ng-mini-llava", 30, method="demo")["edit"].to_dict()
+    assert load_preset("/models/some-llava-13b", 40, override="demo")["name"] == "default"
+    assert load_preset("tiny-random", 4, override="demo")["edit"].steps == load_preset(
+        "tiny-random", 4, method="demo")["edit"].steps
+
+
+def test_ng_presets_lists_the_demo_presets(capsys):
+    from ng_core.cli.main import main
+
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "demo (ng-mini-llava)" in out and "ng-mini-llava " in out
+
+
 def test_every_shipped_preset_is_valid():
     for name in available():
         p = load_preset(name, 30, override=name)

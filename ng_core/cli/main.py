@@ -14,6 +14,7 @@ from ng_core.cli import args as A  # noqa: E402
 from ng_core.cli import data as cli_data  # noqa: E402
 from ng_core.cli import evaluate as cli_evaluate  # noqa: E402
 from ng_core.cli import inputs  # noqa: E402
+from ng_core.cli import preset_search as cli_preset_search  # noqa: E402
 from ng_core.cli import report_html as cli_report_html  # noqa: E402
 from ng_core.cli import sweep as cli_sweep  # noqa: E402
 from ng_core.cli import tradeoff as cli_tradeoff  # noqa: E402
@@ -153,6 +154,8 @@ def cmd_presets(args) -> int:
         return 0
     for name, data in available().items():
         print(f"{name:22s} {data.get('description', '')}")
+    for name, data in available("demo").items():  # `--preset demo` picks the one whose match fits the model
+        print(f"{'demo (' + name + ')':22s} {data.get('description', '')}")
     return 0
 
 
@@ -237,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     A.add_model(p)
     p.set_defaults(func=cmd_model_info)
 
-    for group in (cli_data, cli_evaluate, cli_tradeoff, cli_report_html, cli_sweep):  # one module per command group
+    for group in (cli_data, cli_evaluate, cli_tradeoff, cli_report_html, cli_sweep, cli_preset_search):  # one module per command group
         group.register(sub)
     return ap
 

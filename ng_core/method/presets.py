@@ -39,8 +39,11 @@ def preset_name(model_id: str, method: str = "neural_gate") -> str:
 def load_preset(model_id: str, n_layers: int, method: str = "neural_gate", override: str | None = None) -> dict:
     """The resolved preset: ``{"name", "layer", "mask": MaskConfig, "edit": EditConfig, "max_images"}``.
 
-    ``override`` names a shipped preset or a JSON file of the same shape.
+    ``override`` names a shipped preset or a JSON file of the same shape; ``"demo"`` is the model's guided-demo
+    preset (``demo.<model>.json``, a speed setting: ``ng edit --preset demo``).
     """
+    if override == "demo" and method != "demo":
+        return load_preset(model_id, n_layers, method="demo")
     presets = available(method)
     if override:
         if override in presets:

@@ -1,0 +1,340 @@
+"""``ng preset-search``: choose a preset on the world set's validation part, report it on the test part.
+
+Why: presets chosen on the project's own templates and drawing style did not hold on cards and questions from
+outside. Here every candidate setting is an edit trained as ``ng edit`` trains it (generated main-family train
+images, the project's templates), then judged by ground truth on the world set (:mod:`ng_core.data.world_set`:
+held-out drawing style, photographs, held-out wording; :mod:`ng_core.evaluation.world_metrics`). The choice reads
+the **validation** part only; the **test** part is for reporting the chosen setting (``part="test"``).
+
+Each candidate and seed is cached in ``OUT/<part>/<candidate>-s<seed>.json`` (answers and numbers), the unedited
+model's answers in ``OUT/<part>/unedited.json``, so an interrupted search resumes where it stopped; like
+``ng sweep``, the edits reuse the library's own pipeline (:func:`~ng_core.method.pipeline.edit_run`) and the
+numbers come from :func:`~ng_core.evaluation.evaluate.evaluate_cases`.
+
+The choice rule (:func:`choose`): the candidate that meets the most targets; ties go to the larger
+``leaks_removed + refusal_edited + refusal_never_edited``, then to the faster edit. A time limit (``max_seconds``,
+the demo's) rules out slower candidates first.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from ng_core.data.constants import ALL_CATEGORIES
+from ng_core.data.records import ImageRecord
+from ng_core.errors import NGError
+
+#: Part of a general-question set that goes with each world-set part (alternate questions).
+GENERAL_PARTS = {"validation": 0, "test": 1}
+
+
+class PresetSearchError(NGError):
+    """A preset search cannot run with these settings."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One setting to try: overrides of the base preset (``None`` keeps the preset's value).
+
+    ``mix_families``: the edit's paraphrases alternate between the record's train templates and its held-out
+    template twin (the project's other template families), a lever for wording generalisation."""
+
+    name: str
+    lr: float | None = None
+    steps: int | None = None
+    questions: int | None = None
+    images: int | None = None
+    scope: str | None = None
+    topk: float | None = None
+    mask_steps: int | None = None
+    layer: int | None = None
+    general_weight: float | None = None
+    mix_families: bool = False
+
+    def overrides(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "name" and v not in (None, False)}
+
+
+@dataclass
+class SearchConfig:
+    """What a preset search edits and how it judges."""
+
+    base: str | None = None  # preset name or file (None: the model's preset); "demo" for the demo's
+    categories: tuple = ("passport", "phone_number", "receipt", "student_id")  # edited together, in one run
+    world_categories: tuple = ALL_CATEGORIES
+    per_category: int = 3  # world-set images per category
+    n_privacy: int = 2  # privacy questions per world image
+    seeds: tuple = (0,)
+    max_new_tokens: int = 24
+    max_seconds: float | None = None  # candidates whose edit takes longer are not chosen (the demo's budget)
+    controls: bool = False  # also run the random-gate control of each candidate and seed
+    data_seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def mixed_records(records: list[ImageRecord], twins: dict) -> list[ImageRecord]:
+    """``records`` whose paraphrases alternate with those of their held-out-template twin (same image)."""
+    out = []
+    for r in records:
+        t = twins.get((str(r.image), r.case_id))
+        if t is None:
+            out.append(r)
+            continue
+        mixed = [p for pair in zip(r.paraphrases, t.paraphrases) for p in pair]
+        out.append(replace(r, paraphrases=tuple(mixed)))
+    return out
+
+
+def train_set(dataset, categories, n_images: int, mix: bool) -> dict:
+    """{category: train records} as ``ng edit`` picks them (first ``n_images`` of split train)."""
+    out = {}
+    for c in categories:
+        recs = dataset.records(c, "train")[:n_images]
+        if not recs:
+            raise PresetSearchError(f"the train data has no train images of {c!r}")
+        if mix:
+            twins = {(str(r.image), r.case_id): r for r in dataset.records(c, "heldout_templates")}
+            recs = mixed_records(recs, twins)
+        out[c] = recs
+    return out
+
+
+def resolved(adapter, cfg: SearchConfig, cand: Candidate, seed: int):
+    """The base preset with the candidate's overrides (:func:`ng_core.method.presets.resolve`)."""
+    from ng_core.method.presets import load_preset, resolve  # deferred: torch
+
+    p = load_preset(adapter.model_id, adapter.n_layers, override=cfg.base)
+    return resolve(p, layer=cand.layer, max_images=cand.images, seed=seed,
+                   mask={"topk": cand.topk, "steps": cand.mask_steps},
+                   edit={"lr": cand.lr, "steps": cand.steps, "gate_scope": cand.scope,
+                         "questions_per_image": cand.questions, "general_weight": cand.general_weight})
+
+
+def general_cases(part: str, images) -> list:
+    """The held-out general questions, every other one for each part."""
+    from ng_core.evaluation.evaluate import general_question_cases  # deferred: torch
+
+    cs = general_question_cases(images)
+    return [c for i, c in enumerate(cs) if i % 2 == GENERAL_PARTS[part]]
+
+
+def _answers(adapter, cases, deltas, method: str, max_new_tokens: int) -> list[dict]:
+    from ng_core.evaluation.evaluate import evaluate_cases  # deferred: torch
+
+    res = evaluate_cases(adapter, cases, deltas=deltas, method=method, nll=False, locality=False,
+                         max_new_tokens=max_new_tokens)
+    return res["cases"]
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _read(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def unedited(adapter, cfg: SearchConfig, part: str, cases, gen, out: Path, log=print) -> dict:
+    """The unedited model's rows on ``part`` (cached)."""
+    path = out / part / "unedited.json"
+    got = _read(path)
+    if got and got.get("fingerprint") == adapter.fingerprint() and got.get("n") == len(cases) + len(gen):
+        return got
+    t = time.perf_counter()
+    log(f"[{part}] unedited: answering {len(cases)} world cases and {len(gen)} general questions")
+    rows = _answers(adapter, cases + gen, (), "unedited", cfg.max_new_tokens)
+    got = {"fingerprint": adapter.fingerprint(), "n": len(rows), "rows": rows[: len(cases)],
+           "general": rows[len(cases):], "seconds": round(time.perf_counter() - t, 1)}
+    got["numbers"] = _numbers(got, cfg, None)
+    _write(path, got)
+    return got
+
+
+def _numbers(got: dict, cfg: SearchConfig, pre: dict | None) -> dict:
+    from ng_core.evaluation.world_metrics import world_numbers
+
+    return world_numbers(got["rows"], cfg.categories, pre["rows"] if pre else None, got["general"])
+
+
+def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: str, dataset, cases, gen,
+                  pre: dict, out: Path, method: str = "neural_gate", masks=None, log=print) -> dict:
+    """One candidate edit (or its random-gate control) at one seed, judged on ``part`` (cached)."""
+    from ng_core.method.pipeline import edit_run  # deferred: torch
+
+    tag = "" if method == "neural_gate" else f"-{method}"
+    path = out / part / f"{cand.name}{tag}-s{seed}.json"
+    got = _read(path)
+    if got and got.get("fingerprint") == adapter.fingerprint() and got.get("candidate") == asdict(cand):
+        return got
+    r = resolved(adapter, cfg, cand, seed)
+    recs = train_set(dataset, cfg.categories, r.max_images, cand.mix_families)
+    log(f"[{part}] {cand.name}{tag} seed {seed}: editing {', '.join(cfg.categories)} "
+        f"({r.max_images} image(s) x {r.edit.questions_per_image} question(s), lr {r.edit.lr:g}, "
+        f"{r.edit.gate_scope}, layer {r.layer})")
+    t = time.perf_counter()
+    run = edit_run(adapter, recs, int(r.layer), r.mask, replace(r.edit, method=method), seed=seed, masks=masks)
+    edit_s = time.perf_counter() - t
+    rows = _answers(adapter, cases + gen, run.deltas(), method, cfg.max_new_tokens)
+    got = {"fingerprint": adapter.fingerprint(), "candidate": asdict(cand), "method": method, "seed": seed,
+           "part": part, "edit_seconds": round(edit_s, 1), "layer": int(r.layer),
+           "mask": r.mask.to_dict(), "edit": r.edit.to_dict(), "max_images": r.max_images,
+           "gate_sizes": {c: d.get("gate_size") for c, d in run.metrics.get("diagnostics", {}).items()},
+           "rows": rows[: len(cases)], "general": rows[len(cases):]}
+    got["numbers"] = _numbers(got, cfg, pre)
+    _write(path, got)
+    if method == "neural_gate" and cfg.controls:
+        got["_masks"] = run.masks()  # the control gates a random set of the same size (not written; a cached
+        # candidate's control localizes again, with the same seed and so the same masks)
+    return got
+
+
+def _summary(results: list[dict]) -> dict:
+    """Mean (and spread) of each headline number over seeds."""
+    keys = ("leak_rate", "leaks_removed", "refusal_edited", "refusal_never_edited", "harmless_right",
+            "harmless_right_change", "harmless_refused", "general_answered")
+    out = {}
+    for k in keys:
+        vals = [r["numbers"].get(k) for r in results if r["numbers"].get(k) is not None]
+        if vals:
+            m = sum(vals) / len(vals)
+            sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+            out[k] = {"mean": round(m, 4), "sd": round(sd, 4), "values": vals}
+    out["edit_seconds"] = round(sum(r["edit_seconds"] for r in results) / len(results), 1)
+    out["harmless_leaked"] = sum(r["numbers"].get("harmless_leaked", 0) for r in results)
+    from ng_core.evaluation.world_metrics import check_targets
+
+    out["targets"] = check_targets({k: v["mean"] for k, v in out.items() if isinstance(v, dict) and "mean" in v})
+    return out
+
+
+def choose(summaries: dict, max_seconds: float | None = None) -> str | None:
+    """The chosen candidate's name (see the module docstring for the rule)."""
+    def key(item):
+        name, s = item
+        met = sum(1 for t in s["targets"].values() if t["met"])
+        gain = sum(s.get(k, {}).get("mean", 0) or 0 for k in ("leaks_removed", "refusal_edited",
+                                                              "refusal_never_edited"))
+        return (met, round(gain, 4), -s["edit_seconds"])
+
+    ok = {n: s for n, s in summaries.items() if max_seconds is None or s["edit_seconds"] <= max_seconds}
+    return max(ok.items(), key=key)[0] if ok else None
+
+
+def search(adapter, cfg: SearchConfig, candidates: list[Candidate], dataset, out, part: str = "validation",
+           log=print) -> dict:
+    """Run every candidate over the seeds on ``part``; write ``OUT/<part>/search.json`` and return it."""
+    from ng_core.data.world_set import world_cases
+
+    out = Path(out)
+    if not candidates:
+        raise PresetSearchError("no candidates to try")
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names):
+        raise PresetSearchError(f"candidate names must differ: {', '.join(names)}")
+    missing = [c for c in cfg.categories if not dataset.records(c, "train")]
+    if missing:
+        raise PresetSearchError(f"the train data has no train images of {', '.join(missing)}")
+    t0 = time.perf_counter()
+    cases = world_cases(out / "world" / part, part, cfg.world_categories, cfg.per_category, cfg.n_privacy,
+                        seed=cfg.data_seed)
+    imgs = sorted({str(c.image) for c in cases if c.category in cfg.categories})
+    gen = general_cases(part, imgs)
+    pre = unedited(adapter, cfg, part, cases, gen, out, log)
+    results: dict[str, list[dict]] = {}
+    controls: dict[str, list[dict]] = {}
+    for cand in candidates:
+        for seed in cfg.seeds:
+            got = run_candidate(adapter, cfg, cand, seed, part, dataset, cases, gen, pre, out, log=log)
+            results.setdefault(cand.name, []).append(got)
+            if cfg.controls:
+                ctrl = run_candidate(adapter, cfg, cand, seed, part, dataset, cases, gen, pre, out,
+                                     method="random_gate", masks=got.pop("_masks", None), log=log)
+                controls.setdefault(cand.name, []).append(ctrl)
+            n = got["numbers"]
+            log(f"[{part}] {cand.name} seed {seed}: leaks removed {n.get('leaks_removed')}, refusal edited "
+                f"{n.get('refusal_edited')}, never edited {n.get('refusal_never_edited')}, harmless right "
+                f"{n.get('harmless_right')} ({n.get('harmless_right_change')}), general "
+                f"{n.get('general_answered')}, edit {got['edit_seconds']} s")
+    summaries = {n: _summary(rs) for n, rs in results.items()}
+    result = {
+        "part": part, "config": {**asdict(cfg), "seeds": list(cfg.seeds)},
+        "model": {"id": adapter.model_id, "fingerprint": adapter.fingerprint()},
+        "candidates": [asdict(c) for c in candidates],
+        "unedited": pre["numbers"], "summaries": summaries,
+        "controls": {n: _summary(rs) for n, rs in controls.items()},
+        "chosen": choose(summaries, cfg.max_seconds) if part == "validation" else None,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    _write(out / part / "search.json", result)
+    return result
+
+
+
+
+#: The shipped grids (``ng preset-search --grid NAME``). ``default``: the model's preset, edited on four categories
+#: at once; ``demo``: the guided demo's speed setting (one category, two images, at most 60 s per edit).
+GRIDS: dict[str, dict] = {
+    "default": {
+        "config": {"base": None, "categories": ("passport", "phone_number", "receipt", "student_id")},
+        "candidates": (
+            Candidate("preset_2x2", images=2, questions=2, mask_steps=8),
+            Candidate("lr3e-3_rows20", lr=3e-3, images=2, questions=2, mask_steps=8, scope="weight_rows", topk=0.2),
+            Candidate("lr3e-3_rows20_mix", lr=3e-3, images=2, questions=2, mask_steps=8, scope="weight_rows",
+                      topk=0.2, mix_families=True),
+            Candidate("lr1e-3_rows20_mix", lr=1e-3, images=2, questions=2, mask_steps=8, scope="weight_rows",
+                      topk=0.2, mix_families=True),
+            Candidate("lr3e-3_subject", lr=3e-3, images=2, questions=2, mask_steps=8, scope="subject_position"),
+        ),
+    },
+    "demo": {
+        "config": {"base": "demo", "categories": ("passport",), "max_seconds": 60.0},
+        "candidates": (
+            Candidate("demo_preset"),
+            Candidate("lr3e-3_rows20_q1", lr=3e-3, scope="weight_rows", topk=0.2),
+            Candidate("lr3e-3_rows20_q2", lr=3e-3, scope="weight_rows", topk=0.2, questions=2),
+            Candidate("lr3e-3_rows20_q2_mix", lr=3e-3, scope="weight_rows", topk=0.2, questions=2, mix_families=True),
+            Candidate("lr3e-3_subject_q1", lr=3e-3, scope="subject_position"),
+        ),
+    },
+}
+
+
+def grid(name: str) -> tuple[dict, list[Candidate]]:
+    """(config overrides, candidates) of a shipped grid, or of a JSON file ``{"config": {...}, "candidates":
+    [{"name": ..., "lr": ...}, ...]}``."""
+    if name in GRIDS:
+        g = GRIDS[name]
+        return dict(g["config"]), list(g["candidates"])
+    from ng_core.storage.safe_files import read_json
+
+    if not Path(name).is_file():
+        raise PresetSearchError(f"unknown grid {name!r}: use one of {', '.join(GRIDS)} or a JSON file")
+    data = read_json(name, f"grid file {name}", PresetSearchError, 1 << 20)
+    if not isinstance(data, dict) or not isinstance(data.get("candidates"), list):
+        raise PresetSearchError(f"{name}: a grid file is an object with a list 'candidates'")
+    known = set(Candidate.__dataclass_fields__)
+    cands = []
+    for i, c in enumerate(data["candidates"]):
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str) or set(c) - known:
+            raise PresetSearchError(f"{name}: candidate {i} must be an object with a 'name' and only the keys "
+                                    f"{', '.join(sorted(known))}")
+        cands.append(Candidate(**c))
+    cfg = data.get("config") or {}
+    if not isinstance(cfg, dict) or set(cfg) - set(SearchConfig.__dataclass_fields__):
+        raise PresetSearchError(f"{name}: 'config' must be an object with keys of "
+                                f"{', '.join(SearchConfig.__dataclass_fields__)}")
+    return cfg, cands
+
+
+__all__ = ["GRIDS", "Candidate", "PresetSearchError", "SearchConfig", "choose", "grid", "mixed_records", "search",
+           "train_set"]

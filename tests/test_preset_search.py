@@ -1,0 +1,94 @@
+"""``ng preset-search``: candidates, the choice rule, grid files, and one search end to end on tiny-random."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ng_core.data import generate_dataset, load_dataset
+from ng_core.evaluation.preset_search import (GRIDS, Candidate, PresetSearchError, SearchConfig, choose, grid,
+                                              mixed_records, search, train_set)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _summary(met: int, gain: float, seconds: float) -> dict:
+    names = ["leaks_removed", "refusal_edited", "refusal_never_edited", "harmless_right", "general_answered"]
+    targets = {n: {"met": i < met} for i, n in enumerate(names)}
+    return {"targets": targets, "edit_seconds": seconds, "leaks_removed": {"mean": gain}}
+
+
+def test_choose_prefers_targets_met_then_gain_then_speed_within_the_time_limit():
+    s = {"a": _summary(3, 0.9, 10), "b": _summary(4, 0.1, 50), "c": _summary(4, 0.5, 90), "d": _summary(4, 0.5, 40)}
+    assert choose(s) == "d"
+    assert choose(s, max_seconds=45) == "d"
+    assert choose(s, max_seconds=20) == "a"
+    assert choose(s, max_seconds=5) is None
+
+
+def test_grids_are_well_formed_and_files_are_checked(tmp_path):
+    for name in GRIDS:
+        cfg, cands = grid(name)
+        assert cands and len({c.name for c in cands}) == len(cands)
+        SearchConfig(**cfg)
+    f = tmp_path / "g.json"
+    f.write_text(json.dumps({"config": {"categories": ["passport"]}, "candidates": [{"name": "x", "lr": 0.01}]}))
+    cfg, cands = grid(str(f))
+    assert cands == [Candidate("x", lr=0.01)] and cfg == {"categories": ["passport"]}
+    f.write_text(json.dumps({"candidates": [{"name": "x", "learning_rate": 0.01}]}))
+    with pytest.raises(PresetSearchError, match="only the keys"):
+        grid(str(f))
+    f.write_text("[1]")
+    with pytest.raises(PresetSearchError, match="list 'candidates'"):
+        grid(str(f))
+    with pytest.raises(PresetSearchError, match="unknown grid"):
+        grid("nope")
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("psdata")
+    generate_dataset(root / "d", seed=0, per_category=3, categories=["passport", "receipt"])
+    return load_dataset(root / "d")
+
+
+def test_mixed_records_alternate_train_and_heldout_template_paraphrases(small_data):
+    plain = train_set(small_data, ["passport"], 1, mix=False)["passport"][0]
+    mixed = train_set(small_data, ["passport"], 1, mix=True)["passport"][0]
+    twin = [r for r in small_data.records("passport", "heldout_templates") if r.image == plain.image][0]
+    assert mixed.paraphrases[0::2] == plain.paraphrases[: len(mixed.paraphrases[0::2])]
+    assert mixed.paraphrases[1::2] == twin.paraphrases[: len(mixed.paraphrases[1::2])]
+    assert mixed.image == plain.image and mixed.neighbours == plain.neighbours
+    assert mixed_records([plain], {}) == [plain]
+    with pytest.raises(PresetSearchError, match="no train images"):
+        train_set(small_data, ["credit_card"], 1, mix=False)
+
+
+def test_search_end_to_end_caches_and_reports(tiny, small_data, tmp_path):
+    cfg = SearchConfig(categories=("passport",), world_categories=("passport", "receipt", "scene"), per_category=1,
+                       n_privacy=1, max_new_tokens=4, controls=True)
+    cands = [Candidate("a", lr=1e-3, steps=1, images=1, questions=1, mask_steps=1),
+             Candidate("b", lr=1e-3, steps=1, images=1, questions=1, mask_steps=1, scope="weight_rows", topk=0.2,
+                       mix_families=True)]
+    logs: list[str] = []
+    res = search(tiny, cfg, cands, small_data, tmp_path, log=logs.append)
+    assert res["chosen"] in ("a", "b")
+    assert set(res["summaries"]) == {"a", "b"} and set(res["controls"]) == {"a", "b"}
+    for name in ("a", "b"):
+        s = res["summaries"][name]
+        assert set(s["targets"]) >= {"leaks_removed", "harmless_right", "general_answered"}
+        assert s["edit_seconds"] >= 0
+    saved = json.loads((tmp_path / "validation/search.json").read_text())
+    assert saved["chosen"] == res["chosen"]
+    cell = json.loads((tmp_path / "validation/b-s0.json").read_text())
+    assert cell["edit"]["gate_scope"] == "weight_rows" and cell["mask"]["topk"] == 0.2
+    assert cell["rows"] and all("answer" in r for r in cell["rows"])
+    # a rerun reuses every cached edit and evaluation
+    logs.clear()
+    again = search(tiny, cfg, cands, small_data, tmp_path, log=logs.append)
+    assert not any("editing" in m or "unedited:" in m for m in logs)
+    assert again["summaries"]["a"]["edit_seconds"] == res["summaries"]["a"]["edit_seconds"]
+    test = search(tiny, cfg, cands[:1], small_data, tmp_path, part="test", log=logs.append)
+    assert test["chosen"] is None  # the test part reports, it never chooses
+    with pytest.raises(PresetSearchError, match="names must differ"):
+        search(tiny, cfg, [cands[0], cands[0]], small_data, tmp_path)
