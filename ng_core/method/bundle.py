@@ -18,6 +18,7 @@ import importlib.metadata as md
 import json
 import os
 import platform
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ import torch
 
 from ng_core.storage import atomic_dir
 
-from ng_core.storage import safe_files
+from ng_core.storage import safe_files, writable
 from ng_core.storage.bundle_check import TENSOR_FILES, check_meta, check_tensors
 from ng_core.errors import BundleError
 
@@ -34,6 +35,7 @@ FORMAT = "ng-run"
 VERSION = 1
 MAX_RUN_JSON_BYTES = 16 * 1024 * 1024  # run.json and metrics.json
 MAX_TENSOR_FILE_BYTES = 8 * 1024 ** 3
+_TOTAL = re.compile(r"L\d+")  # a layer's total ΔW in deltas.safetensors
 
 
 def library_versions() -> dict:
@@ -77,6 +79,7 @@ class Run:
         An existing run folder at ``path`` is replaced only if it is a run bundle;
         any other non-empty folder is refused (never delete a user's files).
         """
+        self.check_edit()  # an edit run that could not be loaded back is never written
         path = check_out(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_dir.recover(path.parent, path.name)
@@ -115,11 +118,11 @@ class Run:
         and every field is validated (:mod:`ng_core.storage.bundle_check`).
         """
         path = Path(path).expanduser()
+        atomic_dir.recover(path.parent, path.name)  # first: a swap stopped midway left only .NAME.old
         if not path.is_dir():
             raise BundleError(f"run folder not found: {path}")
-        atomic_dir.recover(path.parent, path.name)
         meta_p = path / "run.json"
-        if not os.path.lexists(meta_p):
+        if not _exists_readable(path, meta_p):
             raise BundleError(f"{path} is not a run bundle: run.json is missing")
         meta = safe_files.read_json(safe_files.inside(path, "run.json", "run.json", BundleError), f"{meta_p}",
                                     BundleError, MAX_RUN_JSON_BYTES)
@@ -135,7 +138,7 @@ class Run:
                   seeds=meta.get("seeds", {}), created=meta.get("created", ""),
                   versions=meta.get("versions", {}), path=path)
         if adapter is not None:
-            run.check_model(adapter)
+            run.check_model(adapter)  # before the tensors are read: a run for another model is refused at once
         from safetensors import SafetensorError  # deferred: safetensors, only when a run's tensors are read
         from safetensors.torch import load_file  # deferred: safetensors
 
@@ -153,6 +156,9 @@ class Run:
             except (SafetensorError, OSError, ValueError, RuntimeError) as e:
                 raise BundleError(f"{path / fn} is corrupt: {e}") from None
             check_tensors(name, run.tensors[name], run.model, str(path / fn))
+        run.check_edit()
+        if adapter is not None:
+            run.check_model(adapter)
         mname = meta.get("metrics", "metrics.json")
         if os.path.lexists(path / mname):
             mp = safe_files.inside(path, mname, "metrics", BundleError)
@@ -171,6 +177,26 @@ class Run:
         for k in ("n_layers", "hidden_size", "ffn_size"):
             if k in mine and mine[k] != int(getattr(adapter, k)):
                 raise BundleError(f"run {k}={mine[k]} does not match the model's {getattr(adapter, k)}")
+        want = (int(adapter.hidden_size), int(adapter.ffn_size))
+        for k, v in self.tensors.get("deltas", {}).items():
+            if _TOTAL.fullmatch(k) and tuple(v.shape) != want:
+                raise BundleError(f"{self._name()}: its ΔW {k} has shape {tuple(v.shape)}; this model's down_proj "
+                                  f"is {want}: the edit cannot be applied")
+
+    def check_edit(self) -> None:
+        """Refuse an edit run without a weight edit (no deltas file, or one without an ``L<layer>`` ΔW).
+
+        Why: applied, it would silently mean "no edit", and the answers would be the unedited model's.
+        """
+        if self.kind != "edit":
+            return
+        totals = [k for k in self.tensors.get("deltas", {}) if _TOTAL.fullmatch(k)]
+        if not totals:
+            raise BundleError(f"{self._name()} is an edit run whose deltas.safetensors holds no L<layer> ΔW: "
+                              "it has no weight edit to apply")
+
+    def _name(self) -> str:
+        return str(self.path) if self.path else "this run"
 
     # ------------------------------------------------------------------ accessors
     def deltas(self):
@@ -199,6 +225,34 @@ class Run:
         return out
 
 
+def _exists_readable(folder: Path, f: Path) -> bool:
+    """Whether ``f`` exists; a folder that cannot be read is refused as unreadable, never as "missing"."""
+    try:
+        os.lstat(f)
+        return True
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        raise BundleError(f"run folder {folder} cannot be read (permission denied)") from None
+    except OSError as e:
+        raise BundleError(f"run folder {folder} cannot be read ({e.strerror or e})") from None
+
+
+def _check_edit_keys(p: Path) -> None:
+    """An edit run's deltas file names an ``L<layer>`` ΔW (its header only is read: listing stays cheap)."""
+    from safetensors import safe_open  # deferred: safetensors
+
+    fp = safe_files.inside(p, "deltas.safetensors", "deltas.safetensors", BundleError)
+    safe_files.regular_file(fp, "deltas.safetensors", BundleError)
+    try:
+        with safe_open(str(fp), "pt") as f:
+            keys = list(f.keys())
+    except Exception as e:  # noqa: BLE001 - any unreadable header is a broken run
+        raise BundleError(f"deltas.safetensors is corrupt: {e}") from None
+    if not any(_TOTAL.fullmatch(k) for k in keys):
+        raise BundleError("an edit run whose deltas.safetensors holds no L<layer> ΔW: it has no weight edit to apply")
+
+
 def list_runs(root) -> list[dict]:
     """Summaries of the run bundles directly under ``root`` (broken ones reported, not hidden).
 
@@ -210,9 +264,16 @@ def list_runs(root) -> list[dict]:
         return out
     atomic_dir.recover(root)
     for p in sorted(root.iterdir()):
-        if p.name.startswith(".") or not p.is_dir() or not os.path.lexists(p / "run.json"):
+        if p.name.startswith(".") or not p.is_dir():
             continue
         row = {"path": str(p), "name": p.name, "kind": None, "model": None, "created": None, "error": None}
+        try:
+            if not _exists_readable(p, p / "run.json"):
+                continue
+        except BundleError:
+            row["error"] = "unreadable: the folder cannot be read (permission denied or I/O error); is it a run?"
+            out.append(row)
+            continue
         try:
             if p.is_symlink():
                 raise BundleError("the run folder is a symbolic link")
@@ -222,6 +283,8 @@ def list_runs(root) -> list[dict]:
                 raise BundleError(f"run.json is not an {FORMAT} file")
             check_meta(meta, "run.json")
             row.update(kind=meta["kind"], model=meta["model"]["id"], created=meta.get("created"))
+            if meta["kind"] == "edit":
+                _check_edit_keys(p)
         except BundleError as e:
             row["error"] = str(e)
         except Exception as e:  # noqa: BLE001 - list everything, flag the broken
@@ -253,13 +316,14 @@ def check_out(path) -> Path:
             raise BundleError(f"{path} cannot be listed ({e.strerror or e})") from None
         if has_files and not (path / "run.json").is_file():
             raise BundleError(f"{path} is a non-empty folder that is not a run bundle; choose another path")
-    parent = absolute.parent
-    while not parent.exists() and parent.parent != parent:
-        parent = parent.parent
+    parent = writable.nearest_existing(absolute)
     if not parent.is_dir():
         raise BundleError(f"cannot create {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise BundleError(f"cannot create {path}: {parent} is not writable")
+    why = writable.cannot_create_in(parent, f".{path.name}.tmp-" if parent == absolute.parent else ".ng-probe-")
+    if why:
+        raise BundleError(f"cannot create {path}: {parent} does not take new folders ({why})")
     return path
 
 

@@ -60,6 +60,12 @@ def check_meta(meta, where: str) -> dict:
         if not isinstance(fn, str) or fn != f"{name}.safetensors":
             raise BundleError(f"{where}: the field 'files.{name}' lists an unexpected file {fn!r} "
                               f"(must be {name + '.safetensors'!r})")
+    if kind == "edit":  # its ΔW is checked against these sizes and applied: without them it could not be
+        for k in ("hidden_size", "ffn_size"):
+            if k not in model:
+                raise BundleError(f"{where}: the field 'model.{k}' is missing; an edit run needs it to check its ΔW")
+        if "deltas" not in files:
+            raise BundleError(f"{where}: an edit run without deltas.safetensors in 'files' holds no weight edit")
     m = _need(meta, "metrics", str, where, required=False)
     if m is not None and (not _NAME.match(m) or not m.endswith(".json")):
         raise BundleError(f"{where}: the field 'metrics' must be a .json file name inside the run, not {m!r}")
