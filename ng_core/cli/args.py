@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ng_core.models.prompt_guard import MAX_NEW_TOKENS
+from ng_core.storage import writable
 
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential", "cpu")
 
@@ -87,13 +88,14 @@ def out_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text} is a folder; name a file to write, e.g. {path / 'result.json'}")
     if path.exists() and not path.is_file():
         raise argparse.ArgumentTypeError(f"{text} exists and is not a regular file")
-    parent = path.absolute().parent
-    while not parent.exists() and parent.parent != parent:
-        parent = parent.parent
+    parent = writable.nearest_existing(path)
     if not parent.is_dir():
         raise argparse.ArgumentTypeError(f"cannot create {text}: {parent} is not a folder")
     if not os.access(parent, os.W_OK):
         raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not writable")
+    why = writable.cannot_create_in(parent)
+    if why:
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} does not take new files ({why})")
     return text
 
 

@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -14,13 +13,15 @@ from ng_core.cli import args as A  # noqa: E402
 from ng_core.cli import data as cli_data  # noqa: E402
 from ng_core.cli import evaluate as cli_evaluate  # noqa: E402
 from ng_core.cli import inputs  # noqa: E402
+from ng_core.cli import interrupts  # noqa: E402
 from ng_core.cli import preset_search as cli_preset_search  # noqa: E402
 from ng_core.cli import report_html as cli_report_html  # noqa: E402
 from ng_core.cli import sweep as cli_sweep  # noqa: E402
 from ng_core.cli import tradeoff as cli_tradeoff  # noqa: E402
-from ng_core.errors import NGError, PromptError  # noqa: E402
+from ng_core.errors import NGError  # noqa: E402
 from ng_core.evaluation.judge import judge  # noqa: E402
 from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES, SCORE_METHODS  # noqa: E402
+from ng_core.models.prompt_guard import check_prompt  # noqa: E402
 from ng_core.progress import Progress, stderr_printer  # noqa: E402
 
 
@@ -33,8 +34,7 @@ def cmd_ask(args) -> int:
     from ng_core.models.image_processing import open_image  # deferred: torch
 
     # what can be checked without the model is checked first: a 7B checkpoint takes minutes to load
-    if not args.prompt.strip():
-        raise PromptError("the prompt is empty")
+    check_prompt(args.prompt)
     image = open_image(args.image) if args.image else None
     run = Run.load(args.run) if args.run else None
     a = inputs.load_model(args)
@@ -75,15 +75,16 @@ def cmd_localize(args) -> int:
 
 
 def cmd_edit(args) -> int:
-    from ng_core.method.bundle import Run  # deferred: torch
+    from ng_core.method.bundle import Run, check_out  # deferred: torch
     from ng_core.method.pipeline import edit_run  # deferred: torch
     from ng_core.method.presets import preset_json  # deferred: torch
 
+    out = check_out(args.out)
+    prev = Run.load(out) if (out / "run.json").exists() else None  # a broken run at --out: refused before the work
     a, preset, layer, mask, edit, recs = inputs.prepared(args)
     masks = None
-    out = Path(args.out)
-    if (out / "run.json").exists():
-        prev = Run.load(out, a)
+    if prev is not None:
+        prev.check_model(a)
         masks = prev.masks() or None
         if masks:
             print(f"reusing the masks in {out}", file=sys.stderr)
@@ -187,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=A.open_fraction, default=None, help="flag the fraction of smallest m instead")
     p.add_argument("--threshold", type=A.fraction, default=None, help="consensus threshold, strict (0.3)")
     p.add_argument("--out", required=True, help="run bundle folder to write")
-    p.set_defaults(func=cmd_localize)
+    p.set_defaults(func=cmd_localize, writes_run=True)
 
     p = sub.add_parser("edit", help="run a Neural Gate edit (or a baseline)",
                        description="Localize (unless OUT already holds masks), then fine-tune down_proj of the "
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of the general-question locality term (0 = the authors' loss; preset)")
     p.add_argument("--mask-steps", type=A.steps, default=None, help="Stage A steps per image (25)")
     p.add_argument("--out", required=True, help="run bundle folder to write")
-    p.set_defaults(func=cmd_edit)
+    p.set_defaults(func=cmd_edit, writes_run=True)
 
     p = sub.add_parser("scores", help="per-layer neuron privacy scores for heatmaps",
                        description="Score every neuron of every layer (residual dims and FFN neurons).")
@@ -221,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pairs", type=A.positive_int, default=None, help="cap on (sensitive, benign) prompt pairs")
     p.add_argument("--mask-steps", type=A.steps, default=None, help="Stage A steps for --method mask")
     p.add_argument("--out", required=True, help="run bundle folder to write")
-    p.set_defaults(func=cmd_scores)
+    p.set_defaults(func=cmd_scores, writes_run=True)
 
     p = sub.add_parser("presets", help="list hyperparameter presets, or show the one a model gets",
                        description="Per-model hyperparameter presets (ng_core/method/presets/*.json). With --model, print "
@@ -251,20 +252,26 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         ap.print_help()
         return 2
+    n_before = interrupts.before(args)
     try:
-        return int(args.func(args) or 0)
+        with interrupts.sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except NGError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as e:
+    except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a failed write: say which run --out holds now
+        state = interrupts.out_state(args, n_before)
+        print(f"error: {e}" + (f"; {state}" if state else ""), file=sys.stderr)
         return 1
     except MemoryError:
         print("error: out of memory; try smaller inputs (fewer images, a shorter prompt)", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; nothing was saved (an existing run at --out is unchanged)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
+        print(interrupts.message(args, n_before, e), file=sys.stderr)
+        return interrupts.exit_code(e)
 
 
 if __name__ == "__main__":

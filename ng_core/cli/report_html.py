@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from ng_core.cli import args as A
+
 
 def cmd_report_html(args) -> int:
     from ng_core.method.bundle import Run  # deferred: torch (``ng --help`` must not wait for it)
@@ -21,5 +23,5 @@ def register(sub) -> None:
                        "localization heatmap and where the edit went, answers stored with the run) as one HTML file "
                        "with plotly.js embedded: it opens offline and can be shared as is.")
     p.add_argument("run", help="run bundle folder")
-    p.add_argument("--out", required=True, help="HTML file to write")
+    p.add_argument("--out", required=True, type=A.out_file, help="HTML file to write")
     p.set_defaults(func=cmd_report_html)

@@ -88,10 +88,23 @@ def check_length(n_tokens: int, context: int | None, answer_tokens: int = 0) -> 
                           f"the model's context is {context} tokens: shorten the question")
 
 
-def check_chars(text: str, context: int | None) -> None:
+def check_chars(text: str, context: int | None, what: str = "the prompt") -> None:
     if context and len(text) > CHARS_PER_TOKEN_CAP * context:
-        raise PromptError(f"the prompt is {len(text):,} characters; the limit is {CHARS_PER_TOKEN_CAP * context:,} "
+        raise PromptError(f"{what} is {len(text):,} characters; the limit is {CHARS_PER_TOKEN_CAP * context:,} "
                           f"({CHARS_PER_TOKEN_CAP} per token of the model's {context}-token context)")
+
+
+def check_prompt(text, what: str = "the prompt", context: int | None = None, allow_empty: bool = False) -> str:
+    """A prompt as it enters (``ng ask --prompt``, the dashboard's question box, a record built from them).
+
+    Why: the same checks as when it is built, minus the tokenizer (valid Unicode, no NUL, not empty, not longer
+    than ``context`` allows), so a bad prompt is refused where it is typed, not later inside an edit or a job.
+    """
+    text = check_text(text, what)
+    if not allow_empty and not text.strip():
+        raise PromptError(f"{what} is empty")
+    check_chars(text, context, what)
+    return text
 
 
 def check_max_new_tokens(n, prompt_tokens: int = 0, context: int | None = None) -> int:
