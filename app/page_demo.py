@@ -101,8 +101,12 @@ with i2:
     q = st.text_input("Question", key="w_demo_q")
     subject = C.subject_picker(q, s.subject, key="w_demo_subject")
     if (q, subject) != (s.prompt, s.subject):
-        s.set_prompt(q, subject)
-        _reset_story()
+        try:
+            s.set_prompt(q, subject)
+            _reset_story()
+        except NGError as e:
+            st.error(str(e))
+            st.stop()
     if not s.subject or s.subject.lower() not in q.lower():
         st.warning("Click the word the question is about (the subject): the privacy neurons act there.")
     if s.secrets:
@@ -121,7 +125,8 @@ def demo_recs() -> dict:
     extra = []
     if card["own"] and own_example and s.subject:
         try:
-            extra = [record_from_inputs(s.image, s.prompt, s.subject, sample.target, category=cat)]
+            extra = [record_from_inputs(s.image, s.prompt, s.subject, sample.target, category=cat,
+                                        adapter=s.adapter)]
         except NGError as e:
             st.warning(f"Your card cannot be an example: {e}")
     return demo_records(ds, cat, D["images"], extra)

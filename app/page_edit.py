@@ -93,9 +93,10 @@ with st.container(border=True):
         if own:
             try:
                 records.setdefault(cats[0], []).append(
-                    record_from_inputs(s.image, s.prompt, s.subject, category=cats[0]))
-            except NGError as e:
-                st.error(str(e))
+                    record_from_inputs(s.image, s.prompt, s.subject, category=cats[0], adapter=s.adapter))
+            except NGError as e:  # the edit does not start without the example the user asked for
+                st.error(f"The current image and question cannot be an example: {e}")
+                st.stop()
         try:
             start = s.start_edit_with_control if control else s.start_edit
             start(records, int(layer), mask_cfg, edit_cfg, masks=reuse)

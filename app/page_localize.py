@@ -63,7 +63,8 @@ with st.container(border=True):
         records = {}
         if s.image is not None and s.prompt:
             try:
-                ss["current_record"] = record_from_inputs(s.image, s.prompt, subj, target, benign)
+                ss["current_record"] = record_from_inputs(s.image, s.prompt, subj, target, benign,
+                                                              adapter=s.adapter)
                 records = {"current": [ss["current_record"]]}
                 st.caption(f"Privacy question: “{s.prompt}” · benign: “{benign}”")
             except NGError as e:

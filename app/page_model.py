@@ -174,7 +174,11 @@ if not (subject or "").strip():
     st.warning("No subject: gates at the subject token and edits will do nothing for this question. Click the word "
                "the question is about.")
 if prompt != s.prompt or (subject or None) != s.subject:
-    s.set_prompt(prompt, subject.strip() or None)
+    try:
+        s.set_prompt(prompt, subject.strip() or None)
+    except NGError as e:  # refused as typed (not valid text, or longer than the model's context)
+        st.error(str(e))
+        st.stop()
 if subject and subject.lower() not in prompt.lower():
     st.warning(f"The subject “{subject}” does not occur in the question; gates at the subject token will do nothing.")
 

@@ -197,3 +197,13 @@ def test_the_page_shows_what_a_reading_model_read(tmp_path, monkeypatch):
     assert s.adapter.reads and "P4827193" in s.reading.replace(" ", "")
     at.button(key="ask").click().run()
     assert not at.exception
+
+
+def test_a_question_too_long_or_not_text_is_refused_as_typed(at):
+    """The question box checks what it gets as it enters (as ng ask does), not later inside an edit."""
+    s = at.session_state["studio"]
+    before = s.prompt
+    at.text_area(key="w_prompt").input("What is the passport number? " + "x" * 20000).run()
+    assert not at.exception
+    err = " ".join(e.value for e in at.error)
+    assert "the question is 20,029 characters" in err and s.prompt == before

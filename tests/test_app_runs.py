@@ -85,3 +85,22 @@ def test_deep_link_opens_the_run_and_neuron(runs):
     assert at.query_params["run"] == "loc-b" and at.query_params["neuron"] == "5"
     bad = new_app(runs, query={"run": "missing"})
     assert any("cannot be loaded" in w.value for w in bad.warning)
+
+
+def test_an_edit_run_without_a_weight_edit_is_refused(tmp_path, tiny):
+    """Shown as broken with one line, and never loaded as "no edit" into the session."""
+    import torch
+    from safetensors.torch import save_file
+
+    from ng_core.method.bundle import Run
+
+    r = Run.new("edit", tiny, {"layer": 2}, {"seed": 0})
+    r.tensors["deltas"]["L2"] = torch.zeros(tiny.hidden_size, tiny.ffn_size)
+    p = r.save(tmp_path / "runs" / "empty-edit")
+    save_file({}, str(p / "deltas.safetensors"))
+    at = new_app(tmp_path / "runs").switch_page("app/page_runs.py").run()
+    at.selectbox(key="w_run_pick").set_value("empty-edit").run()
+    assert not at.exception
+    err = " ".join(e.value for e in at.error)
+    assert "empty-edit is broken and cannot be loaded" in err and "no weight edit" in err
+    assert not [b for b in at.button if b.key == "load_run"] and not at.session_state["studio"].has_edit

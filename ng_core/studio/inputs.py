@@ -15,6 +15,7 @@ from ng_core.data.records import ImageRecord
 from ng_core.errors import NGError
 from ng_core.models.image_processing import open_image
 from ng_core.models.imagecache import is_shared
+from ng_core.models.prompt_guard import check_prompt
 from ng_core.studio.answers import guess_subject
 
 
@@ -49,8 +50,18 @@ class PrivateImage(bytes):
 
 
 def record_from_inputs(image, prompt: str, subject: str, target: str = "I cannot",
-                       benign_prompt: str | None = None, category: str = "current") -> ImageRecord:
-    """One :class:`ImageRecord` from the current image and prompt (for localizing on them)."""
+                       benign_prompt: str | None = None, category: str = "current", adapter=None) -> ImageRecord:
+    """One :class:`ImageRecord` from the current image and prompt (for localizing on them).
+
+    Every text is checked here, as it enters (:func:`~ng_core.models.prompt_guard.check_prompt`; with ``adapter``
+    also its length against the model's context, in tokens), not later inside an edit or a job.
+    """
+    context = getattr(adapter, "context_length", None)
+    prompt = check_prompt(prompt, "the question", context)
+    subject = check_prompt(subject, "the subject", context) if subject else subject
+    target = check_prompt(target, "the refusal target", context)
+    if benign_prompt:
+        benign_prompt = check_prompt(benign_prompt, "the benign question", context)
     if not subject or subject.lower() not in (prompt or "").lower():
         raise NGError(f"the prompt {prompt!r} does not contain the subject {subject!r}; type the subject as it "
                       "appears in the prompt")
@@ -60,6 +71,9 @@ def record_from_inputs(image, prompt: str, subject: str, target: str = "I cannot
     benign = benign_prompt or f"What is the colour of the {subj} in this image?"
     if subj.lower() not in benign.lower():
         raise NGError(f"the benign prompt {benign!r} must contain the subject {subj!r}")
+    if adapter is not None:  # the exact length, in tokens, as the edit builds them (image tokens and target too)
+        for q in (prompt, benign):
+            adapter.build(q, subject=subj, answer=target)
     if not isinstance(image, (str, Path)):
         image = PrivateImage.from_image(image)
     return ImageRecord(image=image, category=category, subject=subj, rewrite_prompt=rewrite, target=target,
@@ -102,6 +116,12 @@ class InputsMixin:
             self._drafts.clear()
 
     def set_prompt(self, prompt: str, subject: str | None = None) -> None:
+        """The question as typed: refused (:class:`~ng_core.errors.PromptError`) when it is not valid text or is
+        longer than the model's context allows, so it fails here and not inside a later edit or job."""
+        context = self.adapter.context_length
+        prompt = check_prompt(prompt or "", "the question", context, allow_empty=True)
+        if subject:
+            subject = check_prompt(subject, "the subject", context)
         with self._lock:
             self.prompt = prompt or ""
             self.subject = subject if subject else guess_subject(self.prompt)

@@ -9,11 +9,13 @@ import numpy as np
 import torch
 
 from ng_core.data.records import ImageRecord
-from ng_core.errors import NGError
+from ng_core.errors import ArgumentError, NGError
 from ng_core.method import pipeline
 from ng_core.method.bundle import Run
 from ng_core.method.localize import reselect
-from ng_core.method.scores import ScoreConfig, capture_activations, compute_scores, pairs_from_records
+from ng_core.method.registry import SCORE_METHODS
+from ng_core.method.scores import (POSITIONS, ScoreConfig, capture_activations, compute_scores,
+                                    pairs_from_records)
 from ng_core.models.imagecache import private_scope
 from ng_core.studio.inputs import check_records
 from ng_core.studio.jobs import Job
@@ -27,6 +29,22 @@ FREQ_LABELS = {
     "mask": "share of images where the neuron is flagged",
     "gradxact": "share of privacy prompts with positive attribution",
 }
+
+
+def check_score_inputs(records: list[ImageRecord], cfg: ScoreConfig) -> None:
+    """Refuse, before a scores job starts, what :func:`compute_scores` would fail on inside it.
+
+    Why: one uploaded image gives one (privacy, benign) pair, and a paired contrast needs two.
+    """
+    if cfg.method not in SCORE_METHODS:
+        raise ArgumentError(f"unknown scoring method {cfg.method!r}; use one of {', '.join(SCORE_METHODS)}")
+    if cfg.position not in POSITIONS:
+        raise ArgumentError(f"unknown token position {cfg.position!r}; use one of {', '.join(POSITIONS)}")
+    need = {"contrast": 2, "gradxact": 1}.get(cfg.method, 0)
+    n = len(pairs_from_records(records, cfg.max_pairs))
+    if n < need:
+        raise NGError(f"{cfg.method} scores compare at least {need} (privacy, benign) prompt pair(s); these inputs "
+                      f"give {n}: add dataset categories, or use the learned mask")
 
 
 @dataclass
@@ -182,6 +200,7 @@ class LocalizationMixin:
         score_cfg = score_cfg or ScoreConfig()
         if not records:
             raise NGError("no images to score: choose at least one category")
+        check_score_inputs(records, score_cfg)
 
         def work(prog):
             return compute_scores(self.adapter, list(records), score_cfg, mask_cfg, prog, seed)
