@@ -49,6 +49,14 @@ def _one(spec: dict) -> None:
         AD.exchange = lambda x, y: False
     sig = getattr(signal, spec["signal"])
     AD.on_step = lambda step: os.kill(os.getpid(), sig) if step == spec["step"] else None
+    if spec["step"] == "exchange-returned":  # the probe's own way in, without the step hook
+        real = AD.exchange
+
+        def exchange(x, y):
+            done = real(x, y)
+            os.kill(os.getpid(), sig)
+            return done
+        AD.exchange = exchange
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         rc = main(["edit", "--model", "tiny-random", "--data", "d", "--category", "passport", "--out", str(out)])

@@ -18,9 +18,10 @@ from pathlib import Path
 from reliability_core import Case, Lost, Wrong
 
 STEPS = {"exchange": ("written", "swapped", "old-half-removed", "done"),
-         "fallback": ("written", "old-set-aside", "swapped", "old-half-removed", "done")}
+         "fallback": ("written", "old-set-aside", "swapped", "old-half-removed", "done"),
+         "exchange-wrapped": ("exchange-returned",)}  # the signal sent as atomic_dir.exchange returns
 SIGNALS = {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": None}
-AFTER_SWAP = ("swapped", "old-half-removed", "done")
+AFTER_SWAP = ("swapped", "old-half-removed", "done", "exchange-returned")
 _CHILD = Path(__file__).with_name("interrupt_child.py")
 
 
