@@ -14,7 +14,8 @@ from ng_core.data import CATEGORY_TITLES
 from ng_core.errors import InputImageError, NGError
 from ng_core.evaluation.leaks import counts_label
 from ng_core.studio import (answer_counts, answer_entry, demo_differences, demo_preset, demo_question, demo_records,
-                             heldout_cases, neuron_view, record_from_inputs, render_html, session_story)
+                             heldout_cases, measured_lines, neuron_view, record_from_inputs, render_html,
+                             session_story)
 
 s = S.studio()
 ss = st.session_state
@@ -33,6 +34,16 @@ if P["speed_setting"]:
             f"{D['seconds_hint']} s on a small CPU, not the faithful preset of this model"
             + (f" ({'; '.join(diffs)})" if diffs else "") + ". Why these values, with the measurements behind them: "
             "*Demo settings* below.")
+MEASURED = measured_lines(P.get("measured"))
+if MEASURED:  # what this preset's edit did on cards and questions no setting was chosen on, misses included
+    st.markdown("**What this edit did on cards and questions it never saw.** " + MEASURED[0])
+    for line in MEASURED[1:]:
+        if line.startswith("Targets"):
+            st.warning(line)
+        elif not line.startswith("Evidence"):
+            st.info(line)
+elif P["speed_setting"]:
+    st.warning("This demo setting has no measured numbers on cards and questions it never saw.")
 with st.expander("Demo settings"):
     st.caption(P["description"])
     st.json({"layer": LAYER, "mask": {k: v for k, v in P["mask"].to_dict().items() if k != "templates"},

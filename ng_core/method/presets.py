@@ -37,7 +37,8 @@ def preset_name(model_id: str, method: str = "neural_gate") -> str:
 
 
 def load_preset(model_id: str, n_layers: int, method: str = "neural_gate", override: str | None = None) -> dict:
-    """The resolved preset: ``{"name", "layer", "mask": MaskConfig, "edit": EditConfig, "max_images"}``.
+    """The resolved preset: ``{"name", "layer", "mask": MaskConfig, "edit": EditConfig, "max_images", "measured"}``
+    (``measured``: the numbers ``ng preset-search`` measured for it on the world set's test part, or None).
 
     ``override`` names a shipped preset or a JSON file of the same shape; ``"demo"`` is the model's guided-demo
     preset (``demo.<model>.json``, a speed setting: ``ng edit --preset demo``).
@@ -72,14 +73,19 @@ def load_preset(model_id: str, n_layers: int, method: str = "neural_gate", overr
         mask, edit = MaskConfig(**data.get("mask", {})), EditConfig(**data.get("edit", {}))
     except (NGError, TypeError, ValueError) as e:
         raise NGError(f"preset {name}: {e}") from None
+    measured = data.get("measured")
     return {"name": name, "description": data.get("description", ""), "layer": int(layer),
-            "mask": mask, "edit": edit, "max_images": int(max_images)}
+            "mask": mask, "edit": edit, "max_images": int(max_images),
+            "measured": measured if isinstance(measured, dict) else None}
 
 
 def preset_json(p: dict) -> dict:
     """A resolved preset as plain JSON (for run bundles, the CLI and the UI)."""
-    return {"name": p["name"], "description": p["description"], "layer": p["layer"],
-            "mask": p["mask"].to_dict(), "edit": p["edit"].to_dict(), "max_images": p["max_images"]}
+    out = {"name": p["name"], "description": p["description"], "layer": p["layer"],
+           "mask": p["mask"].to_dict(), "edit": p["edit"].to_dict(), "max_images": p["max_images"]}
+    if p.get("measured"):
+        out["measured"] = p["measured"]
+    return out
 
 
 class Resolved(NamedTuple):

@@ -7,17 +7,21 @@ Import from here (``from ng_core.studio import StudioSession``); the modules say
 from ng_core.studio.answers import (CURRENT, Answer, Interventions, answer_counts, behaviour_rates, guess_subject,
                                     judge_available, judge_text)
 from ng_core.studio.edits import CONTROL_METHODS, EditPair
+from ng_core.studio.heldout import before_after, control_verdict, demo_world_cases
 from ng_core.studio.html_report import answer_entry, render_html, run_story, session_story, write_html
 from ng_core.studio.inputs import PrivateImage, record_from_inputs, sample_dataset
 from ng_core.studio.jobs import DEFAULT_STALE_AFTER, Job, load_model_job
+from ng_core.studio.private_values import still_leaks, typed_values, unusable_values, value_choices
 from ng_core.studio.neurons import NeuronView, neuron_view, run_categories, run_method, run_units
+from ng_core.studio.preset_evidence import measured_lines
 from ng_core.studio.session import StudioSession
 from ng_core.studio.story import (demo_differences, demo_preset, demo_question, demo_records, heldout_cases,
-                                  question_words, stage_bars, state_rows, state_summary, with_demo_budget)
+                                  question_words, scope_words, stage_bars, state_rows, state_summary, with_demo_budget)
 
 __all__ = ["Answer", "CONTROL_METHODS", "CURRENT", "DEFAULT_STALE_AFTER", "EditPair", "Interventions", "Job",
-           "NeuronView", "PrivateImage", "StudioSession", "answer_counts", "answer_entry", "behaviour_rates",
+           "NeuronView", "PrivateImage", "StudioSession", "answer_counts", "answer_entry", "before_after", "behaviour_rates",
+           "control_verdict", "demo_world_cases", "still_leaks", "typed_values", "unusable_values", "value_choices",
            "demo_differences", "demo_preset", "demo_question", "demo_records", "guess_subject", "heldout_cases",
-           "judge_available", "judge_text", "load_model_job", "neuron_view", "question_words", "record_from_inputs",
-           "render_html", "run_categories", "run_method", "run_story", "run_units", "sample_dataset",
+           "judge_available", "judge_text", "load_model_job", "measured_lines", "neuron_view", "question_words", "record_from_inputs",
+           "render_html", "run_categories", "run_method", "run_story", "run_units", "sample_dataset", "scope_words",
            "session_story", "stage_bars", "state_rows", "state_summary", "with_demo_budget", "write_html"]
