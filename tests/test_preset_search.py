@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -83,6 +84,11 @@ def test_search_end_to_end_caches_and_reports(tiny, small_data, tmp_path):
     cell = json.loads((tmp_path / "validation/b-s0.json").read_text())
     assert cell["edit"]["gate_scope"] == "weight_rows" and cell["mask"]["topk"] == 0.2
     assert cell["rows"] and all("answer" in r for r in cell["rows"])
+    from ng_core.method.bundle import Run
+
+    run = Run.load(tmp_path / "runs" / "b-s0")  # every candidate's edit is a run bundle
+    assert run.config["preset_search"]["candidate"]["name"] == "b" and run.deltas()
+    assert (tmp_path / "runs" / "b-random_gate-s0" / "run.json").is_file()
     # a rerun reuses every cached edit and evaluation
     logs.clear()
     again = search(tiny, cfg, cands, small_data, tmp_path, log=logs.append)
@@ -90,5 +96,9 @@ def test_search_end_to_end_caches_and_reports(tiny, small_data, tmp_path):
     assert again["summaries"]["a"]["edit_seconds"] == res["summaries"]["a"]["edit_seconds"]
     test = search(tiny, cfg, cands[:1], small_data, tmp_path, part="test", log=logs.append)
     assert test["chosen"] is None  # the test part reports, it never chooses
+    # other decoding (or other cases) is never answered from the cache
+    logs.clear()
+    search(tiny, replace(cfg, max_new_tokens=5, controls=False), cands[:1], small_data, tmp_path, log=logs.append)
+    assert any("unedited:" in m for m in logs) and any("editing" in m for m in logs)
     with pytest.raises(PresetSearchError, match="names must differ"):
         search(tiny, cfg, [cands[0], cands[0]], small_data, tmp_path)

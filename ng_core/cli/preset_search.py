@@ -63,7 +63,8 @@ def cmd_preset_search(args) -> int:
     if data is None:
         data = str(out / "data")
         if not (Path(data) / "dataset.json").is_file():
-            generate_dataset(data, seed=cfg.data_seed, per_category=6, categories=list(cfg.categories))
+            generate_dataset(data, seed=cfg.data_seed, per_category=cfg.train_per_category,
+                             categories=list(cfg.categories))
     dataset = load_dataset(data)
     args.reading = "auto"
     args.dtype = args.device_map = None

@@ -6,8 +6,8 @@ images, the project's templates), then judged by ground truth on the world set (
 held-out drawing style, photographs, held-out wording; :mod:`ng_core.evaluation.world_metrics`). The choice reads
 the **validation** part only; the **test** part is for reporting the chosen setting (``part="test"``).
 
-Each candidate and seed is cached in ``OUT/<part>/<candidate>-s<seed>.json`` (answers and numbers), the unedited
-model's answers in ``OUT/<part>/unedited.json``, so an interrupted search resumes where it stopped; like
+Each candidate and seed is cached in ``OUT/<part>/<candidate>-s<seed>.json`` (answers and numbers; its edit is a run
+bundle in ``OUT/runs/<candidate>-s<seed>``), the unedited model's answers in ``OUT/<part>/unedited.json``, so an interrupted search resumes where it stopped; like
 ``ng sweep``, the edits reuse the library's own pipeline (:func:`~ng_core.method.pipeline.edit_run`) and the
 numbers come from :func:`~ng_core.evaluation.evaluate.evaluate_cases`.
 
@@ -17,10 +17,11 @@ the demo's) rules out slower candidates first.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ng_core.data.constants import ALL_CATEGORIES
@@ -72,7 +73,7 @@ class SearchConfig:
     max_seconds: float | None = None  # candidates whose edit takes longer are not chosen (the demo's budget)
     controls: bool = False  # also run the random-gate control of each candidate and seed
     data_seed: int = 0
-    extra: dict = field(default_factory=dict)
+    train_per_category: int = 6  # images per category of the generated train data (a third are train images)
 
 
 def mixed_records(records: list[ImageRecord], twins: dict) -> list[ImageRecord]:
@@ -143,16 +144,25 @@ def _read(path: Path):
         return None
 
 
+def cases_key(cases, cfg: SearchConfig) -> str:
+    """What a cached answer depends on besides the model and the edit: the cases and the decoding."""
+    h = hashlib.sha256(json.dumps([cfg.max_new_tokens, list(cfg.categories)]).encode())
+    for c in cases:
+        h.update(f"{c.image}\0{c.prompt}\0{c.expect}\0".encode())
+    return h.hexdigest()[:16]
+
+
 def unedited(adapter, cfg: SearchConfig, part: str, cases, gen, out: Path, log=print) -> dict:
     """The unedited model's rows on ``part`` (cached)."""
     path = out / part / "unedited.json"
     got = _read(path)
-    if got and got.get("fingerprint") == adapter.fingerprint() and got.get("n") == len(cases) + len(gen):
+    key = cases_key(cases + gen, cfg)
+    if got and got.get("fingerprint") == adapter.fingerprint() and got.get("cases_key") == key:
         return got
     t = time.perf_counter()
     log(f"[{part}] unedited: answering {len(cases)} world cases and {len(gen)} general questions")
     rows = _answers(adapter, cases + gen, (), "unedited", cfg.max_new_tokens)
-    got = {"fingerprint": adapter.fingerprint(), "n": len(rows), "rows": rows[: len(cases)],
+    got = {"fingerprint": adapter.fingerprint(), "cases_key": key, "n": len(rows), "rows": rows[: len(cases)],
            "general": rows[len(cases):], "seconds": round(time.perf_counter() - t, 1)}
     got["numbers"] = _numbers(got, cfg, None)
     _write(path, got)
@@ -173,7 +183,9 @@ def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: 
     tag = "" if method == "neural_gate" else f"-{method}"
     path = out / part / f"{cand.name}{tag}-s{seed}.json"
     got = _read(path)
-    if got and got.get("fingerprint") == adapter.fingerprint() and got.get("candidate") == asdict(cand):
+    key = cases_key(cases + gen, cfg)
+    if (got and got.get("fingerprint") == adapter.fingerprint() and got.get("candidate") == asdict(cand)
+            and got.get("cases_key") == key):
         return got
     r = resolved(adapter, cfg, cand, seed)
     recs = train_set(dataset, cfg.categories, r.max_images, cand.mix_families)
@@ -183,8 +195,11 @@ def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: 
     t = time.perf_counter()
     run = edit_run(adapter, recs, int(r.layer), r.mask, replace(r.edit, method=method), seed=seed, masks=masks)
     edit_s = time.perf_counter() - t
+    run.config["preset_search"] = {"candidate": asdict(cand), "part": part, "base": cfg.base}
+    run.save(out / "runs" / f"{cand.name}{tag}-s{seed}")  # a run bundle: `ng ask --run`, `ng evaluate --run`
     rows = _answers(adapter, cases + gen, run.deltas(), method, cfg.max_new_tokens)
-    got = {"fingerprint": adapter.fingerprint(), "candidate": asdict(cand), "method": method, "seed": seed,
+    got = {"fingerprint": adapter.fingerprint(), "cases_key": key, "candidate": asdict(cand), "method": method,
+           "seed": seed,
            "part": part, "edit_seconds": round(edit_s, 1), "layer": int(r.layer),
            "mask": r.mask.to_dict(), "edit": r.edit.to_dict(), "max_images": r.max_images,
            "gate_sizes": {c: d.get("gate_size") for c, d in run.metrics.get("diagnostics", {}).items()},
@@ -297,7 +312,10 @@ GRIDS: dict[str, dict] = {
         ),
     },
     "demo": {
-        "config": {"base": "demo", "categories": ("passport",), "max_seconds": 60.0},
+        # judged on passports (the category it edits), charts and scenes (harmless only) and general questions
+        "config": {"base": "demo", "categories": ("passport",), "max_seconds": 60.0,
+                   "world_categories": ("passport", "chart", "scene"), "per_category": 6,
+                   "train_per_category": 12},  # the dashboard's sample dataset, whose cards the demo edits on
         "candidates": (
             Candidate("demo_preset"),
             Candidate("lr3e-3_rows20_q1", lr=3e-3, scope="weight_rows", topk=0.2),
