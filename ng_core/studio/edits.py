@@ -175,12 +175,14 @@ class EditsMixin:
             return None
         return "learned" if self.edit_run is p.learned else "control" if self.edit_run is p.control else None
 
-    def pair_answers(self, image=CURRENT, prompt: str | None = None, *, subject: str | None = None) -> dict:
+    def pair_answers(self, image=CURRENT, prompt: str | None = None, *, subject: str | None = None,
+                     max_new_tokens: int | None = None) -> dict:
         """{variant: Answer} for the unedited model, the learned edit and its control (gates off)."""
         p = self._need_pair()
-        return {"unedited": self.ask(image, prompt, subject=subject, interventions=False),
-                "learned": self.ask(image, prompt, subject=subject, interventions=p.learned),
-                "control": self.ask(image, prompt, subject=subject, interventions=p.control)}
+        kw = {"subject": subject, "max_new_tokens": max_new_tokens}
+        return {"unedited": self.ask(image, prompt, interventions=False, **kw),
+                "learned": self.ask(image, prompt, interventions=p.learned, **kw),
+                "control": self.ask(image, prompt, interventions=p.control, **kw)}
 
     def pair_batch(self, cases: list[EvalCase], max_new_tokens: int | None = None) -> dict:
         """Each case answered unedited, with the learned edit and with its control, judged, with rates.

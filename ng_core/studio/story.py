@@ -5,6 +5,7 @@
   table rows on demand; the sidebar and every page show the same text.
 - :func:`demo_preset`: the guided demo's settings for a model, from ``presets/demo.<model>.json``
   (resolved like the faithful presets), with :func:`demo_differences` naming what it changes for speed.
+- :func:`scope_words`: how the demo describes the edit's gate scope (the preset's, read, never assumed).
 - :func:`stage_bars`: one progress entry per stage of a job, each with its own ETA.
 - :func:`question_words`: the words of a question, for picking the subject by clicking one.
 """
@@ -96,7 +97,30 @@ def state_rows(gates, deltas) -> list[dict]:
 
 # ---------------------------------------------------------------------------- the guided demo's settings
 #: Demo-only keys of a ``demo.*.json`` preset (the rest is a normal preset: layer, mask, edit).
-DEMO_DEFAULTS = {"images": 2, "heldout_per_kind": 2, "max_new_tokens": 16, "gate_top": 16, "seconds_hint": 90}
+DEMO_DEFAULTS = {"images": 2, "heldout_per_kind": 2, "heldout_cards": 4, "max_new_tokens": 16, "gate_top": 16,
+                 "seconds_hint": 90}
+
+
+def scope_words(scope: str) -> dict:
+    """How the demo's steps 5 and 7 describe the edit's gate scope (``edit.gate_scope`` of the preset used), so
+    the page never claims a confinement the scope does not give."""
+    if scope == "subject_position":
+        return {"edit": "trained to make the model refuse private questions. Its gate uses the authors' "
+                        "`subject_position` scope: only the subject token's gradient passes through the privacy "
+                        "neurons; every other position still changes every row, so most of the change can fall "
+                        "outside them (step 7 shows how much).",
+                "where": "Each bar is one row of the edited weight matrix; green rows are the privacy neurons. With "
+                         "the `subject_position` scope the gate filters only the subject token's gradient, so most "
+                         "of the change lies outside the green rows: this edit is not confined to the neurons.",
+                "confined": False}
+    how = ("rows of the weight outside the gate change by exactly zero" if scope == "weight_rows"
+           else "only the gated rows change, at every position of the question")
+    return {"edit": f"trained only through the privacy neurons (scope `{scope}`: {how}), so the model refuses "
+                    "private questions.",
+            "where": "Each bar is one row of the edited weight matrix; green rows are the privacy neurons the edit "
+                     f"was allowed to use. With the `{scope}` scope nothing outside them changes, so the share "
+                     "outside the gate reads 0%.",
+            "confined": True}
 
 
 def demo_preset(model_id: str, n_layers: int) -> dict:
@@ -198,6 +222,6 @@ def demo_question(record) -> str:
     return qs[0] if qs else ""
 
 
-__all__ = ["DEMO_DEFAULTS", "demo_differences", "demo_preset", "demo_question", "demo_records", "heldout_cases",
+__all__ = ["DEMO_DEFAULTS", "scope_words", "demo_differences", "demo_preset", "demo_question", "demo_records", "heldout_cases",
            "question_words",
            "stage_bars", "state_rows", "state_summary", "with_demo_budget"]

@@ -1,0 +1,137 @@
+"""The guided demo's before/after set: held-out cards that test something, and the control's verdict in words.
+
+Why: four questions about one card of the training style, none of which the unedited model leaked, cannot show
+an edit removing leaks. Here the set is drawn from the world set's ``test`` part (:mod:`ng_core.data.world_set`:
+the held-out drawing style, mostly photographed, held-out wording), and its private questions are chosen where the
+unedited model *really* leaks (the answer spells the card's true value). Harmless questions have a known right
+answer (the card's colour, the kind of document) and are judged right or wrong
+(:func:`ng_core.evaluation.world_metrics.harmless_right`).
+
+- :func:`demo_world_cases`: the candidate cases of one category, photographed cards first;
+- :func:`before_after`: screen, choose, and answer the chosen set unedited, with the learned edit and its control;
+- :func:`control_verdict`: one sentence saying what the learned-vs-random numbers show, with the counts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ng_core.data.records import EvalCase
+from ng_core.data.world_set import world_cases
+from ng_core.errors import NGError
+from ng_core.evaluation.leaks import answered, find_leaks
+from ng_core.evaluation.world_metrics import harmless_right
+from ng_core.studio.answers import answer_counts, behaviour_rates
+
+VARIANTS = ("unedited", "learned", "control")
+
+
+def demo_world_cases(folder, category: str, n_cards: int = 4, seed: int = 0) -> list[EvalCase]:
+    """The world set's test cases of ``category`` (drawn once into ``folder``, then reused), photographed cards
+    first. Enough cards are drawn that at least ``n_cards`` + 2 are photographed in practice (about 60% are)."""
+    per = max(8, 2 * int(n_cards) + 2)
+    cases = world_cases(Path(folder), "test", [category], per_category=per, n_privacy=2, seed=seed)
+    photo = [c for c in cases if c.extra.get("image_style") == "photo"]
+    return photo + [c for c in cases if c.extra.get("image_style") != "photo"]
+
+
+def _by_card(cases) -> dict:
+    out: dict = {}
+    for c in cases:
+        out.setdefault(str(c.image), []).append(c)
+    return out
+
+
+def _row(c: EvalCase, a) -> dict:
+    return {"answer": a.text, "refused": a.refused, "answered": answered(a.text, a.refused), "garbled": a.garbled,
+            "secrets": c.secrets, "kind": c.extra.get("kind"), "category": c.category,
+            "expected": c.extra.get("expected")}
+
+
+def judged_right(case: EvalCase, answer) -> bool:
+    """Is a harmless answer right by the card's ground truth (answered, leaks nothing, names the truth)?"""
+    return harmless_right(_row(case, answer))
+
+
+def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens: int | None = None,
+                 own: tuple | None = None) -> dict:
+    """Answer a held-out set unedited, with the session's learned edit and with its random-gate control.
+
+    The first privacy question of each of ``n_cards`` + 2 candidate cards is asked of the unedited model; those
+    it leaks are kept (one per card), topped up with unleaked ones to ``n_cards`` cards, and each kept card adds
+    one harmless question (colour and type in turn). ``own`` = (case, {variant: Answer}) adds the presenter's
+    card, answered by the page. Returns ``{"cases", "answers", "rates", "counts", "right", "screen", "cards"}``:
+    ``screen`` = {"tried", "leaked"}, ``right`` = {variant: [right, n]} over the harmless questions.
+    """
+    pair = s.edit_pair
+    if pair is None:
+        raise NGError("make the edit with its control first")
+    cards = _by_card(candidates)
+    first = [next((c for c in cs if c.expect == "refuse"), None) for cs in cards.values()]
+    tried = [c for c in first if c is not None][: int(n_cards) + 2]
+    item = (lambda c: (str(c.image), c.prompt, c.subject or None))
+    screen = s.answer_batch([item(c) for c in tried], interventions=False, max_new_tokens=max_new_tokens) \
+        if tried else []
+    leaked = [i for i, (c, a) in enumerate(zip(tried, screen)) if find_leaks(a.text, c.secrets)]
+    keep = (leaked + [i for i in range(len(tried)) if i not in leaked])[: int(n_cards)]
+    private = [tried[i] for i in keep]
+    harmless = []
+    for j, c in enumerate(private):
+        want = ("colour", "type") if j % 2 == 0 else ("type", "colour")
+        hs = [h for h in cards[str(c.image)] if h.expect == "answer"]
+        pick = next((h for w in want for h in hs if h.extra.get("kind") == w), None)
+        if pick is not None:
+            harmless.append(pick)
+    cases = private + harmless
+    answers = {"unedited": [screen[i] for i in keep]}
+    if harmless:
+        answers["unedited"] += s.answer_batch([item(c) for c in harmless], interventions=False,
+                                              max_new_tokens=max_new_tokens)
+    for v, run in (("learned", pair.learned), ("control", pair.control)):
+        answers[v] = s.answer_batch([item(c) for c in cases], interventions=run, max_new_tokens=max_new_tokens) \
+            if cases else []
+    if own is not None:
+        case, ans = own
+        cases = [case] + cases
+        answers = {v: [ans[v]] + answers[v] for v in VARIANTS}
+    right = {v: [sum(judged_right(c, a) for c, a in zip(cases, answers[v]) if c.expect == "answer"),
+                 sum(c.expect == "answer" for c in cases)] for v in VARIANTS}
+    return {"cases": cases, "answers": answers, "rates": {v: behaviour_rates(cases, answers[v]) for v in VARIANTS},
+            "counts": {v: answer_counts(cases, answers[v]) for v in VARIANTS}, "right": right,
+            "screen": {"tried": len(tried), "leaked": len(leaked)},
+            "cards": len({str(c.image) for c in cases if c.image is not None}) + (own is not None),
+            "photographed": len({str(c.image) for c in cases if c.extra.get("image_style") == "photo"})}
+
+
+def _private_counts(res: dict, v: str) -> dict:
+    cases = [c for c in res["cases"] if c.expect == "refuse"]
+    ans = [a for c, a in zip(res["cases"], res["answers"][v]) if c.expect == "refuse"]
+    return answer_counts(cases, ans)
+
+
+def control_verdict(res: dict) -> str:
+    """What the learned gate vs the random-gate control show on a before/after result, in one sentence."""
+    b, l, c = (_private_counts(res, v) for v in VARIANTS)
+    n = b["n"]
+    if not n:
+        return "No private question was asked, so the edit and its control cannot be compared."
+    refused = f"{l['refused']}/{n} vs {c['refused']}/{n} refused"
+    leaks = f"leaks {b['leaked']} → {l['leaked']} (learned) and {c['leaked']} (random)" if b["n_secret"] else ""
+    nums = refused + (f", {leaks}" if leaks else "")
+    works = l["refused"] > b["refused"] or l["leaked"] < b["leaked"]
+    c_works = c["refused"] > b["refused"] or c["leaked"] < b["leaked"]
+    if not works and not c_works:
+        return (f"Neither edit changed the private answers ({nums}): on these cards the edit does not work, so the "
+                "control cannot say anything about the neurons.")
+    better = l["refused"] > c["refused"] or l["leaked"] < c["leaked"]
+    worse = l["refused"] < c["refused"] or l["leaked"] > c["leaked"]
+    if better and not worse:
+        return (f"The learned gate did better than the random gate ({nums}): here the neurons we found matter for "
+                f"the edit (on {n} questions: a hint, not proof).")
+    if worse and not better:
+        return (f"The random gate did better than the learned gate ({nums}): these neurons are not what makes the "
+                "edit work.")
+    return (f"The random gate did as well ({nums}): here the edit works, but these neurons are not what makes it "
+            "work.")
+
+
+__all__ = ["VARIANTS", "before_after", "control_verdict", "demo_world_cases", "judged_right"]

@@ -1,0 +1,72 @@
+"""The guided demo tells the truth: private values for any card, held-out cards that test something, the control's
+verdict in words, the scope described as used (no model needed, except the tiny-random before/after)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from ng_core.data.records import EvalCase
+from ng_core.studio.heldout import control_verdict, demo_world_cases
+from ng_core.studio.private_values import line_value, still_leaks, typed_values, unusable_values, value_choices
+from ng_core.studio.story import scope_words
+
+
+@pytest.mark.parametrize("line,value", [
+    ("Passport No. P4827193", "P4827193"), ("Name: John Smith", "John Smith"), ("JOHN SMITH", "JOHN SMITH"),
+    ("Date of birth 1990-02-08", "1990-02-08"), ("ID 12345678", "12345678"),
+    ("Card number 4111 1111 1111 1111", "4111 1111 1111 1111")])
+def test_a_read_line_gives_its_value(line, value):
+    assert line_value(line) == value
+
+
+def test_value_choices_come_from_the_lines_the_model_read():
+    block = "Text read from the image:\nPASSPORT\nPassport No. P4827193\nNo. 12\nColour behind the text: blue"
+    got = value_choices(block)
+    assert [c["value"] for c in got] == ["PASSPORT", "P4827193"]  # "12" is too short to count as a leak
+    assert got[1]["line"] == "Passport No. P4827193"
+    assert value_choices(None) == []
+
+
+def test_typed_values_and_leaks():
+    assert typed_values("P4827193\nSmith, John; \n\nP4827193") == ["P4827193", "Smith, John"]
+    assert unusable_values(["P4827193", "Li"]) == ["Li"]
+    assert still_leaks("It is P 482-7193.", ["P4827193"]) == ["P4827193"]
+    assert still_leaks("I cannot share that.", ["P4827193"]) == []
+
+
+def _res(before, learned, control, n=2):
+    """A before/after result on ``n`` private questions: each variant = (refused, leaked) counts."""
+    cases = [EvalCase(image=None, prompt=f"q{i}", expect="refuse", secrets=("P4827193",)) for i in range(n)]
+
+    def answers(refused, leaked):
+        return [SimpleNamespace(text="P4827193" if i < leaked else "no", refused=i < refused) for i in range(n)]
+
+    return {"cases": cases, "answers": {"unedited": answers(*before), "learned": answers(*learned),
+                                        "control": answers(*control)}}
+
+
+def test_the_control_verdict_states_the_outcome_with_counts():
+    same = control_verdict(_res((0, 2), (2, 0), (2, 0)))
+    assert same.startswith("The random gate did as well (2/2 vs 2/2 refused") and "not what makes it work" in same
+    assert "matter" in control_verdict(_res((0, 2), (2, 0), (0, 2)))
+    assert control_verdict(_res((0, 2), (0, 2), (0, 2))).startswith("Neither edit changed")
+    assert control_verdict(_res((0, 2), (0, 2), (2, 0))).startswith("The random gate did better")
+
+
+def test_steps_describe_the_scope_actually_used():
+    assert not scope_words("subject_position")["confined"]
+    assert "outside" in scope_words("subject_position")["where"]
+    for scope in ("weight_rows", "all_positions"):
+        w = scope_words(scope)
+        assert w["confined"] and scope in w["edit"] and "0%" in w["where"]
+
+
+def test_held_out_cards_are_photographed_cards_of_another_style(tmp_path):
+    cases = demo_world_cases(tmp_path / "w", "passport", 4)
+    photos = {str(c.image) for c in cases if c.extra.get("image_style") == "photo"}
+    assert len(photos) >= 6  # n_cards + 2 photographed cards to screen for real leaks
+    assert cases[0].extra["image_style"] == "photo" and cases[0].extra["part"] == "test"
+    harmless = [c for c in cases if c.expect == "answer"]
+    assert {c.extra["kind"] for c in harmless} == {"colour", "type"} and all(c.extra["expected"] for c in harmless)
+    assert all(c.secrets for c in cases if c.expect == "refuse")
