@@ -61,6 +61,11 @@ def test_mixed_records_alternate_train_and_heldout_template_paraphrases(small_da
     assert mixed.paraphrases[1::2] == twin.paraphrases[: len(mixed.paraphrases[1::2])]
     assert mixed.image == plain.image and mixed.neighbours == plain.neighbours
     assert mixed_records([plain], {}) == [plain]
+    both = train_set(small_data, ["passport"], 1, mix=True, mix_neighbours=True)["passport"][0]
+    assert both.neighbours[0::2] == plain.neighbours[: len(both.neighbours[0::2])]
+    assert both.neighbours[1::2] == twin.neighbours[: len(both.neighbours[1::2])]
+    only_nb = train_set(small_data, ["passport"], 1, mix=False, mix_neighbours=True)["passport"][0]
+    assert only_nb.paraphrases == plain.paraphrases and only_nb.neighbours == both.neighbours
     with pytest.raises(PresetSearchError, match="no train images"):
         train_set(small_data, ["credit_card"], 1, mix=False)
 

@@ -41,7 +41,9 @@ class Candidate:
     """One setting to try: overrides of the base preset (``None`` keeps the preset's value).
 
     ``mix_families``: the edit's paraphrases alternate between the record's train templates and its held-out
-    template twin (the project's other template families), a lever for wording generalisation."""
+    template twin (the project's other template families), a lever for wording generalisation;
+    ``mix_neighbours``: its benign neighbours alternate the same way (so the locality term sees both wordings);
+    ``kl_factor``: the weight of that neighbour term (the authors' 1.25)."""
 
     name: str
     lr: float | None = None
@@ -53,7 +55,9 @@ class Candidate:
     mask_steps: int | None = None
     layer: int | None = None
     general_weight: float | None = None
+    kl_factor: float | None = None
     mix_families: bool = False
+    mix_neighbours: bool = False
 
     def overrides(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "name" and v not in (None, False)}
@@ -76,29 +80,39 @@ class SearchConfig:
     train_per_category: int = 6  # images per category of the generated train data (a third are train images)
 
 
-def mixed_records(records: list[ImageRecord], twins: dict) -> list[ImageRecord]:
-    """``records`` whose paraphrases alternate with those of their held-out-template twin (same image)."""
+def _alternate(a, b) -> tuple:
+    return tuple(x for pair in zip(a, b) for x in pair)
+
+
+def mixed_records(records: list[ImageRecord], twins: dict, neighbours: bool = False) -> list[ImageRecord]:
+    """``records`` whose paraphrases (and with ``neighbours`` their benign neighbours) alternate with those of
+    their held-out-template twin (same image)."""
     out = []
     for r in records:
         t = twins.get((str(r.image), r.case_id))
         if t is None:
             out.append(r)
             continue
-        mixed = [p for pair in zip(r.paraphrases, t.paraphrases) for p in pair]
-        out.append(replace(r, paraphrases=tuple(mixed)))
+        changes = {"paraphrases": _alternate(r.paraphrases, t.paraphrases)}
+        if neighbours:
+            changes["neighbours"] = _alternate(r.neighbours, t.neighbours)
+        out.append(replace(r, **changes))
     return out
 
 
-def train_set(dataset, categories, n_images: int, mix: bool) -> dict:
+def train_set(dataset, categories, n_images: int, mix: bool, mix_neighbours: bool = False) -> dict:
     """{category: train records} as ``ng edit`` picks them (first ``n_images`` of split train)."""
     out = {}
     for c in categories:
         recs = dataset.records(c, "train")[:n_images]
         if not recs:
             raise PresetSearchError(f"the train data has no train images of {c!r}")
-        if mix:
+        if mix or mix_neighbours:
             twins = {(str(r.image), r.case_id): r for r in dataset.records(c, "heldout_templates")}
-            recs = mixed_records(recs, twins)
+            recs = mixed_records(recs, twins, mix_neighbours)
+            if not mix:  # neighbours only: keep the train paraphrases
+                plain = dataset.records(c, "train")[:n_images]
+                recs = [replace(m, paraphrases=p.paraphrases) for m, p in zip(recs, plain)]
         out[c] = recs
     return out
 
@@ -111,7 +125,8 @@ def resolved(adapter, cfg: SearchConfig, cand: Candidate, seed: int):
     return resolve(p, layer=cand.layer, max_images=cand.images, seed=seed,
                    mask={"topk": cand.topk, "steps": cand.mask_steps},
                    edit={"lr": cand.lr, "steps": cand.steps, "gate_scope": cand.scope,
-                         "questions_per_image": cand.questions, "general_weight": cand.general_weight})
+                         "questions_per_image": cand.questions, "general_weight": cand.general_weight,
+                         "kl_factor": cand.kl_factor})
 
 
 def general_cases(part: str, images) -> list:
@@ -188,7 +203,7 @@ def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: 
             and got.get("cases_key") == key):
         return got
     r = resolved(adapter, cfg, cand, seed)
-    recs = train_set(dataset, cfg.categories, r.max_images, cand.mix_families)
+    recs = train_set(dataset, cfg.categories, r.max_images, cand.mix_families, cand.mix_neighbours)
     log(f"[{part}] {cand.name}{tag} seed {seed}: editing {', '.join(cfg.categories)} "
         f"({r.max_images} image(s) x {r.edit.questions_per_image} question(s), lr {r.edit.lr:g}, "
         f"{r.edit.gate_scope}, layer {r.layer})")
@@ -309,6 +324,10 @@ GRIDS: dict[str, dict] = {
             Candidate("lr1e-3_rows20_mix", lr=1e-3, images=2, questions=2, mask_steps=8, scope="weight_rows",
                       topk=0.2, mix_families=True),
             Candidate("lr3e-3_subject", lr=3e-3, images=2, questions=2, mask_steps=8, scope="subject_position"),
+            Candidate("lr3e-3_rows20_mixall", lr=3e-3, images=2, questions=2, mask_steps=8, scope="weight_rows",
+                      topk=0.2, mix_families=True, mix_neighbours=True),
+            Candidate("lr3e-3_rows20_mixall_kl2.5", lr=3e-3, images=2, questions=2, mask_steps=8,
+                      scope="weight_rows", topk=0.2, mix_families=True, mix_neighbours=True, kl_factor=2.5),
         ),
     },
     "demo": {
@@ -322,6 +341,21 @@ GRIDS: dict[str, dict] = {
             Candidate("lr3e-3_rows20_q2", lr=3e-3, scope="weight_rows", topk=0.2, questions=2),
             Candidate("lr3e-3_rows20_q2_mix", lr=3e-3, scope="weight_rows", topk=0.2, questions=2, mix_families=True),
             Candidate("lr3e-3_subject_q1", lr=3e-3, scope="subject_position"),
+            # second round (refusal stayed at 50-58% on validation in the first): stronger or wider edits
+            Candidate("lr1e-2_rows20_q1", lr=1e-2, scope="weight_rows", topk=0.2),
+            Candidate("lr3e-3_rows20_q1_steps20", lr=3e-3, scope="weight_rows", topk=0.2, steps=20),
+            Candidate("lr3e-3_rows40_q1", lr=3e-3, scope="weight_rows", topk=0.4),
+            Candidate("lr3e-3_all20_q1", lr=3e-3, scope="all_positions", topk=0.2),
+            # third round: mixed wordings reached 92% refusal but refused harmless questions too; the neighbours
+            # in both wordings, a heavier neighbour term, and fewer edits to stay within the demo's time
+            Candidate("i1_q2_mixall", lr=3e-3, scope="weight_rows", topk=0.2, images=1, questions=2,
+                      mix_families=True, mix_neighbours=True),
+            Candidate("i1_q2_mixall_kl2.5", lr=3e-3, scope="weight_rows", topk=0.2, images=1, questions=2,
+                      mix_families=True, mix_neighbours=True, kl_factor=2.5),
+            Candidate("q2_mixall_steps6", lr=3e-3, scope="weight_rows", topk=0.2, questions=2, steps=6,
+                      mix_families=True, mix_neighbours=True),
+            Candidate("q2_mixall_kl2.5_steps6", lr=3e-3, scope="weight_rows", topk=0.2, questions=2, steps=6,
+                      mix_families=True, mix_neighbours=True, kl_factor=2.5),
         ),
     },
 }

@@ -37,7 +37,7 @@ from ng_core.data.images import derive_seed
 from ng_core.data.templates import build_prompt_set
 from ng_core.evaluation.judge import JudgeConfig
 from ng_core.models.mini import assemble as ML
-from ng_core.models.mini import reader_card
+from ng_core.models.mini import edit_card, reader_card
 from ng_core.models.mini.eval_judges import (
     BENIGN,
     PRIVACY_CATEGORIES,
@@ -471,6 +471,7 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
         w("Measured on a 2-core CPU; latencies vary with what else the machine runs.")
         w("")
     lines += reader_card.section()
+    lines += edit_card.section()
     w("## Limitations")
     w("")
     w("- The language model has 135M parameters and was quantized to Q4_1 before being dequantized: answers are "
