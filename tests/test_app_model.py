@@ -52,6 +52,7 @@ def test_bad_uploads_get_a_clear_message(at, name, data, needle):
     assert not at.exception
     err = " ".join(e.value for e in at.error)
     assert "This file cannot be used" in err and name in err and needle in err
+    assert "0x" not in err and "BytesIO" not in err  # words for a person, not an object's repr
     assert at.session_state["studio"].image is None
 
 

@@ -109,13 +109,25 @@ def open_image(src) -> Image.Image:
             raise
         except Image.DecompressionBombError as e:
             raise InputImageError(f"{name} is too large to decode safely: {e}") from None
+        except Image.UnidentifiedImageError:  # its message holds the file object's repr, not words for a person
+            raise InputImageError(f"{name} is not a readable image: its content is not a PNG, JPEG or WebP picture "
+                                  "(a renamed or empty file?)") from None
         except Exception as e:  # PIL raises many kinds for corrupt data
-            raise InputImageError(f"{name} is not a readable image ({type(e).__name__}: {e})") from None
+            raise InputImageError(f"{name} is not a readable image: the file is damaged or cut short "
+                                  f"({type(e).__name__}: {_short(e)})") from None
     check_size(img.size)
     try:
         return to_rgb(img)
     except MemoryError:
         raise InputImageError(f"image is {img.size[0]}x{img.size[1]} pixels: not enough memory to convert it") from None
+
+
+def _short(e: Exception) -> str:
+    """An exception's message without object reprs (``<_io.BytesIO object at 0x...>``), at most 120 characters."""
+    import re
+
+    text = re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "the file", str(e))
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def check_size(size, cfg: "ImageConfig | None" = None, name: str = "image") -> None:
