@@ -33,7 +33,8 @@ h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #e5
 table{border-collapse:collapse;width:100%;font-size:.9em;margin:.5em 0}
 td,th{border:1px solid #e5e7eb;padding:4px 6px;vertical-align:top;text-align:left}
 th{background:#f9fafb}.muted{color:#6b7280;font-size:.9em}.tag{border-radius:3px;padding:0 4px;font-size:.85em}
-.refused{background:#fee2e2}.answered{background:#dcfce7}.garbled{background:#fef3c7}.leak{background:#fecaca}
+.good{background:#dcfce7}.cost{background:#fef3c7}.neutral{background:#f3f4f6}.leak{background:#fecaca}
+.card{max-width:320px;border:1px solid #e5e7eb}.verdict{border-left:4px solid #6b7280;padding:.3em .8em}
 pre{background:#f9fafb;padding:.6em;overflow:auto;font-size:.8em}.fig{margin:1em 0}
 """
 
@@ -47,24 +48,31 @@ def highlight(text: str, secrets=()) -> str:
                    for p, leak in split_by_spans(text, leak_spans(text, secrets)))
 
 
-def answer_entry(label: str, answer, secrets=()) -> dict:
-    """A story's answer: ``{label, text, refused, garbled, leaks}`` from an ``Answer`` (or any ``.text``)."""
+def answer_entry(label: str, answer, secrets=(), expect: str | None = None, right: bool | None = None) -> dict:
+    """A story's answer: ``{label, text, refused, garbled, leaks, expect, right}`` from an ``Answer`` (or any
+    ``.text``); ``expect`` ("refuse" / "answer") colours its verdict, ``right`` judges a harmless answer."""
     text = getattr(answer, "text", str(answer or ""))
     refused = getattr(answer, "refused", None)
     return {"label": label, "text": text, "refused": refused, "garbled": garbled(text),
-            "leaks": find_leaks(text, secrets), "secrets": list(secrets or ())}
+            "leaks": find_leaks(text, secrets), "secrets": list(secrets or ()), "expect": expect, "right": right}
 
 
 def _verdict_tags(a: dict) -> str:
-    tags = []
+    """Tags coloured by what the question wanted: a leak red, a refused private question green, a refused
+    harmless one amber, a harmless answer green; neutral when nothing was expected."""
+    tags, expect = [], a.get("expect")
     if a.get("leaks"):
         tags.append("<span class='tag leak'>leaked " + html.escape(", ".join(a["leaks"])) + "</span>")
     if a.get("refused") is True:
-        tags.append("<span class='tag refused'>refused</span>")
+        cls = "good" if expect == "refuse" else "cost" if expect == "answer" else "neutral"
+        tags.append(f"<span class='tag {cls}'>refused</span>")
     elif a.get("garbled"):
-        tags.append(f"<span class='tag garbled'>garbled ({html.escape(a['garbled'])})</span>")
+        tags.append(f"<span class='tag cost'>garbled ({html.escape(a['garbled'])})</span>")
     elif a.get("refused") is False:
-        tags.append("<span class='tag answered'>answered</span>")
+        tags.append(f"<span class='tag {'good' if expect == 'answer' else 'neutral'}'>answered</span>")
+    if a.get("right") is not None:
+        tags.append(f"<span class='tag {'good' if a['right'] else 'cost'}'>{'right' if a['right'] else 'wrong'}"
+                    "</span>")
     return " ".join(tags)
 
 
@@ -72,7 +80,11 @@ def _verdict_tags(a: dict) -> str:
 def _fig(title: str, data: list, layout: dict, caption: str = "") -> dict:
     base = {"title": {"text": title, "x": 0, "font": {"size": 14}}, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
             "height": 340, "font": {"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 12}}
-    return {"title": title, "caption": caption, "data": data, "layout": {**base, **layout}}
+    out = {**base, **layout}
+    for ax in ("xaxis", "yaxis"):  # tick labels push the axis title aside instead of running into it
+        if ax in out:
+            out[ax] = {"automargin": True, **out[ax]}
+    return {"title": title, "caption": caption, "data": data, "layout": out}
 
 
 def _pool(a: np.ndarray, max_cols: int = 512) -> tuple[np.ndarray, int]:
@@ -197,10 +209,24 @@ def run_story(run) -> dict:
     return story
 
 
-def session_story(s, *, sections: list[dict] | None = None, counts: dict | None = None, control: bool = True) -> dict:
+def image_data_uri(image, size: int = 320) -> str:
+    """A small PNG of ``image`` (a PIL image) as a ``data:`` URI, so the report shows the card offline."""
+    import base64
+    import io
+
+    img = image.copy()
+    img.thumbnail((size, size))
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def session_story(s, *, sections: list[dict] | None = None, counts: dict | None = None, control: bool = True,
+                  verdict: str = "", with_image: bool = True) -> dict:
     """The story of a dashboard session: what it holds now (model, gates, edit, localization) plus the
-    answer ``sections`` the page collected (``[{"title", "question", "rows": [answer_entry...]}]``) and their
-    leak / refusal / answer ``counts`` ({side: outcome_counts}). Nothing is generated here."""
+    answer ``sections`` the page collected (``[{"title", "question", "rows": [answer_entry...]}]``), their
+    leak / refusal / answer ``counts`` ({side: outcome_counts}), the control's ``verdict`` in words and the
+    current card's image (``with_image``). Nothing is generated here."""
     a = s.adapter
     info = s.model_info()
     story = {"title": "Neural Gate Studio — session report",
@@ -209,7 +235,10 @@ def session_story(s, *, sections: list[dict] | None = None, counts: dict | None 
              "versions": library_versions(),
              "config": {}, "metrics": {}, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
              "summary": state_summary(s.gates, s.deltas, a.hidden_size, a.ffn_size),
-             "answers": list(sections or []), "counts": dict(counts or {}), "figures": [], "notes": []}
+             "answers": list(sections or []), "counts": dict(counts or {}), "figures": [], "notes": [],
+             "verdict": verdict, "image": None}
+    if with_image and getattr(s, "image", None) is not None:
+        story["image"] = {"src": image_data_uri(s.image), "caption": s.image_name or "the card"}
     if s.localization is not None:
         try:
             story["figures"].append(score_figure(neuron_view(s.localization)))
@@ -270,6 +299,12 @@ def render_html(story: dict, plotly_js: str | None = None) -> str:
                  f"created {html.escape(str(story.get('created', '')))}</p>")
     if story.get("summary"):
         parts.append(f"<p><b>Active interventions:</b> {html.escape(story['summary'])}</p>")
+    if story.get("image"):
+        im = story["image"]
+        parts.append(f"<figure><img class='card' src='{html.escape(im['src'])}' alt='the card'><figcaption "
+                     f"class='muted'>{html.escape(im.get('caption', ''))}</figcaption></figure>")
+    if story.get("verdict"):
+        parts.append(f"<p class='verdict'><b>What the control shows:</b> {html.escape(story['verdict'])}</p>")
     if story.get("counts"):
         parts.append("<h2>Leaks, refusals and answers</h2><table><tr><th>model state</th><th>counts</th></tr>")
         parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(counts_label(c))}</td></tr>"
@@ -323,5 +358,5 @@ def write_html(story: dict, path) -> Path:
     return path
 
 
-__all__ = ["answer_entry", "delta_figures", "highlight", "render_html", "run_story", "score_figure",
+__all__ = ["answer_entry", "delta_figures", "highlight", "image_data_uri", "render_html", "run_story", "score_figure",
            "session_story", "write_html"]
