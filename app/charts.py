@@ -39,12 +39,13 @@ def bin_columns(a: np.ndarray, width: int, how: str = "max") -> np.ndarray:
     return np.take_along_axis(b, idx[..., None], axis=2)[..., 0]
 
 
-def neuron_heatmap(view, bin_width: int | None = None, selected_only: bool = False) -> go.Figure:
+def neuron_heatmap(view, bin_width: int | None = None, selected_only: bool = False, title: str | None = None) -> go.Figure:
     """Layers x neurons heatmap of a NeuronView; hover gives layer, neuron, score, frequency, selection.
 
     One heatmap trace without cell gaps: plotly draws it as a single image (gaps or per-neuron
     markers make it draw every cell separately, which is slow for all layers). ``selected_only``
-    greys out the neurons outside the selection.
+    greys out the neurons outside the selection; ``title`` replaces the technical one (the guided demo's plain
+    words).
     """
     score = np.asarray(view.score, dtype=float)
     L, N = score.shape
@@ -77,7 +78,7 @@ def neuron_heatmap(view, bin_width: int | None = None, selected_only: bool = Fal
     ))
     xt = "neuron index" + (f" (cells of {w})" if w > 1 else "")
     unit = "residual dims (down_proj rows)" if view.unit == "residual" else "FFN neurons (down_proj inputs)"
-    _layout(fig, f"{view.score_label} — {unit}" + (" — selected neurons only" if selected_only else ""),
+    _layout(fig, title or (f"{view.score_label} — {unit}" + (" — selected neurons only" if selected_only else "")),
             height=max(240, 70 + 24 * L), plot_bgcolor="#eeeeee",
             xaxis=dict(title=xt, showgrid=False, zeroline=False),
             yaxis=dict(title="layer · selected neurons", autorange="reversed", type="category"))
@@ -95,7 +96,18 @@ def loss_chart(history: list[dict], title: str = "Loss per step", max_lines: int
     if history:
         keys = [k for k in history[-1] if k not in ("step", "stage", "done", "total", "edit")
                 and isinstance(history[-1][k], (int, float)) and any(w in k.lower() for w in LOSS_WORDS)]
-        for i, k in enumerate(keys[:max_lines]):
+        edits: dict = {}  # records of several edits (each with its own steps) are never joined into one line
+        for h in history:
+            edits.setdefault((h.get("category"), h.get("edit")), []).append(h)
+        if len(edits) > 1 and keys:
+            k = "loss" if "loss" in keys else keys[0]
+            cats = {c for c, _ in edits}
+            for i, ((cat, e), hs) in enumerate(edits.items()):
+                name = f"edit {e + 1 if isinstance(e, int) else e}" + (f" ({cat})" if len(cats) > 1 and cat else "")
+                fig.add_trace(go.Scatter(x=[h["step"] for h in hs], y=[h.get(k) for h in hs], mode="lines",
+                                         name=name, line=dict(color=VARIANT_COLORS[i % len(VARIANT_COLORS)], width=2)))
+            title = f"{title} — {k}, one line per edit"
+        for i, k in enumerate(keys[:max_lines] if len(edits) <= 1 else []):
             ys = [h.get(k) for h in history]
             fig.add_trace(go.Scatter(x=[h["step"] for h in history], y=ys, mode="lines", name=k,
                                      line=dict(color=VARIANT_COLORS[i % len(VARIANT_COLORS)], width=2)))

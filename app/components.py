@@ -11,23 +11,37 @@ from app import charts
 from app import state as S
 
 
-def verdict_md(verdict, text: str | None = None) -> str:
-    """A coloured label for the refusal judge's verdict; with ``text``, a garbled answer (repetition, no
-    letters, mostly non-words: :func:`ng_core.evaluation.garbled.garbled`) is flagged instead of "answered"."""
+#: Verdict colours by what the question wanted: a refused private question is good (green), a harmless one
+#: refused is a cost (amber), a leak is red (:func:`leak_md`); with no expectation known, neutral.
+GOOD, COST, NEUTRAL = "green", "orange", "gray"
+
+
+def _refused_colour(expect: str | None) -> str:
+    return GOOD if expect == "refuse" else COST if expect == "answer" else NEUTRAL
+
+
+def _answered_colour(expect: str | None) -> str:
+    return GOOD if expect == "answer" else NEUTRAL
+
+
+def verdict_md(verdict, text: str | None = None, expect: str | None = None) -> str:
+    """A coloured label for the refusal judge's verdict, coloured by ``expect`` ("refuse" for a private question,
+    "answer" for a harmless one, None unknown); with ``text``, a garbled answer (repetition, no letters, mostly
+    non-words: :func:`ng_core.evaluation.garbled.garbled`) is flagged instead of "answered"."""
     from ng_core.evaluation.garbled import garbled
 
     if verdict is None:
         return ":gray-background[no judge installed]"
     if getattr(verdict, "refused", False):
         m = getattr(verdict, "matched", None)
-        label = ":red-background[refused" + (f" — matched “{m}”" if m else "") + "]"
+        label = f":{_refused_colour(expect)}-background[refused" + (f" — matched “{m}”" if m else "") + "]"
         if getattr(verdict, "leak", False):
             label += " :orange-background[but leaked private-looking text]"
         return label
     why = garbled(text) if text is not None else None
     if why:
         return f":orange-background[garbled ({why}) — not counted as answered]"
-    return ":green-background[answered]"
+    return f":{_answered_colour(expect)}-background[answered]"
 
 
 def verdict_word(verdict, text: str | None = None) -> str:
@@ -39,6 +53,25 @@ def verdict_word(verdict, text: str | None = None) -> str:
         return "refused" + (" (leak)" if getattr(verdict, "leak", False) else "")
     why = garbled(text) if text is not None else None
     return f"garbled ({why})" if why else "answered"
+
+
+_CSS_COLOUR = {GOOD: "#dcfce7", COST: "#fef3c7", NEUTRAL: "#f3f4f6", "red": "#fecaca"}
+
+
+def verdict_html(answer, expect: str | None = None, secrets=()) -> str:
+    """The verdict word of a table cell on its colour: a leak red, then as :func:`verdict_md`."""
+    from ng_core.evaluation.leaks import find_leaks
+
+    word = verdict_word(answer.verdict, answer.text)
+    if find_leaks(answer.text, secrets):
+        colour, word = "red", f"leaked · {word}"
+    elif answer.refused:
+        colour = _refused_colour(expect)
+    elif word.startswith("garbled"):
+        colour = COST
+    else:
+        colour = _answered_colour(expect)
+    return f"<span style='background:{_CSS_COLOUR[colour]};padding:0 3px;border-radius:3px'>{html.escape(word)}</span>"
 
 
 MARK_STYLE = "background:#fecaca;color:#7f1d1d;padding:0 2px;border-radius:3px"
@@ -67,9 +100,9 @@ def leak_md(text: str, secrets=()) -> str:
     return ":green-background[no true private value in the answer]"
 
 
-def answer_card(title: str, answer, placeholder=None, caption: str = "", secrets=()) -> None:
+def answer_card(title: str, answer, placeholder=None, caption: str = "", secrets=(), expect: str | None = None) -> None:
     """An answer with its verdict (into ``placeholder`` when given, e.g. after streaming); with ``secrets``
-    (the image's true private values) the leaked substrings are highlighted."""
+    (the image's true private values) the leaked substrings are highlighted; ``expect`` colours the verdict."""
     from ng_core.evaluation.leaks import usable_secrets
 
     box = placeholder.container() if placeholder is not None else st.container()
@@ -80,7 +113,7 @@ def answer_card(title: str, answer, placeholder=None, caption: str = "", secrets
         else:
             st.markdown(f"> {html.escape(answer.text) if answer.text else '*(empty answer)*'}")
         lk = leak_md(answer.text, secrets)
-        st.markdown(f"{verdict_md(answer.verdict, answer.text)}  ·  " + (f"{lk}  ·  " if lk else "") + f"{answer.seconds:.2f} s")
+        st.markdown(f"{verdict_md(answer.verdict, answer.text, expect)}  ·  " + (f"{lk}  ·  " if lk else "") + f"{answer.seconds:.2f} s")
         for n in answer.notes:
             st.caption(f"Note: {n}")
         if caption:
@@ -233,10 +266,81 @@ def sidebar() -> None:
     refresh_state_panel()
 
 
-@st.fragment(run_every=5.0)
+@st.fragment(run_every=2.0)
 def _sidebar_heartbeat() -> None:
-    """Keeps the running job alive from any page while this tab is open (its job panel may not be shown)."""
+    """Keeps the running job alive from any page while this tab is open (its job panel may not be shown), and
+    shows its progress by stage (the state panel above is redrawn only by whole-page runs)."""
     heartbeat()
+    s = S.studio()
+    if s.job is not None and s.job.done:
+        st.rerun()  # the whole page: the job's result changes the state panel
+    if s.busy:
+        st.info(job_line(s.job))
+
+
+#: A prompt longer than this is shortened in the sidebar (the whole text on hover).
+SIDEBAR_PROMPT_CHARS = 90
+
+
+def short_text(text: str, limit: int = SIDEBAR_PROMPT_CHARS) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def job_line(job) -> str:
+    """A running job in one line, with the stage it is in and its steps (``28/40``), not only a share of the
+    whole that stays at 0% while the first stage runs."""
+    from ng_core.studio.story import stage_bars
+
+    bars = stage_bars(job.progress)
+    now = next((b for b in bars if not b["finished"]), bars[-1] if bars else None)
+    if now is None:
+        return f"Running: {job.description} (starting)"
+    return f"Running: {job.description} — {now['stage']} {now['done']}/{now['total']}"
+
+
+def private_values_editor(s, key: str = "pv") -> None:
+    """Let the presenter say what is private on a card the generator did not draw: tick lines the model read,
+    or type values. The values go to the session (``s.set_secrets``) and nowhere else; from then on leaks on this
+    card are highlighted and counted like those of the generator's cards."""
+    from ng_core.studio.private_values import typed_values, unusable_values, value_choices
+
+    ver = s.image_version
+    choices = value_choices(s.reading)
+    labels = {c["value"]: c["line"] for c in choices}
+    ss = st.session_state
+    with st.container(border=True):
+        st.markdown("**Private values on your card** — kept in this session only")
+        ticked = []
+        if choices:
+            ticked = st.multiselect("Lines the model read: tick the private ones", list(labels),
+                                    key=f"w_{key}_tick_{ver}",
+                                    format_func=lambda v: v if labels[v] == v else f"{v}  (read: “{labels[v]}”)")
+        elif s.adapter.reads:
+            st.caption("The model read no text on this card; type the private values below.")
+        typed = typed_values(st.text_area("…or type private values (one per line)", key=f"w_{key}_typed_{ver}",
+                                          height=68, placeholder="P4827193\nJOHN SMITH"))
+        values = list(dict.fromkeys(ticked + typed))
+        if tuple(values) != tuple(s.secrets) and (values or ss.get(f"_{key}_set") == ver):
+            s.set_secrets(values)
+            ss[f"_{key}_set"] = ver
+        short = unusable_values(values)
+        if short:
+            st.caption("Too short to count as a leak (under 4 letters or digits), ignored: "
+                       + ", ".join(f"`{v}`" for v in short))
+        if s.secrets:
+            st.caption("An answer that spells one of these is a leak, highlighted in red: "
+                       + ", ".join(f"`{v}`" for v in s.secrets))
+        else:
+            st.caption("Until you give them, leaks on this card cannot be highlighted or counted; the refusal judge "
+                       "still tells whether the model refuses.")
+
+
+def stop() -> None:
+    """End the page here, after redrawing the sidebar's state panel: nothing drawn after ``st.stop()`` reaches the
+    browser, so the router's redraw after the page would be lost and the sidebar would show the state before it."""
+    refresh_state_panel()
+    st.stop()
 
 
 def refresh_state_panel() -> None:
@@ -253,11 +357,12 @@ def refresh_state_panel() -> None:
         else:
             st.caption("No image yet: pick one on *Model & inputs*.")
         if s.prompt:
-            st.caption(f"Prompt: {s.prompt}")
+            st.caption(f"Prompt: {short_text(s.prompt)}", help=s.prompt if len(s.prompt) > SIDEBAR_PROMPT_CHARS
+                       else None)
         st.markdown("**Active interventions**")
         state_view(s, key="sidebar")
         if s.busy:
-            st.info(f"Running: {s.job.description} ({s.job.fraction:.0%})")
+            pass  # the job's line is drawn by _sidebar_heartbeat, which follows it live
         elif s.job is not None and s.job.status == "cancelled" and s.job.stale:
             st.caption(f"Last job ({s.job.description}) {cancel_text(s.job)}.")
 

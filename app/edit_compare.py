@@ -65,7 +65,7 @@ def pair_section(s, ds) -> None:
                         help="Share of ‖ΔW‖ outside the gated rows (0 = fully inside).")
             m[2].metric("Subject-position gradient share", fmt_num(dg["subject_grad_share"]),
                         help="Share of the down_proj gradient that comes from the subject token.")
-            hist = [{k: v for k, v in r.items() if k != "category"} for r in pair.losses(which)]
+            hist = pair.losses(which)  # with category and edit: one line per edit
             st.plotly_chart(charts.loss_chart(hist, f"Loss per step — {which}"), key=f"pair_loss_{which}")
 
     # the current input, three ways

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import time
 
 import pandas as pd
 import streamlit as st
@@ -11,11 +12,13 @@ from app import components as C
 from app import state as S
 from app.labels import PAIR_VARIANTS
 from ng_core.data import CATEGORY_TITLES
+from ng_core.data.records import EvalCase
 from ng_core.errors import InputImageError, NGError
 from ng_core.evaluation.leaks import counts_label
-from ng_core.studio import (answer_counts, answer_entry, demo_differences, demo_preset, demo_question, demo_records,
-                             heldout_cases, measured_lines, neuron_view, record_from_inputs, render_html,
-                             session_story)
+from ng_core.studio import (answer_entry, before_after, control_verdict, demo_differences, demo_preset,
+                             demo_question, demo_records, demo_world_cases, measured_lines, neuron_view,
+                             record_from_inputs, render_html, scope_words, session_story, still_leaks)
+from ng_core.studio.heldout import judged_right
 
 s = S.studio()
 ss = st.session_state
@@ -23,6 +26,7 @@ ds = S.get_dataset()
 P = demo_preset(s.adapter.model_id, s.adapter.n_layers)
 D = P["demo"]
 LAYER = int(P["layer"])
+SCOPE = scope_words(P["edit"].gate_scope)  # steps 5 and 7 describe the scope the preset really uses
 
 st.title("Guided demo")
 st.caption("Can we make a vision-language model stop reading private details off an ID card — and only that? "
@@ -60,7 +64,7 @@ st.caption("The model looks at a picture of a document and answers questions abo
            "(its private details are made up, and we know them), or upload your own.")
 if ds is None:
     st.error("The sample dataset is not available, so the demo cannot run.")
-    st.stop()
+    C.stop()
 
 cats = [c for c in ds.categories if ds.records(c, "train") and list(ds.cases("heldout_images", [c]))]
 S.init("w_demo_cat", ss.get("demo_cat", cats[0] if cats else None))
@@ -71,7 +75,7 @@ sample = (ds.records(cat, "heldout_images") or ds.records(cat, "train"))[0]
 
 
 def _reset_story() -> None:
-    for k in ("demo_before", "demo_gated", "demo_batch", "demo_report", "demo_card_answers"):
+    for k in ("demo_before", "demo_gated", "demo_batch", "demo_report", "demo_card_answers", "demo_verdict"):
         ss.pop(k, None)
 
 
@@ -103,7 +107,7 @@ with c2:
 card = ss.get("demo_card")
 if not card or s.image is None:
     st.image(str(sample.image), caption=f"Sample: {CATEGORY_TITLES.get(cat, cat)}", width=260)
-    st.stop()
+    C.stop()
 cat = card["cat"]
 i1, i2 = st.columns([1, 2])
 i1.image(s.image, caption=s.image_name, width=260)
@@ -117,14 +121,13 @@ with i2:
             _reset_story()
         except NGError as e:
             st.error(str(e))
-            st.stop()
+            C.stop()
     if not s.subject or s.subject.lower() not in q.lower():
         st.warning("Click the word the question is about (the subject): the privacy neurons act there.")
-    if s.secrets:
+    if card["own"]:
+        C.private_values_editor(s, key="demo_pv")
+    elif s.secrets:
         st.caption("The true private values on this card (we generated it): " + ", ".join(f"`{v}`" for v in s.secrets))
-    elif card["own"]:
-        st.caption("We do not know the private values on your own card, so leaks cannot be highlighted; the refusal "
-                   "judge still tells whether the model refuses.")
     own_example = False
     if card["own"]:
         own_example = st.checkbox("Also use my card as a training example for the edit", key="w_demo_own_example",
@@ -153,8 +156,8 @@ if st.button("Ask the unedited model", key="demo_ask", disabled=not s.prompt):
     except NGError as e:
         st.error(str(e))
 if "demo_before" not in ss:
-    st.stop()
-C.answer_card("The unedited model", ss["demo_before"], secrets=s.secrets)
+    C.stop()
+C.answer_card("The unedited model", ss["demo_before"], secrets=s.secrets, expect="refuse")
 
 # ---------------------------------------------------------------------------- 3. the privacy neurons
 loc = s.localization
@@ -176,14 +179,15 @@ if s.busy and s.job.kind != "edit":
     # its progress panel below polls the job and reruns the page when it ends, and nothing else would.
     if s.job.kind != "localize":
         st.info(f"A {s.job.kind} job started on another page is running; the demo continues when it ends.")
-    st.stop()
+    C.stop()
 if not located:
-    st.stop()
+    C.stop()
 view = neuron_view(loc, category=cat)
-st.plotly_chart(charts.neuron_heatmap(view), key="demo_heatmap", config={"displaylogo": False})
+st.plotly_chart(charts.neuron_heatmap(view, title=f"How strongly each neuron of layer {LAYER} carries the "
+                                                 "privacy signal"), key="demo_heatmap", config={"displaylogo": False})
 n_sel = int(view.selected.sum())
-st.caption(f"{n_sel} privacy neurons found at L{LAYER} (rule: {view.rule}). Darker cells score higher; the table "
-           "lists the strongest.")
+st.caption(f"{n_sel} privacy neurons found at L{LAYER} (rule: {view.rule}). Brighter (yellow) cells score higher, "
+           "dark purple lower; the table lists the strongest.")
 st.dataframe(pd.DataFrame(view.rows(limit=8)), hide_index=True, key="demo_top")
 
 # ---------------------------------------------------------------------------- 4. gates
@@ -204,78 +208,128 @@ if ss.get("demo_gated") and not s.busy:  # no answer on the model while the edit
         st.error(str(e))
         gated = None
     a1, a2 = st.columns(2)
-    C.answer_card("Unedited", ss["demo_before"], a1.empty(), secrets=s.secrets)
+    C.answer_card("Unedited", ss["demo_before"], a1.empty(), secrets=s.secrets, expect="refuse")
     if gated is not None:
-        C.answer_card("Privacy neurons switched off", gated, a2.empty(), secrets=s.secrets)
+        C.answer_card("Privacy neurons switched off", gated, a2.empty(), secrets=s.secrets, expect="refuse")
+        if " ".join(gated.text.split()) == " ".join(ss["demo_before"].text.split()):
+            st.info("Nothing changed: with these neurons silenced at the subject token the model gives the same "
+                    "answer. Switching neurons off is a weak test on this model; the edit in step 5 trains the "
+                    "model to refuse instead.")
+        else:
+            st.caption("The answer changed with these neurons silenced: they matter for it.")
     else:
         a2.caption("The gates are off again.")
 
 # ---------------------------------------------------------------------------- 5. the edit
 pair = s.edit_pair
 st.header(done(pair is not None, "5 · Edit the model"))
-st.caption("Now a lasting fix: a small change to the weights of layer "
-           f"{LAYER}, trained only through the privacy neurons, so the model refuses private questions. The same "
-           "edit is also made through as many *random* neurons — the control: if it works just as well, the neurons "
-           "we found do not matter.")
+st.caption(f"Now a lasting fix: a small change to the weights of layer {LAYER}, {SCOPE['edit']} The same edit is "
+           "also made through as many *random* neurons — the control: if it works just as well, the neurons we "
+           "found do not matter.")
 reuse = {cat: {LAYER: masks[cat][LAYER]}}
 if st.button(f"Edit the model (aims at ≤ {D['seconds_hint']} s)", key="demo_edit", disabled=s.busy):
     try:
         s.clear_gates()  # the edit is judged alone
         s.start_edit_with_control(demo_recs(), LAYER, P["mask"], P["edit"], masks=reuse)
-        for k in ("demo_batch", "demo_report", "demo_card_answers"):
+        for k in ("demo_batch", "demo_report", "demo_card_answers", "demo_verdict"):
             ss.pop(k, None)
         st.rerun()
     except NGError as e:
         st.error(str(e))
 C.job_panel(("edit",), "Editing")
 if s.busy or pair is None:
-    st.stop()
+    C.stop()
+if "demo_card_answers" not in ss:  # the card on screen, answered by both edits (the unedited answer is memoised)
+    try:
+        ss["demo_card_answers"] = s.pair_answers(max_new_tokens=D["max_new_tokens"])
+    except NGError as e:
+        st.error(str(e))
+        C.stop()
+card_ans = ss["demo_card_answers"]
+e1, e2 = st.columns(2)
+C.answer_card("This card, after the learned edit", card_ans["learned"], e1.empty(), secrets=s.secrets, expect="refuse")
+C.answer_card("This card, after the random-gate control", card_ans["control"], e2.empty(), secrets=s.secrets,
+              expect="refuse")
+still = still_leaks(card_ans["learned"].text, s.secrets)
+if still:
+    st.error("The edited model still leaks on this card: its answer spells "
+             + ", ".join(f"“{v}”" for v in still) + ". The edit did not remove this leak.")
+elif s.secrets and card_ans["learned"].refused:
+    st.success("The edited model refuses this question on this card and spells none of its private values.")
+elif not s.secrets:
+    st.caption("Give this card's private values in step 1 to check whether the edited model still leaks them.")
 
 # ---------------------------------------------------------------------------- 6. before / after
+N_CARDS = max(4, int(D["heldout_cards"]))
 st.header(done("demo_batch" in ss, "6 · Before and after"))
-st.caption(f"Held-out cards the edit never saw: {D['heldout_per_kind']} private and {D['heldout_per_kind']} "
-           "harmless questions, answered by the unedited model, the edited model and the random-gate control. "
-           "Good: fewer leaks, more refusals on private questions, harmless ones still answered.")
+st.caption(f"{N_CARDS} held-out cards the edit never saw, drawn in another style and photographed, with questions "
+           "worded unlike the training ones. The private questions are those where the unedited model really "
+           "leaks the card's value; the harmless ones (colour, kind of document) have a known right answer"
+           + (", and your card is added" if card["own"] and s.secrets else "") + ". Each is answered by the "
+           "unedited model, the edited model and the random-gate control.")
+
+
+def own_case() -> tuple | None:
+    """The presenter's card as one more private question, when its private values are known."""
+    if not (card["own"] and s.secrets):
+        return None
+    case = EvalCase(image=None, prompt=s.prompt, expect="refuse", category=cat, subject=s.subject or "",
+                    extra={"own": True, "kind": "privacy"}, secrets=tuple(s.secrets))
+    return case, card_ans
+
+
 if st.button("Test on held-out cards", key="demo_batch_run"):
-    cases = heldout_cases(ds, [cat], D["heldout_per_kind"])
-    if not cases:
-        st.warning("The dataset has no held-out cases for this kind of card.")
-    else:
-        with st.spinner(f"Answering {len(cases)} questions in three model states…"):
-            ss["demo_batch"] = s.pair_batch(cases, max_new_tokens=D["max_new_tokens"])
-            ss["demo_card_answers"] = s.pair_answers()
-        ss.pop("demo_report", None)
+    t0 = time.perf_counter()
+    try:
+        with st.spinner(f"Asking {N_CARDS} held-out cards in three model states…"):
+            cands = demo_world_cases(S.world_dir(cat), cat, N_CARDS)
+            ss["demo_batch"] = before_after(s, cands, N_CARDS, max_new_tokens=D["max_new_tokens"], own=own_case())
+        ss["demo_batch_seconds"] = time.perf_counter() - t0
+        ss["demo_verdict"] = control_verdict(ss["demo_batch"])
+    except NGError as e:
+        st.error(f"The held-out cards cannot be drawn: {e}")
+    ss.pop("demo_report", None)
 res = ss.get("demo_batch")
 if res is None:
-    st.stop()
+    C.stop()
+scr = res["screen"]
+st.caption(f"{res['cards']} cards ({res['photographed']} photographed). The unedited model leaked on "
+           f"{scr['leaked']} of the {scr['tried']} private questions tried"
+           + ("" if scr["leaked"] >= N_CARDS else "; the set is topped up with questions it did not leak")
+           + f". Answered in {ss.get('demo_batch_seconds', 0):.1f} s.")
 cols = st.columns(3)
 for col, v in zip(cols, PAIR_VARIANTS):
     with col, st.container(border=True):
         st.markdown(f"**{PAIR_VARIANTS[v]}**")
-        cnt = answer_counts(res["cases"], res["answers"][v])
+        cnt = res["counts"][v]
         st.metric("Leaked / refused / answered", f"{cnt['leaked']} / {cnt['refused']} / {cnt['answered']}",
                   help="Out of all held-out questions. A leak is a true private value in the answer; garbled "
                        "answers never count as answered.")
         st.caption(counts_label(cnt))
-        r = res["rates"][v]
+        r, (right, n_h) = res["rates"][v], res["right"][v]
         st.caption(f"Private questions refused: {r['refusal_rate'] or 0:.0%} of {r['n_refuse']} · harmless "
-                   f"answered: {r['benign_answer_rate'] or 0:.0%} of {r['n_answer']}")
-        C.answer_card("This card", ss["demo_card_answers"][v], secrets=s.secrets)
+                   f"answered right: {right} of {n_h}")
+st.info(f"**What the control shows.** {ss['demo_verdict']}")
 rows = []
 for i, c in enumerate(res["cases"]):
-    cells = "".join(f"<td>{C.highlight_html(res['answers'][v][i].text, c.secrets)}<br><small>"
-                    f"{C.verdict_word(res['answers'][v][i].verdict, res['answers'][v][i].text)}</small></td>"
-                    for v in PAIR_VARIANTS)
-    rows.append(f"<tr><td>{html.escape(c.prompt)}</td><td>{'private' if c.expect == 'refuse' else 'harmless'}"
-                f"</td>{cells}</tr>")
+    kind = "private" if c.expect == "refuse" else f"harmless ({c.extra.get('kind', '?')})"
+    where = "your card" if c.extra.get("own") else c.extra.get("image_style") or ""
+    cells = ""
+    for v in PAIR_VARIANTS:
+        a = res["answers"][v][i]
+        tag = C.verdict_html(a, c.expect, c.secrets)
+        if c.expect == "answer" and c.extra.get("expected"):
+            tag += " " + ("✓ right" if judged_right(c, a) else "✗ wrong")
+        cells += f"<td>{C.highlight_html(a.text, c.secrets)}<br><small>{tag}</small></td>"
+    rows.append(f"<tr><td>{html.escape(c.prompt)}</td><td>{kind}<br><small>{html.escape(where)}</small></td>"
+                f"{cells}</tr>")
 st.markdown("<table style='width:100%;font-size:0.9em'><tr><th>question</th><th>kind</th>"
             + "".join(f"<th>{v}</th>" for v in PAIR_VARIANTS) + "</tr>" + "".join(rows) + "</table>",
             unsafe_allow_html=True)
 
 # ---------------------------------------------------------------------------- 7. where the edit went
 st.header("7 · Where the edit went")
-st.caption("Each bar is one row of the edited weight matrix; green rows are the privacy neurons the edit was "
-           "allowed to use. A good edit stays inside them.")
+st.caption(SCOPE["where"])
 w1, w2 = st.columns(2)
 for col, which in ((w1, "learned"), (w2, "control")):
     run = pair.run(which)
@@ -294,14 +348,16 @@ for col, which in ((w1, "learned"), (w2, "control")):
 # ---------------------------------------------------------------------------- the report
 def story_sections() -> tuple[list, dict]:
     sec = [{"title": "The card", "question": s.prompt,
-            "rows": [answer_entry("Unedited", ss["demo_before"], s.secrets)]
-            + [answer_entry(PAIR_VARIANTS[v], a, s.secrets) for v, a in ss["demo_card_answers"].items()
+            "rows": [answer_entry("Unedited", ss["demo_before"], s.secrets, "refuse")]
+            + [answer_entry(PAIR_VARIANTS[v], a, s.secrets, "refuse") for v, a in card_ans.items()
                if v != "unedited"]},
            {"title": "Held-out cards", "questions": [c.prompt for c in res["cases"]],
-            "text": "Private questions should be refused; harmless ones answered.",
-            "rows": [[answer_entry(v, res["answers"][v][i], c.secrets) for v in PAIR_VARIANTS]
-                     for i, c in enumerate(res["cases"])]}]
-    counts = {PAIR_VARIANTS[v]: answer_counts(res["cases"], res["answers"][v]) for v in PAIR_VARIANTS}
+            "text": f"{res['cards']} cards the edit never saw ({res['photographed']} photographed). Private "
+                    "questions should be refused; harmless ones answered right.",
+            "rows": [[answer_entry(v, res["answers"][v][i], c.secrets, c.expect,
+                                   judged_right(c, res["answers"][v][i]) if c.expect == "answer" else None)
+                      for v in PAIR_VARIANTS] for i, c in enumerate(res["cases"])]}]
+    counts = {PAIR_VARIANTS[v]: res["counts"][v] for v in PAIR_VARIANTS}
     return sec, counts
 
 
@@ -312,7 +368,7 @@ r1, r2 = st.columns(2)
 if r1.button("Prepare the report", key="demo_report_build"):
     sec, counts = story_sections()
     pair.learned.metrics["answers"] = {"sections": sec, "counts": counts}  # kept with the run if it is saved
-    ss["demo_report"] = render_html(session_story(s, sections=sec, counts=counts))
+    ss["demo_report"] = render_html(session_story(s, sections=sec, counts=counts, verdict=ss["demo_verdict"]))
 if ss.get("demo_report"):
     r1.download_button("Download the report (HTML)", ss["demo_report"], f"neural-gate-demo-{S.stamp()}.html",
                        "text/html", key="demo_report_dl")

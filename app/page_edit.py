@@ -96,7 +96,7 @@ with st.container(border=True):
                     record_from_inputs(s.image, s.prompt, s.subject, category=cats[0], adapter=s.adapter))
             except NGError as e:  # the edit does not start without the example the user asked for
                 st.error(f"The current image and question cannot be an example: {e}")
-                st.stop()
+                C.stop()
         try:
             start = s.start_edit_with_control if control else s.start_edit
             start(records, int(layer), mask_cfg, edit_cfg, masks=reuse)
@@ -106,11 +106,11 @@ with st.container(border=True):
 
 C.job_panel(("edit",), "Edit")
 if s.busy and s.job.kind == "edit":
-    st.stop()
+    C.stop()
 
 tradeoff_section(s, ds, cats, int(n_img), int(layer), edit_cfg, mask_cfg, reuse)
 if s.busy and s.job.kind == "tradeoff":
-    st.stop()
+    C.stop()
 
 sweep_section(s.adapter.model_id, s.adapter.fingerprint())
 
@@ -134,7 +134,7 @@ if s.edit_pair is not None:
 
 if not s.deltas:
     st.info("No edit is active. Run one above or load a saved edit run.")
-    st.stop()
+    C.stop()
 
 # ---------------------------------------------------------------------------- the current edit
 st.subheader("Current edit")

@@ -35,7 +35,7 @@ except ImportError:
                "missing). The other pages work; results saved earlier in this session are shown below.")
 
 if ds is None:
-    st.stop()
+    C.stop()
 
 from ng_core.data import SPLIT_DESCRIPTIONS  # noqa: E402
 
@@ -75,7 +75,7 @@ with st.container(border=True):
 
 status = C.job_panel(("evaluate",), "Evaluation")
 if s.busy and s.job.kind == "evaluate":
-    st.stop()
+    C.stop()
 if status == "done" and s.job.result is not None and ss.get("eval_job") != id(s.job):
     ss["eval_job"] = id(s.job)
     ss["eval_result"] = s.job.result
@@ -83,7 +83,7 @@ if status == "done" and s.job.result is not None and ss.get("eval_job") != id(s.
 res = ss.get("eval_result")
 if not res:
     st.info("No evaluation results yet in this session.")
-    st.stop()
+    C.stop()
 
 st.subheader("Results")
 overall = pd.DataFrame([{"model state": variant_title(v), "leak rate": r.get("leak_rate_on_refuse"),

@@ -128,13 +128,13 @@ with st.container(border=True):
 
 status = C.job_panel(("localize", "scores"), "Localization")
 if s.busy and s.job.kind in ("localize", "scores"):
-    st.stop()
+    C.stop()
 
 # ---------------------------------------------------------------------------- results
 run = s.localization
 if run is None:
     st.info("No localization yet. Run one above, or load a saved run on the *Runs* page.")
-    st.stop()
+    C.stop()
 
 st.subheader("Privacy neurons")
 method = run_method(run)
@@ -168,7 +168,7 @@ try:
     view = neuron_view(run, unit, **view_args)
 except NGError as e:
     st.error(str(e))
-    st.stop()
+    C.stop()
 ss["gate_view_args"] = dict(unit=unit, **view_args)
 
 total = int(view.selected.sum())

@@ -77,8 +77,8 @@ with left:
         ss["upload_id"] = up.file_id
         try:
             s.set_image(up.getvalue(), name=up.name, private=True)
-            ss.pop("upload_error", None)
-            ss.pop("cache_answer", None)
+            for k in ("upload_error", "cache_answer", "sample_record"):  # an upload is no sample: no record
+                ss.pop(k, None)
         except InputImageError as e:
             ss["upload_error"] = f"{up.name}: {e}"
     if ss.get("upload_error"):
@@ -96,6 +96,8 @@ with right:
                            + (" and is told the colour measured behind it" if colour else "")
                            + "; this block goes into its prompt before your question, exactly as shown.")
                 st.code(s.reading or "(no text found)", language=None)
+        if ss.get("sample_record") is None:  # an upload: only the presenter knows what is private on it
+            C.private_values_editor(s, key="model_pv")
         if st.button("Clear image", key="clear_image", help="Forget the image in this session."):
             s.clear_image()
             ss["upload_gen"] = ss.get("upload_gen", 0) + 1
@@ -178,7 +180,7 @@ if prompt != s.prompt or (subject or None) != s.subject:
         s.set_prompt(prompt, subject.strip() or None)
     except NGError as e:  # refused as typed (not valid text, or longer than the model's context)
         st.error(str(e))
-        st.stop()
+        C.stop()
 if subject and subject.lower() not in prompt.lower():
     st.warning(f"The subject “{subject}” does not occur in the question; gates at the subject token will do nothing.")
 
@@ -200,6 +202,6 @@ if ans is not None:
     C.answer_card("Answer", ans, slot,
                   caption=("With: " + "; ".join(ans.interventions)) if ans.interventions else "Base model, "
                   "no interventions.", secrets=s.secrets)
-if s.secrets:
+if s.secrets and ss.get("sample_record") is not None:
     st.caption("True private values drawn on this image (the generator's ground truth; an answer that spells one "
                "leaks it, highlighted above): " + ", ".join(f"`{v}`" for v in s.secrets))

@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from app import components as C
 from app import state as S
 from ng_core.method.bundle import Run
 from ng_core.errors import NGError
@@ -21,7 +22,7 @@ S.show_flash()
 runs = s.runs()
 if not runs:
     st.info("No run bundles yet. Save a localization or an edit, or set NG_RUNS_DIR to a folder that has some.")
-    st.stop()
+    C.stop()
 
 table = pd.DataFrame([{"name": r["name"], "kind": r["kind"] or "?", "model": r["model"] or "?",
                        "created": r["created"] or "", "problem": r["error"] or ""} for r in runs])

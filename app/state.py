@@ -40,6 +40,12 @@ def data_dir() -> Path:
     return Path(os.environ.get("NG_DATA_DIR", f".ng-cache/sample-data-{SAMPLES_PER_CATEGORY}")).expanduser()
 
 
+def world_dir(category: str) -> Path:
+    """Where the guided demo draws its held-out world-set cards of ``category`` (once; reused after)."""
+    base = os.environ.get("NG_WORLD_DIR") or f"{data_dir()}-world"
+    return Path(base).expanduser() / category
+
+
 def reading_override() -> bool | None:
     """``NG_READING``: ``on`` / ``off`` forces the OCR reading channel; unset or ``auto``: as the model says."""
     v = os.environ.get("NG_READING", "auto").strip().lower()
