@@ -20,6 +20,7 @@ from ng_core.cli import sweep as cli_sweep  # noqa: E402
 from ng_core.cli import tradeoff as cli_tradeoff  # noqa: E402
 from ng_core.errors import NGError  # noqa: E402
 from ng_core.evaluation.judge import judge  # noqa: E402
+from ng_core.evaluation.leaks import find_leaks, usable_secrets  # noqa: E402
 from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES, SCORE_METHODS  # noqa: E402
 from ng_core.models.prompt_guard import check_prompt  # noqa: E402
 from ng_core.progress import Progress, stderr_printer  # noqa: E402
@@ -47,13 +48,20 @@ def cmd_ask(args) -> int:
     g = a.generate([(feats, args.prompt, None, reading)], max_new_tokens=args.max_new_tokens, hooks_for=hooks,
                    do_sample=args.sample, seed=args.seed)[0]
     verdict = judge(g.text)
+    secrets = [s for s in (args.secret or []) if s]
+    leaks = find_leaks(g.text, secrets)
     if args.json:
         out = {"model": a.model_id, "image": args.image, "prompt": args.prompt, "answer": g.text,
                "run": args.run}
         out.update({"refused": verdict.refused, "matched": verdict.matched})
+        if secrets:
+            out.update({"leaked": bool(leaks), "leaks": leaks, "n_secrets": len(usable_secrets(secrets))})
         print(json.dumps(out))
     else:
         print(g.text)
+        if secrets:
+            print(f"leaked: {', '.join(leaks)}" if leaks else f"no private value in the answer "
+                  f"({len(usable_secrets(secrets))} given)", file=sys.stderr)
     return 0
 
 
@@ -175,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", action="store_true", help="seeded sampling (top-p 0.9) instead of greedy")
     p.add_argument("--seed", type=A.seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--secret", action="append", metavar="VALUE",
+                   help="a private value on the image (repeatable): an answer that spells it leaks it (said on "
+                        "stderr; with --json, 'leaked'). Values under 4 letters or digits are ignored")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("localize", help="learn privacy-neuron masks (Stages A+B)",
