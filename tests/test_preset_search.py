@@ -107,3 +107,18 @@ def test_search_end_to_end_caches_and_reports(tiny, small_data, tmp_path):
     assert any("unedited:" in m for m in logs) and any("editing" in m for m in logs)
     with pytest.raises(PresetSearchError, match="names must differ"):
         search(tiny, cfg, [cands[0], cands[0]], small_data, tmp_path)
+
+
+def test_mix_wordings_in_the_edit_config_equals_mixing_the_records(small_data):
+    from ng_core.method.edit import EditConfig, record_wordings
+
+    plain = small_data.records("passport", "train")[0]
+    assert set(plain.extra["other_wordings"]) == {"paraphrases", "neighbours"}  # the loader keeps the twin's
+    mixed = train_set(small_data, ["passport"], 1, mix=True, mix_neighbours=True)["passport"][0]
+    assert record_wordings(plain, True) == (mixed.paraphrases, mixed.neighbours)
+    assert record_wordings(plain, False) == (plain.paraphrases, plain.neighbours)
+    assert EditConfig().mix_wordings is False  # the authors' edit, unless a preset asks
+    from dataclasses import replace as _replace
+
+    bare = _replace(plain, extra={})  # a record without other wordings (paper files, uploads) is unchanged
+    assert record_wordings(bare, True) == (plain.paraphrases, plain.neighbours)

@@ -249,6 +249,9 @@ def load_project_dataset(path, check_images: bool = True) -> Dataset:
                 h = parse_paper_record(rec["heldout_templates"], f"{where}: heldout_templates", cat,
                                        "heldout_templates", image, problems, block_only=True)
                 if h is not None:  # the same image: its secrets unless the block names its own
+                    # the train record keeps its twin's wordings: an edit may alternate them (EditConfig.mix_wordings)
+                    records[-1] = _with(records[-1], extra={**records[-1].extra, "other_wordings": {
+                        "paraphrases": list(h.paraphrases), "neighbours": list(h.neighbours)}})
                     same = {k: r.extra[k] for k in ("fields", "style") if k in r.extra}
                     records.append(_with(h, case_id=case_id, secrets=h.secrets or r.secrets,
                                          extra={**same, **h.extra, "source_file": fname, "index": i,

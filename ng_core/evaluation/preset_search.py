@@ -203,12 +203,15 @@ def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: 
             and got.get("cases_key") == key):
         return got
     r = resolved(adapter, cfg, cand, seed)
-    recs = train_set(dataset, cfg.categories, r.max_images, cand.mix_families, cand.mix_neighbours)
+    both = cand.mix_families and cand.mix_neighbours  # the preset's own lever (EditConfig.mix_wordings)
+    recs = train_set(dataset, cfg.categories, r.max_images, cand.mix_families and not both,
+                     cand.mix_neighbours and not both)
     log(f"[{part}] {cand.name}{tag} seed {seed}: editing {', '.join(cfg.categories)} "
         f"({r.max_images} image(s) x {r.edit.questions_per_image} question(s), lr {r.edit.lr:g}, "
         f"{r.edit.gate_scope}, layer {r.layer})")
     t = time.perf_counter()
-    run = edit_run(adapter, recs, int(r.layer), r.mask, replace(r.edit, method=method), seed=seed, masks=masks)
+    edit_cfg = replace(r.edit, method=method, mix_wordings=r.edit.mix_wordings or both)
+    run = edit_run(adapter, recs, int(r.layer), r.mask, edit_cfg, seed=seed, masks=masks)
     edit_s = time.perf_counter() - t
     run.config["preset_search"] = {"candidate": asdict(cand), "part": part, "base": cfg.base}
     run.save(out / "runs" / f"{cand.name}{tag}-s{seed}")  # a run bundle: `ng ask --run`, `ng evaluate --run`
@@ -216,7 +219,7 @@ def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: 
     got = {"fingerprint": adapter.fingerprint(), "cases_key": key, "candidate": asdict(cand), "method": method,
            "seed": seed,
            "part": part, "edit_seconds": round(edit_s, 1), "layer": int(r.layer),
-           "mask": r.mask.to_dict(), "edit": r.edit.to_dict(), "max_images": r.max_images,
+           "mask": r.mask.to_dict(), "edit": edit_cfg.to_dict(), "max_images": r.max_images,
            "gate_sizes": {c: d.get("gate_size") for c, d in run.metrics.get("diagnostics", {}).items()},
            "rows": rows[: len(cases)], "general": rows[len(cases):]}
     got["numbers"] = _numbers(got, cfg, pre)

@@ -59,6 +59,7 @@ class EditConfig:
     general_weight: float = 0.0  # weight of the general-question locality term (0: the authors' loss)
     general_per_edit: int = 2  # general questions added to each edit's batch (cycled, deterministic)
     general_words: int = 10  # words of the unedited answer used as the general target
+    mix_wordings: bool = False  # alternate the record's template families with its other ones (see edit_items)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,12 +104,29 @@ class EditResult:
     diagnostics: dict = field(default_factory=dict)
 
 
+def _alternate(a, b) -> tuple:
+    return tuple(x for pair in zip(a, b) for x in pair)
+
+
+def record_wordings(r: ImageRecord, mix: bool) -> tuple[tuple, tuple]:
+    """(paraphrases, neighbours) of ``r``; with ``mix``, each alternates with the same image's questions in the
+    project's other template families (``extra["other_wordings"]``, set by the project's loader for train
+    images), so one edit learns a question's meaning in two ways of asking it. Records without them (the paper's
+    files, uploads) are unchanged."""
+    other = r.extra.get("other_wordings") if mix else None
+    if not isinstance(other, dict):
+        return tuple(r.paraphrases), tuple(r.neighbours)
+    return (_alternate(r.paraphrases, other.get("paraphrases") or ()) or tuple(r.paraphrases),
+            _alternate(r.neighbours, other.get("neighbours") or ()) or tuple(r.neighbours))
+
+
 def edit_items(records: list[ImageRecord], cfg: EditConfig, locality: LocalityCache) -> list[EditItem]:
     """The sequential edit list: images in order, ``questions_per_image`` paraphrases each."""
     pairs = []
     for r in records:
-        for i, p in enumerate(r.paraphrases[: cfg.questions_per_image]):
-            nb = r.neighbours[i] if i < len(r.neighbours) else None
+        paraphrases, neighbours = record_wordings(r, cfg.mix_wordings)
+        for i, p in enumerate(paraphrases[: cfg.questions_per_image]):
+            nb = neighbours[i] if i < len(neighbours) else None
             pairs.append((r, p, nb))
     locality.prefetch([(r.image, nb, r.subject) for r, _, nb in pairs if nb])
     general = _general_plan(pairs, cfg)
