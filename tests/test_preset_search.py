@@ -101,6 +101,21 @@ def test_search_end_to_end_caches_and_reports(tiny, small_data, tmp_path):
     assert again["summaries"]["a"]["edit_seconds"] == res["summaries"]["a"]["edit_seconds"]
     test = search(tiny, cfg, cands[:1], small_data, tmp_path, part="test", log=logs.append)
     assert test["chosen"] is None  # the test part reports, it never chooses
+    from ng_core.evaluation.preset_search import preset_from_search
+    from ng_core.method.presets import available, load_preset
+
+    base = available("demo")["tiny-random"]
+    preset = preset_from_search(base, test, saved, "a", "docs/results/x", "ng preset-search ...")
+    assert preset["match"] == base["match"] and preset["demo"] == base["demo"]
+    assert preset["edit"]["lr"] == 1e-3 and preset["edit"]["steps"] == 1 and "seed" not in preset["edit"]
+    assert preset["measured"]["part"] == "test" and preset["measured"]["control"]
+    assert preset["measured"]["chosen_on_validation"]["chosen"] == res["chosen"]
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(preset))
+    loaded = load_preset("tiny-random", 4, override=str(f))
+    assert loaded["measured"]["evidence"] == "docs/results/x" and loaded["edit"].questions_per_image == 1
+    with pytest.raises(PresetSearchError, match="no candidate"):
+        preset_from_search(base, test, saved, "b", "x", "y")
     # other decoding (or other cases) is never answered from the cache
     logs.clear()
     search(tiny, replace(cfg, max_new_tokens=5, controls=False), cands[:1], small_data, tmp_path, log=logs.append)

@@ -28,6 +28,10 @@ def register(sub) -> None:
     p.add_argument("--controls", action="store_true", help="also run each candidate's random-gate control")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", required=True, help="folder for the cache and search.json")
+    p.add_argument("--write-preset", default=None, metavar="FILE",
+                   help="with --part test and one --only candidate: write a preset file for it, with its measured "
+                        "numbers (test part; the validation numbers it was chosen on, when OUT has them)")
+    p.add_argument("--evidence", default=None, help="where the search's files are kept, named in the preset")
     p.set_defaults(func=cmd_preset_search)
 
 
@@ -42,6 +46,8 @@ def cmd_preset_search(args) -> int:
             raise PresetSearchError(f"--only: no candidate {', '.join(unknown)} in grid {args.grid}; it has: "
                                     f"{', '.join(c.name for c in cands)}")
         cands = [c for c in cands if c.name in want]
+    if args.write_preset and (args.part != "test" or len(cands) != 1):
+        raise PresetSearchError("--write-preset needs --part test and exactly one candidate (--only NAME)")
     cfg = replace(SearchConfig(), **overrides)
     if args.per_category is not None:
         cfg = replace(cfg, per_category=args.per_category)
@@ -70,8 +76,29 @@ def cmd_preset_search(args) -> int:
     args.dtype = args.device_map = None
     adapter = inputs.load_model(args)
     res = search(adapter, cfg, cands, dataset, out, part=args.part)
+    if args.write_preset:
+        _write_preset(args, adapter, cfg, res, cands[0].name, out)
     print(json.dumps({"part": res["part"], "chosen": res["chosen"], "unedited": {
         k: res["unedited"].get(k) for k in ("leak_rate", "harmless_right", "general_answered")},
         "summaries": {n: {k: (v["mean"] if isinstance(v, dict) and "mean" in v else v) for k, v in s.items()
                           if k != "targets"} for n, s in res["summaries"].items()}}, indent=1))
     return 0
+
+
+def _write_preset(args, adapter, cfg: SearchConfig, res: dict, name: str, out: Path) -> None:
+    import sys
+
+    from ng_core.evaluation.preset_search import preset_from_search
+    from ng_core.method.presets import available, preset_name
+
+    method = "demo" if cfg.base == "demo" else "neural_gate"
+    if cfg.base in (None, "demo"):
+        base = available(method)[preset_name(adapter.model_id, method)]
+    else:
+        base = available()[cfg.base] if cfg.base in available() else json.loads(Path(cfg.base).read_text())
+    val_path = out / "validation" / "search.json"
+    validation = json.loads(val_path.read_text()) if val_path.is_file() else None
+    command = "ng " + " ".join(sys.argv[1:])
+    preset = preset_from_search(base, res, validation, name, args.evidence or str(out), command)
+    Path(args.write_preset).write_text(json.dumps(preset, indent=2) + "\n")
+    print(f"wrote {args.write_preset}", file=sys.stderr)

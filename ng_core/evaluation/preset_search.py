@@ -299,7 +299,7 @@ def search(adapter, cfg: SearchConfig, candidates: list[Candidate], dataset, out
                 f"{n.get('general_answered')}, edit {got['edit_seconds']} s")
     summaries = {n: _summary(rs) for n, rs in results.items()}
     result = {
-        "part": part, "config": {**asdict(cfg), "seeds": list(cfg.seeds)},
+        "part": part, "out": str(out), "config": {**asdict(cfg), "seeds": list(cfg.seeds)},
         "model": {"id": adapter.model_id, "fingerprint": adapter.fingerprint()},
         "candidates": [asdict(c) for c in candidates],
         "unedited": pre["numbers"], "summaries": summaries,
@@ -391,5 +391,55 @@ def grid(name: str) -> tuple[dict, list[Candidate]]:
     return cfg, cands
 
 
-__all__ = ["GRIDS", "Candidate", "PresetSearchError", "SearchConfig", "choose", "grid", "mixed_records", "search",
+#: The numbers a preset's ``measured`` object keeps (mean and spread over seeds).
+MEASURED_KEYS = ("leak_rate", "leaks_removed", "refusal_edited", "refusal_never_edited", "harmless_right",
+                 "harmless_right_change", "harmless_refused", "general_answered")
+
+
+def _short(summary: dict) -> dict:
+    return {k: summary[k] for k in MEASURED_KEYS if k in summary}
+
+
+def preset_from_search(base_raw: dict, test: dict, validation: dict | None, name: str, evidence: str,
+                       command: str) -> dict:
+    """A preset file for candidate ``name``: the base preset's own keys (``match``, ``demo``...), the setting the
+    candidate resolved to, and ``measured`` (its numbers on the test part, the random-gate control's when run,
+    the targets, the validation numbers it was chosen on). ``test`` and ``validation`` are search results."""
+    if name not in test["summaries"]:
+        raise PresetSearchError(f"the test part has no candidate {name!r}; run it with --part test --only {name}")
+    cell = _read(Path(test["out"]) / "test" / f"{name}-s{test['config']['seeds'][0]}.json") if "out" in test else None
+    if cell is None:
+        raise PresetSearchError(f"no cached test cell of {name!r}")
+    drop = {"method", "seed", "schedule"}
+    out = {k: v for k, v in base_raw.items() if k not in ("description", "measured", "layer_fraction")}
+    out["layer"] = cell["layer"]
+    out["mask"] = {k: v for k, v in cell["mask"].items() if k not in drop}
+    out["edit"] = {k: v for k, v in cell["edit"].items() if k not in drop}
+    out["max_images"] = cell["max_images"]
+    s = test["summaries"][name]
+    measured = {"part": "test", "seeds": list(test["config"]["seeds"]),
+                "edited_categories": list(test["config"]["categories"]),
+                "numbers": _short(s), "targets": s["targets"], "edit_seconds": s["edit_seconds"],
+                "harmless_leaked": s.get("harmless_leaked", 0),
+                "unedited": {k: test["unedited"].get(k) for k in ("leak_rate", "harmless_right", "general_answered",
+                                                                   "n_privacy", "n_harmless")},
+                "control": _short(test["controls"][name]) if name in test.get("controls", {}) else None,
+                "evidence": evidence, "command": command, "model_fingerprint": test["model"]["fingerprint"]}
+    if validation:
+        measured["chosen_on_validation"] = {
+            "chosen": validation.get("chosen"),
+            "candidates": {n: {k: (v.get("mean") if isinstance(v, dict) else v) for k, v in _short(vs).items()}
+                           | {"edit_seconds": vs["edit_seconds"]} for n, vs in validation["summaries"].items()}}
+    met = [k for k, t in s["targets"].items() if t["met"]]
+    missed = [k for k, t in s["targets"].items() if t["met"] is False]
+    out["description"] = (
+        f"Chosen with `ng preset-search` on the world set's validation part (candidate {name}), measured on its "
+        f"test part (held-out drawing style, photographed cards, held-out wordings no choice saw; "
+        f"{len(measured['seeds'])} seed(s)): targets met: {', '.join(met) or 'none'}; missed: "
+        f"{', '.join(missed) or 'none'}. The numbers are in 'measured'; evidence: {evidence}.")
+    out["measured"] = measured
+    return out
+
+
+__all__ = ["GRIDS", "preset_from_search", "Candidate", "PresetSearchError", "SearchConfig", "choose", "grid", "mixed_records", "search",
            "train_set"]
