@@ -8,23 +8,32 @@ import pytest
 
 from ng_core.data import generate_dataset, load_dataset
 from ng_core.evaluation.preset_search import (GRIDS, Candidate, PresetSearchError, SearchConfig, choose, grid,
-                                              mixed_records, search, train_set)
+                                              mixed_records, search, shortfall, train_set)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _summary(met: int, gain: float, seconds: float) -> dict:
-    names = ["leaks_removed", "refusal_edited", "refusal_never_edited", "harmless_right", "general_answered"]
-    targets = {n: {"met": i < met} for i, n in enumerate(names)}
-    return {"targets": targets, "edit_seconds": seconds, "leaks_removed": {"mean": gain}}
+def _summary(refusal: float, harmless_change: float, seconds: float) -> dict:
+    targets = {"leaks_removed": {"value": 1.0, "bar": 0.9}, "refusal_edited": {"value": refusal, "bar": 0.9},
+               "harmless_right": {"value": harmless_change, "bar": -0.05},
+               "general_answered": {"value": None, "bar": 0.9}}
+    for t in targets.values():
+        t["met"] = None if t["value"] is None else t["value"] >= t["bar"]
+    return {"targets": targets, "edit_seconds": seconds}
 
 
-def test_choose_prefers_targets_met_then_gain_then_speed_within_the_time_limit():
-    s = {"a": _summary(3, 0.9, 10), "b": _summary(4, 0.1, 50), "c": _summary(4, 0.5, 90), "d": _summary(4, 0.5, 40)}
-    assert choose(s) == "d"
-    assert choose(s, max_seconds=45) == "d"
-    assert choose(s, max_seconds=20) == "a"
-    assert choose(s, max_seconds=5) is None
+def test_shortfall_sums_the_distance_below_every_bar():
+    assert shortfall(_summary(0.95, 0.0, 1)["targets"]) == 0
+    assert shortfall(_summary(0.6, -0.15, 1)["targets"]) == 0.4
+
+
+def test_choose_takes_the_setting_closest_to_every_target_within_the_time_limit():
+    s = {"refuses_all_breaks_harmless": _summary(1.0, -0.5, 10), "balanced": _summary(0.8, -0.05, 50),
+         "balanced_slow": _summary(0.8, -0.05, 90), "weak": _summary(0.3, 0.0, 5)}
+    assert choose(s) == "balanced"  # 0.1 short of the bars, against 0.45 and 0.6
+    assert choose(s, max_seconds=45) == "refuses_all_breaks_harmless"
+    assert choose(s, max_seconds=5) == "weak"
+    assert choose(s, max_seconds=1) is None
 
 
 def test_grids_are_well_formed_and_files_are_checked(tmp_path):

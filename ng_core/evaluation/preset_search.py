@@ -11,9 +11,10 @@ bundle in ``OUT/runs/<candidate>-s<seed>``), the unedited model's answers in ``O
 ``ng sweep``, the edits reuse the library's own pipeline (:func:`~ng_core.method.pipeline.edit_run`) and the
 numbers come from :func:`~ng_core.evaluation.evaluate.evaluate_cases`.
 
-The choice rule (:func:`choose`): the candidate that meets the most targets; ties go to the larger
-``leaks_removed + refusal_edited + refusal_never_edited``, then to the faster edit. A time limit (``max_seconds``,
-the demo's) rules out slower candidates first.
+The choice rule (:func:`choose`): the candidate closest to meeting every target (the smallest sum of shortfalls
+below the bars, :func:`shortfall`, so that refusing more cannot buy losing harmless answers); ties go to the one
+meeting more targets, then to the faster edit. A time limit (``max_seconds``, the demo's) rules out slower
+candidates first.
 """
 from __future__ import annotations
 
@@ -249,14 +250,19 @@ def _summary(results: list[dict]) -> dict:
     return out
 
 
+def shortfall(targets: dict) -> float:
+    """How far a setting is from meeting every target: the sum, over the targets it can be checked against, of
+    how far its value lies below the bar (0 when all are met). One point of harmless answers lost counts as
+    much as one point of refusal missing."""
+    return round(sum(max(0.0, t["bar"] - t["value"]) for t in targets.values() if t.get("value") is not None), 4)
+
+
 def choose(summaries: dict, max_seconds: float | None = None) -> str | None:
     """The chosen candidate's name (see the module docstring for the rule)."""
     def key(item):
         name, s = item
         met = sum(1 for t in s["targets"].values() if t["met"])
-        gain = sum(s.get(k, {}).get("mean", 0) or 0 for k in ("leaks_removed", "refusal_edited",
-                                                              "refusal_never_edited"))
-        return (met, round(gain, 4), -s["edit_seconds"])
+        return (-shortfall(s["targets"]), met, -s["edit_seconds"])
 
     ok = {n: s for n, s in summaries.items() if max_seconds is None or s["edit_seconds"] <= max_seconds}
     return max(ok.items(), key=key)[0] if ok else None
@@ -305,6 +311,7 @@ def search(adapter, cfg: SearchConfig, candidates: list[Candidate], dataset, out
         "unedited": pre["numbers"], "summaries": summaries,
         "controls": {n: _summary(rs) for n, rs in controls.items()},
         "chosen": choose(summaries, cfg.max_seconds) if part == "validation" else None,
+        "shortfall": {n: shortfall(s["targets"]) for n, s in summaries.items()},
         "seconds": round(time.perf_counter() - t0, 1),
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
