@@ -17,9 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import streamlit as st  # noqa: E402
 
-from app import components, state  # noqa: E402
-
 st.set_page_config(page_title="Neural Gate Studio", layout="wide", initial_sidebar_state="expanded")
+# Shown at once: on a cold start the imports below (torch, the model code) take seconds of blank page.
+_boot = st.empty()
+if "studio" not in st.session_state:
+    _boot.info("Starting Neural Gate Studio…")
+
+from app import components, state  # noqa: E402
 
 PAGES = {
     "Neural Gate Studio": [
@@ -35,12 +39,17 @@ PAGES = {
 
 page = st.navigation(PAGES, position="sidebar", expanded=True)
 studio = state.studio()
+_boot.empty()
 if st.session_state.get("url_error"):
     st.warning(st.session_state.pop("url_error"))
 components.sidebar()
 try:
     page.run()
 finally:
-    # Redrawn after the page, so the sidebar shows what the page just changed.
-    components.refresh_state_panel()
-    state.sync_url()
+    state.remember_tab()  # first: it draws nothing, so a page that stopped cannot keep it from running
+    try:
+        # Redrawn after the page, so the sidebar shows what the page just changed (a page that stops redraws it
+        # itself, components.stop: after st.stop() the next element raises again).
+        components.refresh_state_panel()
+    finally:
+        state.sync_url()

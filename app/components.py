@@ -337,9 +337,12 @@ def private_values_editor(s, key: str = "pv") -> None:
 
 
 def stop() -> None:
-    """End the page here, after redrawing the sidebar's state panel: nothing drawn after ``st.stop()`` reaches the
-    browser, so the router's redraw after the page would be lost and the sidebar would show the state before it."""
+    """End the page here, after what the router does after a page: keep the tab for a reload, redraw the sidebar's
+    state panel, write the URL. After ``st.stop()`` every Streamlit call raises again, so the router's own calls
+    after the page are lost and the sidebar showed the state before it."""
+    S.remember_tab()
     refresh_state_panel()
+    S.sync_url()
     st.stop()
 
 

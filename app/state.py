@@ -14,7 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from ng_core.studio import Job, StudioSession, load_model_job, sample_dataset
+from ng_core.studio import Job, StudioSession, load_model_job, must_assemble, sample_dataset
+from ng_core.studio.tabs import TabRegistry, new_token, tab_key
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -119,11 +120,68 @@ def studio(wait: float = 2.0) -> StudioSession:
         st.stop()
     s = ss.get("studio")
     if s is None or s.adapter is not job.result:
-        s = StudioSession(job.result, runs_dir=runs_dir(),
-                          delete_any_run=os.environ.get("NG_DELETE_ANY_RUN", "") not in ("", "0"))
-        ss["studio"] = s
-        _restore_from_url(s)
+        s, page = _reattach(job.result)
+        if s is not None:  # the same tab, reloaded: its card, values, edit and running job are back
+            for k, v in page.items():
+                ss.setdefault(k, v)
+            ss["studio"] = s
+        else:
+            s = StudioSession(job.result, runs_dir=runs_dir(),
+                              delete_any_run=os.environ.get("NG_DELETE_ANY_RUN", "") not in ("", "0"))
+            ss["studio"] = s
+            _restore_from_url(s)
     return s
+
+
+# ---------------------------------------------------------------------------- a reload keeps the session
+TAB_PARAM = "tab"
+#: session-state keys of the page's story restored after a reload (the guided demo's steps; no widget keys, which
+#: Streamlit refuses to set)
+KEPT_KEYS = ("demo_card", "demo_cat", "demo_before", "demo_gated", "demo_card_answers", "demo_batch",
+             "demo_batch_seconds", "demo_verdict", "demo_report", "demo_upload_id", "demo_upload_gen")
+
+
+@st.cache_resource(show_spinner=False)
+def tabs() -> TabRegistry:
+    """The server's sessions by tab (:mod:`ng_core.studio.tabs`), shared by every browser session."""
+    return TabRegistry()
+
+
+def _browser_secret() -> str | None:
+    """A value only this browser holds: Streamlit's XSRF cookie (None when it sets none)."""
+    try:
+        return st.context.cookies.get("_streamlit_xsrf") or None
+    except Exception:  # noqa: BLE001 - no context (bare mode): no reattaching
+        return None
+
+
+def _reattach(adapter):
+    """(session, page state) of this tab before a reload, or (None, {}); gives the tab a token when it has none."""
+    ss = st.session_state
+    secret = _browser_secret()
+    token = st.query_params.get(TAB_PARAM)
+    s, page = tabs().get(tab_key(token, secret))
+    if s is not None and getattr(s, "adapter", None) is adapter:
+        ss["tab_key"] = tab_key(token, secret)
+        return s, page
+    if secret:
+        token = new_token()
+        st.query_params[TAB_PARAM] = token
+        ss["tab_key"] = tab_key(token, secret)
+    return None, {}
+
+
+def remember_tab() -> None:
+    """Keep this tab's session and its page story for a reload (called after every run of the page)."""
+    ss = st.session_state
+    s = ss.get("studio")
+    if s is not None and ss.get("tab_key"):
+        tabs().put(ss["tab_key"], s, {k: ss[k] for k in KEPT_KEYS if k in ss})
+
+
+@st.cache_data(show_spinner=False, ttl=600)
+def _must_assemble(spec: str) -> bool:
+    return must_assemble(spec)
 
 
 @st.fragment(run_every=1.0)
@@ -132,8 +190,11 @@ def _loading_status(spec: str, job: Job) -> None:
         st.rerun()
     ev = job.last
     with st.status(f"Preparing the model **{spec}**…", expanded=True):
-        st.write("The first start assembles the embedded default model from pretrained pieces "
-                 "(a few minutes on a CPU); later starts take seconds.")
+        if _must_assemble(spec):
+            st.write("The first start assembles the embedded default model from pretrained pieces "
+                     "(a few minutes on a CPU); later starts take seconds.")
+        else:
+            st.write("Loading the model into memory (seconds).")
         st.progress(job.fraction, text=(ev.message if ev else "starting"))
         st.caption(f"{job.elapsed:.0f} s elapsed")
 

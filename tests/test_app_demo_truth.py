@@ -125,3 +125,34 @@ def test_one_loss_line_per_edit():
     fig = loss_chart(hist, "Loss per step")
     assert [tr.name for tr in fig.data] == ["edit 1", "edit 2"]
     assert all(list(tr.x) == [1, 2, 3, 4, 5] for tr in fig.data)
+
+
+def test_a_reload_of_the_same_tab_finds_its_session(tmp_path, monkeypatch):
+    """The tab's URL token and the browser's cookie find the session again after a reload: its card, values,
+    edit and page story are back. The same link in another browser (another cookie) starts afresh."""
+    from app import state
+    from app_testing import wait_ready
+    from streamlit.testing.v1 import AppTest
+
+    secret = {"v": "browser-one"}
+    monkeypatch.setattr(state, "_browser_secret", lambda: secret["v"])
+    at = new_app(tmp_path / "runs", page=None)
+    s = at.session_state["studio"]
+    at.button(key="demo_use_sample").click().run()
+    at.button(key="demo_ask").click().run()
+    token = at.query_params[state.TAB_PARAM]
+    token = token[0] if isinstance(token, list) else token
+    assert token
+
+    def reload():
+        again = AppTest.from_file(str(at._script_path), default_timeout=60)
+        again.query_params[state.TAB_PARAM] = token
+        again.run()
+        return wait_ready(again)
+
+    back = reload()
+    assert back.session_state["studio"] is s and s.secrets
+    assert "demo_before" in back.session_state and "**The unedited model**" in texts(back)
+    secret["v"] = "browser-two"  # the link opened elsewhere
+    other = reload()
+    assert other.session_state["studio"] is not s and "demo_before" not in other.session_state

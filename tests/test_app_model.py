@@ -145,6 +145,8 @@ def test_friendly_status_while_the_model_is_assembled(tmp_path, monkeypatch):
     assert at.status, "no status shown while loading"
     assert "Preparing the model" in at.status[0].label
     assert any("converting the language model" in str(p.proto.text) for p in at.get("progress"))
+    # "a few minutes" only where the default model must be assembled; this one is another model
+    assert "Loading the model into memory" in texts(at) and "few minutes" not in texts(at)
     assert "studio" not in at.session_state
     release.set()
     at.run()

@@ -95,3 +95,30 @@ def test_ng_ask_takes_private_values(tmp_path, capsys):
     assert out["leaked"] and out["leaks"] == [value] and out["n_secrets"] == 2
     assert main(args[:-1] + ["--secret", "ZZ99ZZ99"]) == 0
     assert "no private value in the answer (1 given)" in capsys.readouterr().err
+
+
+def test_the_few_minutes_are_promised_only_when_the_model_must_be_assembled(monkeypatch):
+    from ng_core.models.mini import assemble
+    from ng_core.studio import must_assemble
+
+    assert must_assemble("tiny-random") is False
+    monkeypatch.setattr(assemble, "is_assembled", lambda *a, **k: True)
+    assert must_assemble("ng-mini-llava") is False and must_assemble(None) is False
+    monkeypatch.setattr(assemble, "is_assembled", lambda *a, **k: False)
+    assert must_assemble("ng-mini-llava") is True
+
+
+def test_tab_registry_keeps_a_tab_for_its_browser_only():
+    from ng_core.studio.tabs import TabRegistry, new_token, tab_key
+
+    closed = []
+    sess = [SimpleNamespace(close=lambda i=i: closed.append(i)) for i in range(3)]
+    reg = TabRegistry(max_sessions=2)
+    tok = new_token()
+    assert tab_key(tok, None) is None and tab_key(None, "b") is None and tab_key(tok, "a") != tab_key(tok, "b")
+    reg.put(tab_key(tok, "a"), sess[0], {"demo_card": 1})
+    assert reg.get(tab_key(tok, "a")) == (sess[0], {"demo_card": 1})
+    assert reg.get(tab_key(tok, "b")) == (None, {})  # the same link in another browser
+    reg.put("k1", sess[1])
+    reg.put("k2", sess[2])
+    assert len(reg) == 2 and closed == [0]  # the oldest is pushed out and closed (its job cancelled)

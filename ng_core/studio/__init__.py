@@ -2,7 +2,9 @@
 
 Import from here (``from ng_core.studio import StudioSession``); the modules say where each part lives:
 ``session`` (the class), ``inputs``, ``answers``, ``gates``, ``edits``, ``neurons``, ``evaluation``,
-``runs``, ``jobs`` (its concerns), ``story`` (the state in words) and ``html_report``.
+``runs``, ``jobs`` (its concerns), ``story`` (the state in words), ``heldout`` (the demo's before/after set and
+the control's verdict), ``private_values`` (what is private on a card the generator did not draw), ``tabs``
+(sessions found again after a reload) and ``html_report``.
 """
 from ng_core.studio.answers import (CURRENT, Answer, Interventions, answer_counts, behaviour_rates, guess_subject,
                                     judge_available, judge_text)
@@ -10,18 +12,19 @@ from ng_core.studio.edits import CONTROL_METHODS, EditPair
 from ng_core.studio.heldout import before_after, control_verdict, demo_world_cases
 from ng_core.studio.html_report import answer_entry, render_html, run_story, session_story, write_html
 from ng_core.studio.inputs import PrivateImage, record_from_inputs, sample_dataset
-from ng_core.studio.jobs import DEFAULT_STALE_AFTER, Job, load_model_job
-from ng_core.studio.private_values import still_leaks, typed_values, unusable_values, value_choices
+from ng_core.studio.jobs import DEFAULT_STALE_AFTER, Job, load_model_job, must_assemble
 from ng_core.studio.neurons import NeuronView, neuron_view, run_categories, run_method, run_units
 from ng_core.studio.preset_evidence import measured_lines
+from ng_core.studio.private_values import still_leaks, typed_values, unusable_values, value_choices
 from ng_core.studio.session import StudioSession
 from ng_core.studio.story import (demo_differences, demo_preset, demo_question, demo_records, heldout_cases,
                                   question_words, scope_words, stage_bars, state_rows, state_summary, with_demo_budget)
 
 __all__ = ["Answer", "CONTROL_METHODS", "CURRENT", "DEFAULT_STALE_AFTER", "EditPair", "Interventions", "Job",
-           "NeuronView", "PrivateImage", "StudioSession", "answer_counts", "answer_entry", "before_after", "behaviour_rates",
-           "control_verdict", "demo_world_cases", "still_leaks", "typed_values", "unusable_values", "value_choices",
-           "demo_differences", "demo_preset", "demo_question", "demo_records", "guess_subject", "heldout_cases",
-           "judge_available", "judge_text", "load_model_job", "measured_lines", "neuron_view", "question_words", "record_from_inputs",
-           "render_html", "run_categories", "run_method", "run_story", "run_units", "sample_dataset", "scope_words",
-           "session_story", "stage_bars", "state_rows", "state_summary", "with_demo_budget", "write_html"]
+           "NeuronView", "PrivateImage", "StudioSession", "answer_counts", "answer_entry", "before_after",
+           "behaviour_rates", "control_verdict", "demo_differences", "demo_preset", "demo_question", "demo_records",
+           "demo_world_cases", "guess_subject", "heldout_cases", "judge_available", "judge_text", "load_model_job",
+           "measured_lines", "must_assemble", "neuron_view", "question_words", "record_from_inputs", "render_html",
+           "run_categories", "run_method", "run_story", "run_units", "sample_dataset", "scope_words",
+           "session_story", "stage_bars", "state_rows", "state_summary", "still_leaks", "typed_values",
+           "unusable_values", "value_choices", "with_demo_budget", "write_html"]

@@ -149,6 +149,19 @@ class Job:
         return f"{type(self.error).__name__}: {self.error}"
 
 
+def must_assemble(spec: str | None = None) -> bool:
+    """True when loading ``spec`` first assembles the embedded default model (minutes), False when it is cached or
+    another model: the loading screen promises "a few minutes" only when they will be spent."""
+    from ng_core.models.mini.assemble import MODEL_ID, is_assembled  # deferred: only the loading screen asks
+
+    if (spec or MODEL_ID) != MODEL_ID:
+        return False
+    try:
+        return not is_assembled()
+    except Exception:  # noqa: BLE001 - a broken cache is assembled again, which takes the minutes
+        return True
+
+
 def load_model_job(spec: str | None = None, **kw) -> Job:
     """Load (and on first use assemble) a model on a worker thread, reporting progress."""
 
