@@ -233,7 +233,16 @@ if not detail_recs:
     st.caption("No prompts available for this run's categories to show activations.")
 else:
     key = ("cache_act", id(run), layer, unit)
-    if ss.get("cache_act_key") != key:
+    # On demand: the prompts of every training image through the model took about 10 s on the default model, and
+    # opening the page must not wait for them. Once asked, a new layer or unit of the same run computes at once.
+    asked = ss.get("cache_act_run") == id(run)
+    if ss.get("cache_act_key") != key and not asked:
+        n_prompts = sum(2 * min(len(r.paraphrases), len(r.neighbours)) for r in detail_recs)
+        if st.button(f"Show this neuron's activations on the privacy and benign prompts ({n_prompts} prompts)",
+                     key="loc_show_acts"):
+            ss["cache_act_run"] = id(run)
+            asked = True
+    if ss.get("cache_act_key") != key and asked:
         try:
             with st.spinner("Running the privacy and benign prompts…"):
                 acts = s.neuron_activations(detail_recs, layer, unit)

@@ -69,6 +69,8 @@ def test_learned_mask_all_layers_heatmap_and_reselect(at):
     assert df["score"].is_monotonic_decreasing
     at.selectbox(key="w_detail_layer").set_value(1).run()
     at.number_input(key="w_detail_neuron").set_value(7).run()
+    assert "Mean on privacy prompts" not in texts(at)  # opening the page runs no prompts: on demand
+    at.button(key="loc_show_acts").click().run()
     t = texts(at)
     assert "L1 neuron 7: score" in t and "Mean on privacy prompts" in t
     assert at.query_params["layer"] == "1" and at.query_params["neuron"] == "7"
