@@ -146,3 +146,15 @@ def test_mix_wordings_in_the_edit_config_equals_mixing_the_records(small_data):
 
     bare = _replace(plain, extra={})  # a record without other wordings (paper files, uploads) is unchanged
     assert record_wordings(bare, True) == (plain.paraphrases, plain.neighbours)
+
+
+def test_a_cached_candidate_from_before_a_new_lever_is_still_the_same_candidate():
+    from dataclasses import asdict
+
+    from ng_core.evaluation.preset_search import _same
+
+    c = Candidate("x", lr=3e-3, questions=2)
+    old = {k: v for k, v in asdict(c).items() if k not in ("kl_factor", "mix_neighbours")}
+    assert _same(old, c) and _same(asdict(c), c)
+    assert not _same(old, Candidate("x", lr=3e-3, questions=2, kl_factor=2.5))
+    assert not _same(None, c)

@@ -191,6 +191,14 @@ def _numbers(got: dict, cfg: SearchConfig, pre: dict | None) -> dict:
     return world_numbers(got["rows"], cfg.categories, pre["rows"] if pre else None, got["general"])
 
 
+def _same(stored, cand: Candidate) -> bool:
+    """Is a cached candidate this one? Levers added since it was cached count as unset (their defaults)."""
+    if not isinstance(stored, dict):
+        return False
+    return ({k: v for k, v in stored.items() if v not in (None, False)}
+            == {k: v for k, v in asdict(cand).items() if v not in (None, False)})
+
+
 def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: str, dataset, cases, gen,
                   pre: dict, out: Path, method: str = "neural_gate", masks=None, log=print) -> dict:
     """One candidate edit (or its random-gate control) at one seed, judged on ``part`` (cached)."""
@@ -200,7 +208,7 @@ def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: 
     path = out / part / f"{cand.name}{tag}-s{seed}.json"
     got = _read(path)
     key = cases_key(cases + gen, cfg)
-    if (got and got.get("fingerprint") == adapter.fingerprint() and got.get("candidate") == asdict(cand)
+    if (got and got.get("fingerprint") == adapter.fingerprint() and _same(got.get("candidate"), cand)
             and got.get("cases_key") == key):
         return got
     r = resolved(adapter, cfg, cand, seed)
