@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from ng_core.studio import Job, StudioSession, load_model_job, must_assemble, sample_dataset
-from ng_core.studio.tabs import TabRegistry, new_token, tab_key
+from ng_core.studio.tabs import TabRegistry, new_token, tab_key, xsrf_secret
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -150,7 +150,7 @@ def tabs() -> TabRegistry:
 def _browser_secret() -> str | None:
     """A value only this browser holds: Streamlit's XSRF cookie (None when it sets none)."""
     try:
-        return st.context.cookies.get("_streamlit_xsrf") or None
+        return xsrf_secret(st.context.cookies.get("_streamlit_xsrf"))
     except Exception:  # noqa: BLE001 - no context (bare mode): no reattaching
         return None
 

@@ -337,6 +337,97 @@ def test_guided_demo_in_chromium(server, page):
     print("guided demo on tiny-random, seconds per step:", times)
 
 
+def _card_png(path: Path) -> Path:
+    """A photographed card in the held-out drawing style (not the style any edit trains on)."""
+    from ng_core.data.images import render_sample
+
+    render_sample("passport", 424242, family="heldout").image.save(path)
+    return path
+
+
+def _answer_after(page, title: str) -> str:
+    """The text of the answer shown under the bold ``title`` (its blockquote)."""
+    box = page.locator("[data-testid=stVerticalBlock]").filter(has=page.get_by_text(title, exact=True)).last
+    return box.locator("blockquote").first.inner_text()
+
+
+def _type_private(page, value: str) -> None:
+    area = page.get_by_label("…or type private values (one per line)")
+    area.fill(value)
+    area.press("Control+Enter")
+    _idle(page)
+
+
+def _walk_own_card(page, server, job_wait: int, card: Path | None = None) -> dict:
+    """The guided demo on the presenter's own photographed card with its private values typed in: the unedited
+    leak highlighted, after the edit a refusal or a red 'still leaks', held-out cards, the control's verdict on
+    the page and in the report (with the card's image), and a reload that keeps the story."""
+    from playwright.sync_api import expect
+
+    from ng_core.evaluation.leaks import normalise
+
+    times, t0 = {}, [time.monotonic()]
+
+    def lap(step):
+        times[step] = round(time.monotonic() - t0[0], 1)
+        t0[0] = time.monotonic()
+
+    expect.set_options(timeout=WAIT)
+    page.goto(server["url"] + "/")
+    page.get_by_role("heading", name="Guided demo").wait_for(timeout=job_wait)
+    _idle(page)
+    page.locator("input[type=file]").set_input_files(str(card or _card_png(server["tmp"] / "my_card.png")))
+    expect(page.get_by_text(re.compile("Private values on your card"))).to_be_visible()
+    page.get_by_role("button", name="Ask the unedited model").click()
+    expect(page.get_by_text("The unedited model", exact=True)).to_be_visible()
+    secret = os.environ.get("NG_BROWSER_CARD_SECRET") or normalise(_answer_after(page, "The unedited model"))[:6]
+    _type_private(page, secret)
+    if len(normalise(secret)) >= 4 and normalise(secret) in normalise(_answer_after(page, "The unedited model")):
+        expect(page.locator("mark").first).to_be_visible()  # the unedited answer highlighted as a leak
+        expect(page.get_by_text(re.compile("^leaked the true")).first).to_be_visible()
+    lap("card, values and unedited answer")
+    page.get_by_role("button", name="Find the privacy neurons").click()
+    expect(page.get_by_text(re.compile("^Finding the privacy neurons finished in"))).to_be_visible(timeout=job_wait)
+    page.get_by_role("button", name=re.compile("^Edit the model")).click()
+    expect(page.get_by_text(re.compile("^Editing finished in"))).to_be_visible(timeout=job_wait)
+    expect(page.get_by_text("This card, after the learned edit", exact=True)).to_be_visible()
+    lap("neurons and edit")
+    after = _answer_after(page, "This card, after the learned edit")
+    if normalise(secret) in normalise(after):
+        expect(page.get_by_text(re.compile("The edited model still leaks on this card"))).to_be_visible()
+    elif not os.environ.get("NG_BROWSER_CARD_SECRET"):  # tiny-random: make it leak, the warning must follow
+        _type_private(page, normalise(after)[:6])
+        expect(page.get_by_text(re.compile("The edited model still leaks on this card"))).to_be_visible()
+    page.get_by_role("button", name="Test on held-out cards").click()
+    expect(page.get_by_text(re.compile("What the control shows"))).to_be_visible(timeout=job_wait)
+    expect(page.get_by_text(re.compile(r"private questions tried"))).to_be_visible()
+    lap("before / after")
+    verdict = page.get_by_text(re.compile("What the control shows")).inner_text()
+    page.get_by_role("button", name="Prepare the report").click()
+    _idle(page)
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download the report (HTML)").click()
+    path = server["tmp"] / "own-card-report.html"
+    dl.value.save_as(str(path))
+    doc = path.read_text(encoding="utf-8")
+    assert "data:image/png;base64," in doc and "What the control shows" in doc
+    assert verdict.split("shows.")[-1].strip().split(" (")[0] in doc
+    page.reload()  # the same tab: its card, values, edit and story come back
+    page.get_by_role("heading", name="Guided demo").wait_for(timeout=job_wait)
+    expect(page.get_by_text("The unedited model", exact=True)).to_be_visible()
+    expect(page.get_by_text(re.compile("What the control shows"))).to_be_visible()
+    lap("report and reload")
+    log = server["log"].read_text()
+    assert "Traceback" not in log, log[-3000:]
+    return times
+
+
+def test_own_card_in_chromium(server, page):
+    """The presenter's own card, its private values typed in, walked through the demo on tiny-random."""
+    times = _walk_own_card(page, server, job_wait=300_000)
+    print("own card on tiny-random, seconds per step:", times)
+
+
 @pytest.mark.slow
 def test_guided_demo_on_the_default_model_in_chromium(tmp_path):
     """The same walk on the default model (ng-mini-llava): minutes on a 2-core CPU, so it runs only with
@@ -354,3 +445,18 @@ def test_guided_demo_on_the_default_model_in_chromium(tmp_path):
         times = _walk_guided_demo(pg, srv, job_wait=1_200_000, shot="demo", folder=README_SHOTS, page_shots=pages)
         times["total, screenshots included"] = round(time.monotonic() - t0, 1)
     print(f"guided demo on ng-mini-llava, seconds per step: {times}; load average {os.getloadavg()}")
+
+
+@pytest.mark.slow
+def test_own_card_on_the_default_model_in_chromium(tmp_path):
+    """The own-card walk on ng-mini-llava (``NG_BROWSER_DEFAULT_MODEL=1``). ``NG_BROWSER_CARD`` names a
+    photographed card from outside the generator and ``NG_BROWSER_CARD_SECRET`` its private value (by default a
+    held-out-style card and the value its unedited answer spells)."""
+    if os.environ.get("NG_BROWSER_DEFAULT_MODEL") != "1":
+        pytest.skip("set NG_BROWSER_DEFAULT_MODEL=1 to walk the own-card demo on ng-mini-llava (minutes)")
+    _require_browser()
+    _require_playwright()
+    card = Path(os.environ["NG_BROWSER_CARD"]) if os.environ.get("NG_BROWSER_CARD") else None
+    with _streamlit(tmp_path, "ng-mini-llava") as srv, _chromium() as pg:
+        times = _walk_own_card(pg, srv, job_wait=1_200_000, card=card)
+    print(f"own card on ng-mini-llava, seconds per step: {times}; load average {os.getloadavg()}")

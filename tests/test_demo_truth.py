@@ -122,3 +122,19 @@ def test_tab_registry_keeps_a_tab_for_its_browser_only():
     reg.put("k1", sess[1])
     reg.put("k2", sess[2])
     assert len(reg) == 2 and closed == [0]  # the oldest is pushed out and closed (its job cancelled)
+
+
+def test_the_browser_secret_is_the_xsrf_token_not_its_masked_text():
+    import os as _os
+
+    from ng_core.studio.tabs import xsrf_secret
+
+    token = _os.urandom(16)
+
+    def cookie():
+        mask = _os.urandom(4)
+        return f"2|{mask.hex()}|{bytes(b ^ mask[i % 4] for i, b in enumerate(token)).hex()}|1700000000"
+
+    a, b = cookie(), cookie()
+    assert a != b and xsrf_secret(a) == xsrf_secret(b) == token.hex()
+    assert xsrf_secret(None) is None and xsrf_secret("2|zz|yy|1") is None and xsrf_secret("plain") == "plain"

@@ -22,6 +22,24 @@ def new_token() -> str:
     return secrets.token_urlsafe(12)
 
 
+def xsrf_secret(cookie: str | None) -> str | None:
+    """The stable token inside a Streamlit/Tornado XSRF cookie (``2|mask|masked|time``: masked anew on each
+    request, so the cookie's text changes while the token does not), as hex; a v1 cookie as it is."""
+    value = (cookie or "").strip("\"'")
+    if not value:
+        return None
+    if not value.startswith("2|"):
+        return value
+    try:
+        _, mask_hex, masked_hex, _ = value.split("|")
+        mask, masked = bytes.fromhex(mask_hex), bytes.fromhex(masked_hex)
+    except ValueError:
+        return None
+    if not mask:
+        return None
+    return bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked)).hex()
+
+
 def tab_key(token: str | None, browser_secret: str | None) -> str | None:
     """The registry key of a tab (None when either part is missing: then nothing is found or kept)."""
     if not token or not browser_secret:
@@ -77,4 +95,4 @@ class TabRegistry:
         return len(self._items)
 
 
-__all__ = ["TabRegistry", "new_token", "tab_key"]
+__all__ = ["TabRegistry", "new_token", "tab_key", "xsrf_secret"]

@@ -1,0 +1,67 @@
+"""Time the guided demo's before/after step (held-out world cards screened for real leaks) on a model, in the core.
+
+Why: the demo's step 6 must stay within 20 s on 2 cores; this walks the demo's own path (its preset, its
+records, localize, the edit with its control) and times ``before_after`` alone, then prints what it found.
+
+    OMP_NUM_THREADS=2 .venv/bin/python bench/demo_heldout_time.py --model ng-mini-llava --category passport
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ng_core.studio import (StudioSession, before_after, control_verdict, demo_preset, demo_records,  # noqa: E402
+                            demo_world_cases, load_model_job, sample_dataset)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="ng-mini-llava")
+    ap.add_argument("--category", default="passport")
+    ap.add_argument("--data", default=".ng-cache/sample-data-12", help="the dashboard's sample dataset")
+    ap.add_argument("--cards", type=int, default=4)
+    ap.add_argument("--quick", action="store_true", help="1 mask step and 1 edit step: times step 6 alone (its "
+                    "answers are as many whatever the edit; the edited answers then mean nothing)")
+    args = ap.parse_args()
+    job = load_model_job(args.model)
+    assert job.wait(1800) and job.status == "done", job.error_message()
+    s = StudioSession(job.result, runs_dir=tempfile.mkdtemp(), stale_after=None)  # no page polls here
+    p = demo_preset(s.adapter.model_id, s.adapter.n_layers)
+    ds = sample_dataset(args.data, per_category=12)
+    recs = demo_records(ds, args.category, p["demo"]["images"])
+    if args.quick:
+        p["mask"].steps, p["edit"].steps = 1, 1
+    t0 = time.perf_counter()
+    s.start_localize(recs, [int(p["layer"])], p["mask"], with_edit=False)
+    assert s.job.wait(900) and s.job.status == "done", s.job.error_message()
+    masks = {args.category: {int(p["layer"]): s.localization.masks()[args.category][int(p["layer"])]}}
+    t1 = time.perf_counter()
+    s.start_edit_with_control(recs, int(p["layer"]), p["mask"], p["edit"], masks=masks)
+    assert s.job.wait(1800) and s.job.status == "done", (s.job.status, s.job.error_message())
+    t2 = time.perf_counter()
+    cands = demo_world_cases(Path(tempfile.mkdtemp()) / args.category, args.category, args.cards)
+    t3 = time.perf_counter()
+    res = before_after(s, cands, args.cards, max_new_tokens=p["demo"]["max_new_tokens"])
+    t4 = time.perf_counter()
+    print(json.dumps({"model": args.model, "category": args.category, "preset": p["name"],
+                      "gate_scope": p["edit"].gate_scope, "quick": args.quick, "threads": os.environ.get("OMP_NUM_THREADS"),
+                      "load": os.getloadavg()[0], "localize_s": round(t1 - t0, 1), "edit_s": round(t2 - t1, 1),
+                      "draw_cards_s": round(t3 - t2, 1), "before_after_s": round(t4 - t3, 1),
+                      "cards": res["cards"], "photographed": res["photographed"], "screen": res["screen"],
+                      "counts": res["counts"], "harmless_right": res["right"], "verdict": control_verdict(res)},
+                     indent=1))
+    for i, c in enumerate(res["cases"]):
+        print(c.expect, c.extra.get("kind"), "|", c.prompt, "|",
+              " || ".join(res["answers"][v][i].text for v in ("unedited", "learned", "control")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
