@@ -146,7 +146,8 @@ def test_edit_with_random_gate_control_side_by_side(at):
         assert ("Gate leak", f"{d['gate_leak']:.3f}") in metrics
         assert ("Subject-position gradient share", f"{d['subject_grad_share']:.3f}") in metrics
     titles = chart_titles(at)
-    assert "Loss per step — learned" in titles and "Loss per step — control" in titles
+    for which in ("learned", "control"):  # one line per edit: their steps are never joined into one line
+        assert f"Loss per step — {which} — loss, one line per edit" in titles
     # the current input answered in the three states
     answers = at.session_state["cache_pair"]
     assert list(answers) == ["unedited", "learned", "control"]
