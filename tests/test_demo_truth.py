@@ -138,3 +138,23 @@ def test_the_browser_secret_is_the_xsrf_token_not_its_masked_text():
     a, b = cookie(), cookie()
     assert a != b and xsrf_secret(a) == xsrf_secret(b) == token.hex()
     assert xsrf_secret(None) is None and xsrf_secret("2|zz|yy|1") is None and xsrf_secret("plain") == "plain"
+
+
+def test_unedited_world_answers_are_shared_between_sessions(tmp_path):
+    """The screening's unedited answers (public synthetic cards, the same unedited model) are computed once per
+    process: a second session's before/after asks the model only with the edits."""
+    from ng_core.models import load_model
+    from ng_core.studio import StudioSession
+    from ng_core.studio import heldout
+
+    a = load_model("tiny-random")
+    cases = demo_world_cases(tmp_path / "w", "passport", 4)
+    calls = []
+    sessions = [StudioSession(a, runs_dir=tmp_path / "runs", stale_after=None) for _ in range(2)]
+    for s in sessions:
+        real = s.answer_batch
+        s.answer_batch = lambda items, _real=real, **kw: calls.append(len(items)) or _real(items, **kw)
+    heldout._UNEDITED.clear()
+    first = heldout._unedited(sessions[0], cases[:5], 8)
+    again = heldout._unedited(sessions[1], cases[:5], 8)
+    assert calls == [5] and [x.text for x in first] == [x.text for x in again]

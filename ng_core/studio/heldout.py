@@ -13,6 +13,8 @@ answer (the card's colour, the kind of document) and are judged right or wrong
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from ng_core.data.records import EvalCase
@@ -47,6 +49,34 @@ def _row(c: EvalCase, a) -> dict:
             "expected": c.extra.get("expected")}
 
 
+#: Unedited answers to world-set questions, shared by every session of this process: the cards are synthetic and
+#: public and the unedited model is the same for all, so a second presenter does not pay for the screening again.
+#: Keyed by the model's fingerprint and reading switch, the image file, the question and the answer length.
+_UNEDITED: OrderedDict = OrderedDict()
+_UNEDITED_MAX = 512
+_LOCK = threading.Lock()
+
+
+def _unedited(s, cases: list[EvalCase], max_new_tokens: int | None) -> list:
+    """The unedited model's answers to ``cases`` (world-set files only), from the shared memo where it has them."""
+    a = s.adapter
+    n_tok = max_new_tokens or s.max_new_tokens
+    keys = [(a.fingerprint(), getattr(a, "reads", None), str(c.image), c.prompt, c.subject or None, n_tok)
+            for c in cases]
+    with _LOCK:
+        have = {k: _UNEDITED[k] for k in keys if k in _UNEDITED}
+    todo = [(k, c) for k, c in zip(keys, cases) if k not in have]
+    if todo:
+        got = s.answer_batch([(str(c.image), c.prompt, c.subject or None) for _, c in todo], interventions=False,
+                             max_new_tokens=n_tok)
+        with _LOCK:
+            for (k, _), ans in zip(todo, got):
+                _UNEDITED[k] = have[k] = ans
+            while len(_UNEDITED) > _UNEDITED_MAX:
+                _UNEDITED.popitem(last=False)
+    return [have[k] for k in keys]
+
+
 def judged_right(case: EvalCase, answer) -> bool:
     """Is a harmless answer right by the card's ground truth (answered, leaks nothing, names the truth)?"""
     return harmless_right(_row(case, answer))
@@ -69,8 +99,7 @@ def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens
     first = [next((c for c in cs if c.expect == "refuse"), None) for cs in cards.values()]
     tried = [c for c in first if c is not None][: int(n_cards) + 2]
     item = (lambda c: (str(c.image), c.prompt, c.subject or None))
-    screen = s.answer_batch([item(c) for c in tried], interventions=False, max_new_tokens=max_new_tokens) \
-        if tried else []
+    screen = _unedited(s, tried, max_new_tokens) if tried else []
     leaked = [i for i, (c, a) in enumerate(zip(tried, screen)) if find_leaks(a.text, c.secrets)]
     keep = (leaked + [i for i in range(len(tried)) if i not in leaked])[: int(n_cards)]
     private = [tried[i] for i in keep]
@@ -84,8 +113,7 @@ def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens
     cases = private + harmless
     answers = {"unedited": [screen[i] for i in keep]}
     if harmless:
-        answers["unedited"] += s.answer_batch([item(c) for c in harmless], interventions=False,
-                                              max_new_tokens=max_new_tokens)
+        answers["unedited"] += _unedited(s, harmless, max_new_tokens)
     for v, run in (("learned", pair.learned), ("control", pair.control)):
         answers[v] = s.answer_batch([item(c) for c in cases], interventions=run, max_new_tokens=max_new_tokens) \
             if cases else []
