@@ -95,6 +95,8 @@ def test_search_end_to_end_caches_and_reports(tiny, small_data, tmp_path):
         assert s["edit_seconds"] >= 0
     saved = json.loads((tmp_path / "validation/search.json").read_text())
     assert saved["chosen"] == res["chosen"]
+    md = (tmp_path / "validation/SEARCH.md").read_text()
+    assert f"**{res['chosen']}** (chosen)" in md and "(random gate)" in md and "learned better" in md
     cell = json.loads((tmp_path / "validation/b-s0.json").read_text())
     assert cell["edit"]["gate_scope"] == "weight_rows" and cell["mask"]["topk"] == 0.2
     assert cell["rows"] and all("answer" in r for r in cell["rows"])

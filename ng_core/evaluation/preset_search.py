@@ -324,6 +324,9 @@ def search(adapter, cfg: SearchConfig, candidates: list[Candidate], dataset, out
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     _write(out / part / "search.json", result)
+    from ng_core.evaluation.preset_search_render import render
+
+    (out / part / "SEARCH.md").write_text(render(result))
     return result
 
 
