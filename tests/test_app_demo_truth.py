@@ -156,3 +156,19 @@ def test_a_reload_of_the_same_tab_finds_its_session(tmp_path, monkeypatch):
     secret["v"] = "browser-two"  # the link opened elsewhere
     other = reload()
     assert other.session_state["studio"] is not s and "demo_before" not in other.session_state
+
+
+def test_private_values_on_the_model_page_follow_to_the_gates_page(tmp_path):
+    """An upload on *Model & inputs* gets the same editor; the values then highlight leaks on *Gates* too."""
+    at = new_app(tmp_path / "runs")
+    at.file_uploader[0].set_value(("mine.png", png_bytes((120, 80)), "image/png")).run()
+    s = at.session_state["studio"]
+    assert "Private values on your card" in texts(at)
+    at.text_area(key="w_prompt").input("What is the passport number of the passport in this image?").run()
+    at.button(key="ask").click().run()
+    value = _value_in(at.session_state["cache_answer"].text)
+    at.text_area(key=f"w_model_pv_typed_{s.image_version}").input(value).run()
+    assert s.secrets == (value,) and "leaked the true" in texts(at)
+    at.switch_page("app/page_gates.py").run()
+    assert not at.exception, at.exception
+    assert "leaked the true" in texts(at)  # the base answer on Gates spells the value too
