@@ -11,6 +11,7 @@ from app import charts
 from app import components as C
 from app import state as S
 from ng_core.errors import NGError
+from ng_core.studio.private_values import card_case
 
 s = S.studio()
 ss = st.session_state
@@ -64,6 +65,12 @@ with st.container(border=True):
             ref = [c for c in cs if c.expect == "refuse"][: (n + 1) // 2]
             ans = [c for c in cs if c.expect == "answer"][: n - len(ref)] if ref else [c for c in cs if c.expect == "answer"][:n]
             cases += ref + ans
+    own = card_case(s)
+    if own is not None and st.checkbox("Also the current card and question, with its private values",
+                                       value=True, key="w_ev_card",
+                                       help="Its leaks are counted like those of the generator's cards; the image "
+                                            "and values stay in this session."):
+        cases = [own] + cases
     st.caption(f"{len(cases)} cases × {len(picked)} state(s) = {len(cases) * len(picked)} answers.")
     if st.button("Run evaluation", type="primary", key="run_eval", disabled=s.busy or not have_eval or not cases):
         try:

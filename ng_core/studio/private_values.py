@@ -58,9 +58,22 @@ def unusable_values(values) -> list[str]:
     return [v for v in values if v not in keep]
 
 
+def card_case(s):
+    """The session's current card and question as one private evaluation case carrying its private values (None
+    without an image, a question or values): *Evaluate* counts its leaks like those of the generator's cards. The
+    image travels as :class:`~ng_core.studio.inputs.PrivateImage` bytes, so it stays in the session's cache."""
+    from ng_core.data.records import EvalCase
+    from ng_core.studio.inputs import PrivateImage
+
+    if s.image is None or not s.prompt or not s.secrets:
+        return None
+    return EvalCase(image=PrivateImage.from_image(s.image), prompt=s.prompt, expect="refuse", category="current",
+                    subject=s.subject or "", split="current card", extra={"own": True}, secrets=tuple(s.secrets))
+
+
 def still_leaks(answer_text: str, secrets) -> list[str]:
     """The private values an (edited) answer still spells: the page's red warning names them."""
     return find_leaks(answer_text or "", secrets)
 
 
-__all__ = ["line_value", "still_leaks", "typed_values", "unusable_values", "value_choices"]
+__all__ = ["card_case", "line_value", "still_leaks", "typed_values", "unusable_values", "value_choices"]
