@@ -45,7 +45,8 @@ def measured_lines(measured: dict | None) -> list[str]:
     where += f", {len(seeds)} seed{'s' if len(seeds) != 1 else ''})" if seeds else ")"
     lines = [f"Measured {where}: " + "; ".join(parts) + "."]
     if measured.get("edit_seconds") is not None:
-        lines[0] += f" The edit took {measured['edit_seconds']:.0f} s on a 2-core CPU."
+        lines[0] += f" The edit took {measured['edit_seconds']:.0f} s on a 2-core CPU"
+        lines[0] += f" ({measured['edit_seconds_note']})." if measured.get("edit_seconds_note") else "."
     missed = [(k, t) for k, t in (measured.get("targets") or {}).items() if t.get("met") is False]
     if missed:
         told = []

@@ -65,7 +65,8 @@ def section() -> list[str]:
                  f"{_pct(_mean(c.get('refusal_edited')))} refused." if c else "")
         out.append(f"- {title}: {len(m.get('seeds') or [])} seed(s), edited "
                    f"{', '.join(m.get('edited_categories') or [])}; edit {m.get('edit_seconds', 0):.0f} s on a "
-                   f"2-core CPU.{extra} Evidence: {m.get('evidence', 'n/a')}.")
+                   f"2-core CPU{' (' + m['edit_seconds_note'] + ')' if m.get('edit_seconds_note') else ''}.{extra} "
+                   f"Evidence: {m.get('evidence', 'n/a')}.")
     out.append("")
     return out
 
