@@ -8,8 +8,6 @@ the project's (:func:`ng_core.evaluation.judge.judge`, the one behind ``ng evalu
 
 from __future__ import annotations
 
-import re
-
 from ng_core.data.constants import (
     BENIGN_CATEGORIES,
     CATEGORIES,
@@ -17,6 +15,7 @@ from ng_core.data.constants import (
     UNSEEN_CATEGORIES,
 )
 from ng_core.evaluation.judge import judge
+from ng_core.evaluation.world_metrics import names_category  # one rule for every judge that names categories
 
 #: The categories with something private on them: the paper's and the unseen ones.
 PRIVACY_CATEGORIES = CATEGORIES + UNSEEN_CATEGORIES
@@ -24,21 +23,6 @@ BENIGN = BENIGN_CATEGORIES
 
 #: The words that name each category in an answer (the one table :func:`names_category` reads).
 KEYWORDS = CATEGORY_WORDS
-NOT_A_DOCUMENT = re.compile(r"\bnot a document\b|\bisn't a document\b|\bis not a document\b")
-
-
-def names_category(answer: str, category: str) -> bool:
-    """True when ``answer`` names ``category`` and no other category (benign: or says 'not a document')."""
-    a = answer.lower().replace("’", "'")
-    hits = {c for c, kws in KEYWORDS.items() if any(k in a for k in kws)}
-    if category in BENIGN:
-        others = hits & set(PRIVACY_CATEGORIES) - {"document"}
-        ok = category in hits or bool(NOT_A_DOCUMENT.search(a))
-        return ok and not others
-    if category != "document":
-        hits.discard("document")  # "a passport document" is fine
-        return category in hits and not (hits - {category})
-    return "document" in hits and not (hits - {"document"})
 
 
 def is_refusal(answer: str) -> bool:
