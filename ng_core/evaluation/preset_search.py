@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.data.records import ImageRecord
 from ng_core.errors import NGError
+from ng_core.evaluation.report_runner import write_atomic
 
 #: Part of a general-question set that goes with each world-set part (alternate questions).
 GENERAL_PARTS = {"validation": 0, "test": 1}
@@ -148,9 +148,7 @@ def _answers(adapter, cases, deltas, method: str, max_new_tokens: int) -> list[d
 
 def _write(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1, default=str) + "\n")
 
 
 def _read(path: Path):
