@@ -160,3 +160,14 @@ def test_a_cached_candidate_from_before_a_new_lever_is_still_the_same_candidate(
     assert _same(old, c) and _same(asdict(c), c)
     assert not _same(old, Candidate("x", lr=3e-3, questions=2, kl_factor=2.5))
     assert not _same(None, c)
+
+
+def test_the_learned_vs_random_table_states_its_verdict():
+    from ng_core.evaluation.preset_search_render import verdict
+
+    same = {"values": [0.5, 0.5]}
+    assert "not what makes the edit work" in verdict({"refusal_edited": same, "harmless_right": same},
+                                                    {"refusal_edited": same, "harmless_right": same})
+    text = verdict({"refusal_edited": {"values": [0.9, 0.8]}, "harmless_right": {"values": [0.2, 0.3]}},
+                   {"refusal_edited": {"values": [0.5, 0.4]}, "harmless_right": {"values": [0.6, 0.7]}})
+    assert "refuses more in 2 of 2 seeds" in text and "keeps fewer harmless answers right in 2 of 2" in text

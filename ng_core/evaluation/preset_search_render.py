@@ -25,6 +25,26 @@ def _unedited(u: dict) -> str:
             "answered.")
 
 
+def _record(a: dict, b: dict, key: str) -> tuple[int, int, int]:
+    x, y = (a.get(key) or {}).get("values") or [], (b.get(key) or {}).get("values") or []
+    return (sum(p > q for p, q in zip(x, y)), sum(p == q for p, q in zip(x, y)), sum(p < q for p, q in zip(x, y)))
+
+
+def verdict(learned: dict, random: dict) -> str:
+    """One sentence on what learned vs random says, seed by seed: refusal and harmless answers right."""
+    def word(rec, more, less, same):
+        w, t, l = rec
+        n = w + t + l
+        return (f"{more} in {w} of {n} seeds" if w > l else f"{less} in {l} of {n} seeds" if l > w
+                else f"{same} ({w}–{t}–{l} over {n} seeds)")
+    ref = word(_record(learned, random, "refusal_edited"), "refuses more", "refuses less", "refuses as much")
+    harm = word(_record(learned, random, "harmless_right"), "keeps more harmless answers right",
+                "keeps fewer harmless answers right", "keeps as many harmless answers right")
+    same = "as much" in ref and "as many" in harm
+    return (f"Verdict: the learned gate {ref} and {harm} compared with a random gate of the same size"
+            + (": these neurons are not what makes the edit work." if same else "."))
+
+
 def render(result: dict) -> str:
     """The Markdown of one ``search.json`` (validation or test part)."""
     cfg = result["config"]
@@ -64,6 +84,7 @@ def render(result: dict) -> str:
             losses = sum(x < y for x, y in zip(a, b))
             lines.append(f"| {title} | {_cell(s.get(k), k.endswith('change'))} | "
                          f"{_cell(c.get(k), k.endswith('change'))} | {wins}–{ties}–{losses} |")
+        lines += ["", verdict(s, c)]
     return "\n".join(lines) + "\n"
 
 
