@@ -106,6 +106,3 @@ class EvaluationMixin:
             return {"results": results, "rows": rows}
 
         return self._start("evaluate", work, None, f"evaluate {len(cases)} cases x {len(plan)} variant(s)")
-
-    # ------------------------------------------------------------------ ground truth of the current image
-    _secrets: tuple = (-1, ())  # (image version, values): values hold only while that image is current
