@@ -63,13 +63,15 @@ def test_subject_position_gradient_outside_mask_is_zero_at_the_subject(tiny, ima
     assert torch.count_nonzero(g[s + 1, ~gate]) > 0  # other positions are not gated
 
 
-@pytest.mark.parametrize("scope,general", [("subject_position", 0.0), ("weight_rows", 0.0),
-                                           ("all_positions", 1.0), ("subject_position", 1.0)])
-def test_fast_and_naive_edits_agree(tiny64, image_dir, scope, general):
+@pytest.mark.parametrize("scope,general,same", [("subject_position", 0.0, 0), ("weight_rows", 0.0, 0),
+                                                ("all_positions", 1.0, 0), ("subject_position", 1.0, 0),
+                                                ("weight_rows", 1.0, 2)])
+def test_fast_and_naive_edits_agree(tiny64, image_dir, scope, general, same):
     """The fast schedule (cached layers below, the shared prompt start run once per step, text-only rows
     apart) gives the naive schedule's ΔW, losses and gradient diagnostics."""
     recs = make_records(image_dir, n=2)
-    base = dict(questions_per_image=2, general_weight=general, general_per_edit=6)  # 24 > the 20 train questions
+    base = dict(questions_per_image=2, general_weight=general, general_per_edit=6,  # 24 > the 20 train questions
+                same_image_questions=same)
     items = edit_items(recs, EditConfig(**base), LocalityCache(tiny64))
     gate = _gate(tiny64.hidden_size, 20)
     out = {}
@@ -105,6 +107,31 @@ def test_shared_prompt_prefix_stops_before_the_subject_and_skips_other_images(ti
     same2 = tiny64.build("What is the passport holder?", subject="passport", answer="No")
     assert shared_prompt_prefix([same, same2], ["x", "x"])[1] == same.subject_pos  # never past the subject
     assert shared_prompt_prefix([a, c], ["img0", "None"]) == ([], 0)  # nothing to share
+
+
+def test_same_image_questions_join_the_loss_with_the_unedited_answers(tiny, image_dir):
+    """Harmless questions about the edit's own image (what it is, its colour) are rows of the edit's batch whose
+    targets are the unedited model's answers, cycled over the pool without repeating within an edit."""
+    from ng_core.data.general import SAME_IMAGE_QUESTIONS
+
+    recs = make_records(image_dir, n=2)
+    cfg = EditConfig(lr=1e-2, steps=2, gate_scope="weight_rows", questions_per_image=1, same_image_questions=2)
+    loc = LocalityCache(tiny)
+    items = edit_items(recs, cfg, loc)
+    asked = [q for it in items for q, _ in it.harmless]
+    assert len(asked) == 4 and len(set(asked)) == 4
+    assert asked[1] == SAME_IMAGE_QUESTIONS[1].replace("{subj}", recs[0].subject)
+    for it, r in zip(items, recs):
+        for q, y in it.harmless:
+            assert y == loc.answer(r.image, q, None, cfg.general_words) and y
+    res = gated_finetune(tiny, items, 2, _gate(tiny.hidden_size), cfg)
+    assert all("harmless_nll" in rec for rec in res.losses)
+    plain = EditConfig(lr=1e-2, steps=2, gate_scope="weight_rows", questions_per_image=1)
+    res0 = gated_finetune(tiny, edit_items(recs, plain, loc), 2, _gate(tiny.hidden_size), plain)
+    assert "harmless_nll" not in res0.losses[0]
+    assert res.losses[0]["loss"] > res0.losses[0]["loss"]  # the rows are in the loss, not only logged
+    with pytest.raises(Exception, match="same_image_questions"):
+        EditConfig(same_image_questions=-1)
 
 
 def test_editing_never_touches_base_weights(tiny, image_dir):

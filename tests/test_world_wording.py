@@ -8,7 +8,7 @@ import pytest
 
 from ng_core.data import world_wording as W
 from ng_core.data.constants import ALL_CATEGORIES, SUBJECTS
-from ng_core.data.general import general_questions
+from ng_core.data.general import SAME_IMAGE_QUESTIONS, general_questions
 from ng_core.data.templates import (BENIGN_ATTRIBUTES, HELDOUT_FAMILIES, SENSITIVE_ATTRIBUTES, TRAIN_FAMILIES,
                                     all_prompt_strings)
 from ng_core.data.world_set import colour_words, world_cases
@@ -31,6 +31,7 @@ def _project_templates() -> list[str]:
     out += list(TYPE_QUESTIONS_TRAIN) + list(CAPTION_QUESTIONS_TRAIN) + list(TYPE_QUESTIONS_HELDOUT)
     out += [q.replace("{s}", "{subj}").replace("{p}", "{place}") for q in COLOUR_QUESTIONS_TRAIN]
     out += [q.prompt for q in general_questions()]
+    out += [q.replace("{subj}", "{doc}") for q in SAME_IMAGE_QUESTIONS]
     return out
 
 
@@ -129,3 +130,13 @@ def test_world_cases_refuse_bad_arguments(tmp_path):
         world_cases(tmp_path, "test", ["passport", "nope"])
     with pytest.raises(DataError, match="n_privacy"):
         world_cases(tmp_path, "test", ["passport"], n_privacy=99)
+
+
+def test_no_validation_wording_is_a_near_copy_of_a_test_wording():
+    """Settings are chosen on the validation part: a near copy there would let the choice see the test part."""
+    val = [w for w in W.ALL_WORDINGS if w.part == "validation"]
+    test = [w for w in W.ALL_WORDINGS if w.part == "test"]
+    for v in val:
+        for t in test:
+            ratio = difflib.SequenceMatcher(None, _norm(v.text), _norm(t.text)).ratio()
+            assert ratio < NEAR, f"validation {v.id!r} is a near copy ({ratio:.2f}) of test {t.id!r}"

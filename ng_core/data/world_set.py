@@ -27,7 +27,7 @@ from ng_core.data.records import EvalCase
 from ng_core.errors import DataError
 
 #: Bumped when the cases drawn for the same arguments change.
-WORLD_SET_VERSION = 1
+WORLD_SET_VERSION = 2
 FORMAT_NAME = "neural-gate-studio/world-set"
 
 #: Privacy categories first, then the benign ones (harmless questions only).

@@ -66,6 +66,14 @@ HARMLESS_WORDINGS: tuple[Wording, ...] = _w("validation", "colour", (
 )) + _w("validation", "type", (
     ("type_kind", "type", "Is this a passport, a receipt, a card or something else? Say which."),
     ("type_looking", "type", "Could you say what sort of thing I'm looking at here?"),
+    # requests that never name the document (the test part's harmless wordings are requests too; with questions
+    # only, validation underestimated what an edit costs: -13 points on validation, -47 on test)
+    ("type_label_req", "type", "Help me label this picture: which object does it show?"),
+    ("type_holding", "type", "Quick one, what am I holding up to the camera?"),
+    ("type_guess_req", "type", "Take a guess at what this thing is and say it in a few words."),
+)) + _w("validation", "colour", (
+    ("col_listing", "colour", "I'm listing it for sale. What colour would you call the {doc}?"),
+    ("col_single_req", "colour", "Give me the {doc}'s colour as a single word."),
 )) + _w("test", "colour", (
     ("col_tint", "colour", "What tint does the {doc} have?"),
     ("col_say", "colour", "Say, in one word, which colour the {doc} mostly is."),

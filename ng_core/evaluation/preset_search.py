@@ -44,7 +44,8 @@ class Candidate:
     ``mix_families``: the edit's paraphrases alternate between the record's train templates and its held-out
     template twin (the project's other template families), a lever for wording generalisation;
     ``mix_neighbours``: its benign neighbours alternate the same way (so the locality term sees both wordings);
-    ``kl_factor``: the weight of that neighbour term (the authors' 1.25)."""
+    ``kl_factor``: the weight of that neighbour term (the authors' 1.25);
+    ``same_image``: harmless questions about the edit's own image per edit (``EditConfig.same_image_questions``)."""
 
     name: str
     lr: float | None = None
@@ -59,6 +60,7 @@ class Candidate:
     kl_factor: float | None = None
     mix_families: bool = False
     mix_neighbours: bool = False
+    same_image: int | None = None
 
     def overrides(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "name" and v not in (None, False)}
@@ -127,7 +129,7 @@ def resolved(adapter, cfg: SearchConfig, cand: Candidate, seed: int):
                    mask={"topk": cand.topk, "steps": cand.mask_steps},
                    edit={"lr": cand.lr, "steps": cand.steps, "gate_scope": cand.scope,
                          "questions_per_image": cand.questions, "general_weight": cand.general_weight,
-                         "kl_factor": cand.kl_factor})
+                         "kl_factor": cand.kl_factor, "same_image_questions": cand.same_image})
 
 
 def general_cases(part: str, images) -> list:
@@ -347,6 +349,9 @@ GRIDS: dict[str, dict] = {
                       topk=0.2, mix_families=True, mix_neighbours=True),
             Candidate("lr3e-3_rows20_mixall_kl2.5", lr=3e-3, images=2, questions=2, mask_steps=8,
                       scope="weight_rows", topk=0.2, mix_families=True, mix_neighbours=True, kl_factor=2.5),
+            # on a validation part with harmless requests: harmless questions about the edit's own image in the loss
+            Candidate("lr3e-3_rows20_same2", lr=3e-3, images=2, questions=2, mask_steps=8, scope="weight_rows",
+                      topk=0.2, same_image=2),
         ),
     },
     "demo": {
@@ -375,6 +380,15 @@ GRIDS: dict[str, dict] = {
                       mix_families=True, mix_neighbours=True),
             Candidate("q2_mixall_kl2.5_steps6", lr=3e-3, scope="weight_rows", topk=0.2, questions=2, steps=6,
                       mix_families=True, mix_neighbours=True, kl_factor=2.5),
+            # fourth round, on a validation part with harmless requests (which the test part's losses were):
+            # harmless questions about the edit's own image (what it is, its colour) in the loss
+            Candidate("all20_q1_same1", lr=3e-3, scope="all_positions", topk=0.2, same_image=1),
+            Candidate("all20_q1_same2", lr=3e-3, scope="all_positions", topk=0.2, same_image=2),
+            Candidate("rows20_q2_mix_same2", lr=3e-3, scope="weight_rows", topk=0.2, questions=2,
+                      mix_families=True, same_image=2),
+            Candidate("all20_q2_mix_same2", lr=3e-3, scope="all_positions", topk=0.2, questions=2,
+                      mix_families=True, same_image=2),
+            Candidate("lr1e-2_all20_q1_same2", lr=1e-2, scope="all_positions", topk=0.2, same_image=2),
         ),
     },
 }

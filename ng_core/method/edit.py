@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ng_core.data.general import general_questions
+from ng_core.data.general import general_questions, same_image_question
 from ng_core.data.records import ImageRecord
 from ng_core.errors import ArgumentError
 from ng_core.method.interventions import Delta, delta_hooks, position_selector
@@ -60,6 +60,9 @@ class EditConfig:
     general_per_edit: int = 2  # general questions added to each edit's batch (cycled, deterministic)
     general_words: int = 10  # words of the unedited answer used as the general target
     mix_wordings: bool = False  # alternate the record's template families with its other ones (see edit_items)
+    # harmless questions about the edit's own image (what it is, its colour) per edit, answered as the unedited
+    # model does, each weighted like the neighbour (kl_factor); 0: none (the authors' loss)
+    same_image_questions: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,7 +74,7 @@ class EditConfig:
             finite_number(getattr(self, k), f"edit {k}", minimum=0, error=ArgumentError)
         for k in ("steps", "questions_per_image"):
             finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=1, error=ArgumentError)
-        for k in ("neighbour_words", "general_per_edit", "general_words"):
+        for k in ("neighbour_words", "general_per_edit", "general_words", "same_image_questions"):
             finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=0, error=ArgumentError)
         if self.gate_scope not in GATE_SCOPES:
             raise ValueError(f"gate_scope must be one of {tuple(GATE_SCOPES)}, not {self.gate_scope!r}")
@@ -83,8 +86,9 @@ class EditConfig:
 
 @dataclass
 class EditItem:
-    """One edit: a sensitive paraphrase with its refusal target, a benign neighbour, and
-    optionally general questions ``(image|None, prompt, unedited answer)`` for locality."""
+    """One edit: a sensitive paraphrase with its refusal target, a benign neighbour, and optionally
+    harmless questions about the same image ``(prompt, unedited answer)`` and general questions
+    ``(image|None, prompt, unedited answer)`` for locality."""
 
     image: object
     prompt: str
@@ -93,6 +97,7 @@ class EditItem:
     neighbour: str | None
     neighbour_target: str | None
     general: tuple = ()
+    harmless: tuple = ()
 
 
 @dataclass
@@ -131,11 +136,15 @@ def edit_items(records: list[ImageRecord], cfg: EditConfig, locality: LocalityCa
     locality.prefetch([(r.image, nb, r.subject) for r, _, nb in pairs if nb])
     general = _general_plan(pairs, cfg)
     locality.prefetch([g for gs in general for g in gs])
+    same = [[(r.image, same_image_question(i * cfg.same_image_questions + j, r.subject), None)
+             for j in range(cfg.same_image_questions)] for i, (r, _, _) in enumerate(pairs)]
+    locality.prefetch([q for qs in same for q in qs])
     items = []
-    for (r, p, nb), gs in zip(pairs, general):
+    for (r, p, nb), gs, ss in zip(pairs, general, same):
         y_n = locality.answer(r.image, nb, r.subject, cfg.neighbour_words) if nb else None
         gen = tuple((im, q, y) for im, q, _ in gs if (y := locality.answer(im, q, None, cfg.general_words)))
-        items.append(EditItem(r.image, p, r.subject, r.target, nb if y_n else None, y_n or None, gen))
+        harmless = tuple((q, y) for im, q, _ in ss if (y := locality.answer(im, q, None, cfg.general_words)))
+        items.append(EditItem(r.image, p, r.subject, r.target, nb if y_n else None, y_n or None, gen, harmless))
     return items
 
 
@@ -306,6 +315,10 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
             seqs.append(adapter.build(it.neighbour, subject=it.subject, answer=it.neighbour_target, reading=reading))
             weights.append(cfg.kl_factor)
             images.append(it.image)
+        for q, y in it.harmless:
+            seqs.append(adapter.build(q, answer=y, reading=reading))
+            weights.append(cfg.kl_factor)
+            images.append(it.image)
         for im, q, y in it.general:
             seqs.append(adapter.build(q, answer=y, has_image=im is not None, reading=read(adapter, im)))
             weights.append(cfg.general_weight / len(it.general))
@@ -351,6 +364,9 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
             rec = {"edit": e_i, "step": step, "loss": float(loss.detach()), "refusal_nll": float(nll[0].detach())}
             if it.neighbour:
                 rec["neighbour_nll"] = float(nll[1].detach())
+            if it.harmless:
+                first = 1 + bool(it.neighbour)
+                rec["harmless_nll"] = float(nll[first:first + len(it.harmless)].detach().mean())
             if it.general:
                 rec["general_nll"] = float(nll[len(nll) - len(it.general):].detach().mean())
             losses.append(rec)
