@@ -147,3 +147,61 @@ def test_prefix_memo_answers_equal_plain_generation(tiny64, image_dir):
                      prefix_tag="t")  # the prefix expanded over two rows from a stored entry
     assert [x.token_ids for x in two] == [x.token_ids for x in a.generate([item, (item[0], PROMPTS[1],
                                                                            "student ID card")], max_new_tokens=8)]
+
+
+def test_gates_at_every_position_rerun_the_prompt_start_only_from_their_layer(tiny64, image_dir, tmp_path):
+    """A gate at every position of layer l cannot change what enters layers 0..l: a new such gate reuses the
+    stored prompt start below l and reruns layers l.. (issue 31: every-position toggles). Answers equal a
+    session that reuses nothing, in float64, and the stored layers are never those of another input."""
+    from ng_core.method.interventions import Delta
+
+    a = tiny64
+    d = a.hidden_size
+    s = StudioSession(a, runs_dir=tmp_path / "r1", max_new_tokens=10)
+    ref = StudioSession(a, runs_dir=tmp_path / "r2", max_new_tokens=10)
+    ref._prefix_memo.size = 0  # keeps nothing
+    for sess in (s, ref):
+        sess.set_image(image_dir / "img1.png", private=False)
+        sess.set_prompt(PROMPTS[0], "passport")
+    ran = []
+    h = a.lm.layers[0].register_forward_pre_hook(lambda m, args, kw: ran.append(args[0].shape[1] if args else
+                                                                              kw["hidden_states"].shape[1]),
+                                                 with_kwargs=True)
+
+    def both(gates=None, deltas=None):
+        for sess in (s, ref):
+            if gates is not None:
+                sess.set_gates(gates)
+            if deltas is not None:
+                sess.apply_edit(deltas)
+        ref._drafts.clear()
+        ran.clear()
+        got = s.ask(memo=False).text
+        first = list(ran)
+        assert got == ref.ask(memo=False).text
+        return first
+
+    try:
+        seq = a.build(PROMPTS[0], subject="passport", has_image=True, reading=s.reading)
+        P = max(int(seq.image_positions[-1]) + 1, int(seq.question_pos))
+        assert both([])[0] == P  # the plain prompt start, run and stored with its layer inputs
+        assert (s._prefix_memo.misses, s._prefix_memo.partial) == (1, 0)
+        for k, scale in ((8, 0.0), (8, 0.5), (16, 0.0)):  # new gate sets at every position of layer 2
+            both([Gate(2, torch.arange(k), scale, "all")])
+        assert s._prefix_memo.partial == 3 and s._prefix_memo.hits == 0
+        first = both([Gate(1, torch.arange(8), 0.0, "all"), Gate(3, torch.arange(4), 0.0, "all")])
+        assert s._prefix_memo.partial == 4
+        assert first[0] == len(seq.input_ids) - P  # layer 0 first saw the question, not the prompt start again
+        both([Gate(1, torch.arange(8), 0.0, "all"), Gate(3, torch.arange(4), 0.0, "all")])  # stored: reused whole
+        assert s._prefix_memo.hits == 1
+        g = torch.Generator().manual_seed(0)
+        both(deltas=[Delta(2, torch.randn(d, a.ffn_size, generator=g, dtype=torch.float64) * 0.5)])
+        both([Gate(3, torch.arange(8), 0.0, "all")])  # edit and gate together: from the edited prompt start
+        s.set_image(image_dir / "img2.png", private=False)  # another input: nothing of the first one
+        ref.set_image(image_dir / "img2.png", private=False)
+        partial = s._prefix_memo.partial
+        both([Gate(2, torch.arange(8), 0.0, "all")])
+        assert s._prefix_memo.partial == partial
+        assert ref._prefix_memo.hits == ref._prefix_memo.partial == 0
+    finally:
+        h.remove()

@@ -110,6 +110,32 @@ def common_prefix_len(seqs) -> int:
     return P
 
 
+class LayeredTag(tuple):
+    """A :class:`PrefixMemo` tag that says at which layer each intervention acting inside the prefix sits:
+    sorted ``(layer, signature)`` pairs (a gate at every position, one per edited layer).
+
+    An intervention at layer ``l`` (on its output or inside its MLP) cannot change what enters layers ``0..l``,
+    nor their keys/values. So a prefix under this tag can start from a stored prefix of the same input whose
+    interventions differ first at layer ``m``: its keys/values of layers ``< m`` and the residual stream
+    entering layer ``m`` are reused, and only layers ``m..`` run again (:meth:`PrefixMemo.lookup`).
+    """
+
+    def __new__(cls, parts=()):
+        return super().__new__(cls, sorted(((int(l), sig) for l, sig in parts), key=lambda p: (p[0], repr(p[1]))))
+
+    def first_difference(self, other: "LayeredTag") -> int | None:
+        """The lowest layer whose interventions differ between the two tags (None: the same tag)."""
+        diff = set(self) ^ set(other)
+        return min(l for l, _ in diff) if diff else None
+
+
+class _Entry:
+    __slots__ = ("snap", "inputs", "tag")
+
+    def __init__(self, snap, inputs, tag):
+        self.snap, self.inputs, self.tag = snap, inputs, tag
+
+
 class PrefixMemo:
     """Keys/values of prompt starts computed before, kept for the answers that come next (gate toggles).
 
@@ -117,13 +143,19 @@ class PrefixMemo:
     between toggles the image block and the read lines need not be run again. An entry is keyed by the
     prefix's input embeddings (image features included) and by ``tag``, which the caller sets to name
     every intervention that does act inside the prefix (edits, gates at every position): same key, same
-    keys/values. An entry holds ~10 MB on the default model, ~360 MB on a 7B with 576 image tokens: keep
-    ``size`` small. Thread-safe; the least recently used entry goes first.
+    keys/values.
+
+    With a :class:`LayeredTag` an entry also keeps the residual stream entering each layer, so a new gate at
+    every position of layer ``l`` reruns the prefix from layer ``l`` only, starting from an entry of the same
+    input that agrees below ``l`` (the ungated prefix, or the previous toggle's). An entry holds ~20 MB on the
+    default model (keys/values and layer inputs of ~200 tokens), ~500 MB on a 7B with 576 image tokens: keep
+    ``size`` small. Thread-safe; the least recently used entry goes first. ``hits`` counts prefixes reused
+    whole; ``misses`` those run, ``partial`` those of them run only from a layer up.
     """
 
     def __init__(self, size: int = 4):
         self.size = int(size)
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.partial = 0
         self._d: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
@@ -132,20 +164,36 @@ class PrefixMemo:
         t = prefix_embeds.detach().to("cpu").contiguous()
         return tag, str(t.dtype), tuple(t.shape), hashlib.sha256(t.view(torch.uint8).numpy().tobytes()).hexdigest()
 
-    def get(self, key):
+    def lookup(self, key) -> tuple:
+        """``(entry, start)``: the stored entry to build the prefix under ``key`` from, and the first layer that
+        must run again (0 with no entry; None when the entry is the prefix itself). Counts a hit or a miss."""
+        tag, rest = key[0], key[1:]
         with self._lock:
-            snap = self._d.get(key)
-            if snap is None:
-                self.misses += 1
-                return None
-            self._d.move_to_end(key)
-            self.hits += 1
-            return snap
+            e = self._d.get(key)
+            if e is not None:
+                self._d.move_to_end(key)
+                self.hits += 1
+                return e, None
+            self.misses += 1
+            best, start = None, 0
+            if isinstance(tag, LayeredTag):
+                for k, cand in self._d.items():
+                    if k[1:] != rest or cand.inputs is None or not isinstance(cand.tag, LayeredTag):
+                        continue
+                    m = tag.first_difference(cand.tag)
+                    if m is not None and m > start:
+                        best, start = (k, cand), m
+            if best is None:
+                return None, 0
+            self._d.move_to_end(best[0])
+            self.partial += 1
+            return best[1], start
 
-    def put(self, key, cache) -> None:
+    def put(self, key, cache, inputs=None) -> None:
         snap = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
         with self._lock:
-            self._d[key] = snap
+            self._d[key] = _Entry(snap, inputs, key[0])
+            self._d.move_to_end(key)
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
 
@@ -154,23 +202,33 @@ def prefix_kv(self, seq, feats, P: int, B: int, memo: PrefixMemo | None = None, 
     """(cache, mask): keys/values of the first ``P`` tokens of ``seq``, run once and expanded over ``B`` rows.
 
     ``self`` is the :class:`~ng_core.models.llava.LlavaAdapter`, its hooks already attached. With ``memo``,
-    a prefix computed before under the same ``tag`` is reused instead of run (see :class:`PrefixMemo`).
+    a prefix computed before under the same ``tag`` is reused instead of run; under a :class:`LayeredTag`, one
+    that agrees with ``tag`` below some layer is reused up to that layer (see :class:`PrefixMemo`).
     """
     from transformers import DynamicCache  # deferred: transformers is slow to import
 
     first = self.embed(seq, feats)[:P]
     pre = Batch(first[None], torch.ones(1, P, dtype=torch.long, device=first.device),
                 torch.arange(P, device=first.device)[None], torch.zeros(1, dtype=torch.long), [seq])
-    key = PrefixMemo.key(tag, first) if memo is not None else None
-    snap = memo.get(key) if memo is not None else None
-    if snap is not None:
-        cache = DynamicCache(config=self.text_config)
-        for i, (k, v) in enumerate(snap):
-            cache.update(k, v, i)
-    else:
+    if memo is None:
         _, cache = self.forward(pre, use_cache=True)
-        if memo is not None:
+    else:
+        key = PrefixMemo.key(tag, first)
+        entry, start = memo.lookup(key)
+        cache = DynamicCache(config=self.text_config)
+        if start is None:  # the whole prefix, stored
+            for i, (k, v) in enumerate(entry.snap):
+                cache.update(k, v, i)
+        elif not isinstance(tag, LayeredTag):
+            _, cache = self.forward(pre, use_cache=True)
             memo.put(key, cache)
+        else:  # layers below ``start`` from the entry (none without one), the rest run with the hooks on
+            for i, (k, v) in enumerate(entry.snap[:start] if entry is not None else []):
+                cache.update(k, v, i)
+            inputs = list(entry.inputs[:start]) if entry is not None else []
+            h = entry.inputs[start] if entry is not None else first[None]
+            self.run_layers(h, start, pre, cache=cache, keep_inputs=inputs)
+            memo.put(key, cache, inputs)
     if B > 1:
         cache.batch_repeat_interleave(B)
     return cache, pre.attention_mask.expand(B, P)

@@ -471,11 +471,13 @@ class LlavaAdapter(ModelAdapter):
                 pass
         return box["h"]
 
-    def run_layers(self, hidden: torch.Tensor, start: int, batch: Batch, cache=None) -> torch.Tensor:
+    def run_layers(self, hidden: torch.Tensor, start: int, batch: Batch, cache=None,
+                   keep_inputs: list | None = None) -> torch.Tensor:
         """Decoder layers ``start..L-1`` and the final norm on ``hidden`` (parity with :meth:`forward` tested).
 
         ``cache`` (a ``DynamicCache``) takes the keys/values of layers ``start..``; if it holds a prefix there,
-        ``batch`` continues it (Stage C's shared prefix; ``batch.attention_mask`` spans prefix and tail)."""
+        ``batch`` continues it (Stage C's shared prefix; ``batch.attention_mask`` spans prefix and tail).
+        ``keep_inputs``: a list that receives the residual stream entering each layer run, in order."""
         from transformers.masking_utils import create_causal_mask  # deferred: transformers is slow to import
 
         lm = self.lm
@@ -484,6 +486,8 @@ class LlavaAdapter(ModelAdapter):
         pe = lm.rotary_emb(hidden, position_ids=batch.position_ids)
         h = hidden
         for layer in lm.layers[start:lm.config.num_hidden_layers]:
+            if keep_inputs is not None:
+                keep_inputs.append(h)
             h = layer(h, attention_mask=mask, position_embeddings=pe, position_ids=batch.position_ids,
                       cache=cache, use_cache=cache is not None)
             h = h[0] if isinstance(h, tuple) else h

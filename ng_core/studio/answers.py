@@ -19,6 +19,7 @@ from ng_core.evaluation.judge import judge
 from ng_core.evaluation.leaks import answered, outcome_counts
 from ng_core.method.bundle import Run
 from ng_core.method.interventions import intervention_hooks, subject_positions
+from ng_core.models.decoding import LayeredTag
 from ng_core.models.image_processing import open_image
 
 #: Sentinel: "the session's current image".
@@ -195,10 +196,7 @@ class AnswersMixin:
             def hooks(batch):
                 return intervention_hooks(a, gates, deltas, subject_positions(batch))
         cb = (lambda texts: on_token(texts[0])) if on_token is not None else None
-        # what acts before the question: gates at every position and the edit (subject gates cannot)
-        memo = dict(prefix_memo=self._prefix_memo,  # the edit by its version, not by hashing its weights again
-                    prefix_tag=(_gates_sig([g for g in gates if g.where != "subject"]),
-                                edit_sig if edit_sig is not None or not deltas else _deltas_sig(deltas)))
+        memo = dict(prefix_memo=self._prefix_memo, prefix_tag=_prefix_tag(gates, deltas, edit_sig))
         t0 = time.perf_counter()
         try:
             gen = a.generate([(feats, prompt, subject, reading)], max_new_tokens=max_new_tokens, hooks_for=hooks,
@@ -247,6 +245,16 @@ class AnswersMixin:
         dt = (time.perf_counter() - t0) / max(1, len(items))
         desc = [g.describe() for g in gates] + [d.describe() for d in deltas]
         return [Answer(g.text, judge_text(g.text), desc, dt, r[1], r[2]) for g, r in zip(gens, rows)]
+
+
+def _prefix_tag(gates, deltas, edit_sig) -> LayeredTag:
+    """What acts before the question, by layer: gates at every position and the edit (subject gates cannot).
+    The edit is named by its version (``edit_sig``), not by hashing its weights again, when it has one."""
+    parts = [(g.layer, _gates_sig([g])[0]) for g in gates if g.where != "subject"]
+    if deltas:
+        sig = ("edit", edit_sig if edit_sig is not None else _deltas_sig(deltas))
+        parts += [(d.layer, sig) for d in deltas]
+    return LayeredTag(parts)
 
 
 def _gates_sig(gates) -> tuple:

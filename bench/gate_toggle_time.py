@@ -1,0 +1,93 @@
+"""Time gate toggles on the presenter's path: the guided demo's privacy neurons, then the Gates page.
+
+Why: after the demo a presenter opens *Gates*, keeps the whole mask and moves the strength slider, at the subject
+token and at every position. Each move is a new gate set, so the gated answer is regenerated (the base answer is
+memoised, as on the page). The target is 1.5 s per toggle on 2 cores for both scopes (issue 31). This walks the
+same core calls as the page (``set_gates`` then ``compare``) with the demo's own localization (its preset, layer and
+records) and the demo's sample card and question.
+
+    OMP_NUM_THREADS=2 .venv/bin/python bench/gate_toggle_time.py --model ng-mini-llava --repeats 7
+
+``--quick`` trains the mask for one step only (the neurons then mean little; the toggle's cost barely depends on
+them, but whether the answer changes does).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see streamlit_app.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ng_core.studio import (StudioSession, demo_preset, demo_question, demo_records, load_model_job,  # noqa: E402
+                            neuron_view, sample_dataset)
+
+
+def toggles(s: StudioSession, sel: dict, where: str, repeats: int, offset: float) -> dict:
+    """``repeats`` new strengths (never seen before in this session) at ``where``; seconds per toggle."""
+    secs, texts = [], []
+    s.base_answer()  # memoised once, as on the page
+    for i in range(repeats):
+        scale = round(offset + 0.05 * i, 3)
+        t0 = time.perf_counter()
+        s.set_gates(s.make_gates(sel, scale, where, "residual", label="gate"))
+        _, gated = s.compare()
+        secs.append(time.perf_counter() - t0)
+        texts.append(gated.text)
+    xs = sorted(secs)
+    return {"median": statistics.median(xs), "max": xs[-1], "min": xs[0], "n": len(xs), "seconds": secs,
+            "answers": texts}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="ng-mini-llava")
+    ap.add_argument("--category", default="passport")
+    ap.add_argument("--data", default=".ng-cache/sample-data-12", help="the dashboard's sample dataset")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="one mask step (faster set-up)")
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    job = load_model_job(args.model)
+    assert job.wait(1800) and job.status == "done", job.error_message()
+    s = StudioSession(job.result, runs_dir=tempfile.mkdtemp(), stale_after=None)  # no page polls here
+    p = demo_preset(s.adapter.model_id, s.adapter.n_layers)
+    if args.quick:
+        p["mask"].steps = 1
+    ds = sample_dataset(args.data, per_category=12)
+    layer = int(p["layer"])
+    loc = s.start_localize(demo_records(ds, args.category, p["demo"]["images"]), [layer], p["mask"],
+                           with_edit=False)
+    assert loc.wait(1800) and loc.status == "done", loc.error_message()
+    view = neuron_view(s.localization, category=args.category)
+    sel = view.selection() if int(view.selected.sum()) else view.top_per_layer(p["demo"]["gate_top"])
+    card = (ds.records(args.category, "heldout_images") or ds.records(args.category, "train"))[0]
+    s.set_image(card.image, name="sample", private=False)
+    s.set_prompt(demo_question(card), card.subject)
+    s.max_new_tokens = 32  # the Gates page's answers
+    import torch
+
+    out = {"model": args.model, "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
+           "layer": layer, "neurons": sum(map(len, sel.values())), "question": s.prompt,
+           "base_answer": s.base_answer().text}
+    for where, offset in (("subject", 0.0), ("all", 0.025)):  # offsets keep the two scopes' states apart
+        out[where] = toggles(s, sel, where, args.repeats, offset)
+        print(f"{where:8s} median {out[where]['median']:.2f} s, max {out[where]['max']:.2f} s", flush=True)
+    out["prefix_memo"] = {"hits": s._prefix_memo.hits, "misses": s._prefix_memo.misses}
+    out["load_average_after"] = os.getloadavg()
+    print(json.dumps({k: v for k, v in out.items() if k not in ("subject", "all")}, indent=1))
+    for where in ("subject", "all"):
+        print(where, [round(x, 2) for x in out[where]["seconds"]], out[where]["answers"][:3])
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
