@@ -215,6 +215,7 @@ def cli_cases() -> list[Case]:
     bad = {
         ("edit", "--lr"): ["inf", "-inf", "nan", "0", "-1", "abc", "1e400", ""],
         ("edit", "--general-weight"): ["nan", "inf", "-1", "x"],
+        ("edit", "--same-image"): ["-1", "1.5", "x", "1000"],
         ("edit", "--edit-steps"): ["0", "-1", "1.5", "x", "1000000000"],
         ("edit", "--questions"): ["0", "-3", "nan"],
         ("edit", "--max-images"): ["0", "-1", "2.5"],

@@ -46,7 +46,8 @@ def configs(args: argparse.Namespace, adapter) -> tuple:
                 edit={"lr": getattr(args, "lr", None), "steps": getattr(args, "edit_steps", None),
                       "gate_scope": getattr(args, "gate_scope", None), "method": getattr(args, "edit_method", None),
                       "questions_per_image": getattr(args, "questions", None),
-                      "general_weight": getattr(args, "general_weight", None)})
+                      "general_weight": getattr(args, "general_weight", None),
+                      "same_image_questions": getattr(args, "same_image", None)})
     check_layers(r.layer, adapter.n_layers)
     return r.preset, r.layer, r.mask, r.edit
 
