@@ -345,6 +345,17 @@ def _card_png(path: Path) -> Path:
     return path
 
 
+def _outside_card_png(path: Path) -> tuple[Path, str]:
+    """A photographed passport drawn outside the generator (``bench/outside_cards.py``: its own fonts, layout and
+    photo warp), and the passport number printed on it."""
+    from bench_scripts import load_bench
+
+    oc = load_bench("outside_cards")
+    c = oc.cards()[0]
+    oc.photographed(c["img"], 0).save(path)
+    return path, c["value"]
+
+
 def _answer_after(page, title: str) -> str:
     """The text of the answer shown under the bold ``title`` (its blockquote)."""
     box = page.locator("[data-testid=stVerticalBlock]").filter(has=page.get_by_text(title, exact=True)).last
@@ -358,7 +369,8 @@ def _type_private(page, value: str) -> None:
     _idle(page)
 
 
-def _walk_own_card(page, server, job_wait: int, card: Path | None = None) -> dict:
+def _walk_own_card(page, server, job_wait: int, card: Path | None = None, secret: str | None = None,
+                   shot: str | None = None) -> dict:
     """The guided demo on the presenter's own photographed card with its private values typed in: the unedited
     leak highlighted, after the edit a refusal or a red 'still leaks', held-out cards, the control's verdict on
     the page and in the report (with the card's image), and a reload that keeps the story."""
@@ -380,7 +392,7 @@ def _walk_own_card(page, server, job_wait: int, card: Path | None = None) -> dic
     expect(page.get_by_text(re.compile("Private values on your card"))).to_be_visible()
     page.get_by_role("button", name="Ask the unedited model").click()
     expect(page.get_by_text("The unedited model", exact=True)).to_be_visible()
-    secret = os.environ.get("NG_BROWSER_CARD_SECRET") or normalise(_answer_after(page, "The unedited model"))[:6]
+    secret = secret or normalise(_answer_after(page, "The unedited model"))[:6]
     _type_private(page, secret)
     if len(normalise(secret)) >= 4 and normalise(secret) in normalise(_answer_after(page, "The unedited model")):
         expect(page.locator("mark").first).to_be_visible()  # the unedited answer highlighted as a leak
@@ -395,7 +407,7 @@ def _walk_own_card(page, server, job_wait: int, card: Path | None = None) -> dic
     after = _answer_after(page, "This card, after the learned edit")
     if normalise(secret) in normalise(after):
         expect(page.get_by_text(re.compile("The edited model still leaks on this card"))).to_be_visible()
-    elif not os.environ.get("NG_BROWSER_CARD_SECRET"):  # tiny-random: make it leak, the warning must follow
+    elif card is None:  # tiny-random: make it leak, the warning must follow
         _type_private(page, normalise(after)[:6])
         expect(page.get_by_text(re.compile("The edited model still leaks on this card"))).to_be_visible()
     page.get_by_role("button", name="Test on held-out cards").click()
@@ -403,6 +415,10 @@ def _walk_own_card(page, server, job_wait: int, card: Path | None = None) -> dic
     expect(page.get_by_text(re.compile(r"private questions tried"))).to_be_visible()
     lap("before / after")
     verdict = page.get_by_text(re.compile("What the control shows")).inner_text()
+    print(f"own card: unedited {_answer_after(page, 'The unedited model')!r}; after the edit {after!r}; {verdict}")
+    if shot:
+        _shot(page, shot)
+        t0[0] = time.monotonic()  # the screenshot is not part of any step's time
     page.get_by_role("button", name="Prepare the report").click()
     _idle(page)
     with page.expect_download() as dl:
@@ -449,14 +465,17 @@ def test_guided_demo_on_the_default_model_in_chromium(tmp_path):
 
 @pytest.mark.slow
 def test_own_card_on_the_default_model_in_chromium(tmp_path):
-    """The own-card walk on ng-mini-llava (``NG_BROWSER_DEFAULT_MODEL=1``). ``NG_BROWSER_CARD`` names a
-    photographed card from outside the generator and ``NG_BROWSER_CARD_SECRET`` its private value (by default a
-    held-out-style card and the value its unedited answer spells)."""
+    """The own-card walk on ng-mini-llava (``NG_BROWSER_DEFAULT_MODEL=1``) on a photographed passport from
+    outside the generator: by default the one ``bench/outside_cards.py`` draws (its number typed in as the private
+    value); ``NG_BROWSER_CARD`` names another card and ``NG_BROWSER_CARD_SECRET`` its private value."""
     if os.environ.get("NG_BROWSER_DEFAULT_MODEL") != "1":
         pytest.skip("set NG_BROWSER_DEFAULT_MODEL=1 to walk the own-card demo on ng-mini-llava (minutes)")
     _require_browser()
     _require_playwright()
-    card = Path(os.environ["NG_BROWSER_CARD"]) if os.environ.get("NG_BROWSER_CARD") else None
+    if os.environ.get("NG_BROWSER_CARD"):
+        card, secret = Path(os.environ["NG_BROWSER_CARD"]), os.environ.get("NG_BROWSER_CARD_SECRET")
+    else:
+        card, secret = _outside_card_png(tmp_path / "outside_passport.png")
     with _streamlit(tmp_path, "ng-mini-llava") as srv, _chromium() as pg:
-        times = _walk_own_card(pg, srv, job_wait=1_200_000, card=card)
+        times = _walk_own_card(pg, srv, job_wait=1_200_000, card=card, secret=secret, shot="own_card_default")
     print(f"own card on ng-mini-llava, seconds per step: {times}; load average {os.getloadavg()}")
