@@ -29,20 +29,22 @@ from ng_core.studio import (StudioSession, demo_preset, demo_question, demo_reco
                             neuron_view, sample_dataset)
 
 
-def toggles(s: StudioSession, sel: dict, where: str, repeats: int, offset: float) -> dict:
-    """``repeats`` new strengths (never seen before in this session) at ``where``; seconds per toggle."""
-    secs, texts = [], []
-    s.base_answer()  # memoised once, as on the page
+def toggles(sessions: list, sel: dict, where: str, repeats: int, offset: float) -> list[dict]:
+    """``repeats`` new strengths (never seen before in a session) at ``where``; seconds per toggle, for each
+    session in turn at each strength (so a comparison shares the machine's load)."""
+    secs, texts = [[] for _ in sessions], [[] for _ in sessions]
+    for s in sessions:
+        s.base_answer()  # memoised once, as on the page
     for i in range(repeats):
         scale = round(offset + 0.05 * i, 3)
-        t0 = time.perf_counter()
-        s.set_gates(s.make_gates(sel, scale, where, "residual", label="gate"))
-        _, gated = s.compare()
-        secs.append(time.perf_counter() - t0)
-        texts.append(gated.text)
-    xs = sorted(secs)
-    return {"median": statistics.median(xs), "max": xs[-1], "min": xs[0], "n": len(xs), "seconds": secs,
-            "answers": texts}
+        for j, s in enumerate(sessions):
+            t0 = time.perf_counter()
+            s.set_gates(s.make_gates(sel, scale, where, "residual", label="gate"))
+            _, gated = s.compare()
+            secs[j].append(time.perf_counter() - t0)
+            texts[j].append(gated.text)
+    return [{"median": statistics.median(x), "max": max(x), "min": min(x), "n": len(x), "seconds": x, "answers": t}
+            for x, t in zip(secs, texts)]
 
 
 def main(argv=None) -> int:
@@ -53,6 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="one mask step (faster set-up)")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--against-no-reuse", action="store_true", help="also time a session that keeps no prompt "
+                    "start between toggles (the code before the prompt start was reused), toggle by toggle")
     args = ap.parse_args(argv)
     job = load_model_job(args.model)
     assert job.wait(1800) and job.status == "done", job.error_message()
@@ -68,20 +72,33 @@ def main(argv=None) -> int:
     view = neuron_view(s.localization, category=args.category)
     sel = view.selection() if int(view.selected.sum()) else view.top_per_layer(p["demo"]["gate_top"])
     card = (ds.records(args.category, "heldout_images") or ds.records(args.category, "train"))[0]
-    s.set_image(card.image, name="sample", private=False)
-    s.set_prompt(demo_question(card), card.subject)
-    s.max_new_tokens = 32  # the Gates page's answers
+    sessions = [s]
+    if args.against_no_reuse:
+        ref = StudioSession(s.adapter, runs_dir=tempfile.mkdtemp(), stale_after=None)
+        ref._prefix_memo.size = 0  # keeps no prompt start
+        sessions.append(ref)
+    for x in sessions:
+        x.set_image(card.image, name="sample", private=False)
+        x.set_prompt(demo_question(card), card.subject)
+        x.max_new_tokens = 32  # the Gates page's answers
     import torch
 
     out = {"model": args.model, "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
            "layer": layer, "neurons": sum(map(len, sel.values())), "question": s.prompt,
            "base_answer": s.base_answer().text}
     for where, offset in (("subject", 0.0), ("all", 0.025)):  # offsets keep the two scopes' states apart
-        out[where] = toggles(s, sel, where, args.repeats, offset)
-        print(f"{where:8s} median {out[where]['median']:.2f} s, max {out[where]['max']:.2f} s", flush=True)
-    out["prefix_memo"] = {"hits": s._prefix_memo.hits, "misses": s._prefix_memo.misses}
+        res = toggles(sessions, sel, where, args.repeats, offset)
+        out[where] = res[0]
+        print(f"{where:8s} median {res[0]['median']:.2f} s, max {res[0]['max']:.2f} s", flush=True)
+        if len(res) > 1:
+            out[where + "_no_reuse"] = res[1]
+            out[where + "_same_answers"] = res[0]["answers"] == res[1]["answers"]
+            print(f"{'':8s} no reuse: median {res[1]['median']:.2f} s, max {res[1]['max']:.2f} s; same answers: "
+                  f"{out[where + '_same_answers']}", flush=True)
+    out["prefix_memo"] = {"hits": s._prefix_memo.hits, "partial": s._prefix_memo.partial,
+                          "misses": s._prefix_memo.misses}
     out["load_average_after"] = os.getloadavg()
-    print(json.dumps({k: v for k, v in out.items() if k not in ("subject", "all")}, indent=1))
+    print(json.dumps({k: v for k, v in out.items() if not isinstance(v, dict) or k == "prefix_memo"}, indent=1))
     for where in ("subject", "all"):
         print(where, [round(x, 2) for x in out[where]["seconds"]], out[where]["answers"][:3])
     if args.json:

@@ -148,7 +148,7 @@ class PrefixMemo:
     With a :class:`LayeredTag` an entry also keeps the residual stream entering each layer, so a new gate at
     every position of layer ``l`` reruns the prefix from layer ``l`` only, starting from an entry of the same
     input that agrees below ``l`` (the ungated prefix, or the previous toggle's). An entry holds ~20 MB on the
-    default model (keys/values and layer inputs of ~200 tokens), ~500 MB on a 7B with 576 image tokens: keep
+    default model (keys/values and layer inputs of ~200 tokens), ~600 MB on a 7B with 576 image tokens: keep
     ``size`` small. Thread-safe; the least recently used entry goes first. ``hits`` counts prefixes reused
     whole; ``misses`` those run, ``partial`` those of them run only from a layer up.
     """
