@@ -52,6 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="ng-mini-llava")
     ap.add_argument("--category", default="passport")
     ap.add_argument("--data", default=".ng-cache/sample-data-12", help="the dashboard's sample dataset")
+    ap.add_argument("--per-category", type=int, default=12, help="cards per category when --data is generated")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="one mask step (faster set-up)")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     p = demo_preset(s.adapter.model_id, s.adapter.n_layers)
     if args.quick:
         p["mask"].steps = 1
-    ds = sample_dataset(args.data, per_category=12)
+    ds = sample_dataset(args.data, per_category=args.per_category)
     layer = int(p["layer"])
     loc = s.start_localize(demo_records(ds, args.category, p["demo"]["images"]), [layer], p["mask"],
                            with_edit=False)
