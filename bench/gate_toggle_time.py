@@ -8,6 +8,12 @@ records) and the demo's sample card and question.
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/gate_toggle_time.py --model ng-mini-llava --repeats 7
 
+A toggle costs the prompt start (rerun from the gate's layer at every position, reused whole at the subject
+token), the question, and the new answer's tokens: the previous answer serves as a draft, so an answer that stays
+the same costs one pass, while one the gate garbles is decoded token by token (the median answer length is printed).
+``--against-no-reuse`` toggles a second session that keeps no prompt start, in turn with the first, so both share
+the machine's load; their answers must be the same.
+
 ``--quick`` trains the mask for one step only (the neurons then mean little; the toggle's cost barely depends on
 them, but whether the answer changes does).
 """
@@ -32,7 +38,7 @@ from ng_core.studio import (StudioSession, demo_preset, demo_question, demo_reco
 def toggles(sessions: list, sel: dict, where: str, repeats: int, offset: float) -> list[dict]:
     """``repeats`` new strengths (never seen before in a session) at ``where``; seconds per toggle, for each
     session in turn at each strength (so a comparison shares the machine's load)."""
-    secs, texts = [[] for _ in sessions], [[] for _ in sessions]
+    secs, texts, tokens = [[] for _ in sessions], [[] for _ in sessions], [[] for _ in sessions]
     for s in sessions:
         s.base_answer()  # memoised once, as on the page
     for i in range(repeats):
@@ -43,8 +49,9 @@ def toggles(sessions: list, sel: dict, where: str, repeats: int, offset: float) 
             _, gated = s.compare()
             secs[j].append(time.perf_counter() - t0)
             texts[j].append(gated.text)
-    return [{"median": statistics.median(x), "max": max(x), "min": min(x), "n": len(x), "seconds": x, "answers": t}
-            for x, t in zip(secs, texts)]
+            tokens[j].append(len(s.adapter.tokenizer(gated.text, add_special_tokens=False)["input_ids"]))
+    return [{"median": statistics.median(x), "max": max(x), "min": min(x), "n": len(x), "seconds": x, "answers": t,
+             "answer_tokens": k} for x, t, k in zip(secs, texts, tokens)]
 
 
 def main(argv=None) -> int:
@@ -90,7 +97,8 @@ def main(argv=None) -> int:
     for where, offset in (("subject", 0.0), ("all", 0.025)):  # offsets keep the two scopes' states apart
         res = toggles(sessions, sel, where, args.repeats, offset)
         out[where] = res[0]
-        print(f"{where:8s} median {res[0]['median']:.2f} s, max {res[0]['max']:.2f} s", flush=True)
+        print(f"{where:8s} median {res[0]['median']:.2f} s, max {res[0]['max']:.2f} s, answers of "
+              f"{statistics.median(res[0]['answer_tokens']):g} tokens (median)", flush=True)
         if len(res) > 1:
             out[where + "_no_reuse"] = res[1]
             out[where + "_same_answers"] = res[0]["answers"] == res[1]["answers"]
