@@ -62,6 +62,8 @@ def main(argv=None) -> int:
     ap.add_argument("--per-category", type=int, default=12, help="cards per category when --data is generated")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="one mask step (faster set-up)")
+    ap.add_argument("--from-strength", type=float, default=0.0, help="the first strength tried (then +0.05 a "
+                    "toggle); the demo's neurons garble the answer at every position below about 0.3")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--against-no-reuse", action="store_true", help="also time a session that keeps no prompt "
                     "start between toggles (the code before the prompt start was reused), toggle by toggle")
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
     out = {"model": args.model, "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
            "layer": layer, "neurons": sum(map(len, sel.values())), "question": s.prompt,
            "base_answer": s.base_answer().text}
-    for where, offset in (("subject", 0.0), ("all", 0.025)):  # offsets keep the two scopes' states apart
+    for where, offset in (("subject", args.from_strength), ("all", args.from_strength + 0.025)):  # kept apart
         res = toggles(sessions, sel, where, args.repeats, offset)
         out[where] = res[0]
         print(f"{where:8s} median {res[0]['median']:.2f} s, max {res[0]['max']:.2f} s, answers of "
