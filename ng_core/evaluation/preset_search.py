@@ -389,6 +389,10 @@ GRIDS: dict[str, dict] = {
             Candidate("all20_q2_mix_same2", lr=3e-3, scope="all_positions", topk=0.2, questions=2,
                       mix_families=True, same_image=2),
             Candidate("lr1e-2_all20_q1_same2", lr=1e-2, scope="all_positions", topk=0.2, same_image=2),
+            # fifth round: the same-image questions kept harmless answers (-6 points) at lr 1e-2; more refusal
+            Candidate("lr1e-2_rows20_q1_same2", lr=1e-2, scope="weight_rows", topk=0.2, same_image=2),
+            Candidate("lr1e-2_all20_q2_same2", lr=1e-2, scope="all_positions", topk=0.2, questions=2, same_image=2),
+            Candidate("lr3e-2_all20_q1_same2", lr=3e-2, scope="all_positions", topk=0.2, same_image=2),
         ),
     },
 }
