@@ -9,6 +9,7 @@ the control's verdict), ``private_values`` (what is private on a card the genera
 from ng_core.studio.answers import (CURRENT, Answer, Interventions, answer_counts, behaviour_rates, guess_subject,
                                     judge_available, judge_text)
 from ng_core.studio.edits import CONTROL_METHODS, EditPair
+from ng_core.studio.gates import GATE_ANSWER_CHOICES, GATE_ANSWER_TOKENS
 from ng_core.studio.heldout import before_after, control_verdict, demo_world_cases
 from ng_core.studio.html_report import answer_entry, render_html, run_story, session_story, write_html
 from ng_core.studio.inputs import PrivateImage, record_from_inputs, sample_dataset
@@ -20,7 +21,8 @@ from ng_core.studio.session import StudioSession
 from ng_core.studio.story import (demo_differences, demo_preset, demo_question, demo_records, heldout_cases,
                                   question_words, scope_words, stage_bars, state_rows, state_summary, with_demo_budget)
 
-__all__ = ["Answer", "CONTROL_METHODS", "CURRENT", "DEFAULT_STALE_AFTER", "EditPair", "Interventions", "Job",
+__all__ = ["Answer", "CONTROL_METHODS", "CURRENT", "DEFAULT_STALE_AFTER", "EditPair", "GATE_ANSWER_CHOICES",
+           "GATE_ANSWER_TOKENS", "Interventions", "Job",
            "NeuronView", "PrivateImage", "StudioSession", "answer_counts", "answer_entry", "before_after",
            "behaviour_rates", "control_verdict", "demo_differences", "demo_preset", "demo_question", "demo_records",
            "demo_world_cases", "guess_subject", "heldout_cases", "judge_available", "judge_text", "load_model_job",

@@ -214,19 +214,22 @@ class AnswersMixin:
         return Answer(gen.text, judge_text(gen.text), desc, dt, prompt, subject, notes), list(gen.token_ids)
 
     def base_answer(self, image=CURRENT, prompt: str | None = None, *, subject: str | None = None,
-                    on_token=None) -> Answer:
-        """The base model's answer (no interventions), memoised per input in this session."""
-        return self.ask(image, prompt, subject=subject, interventions=False, on_token=on_token)
+                    on_token=None, max_new_tokens: int | None = None) -> Answer:
+        """The base model's answer (no interventions), memoised per input (and length) in this session."""
+        return self.ask(image, prompt, subject=subject, interventions=False, on_token=on_token,
+                        max_new_tokens=max_new_tokens)
 
     def compare(self, image=CURRENT, prompt: str | None = None, *, subject: str | None = None,
-                on_token=None, on_token_base=None) -> tuple[Answer, Answer]:
-        """(base answer, answer with every active intervention) for the same input."""
-        base = self.base_answer(image, prompt, subject=subject, on_token=on_token_base)
+                on_token=None, on_token_base=None, max_new_tokens: int | None = None) -> tuple[Answer, Answer]:
+        """(base answer, answer with every active intervention) for the same input, both of up to
+        ``max_new_tokens`` new tokens (default: the session's ``max_new_tokens``)."""
+        base = self.base_answer(image, prompt, subject=subject, on_token=on_token_base, max_new_tokens=max_new_tokens)
         if not self.gates and not self.deltas:
             if on_token is not None:
                 on_token(base.text)
             return base, base
-        return base, self.ask(image, prompt, subject=subject, interventions=True, on_token=on_token)
+        return base, self.ask(image, prompt, subject=subject, interventions=True, on_token=on_token,
+                              max_new_tokens=max_new_tokens)
 
     def answer_batch(self, items: list[tuple], *, interventions: Interventions = True,
                      max_new_tokens: int | None = None) -> list[Answer]:

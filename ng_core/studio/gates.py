@@ -8,6 +8,12 @@ import torch
 from ng_core.errors import NGError
 from ng_core.method.interventions import Gate
 
+#: New tokens of a live gate toggle's answers by default (as the guided demo): a gate that garbles the answer is
+#: decoded token by token, so the answer's length bounds the toggle's time (issue 31).
+GATE_ANSWER_TOKENS = 16
+#: The answer lengths the Gates page offers.
+GATE_ANSWER_CHOICES = (16, 32, 64)
+
 
 class GatesMixin:
     """Set, clear and build the session's gates."""
