@@ -7,7 +7,7 @@ from app import components as C
 from app import state as S
 from app.labels import GATE_WHERE_HELP
 from ng_core.errors import NGError
-from ng_core.studio import neuron_view, run_units
+from ng_core.studio import GATE_ANSWER_CHOICES, GATE_ANSWER_TOKENS, neuron_view, run_units
 
 s = S.studio()
 ss = st.session_state
@@ -121,11 +121,13 @@ def gate_panel() -> None:
             if pick:
                 s.set_prompt(s.prompt, pick)
                 st.rerun()
+        n_tok = answer_length()
         c1, c2 = st.columns(2)
         base_slot, gated_slot = c1.empty(), c2.empty()
         try:
             base, gated = s.compare(on_token=C.streamer(gated_slot, "With the gates"),
-                                    on_token_base=C.streamer(base_slot, "Without gates (base model)"))
+                                    on_token_base=C.streamer(base_slot, "Without gates (base model)"),
+                                    max_new_tokens=n_tok)
         except NGError as e:
             st.error(str(e))
             return
@@ -137,6 +139,20 @@ def gate_panel() -> None:
         else:
             st.markdown("**What changed**")
             st.markdown(C.diff_html(base.text, gated.text), unsafe_allow_html=True)
+
+
+def answer_length() -> int:
+    """The answers' length in new tokens: short by default so a toggle stays quick (a gate that garbles the
+    answer is decoded token by token), longer on request. Said next to the answers."""
+    S.init("w_gate_tokens", ss.get("gate_tokens", GATE_ANSWER_TOKENS))
+    note, pick = st.columns([3, 1], vertical_alignment="bottom")
+    n_tok = int(pick.selectbox("Answer length", GATE_ANSWER_CHOICES, key="w_gate_tokens",
+                               format_func=lambda n: f"{n} tokens",
+                               help="New tokens generated for both answers. Longer answers make each toggle "
+                                    "slower when the gate changes the answer."))
+    ss["gate_tokens"] = n_tok
+    note.caption(f"Both answers: the first {n_tok} tokens the model generates.")
+    return n_tok
 
 
 def parse_neurons(text: str, n_layers: int, size: int) -> dict[int, list[int]]:

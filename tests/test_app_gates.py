@@ -11,7 +11,7 @@ _threads = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 def _answers(at):
     s = at.session_state["studio"]
-    return s.compare()
+    return s.compare(max_new_tokens=at.selectbox(key="w_gate_tokens").value)  # the page's answer length
 
 
 @pytest.fixture
@@ -82,3 +82,35 @@ def test_gates_persist_across_pages(at):
     assert at.button(key="ask").label == "Get answer (with active interventions)"
     at.switch_page("app/page_gates.py").run()
     assert at.text_input(key="w_gate_single").value == "L2:1"
+
+
+def test_toggle_answers_are_short_by_default_and_the_length_can_be_chosen(at):
+    at.switch_page("app/page_gates.py").run()
+    s = at.session_state["studio"]
+    lengths = []  # (with interventions?, new tokens) of every answer the page generates
+    generate = s._generate
+
+    def spy(feats, prompt, subject, gates, deltas, max_new_tokens, *args, **kw):
+        lengths.append((bool(gates or deltas), max_new_tokens))
+        return generate(feats, prompt, subject, gates, deltas, max_new_tokens, *args, **kw)
+
+    s._generate = spy
+    try:
+        assert at.selectbox(key="w_gate_tokens").value == 16 and s.max_new_tokens == 32  # other pages keep 32
+        assert "first 16 tokens" in texts(at)
+        at.toggle(key="w_gates_on").set_value(True).run()
+        at.text_input(key="w_gate_single").input("L1:3, L2:60").run()
+        at.radio(key="w_gate_where").set_value("all").run()
+        assert (True, 16) in lengths and {n for _, n in lengths} == {16}  # the base answer too
+        assert len(s.adapter.tokenizer(_answers(at)[1].text, add_special_tokens=False)["input_ids"]) <= 16
+        lengths.clear()
+        at.selectbox(key="w_gate_tokens").set_value(64).run()
+        assert lengths == [(False, 64), (True, 64)] and "first 64 tokens" in texts(at)
+        lengths.clear()
+        at.slider(key="w_gate_scale").set_value(0.5).run()  # a toggle after the change keeps the chosen length
+        assert lengths == [(True, 64)]
+        at.switch_page("app/page_model.py").run()
+        at.switch_page("app/page_gates.py").run()  # the choice survives a page switch
+        assert at.selectbox(key="w_gate_tokens").value == 64 and "first 64 tokens" in texts(at)
+    finally:
+        s._generate = generate
