@@ -10,7 +10,9 @@ records) and the demo's sample card and question.
 
 A toggle costs the prompt start (rerun from the gate's layer at every position, reused whole at the subject
 token), the question, and the new answer's tokens: the previous answer serves as a draft, so an answer that stays
-the same costs one pass, while one the gate garbles is decoded token by token (the median answer length is printed).
+the same costs one pass, while one the gate garbles is decoded token by token (the median answer length is printed),
+so the answer's length bounds a toggle: ``--max-new-tokens`` (default 16, the Gates page's default answer length;
+the page offers 16, 32 and 64; the runs in BENCHMARKS.md before that default used 32).
 ``--against-no-reuse`` toggles a second session that keeps no prompt start, in turn with the first, so both share
 the machine's load; their answers must be the same.
 
@@ -31,22 +33,22 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see streamlit_app.py)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ng_core.studio import (StudioSession, demo_preset, demo_question, demo_records, load_model_job,  # noqa: E402
-                            neuron_view, sample_dataset)
+from ng_core.studio import (GATE_ANSWER_TOKENS, StudioSession, demo_preset, demo_question,  # noqa: E402
+                            demo_records, load_model_job, neuron_view, sample_dataset)
 
 
-def toggles(sessions: list, sel: dict, where: str, repeats: int, offset: float) -> list[dict]:
+def toggles(sessions: list, sel: dict, where: str, repeats: int, offset: float, n_tok: int) -> list[dict]:
     """``repeats`` new strengths (never seen before in a session) at ``where``; seconds per toggle, for each
     session in turn at each strength (so a comparison shares the machine's load)."""
     secs, texts, tokens = [[] for _ in sessions], [[] for _ in sessions], [[] for _ in sessions]
     for s in sessions:
-        s.base_answer()  # memoised once, as on the page
+        s.base_answer(max_new_tokens=n_tok)  # memoised once, as on the page
     for i in range(repeats):
         scale = round(offset + 0.05 * i, 3)
         for j, s in enumerate(sessions):
             t0 = time.perf_counter()
             s.set_gates(s.make_gates(sel, scale, where, "residual", label="gate"))
-            _, gated = s.compare()
+            _, gated = s.compare(max_new_tokens=n_tok)
             secs[j].append(time.perf_counter() - t0)
             texts[j].append(gated.text)
             tokens[j].append(len(s.adapter.tokenizer(gated.text, add_special_tokens=False)["input_ids"]))
@@ -64,6 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="one mask step (faster set-up)")
     ap.add_argument("--from-strength", type=float, default=0.0, help="the first strength tried (then +0.05 a "
                     "toggle); the demo's neurons garble the answer at every position below about 0.3")
+    ap.add_argument("--max-new-tokens", type=int, default=GATE_ANSWER_TOKENS, help="new tokens per answer (the "
+                    f"Gates page's answer length; default {GATE_ANSWER_TOKENS}, the page's default)")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--against-no-reuse", action="store_true", help="also time a session that keeps no prompt "
                     "start between toggles (the code before the prompt start was reused), toggle by toggle")
@@ -90,14 +94,13 @@ def main(argv=None) -> int:
     for x in sessions:
         x.set_image(card.image, name="sample", private=False)
         x.set_prompt(demo_question(card), card.subject)
-        x.max_new_tokens = 32  # the Gates page's answers
     import torch
 
-    out = {"model": args.model, "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
-           "layer": layer, "neurons": sum(map(len, sel.values())), "question": s.prompt,
-           "base_answer": s.base_answer().text}
+    out = {"model": args.model, "max_new_tokens": args.max_new_tokens, "threads": torch.get_num_threads(),
+           "load_average": os.getloadavg(), "layer": layer, "neurons": sum(map(len, sel.values())),
+           "question": s.prompt, "base_answer": s.base_answer(max_new_tokens=args.max_new_tokens).text}
     for where, offset in (("subject", args.from_strength), ("all", args.from_strength + 0.025)):  # kept apart
-        res = toggles(sessions, sel, where, args.repeats, offset)
+        res = toggles(sessions, sel, where, args.repeats, offset, args.max_new_tokens)
         out[where] = res[0]
         print(f"{where:8s} median {res[0]['median']:.2f} s, max {res[0]['max']:.2f} s, answers of "
               f"{statistics.median(res[0]['answer_tokens']):g} tokens (median)", flush=True)
