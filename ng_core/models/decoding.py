@@ -1,4 +1,4 @@
-"""Decoding helpers of the LLaVA adapter: draft-verified greedy decoding, shared prefixes, sampling."""
+"""Decoding helpers of the adapter: draft-verified greedy decoding, shared prefixes, sampling."""
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +15,7 @@ def greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, draft, max_ne
                        on_token) -> list[int]:
     """Greedy decoding of one row that verifies runs of ``draft`` tokens in one forward pass each.
 
-    ``self`` is the :class:`~ng_core.models.llava.LlavaAdapter`.
+    ``self`` is the :class:`~ng_core.models.hf_adapter.HFVLMAdapter`.
 
     After the model picks token ``t`` (the draft's next token too), ``t`` and the draft's
     continuation are run together; the draft tokens the model would have picked itself are kept,
@@ -43,7 +43,7 @@ def greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, draft, max_ne
         ids = torch.tensor([block], dtype=torch.long, device=self.input_device)
         attn = torch.cat([attn, torch.ones(1, L, dtype=attn.dtype, device=attn.device)], dim=1)
         positions = pos[:, None] + 1 + torch.arange(L, device=pos.device)[None]
-        step = Batch(self.lm.embed_tokens(ids), attn, positions, batch.offsets, seqs)
+        step = Batch(self.embed_ids(ids), attn, positions, batch.offsets, seqs)
         hidden, cache = self.forward(step, cache=cache, use_cache=True)
         lg = self.logits(hidden[0]).float()  # lg[k]: the next token after block[k]
         lg[:, suppress] = -float("inf")
@@ -142,8 +142,9 @@ class PrefixMemo:
             self.hits += 1
             return snap
 
-    def put(self, key, cache) -> None:
-        snap = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
+    def put(self, key, snap: list) -> None:
+        """Keep ``snap`` (an adapter's ``cache_snapshot``, copied here) under ``key``."""
+        snap = [tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in layer) for layer in snap]
         with self._lock:
             self._d[key] = snap
             while len(self._d) > self.size:
@@ -153,26 +154,22 @@ class PrefixMemo:
 def prefix_kv(self, seq, feats, P: int, B: int, memo: PrefixMemo | None = None, tag: Hashable = None):
     """(cache, mask): keys/values of the first ``P`` tokens of ``seq``, run once and expanded over ``B`` rows.
 
-    ``self`` is the :class:`~ng_core.models.llava.LlavaAdapter`, its hooks already attached. With ``memo``,
+    ``self`` is the :class:`~ng_core.models.hf_adapter.HFVLMAdapter`, its hooks already attached. With ``memo``,
     a prefix computed before under the same ``tag`` is reused instead of run (see :class:`PrefixMemo`).
     """
-    from transformers import DynamicCache  # deferred: transformers is slow to import
-
     first = self.embed(seq, feats)[:P]
     pre = Batch(first[None], torch.ones(1, P, dtype=torch.long, device=first.device),
                 torch.arange(P, device=first.device)[None], torch.zeros(1, dtype=torch.long), [seq])
     key = PrefixMemo.key(tag, first) if memo is not None else None
     snap = memo.get(key) if memo is not None else None
     if snap is not None:
-        cache = DynamicCache(config=self.text_config)
-        for i, (k, v) in enumerate(snap):
-            cache.update(k, v, i)
+        cache = self.cache_from_snapshot(snap)
     else:
         _, cache = self.forward(pre, use_cache=True)
         if memo is not None:
-            memo.put(key, cache)
+            memo.put(key, self.cache_snapshot(cache))
     if B > 1:
-        cache.batch_repeat_interleave(B)
+        self.cache_select_rows(cache, torch.zeros(B, dtype=torch.long))
     return cache, pre.attention_mask.expand(B, P)
 
 

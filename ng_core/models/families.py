@@ -1,0 +1,70 @@
+"""The vision-language families the generic adapter serves, each described as data.
+
+A :class:`FamilySpec` names where a family keeps its decoder layers, each layer's ``down_proj``, the final
+norm and the head; how its images enter (one placeholder token expanded to the image's tokens, with the
+family's start/end markers around it); how its positions work (``1d`` token indices, or Qwen's 3-D
+``mrope`` computed by the model's own ``get_rope_index``); which token types its forward needs; and how
+its pixels are prepared (the project's own resize/crop/normalise for LLaVA-1.5, else the family's image
+processor on the resized square). Everything else lives once, in :class:`ng_core.models.hf_adapter.HFVLMAdapter`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    model_type: str  # transformers' config.model_type
+    name: str  # how people call it
+    model_class: str  # the transformers class (image-text-to-text)
+    lm_path: str = "model.language_model"  # the decoder stack, from the top model
+    layers_attr: str = "layers"
+    down_proj_path: str = "mlp.down_proj"  # inside one decoder layer
+    norm_attr: str = "norm"
+    head_path: str = "lm_head"
+    image_token: str = "<image>"  # the placeholder that receives the image's features
+    image_wrap: tuple = ("", "")  # family markers written around the placeholder in the prompt
+    image_newline: str = "\n"  # what follows the image block before the question
+    positions: str = "1d"  # "1d" or "mrope"
+    token_types: str | None = None  # forward kwarg carrying 1 at image tokens ("token_type_ids"), or None
+    pixels: str = "processor"  # "project": the project's CLIP-style preprocessing; "processor": the family's
+    features: str = "pooled"  # how get_image_features' output becomes [N, d] ("pooled")
+    image_kwargs: tuple = ()  # processor outputs passed to get_image_features besides pixel_values
+    # What has been verified for this family: {"loads", "tiny", "real"} (README's table reads it).
+    verified: frozenset = field(default_factory=frozenset)
+
+    def editable_reason(self) -> str:
+        return f"{self.name} decoder layers hold a dense nn.Linear {self.down_proj_path}"
+
+
+FAMILIES: dict[str, FamilySpec] = {s.model_type: s for s in (
+    FamilySpec("llava", "LLaVA-1.5", "LlavaForConditionalGeneration", pixels="project",
+               verified=frozenset({"loads", "tiny", "real"})),
+    FamilySpec("llava_next", "LLaVA-NeXT", "LlavaNextForConditionalGeneration",
+               image_kwargs=("image_sizes",)),
+    FamilySpec("llava_onevision", "LLaVA-OneVision", "LlavaOnevisionForConditionalGeneration",
+               image_kwargs=("image_sizes",)),
+    FamilySpec("qwen2_vl", "Qwen2-VL", "Qwen2VLForConditionalGeneration", image_token="<|image_pad|>",
+               image_wrap=("<|vision_start|>", "<|vision_end|>"), positions="mrope",
+               image_kwargs=("image_grid_thw",)),
+    FamilySpec("qwen2_5_vl", "Qwen2.5-VL", "Qwen2_5_VLForConditionalGeneration", image_token="<|image_pad|>",
+               image_wrap=("<|vision_start|>", "<|vision_end|>"), positions="mrope",
+               image_kwargs=("image_grid_thw",)),
+)}
+
+
+def family_of(model_type: str) -> FamilySpec:
+    """The spec for ``model_type``, or a ``KeyError`` naming the families served."""
+    try:
+        return FAMILIES[model_type]
+    except KeyError:
+        raise KeyError(f"the model type {model_type!r} is not a supported vision-language family; supported: "
+                       f"{', '.join(FAMILIES)}") from None
+
+
+def resolve(root, path: str):
+    """``root.a.b.c`` for ``path`` = ``"a.b.c"`` (integers index lists)."""
+    obj = root
+    for part in path.split("."):
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+    return obj
