@@ -246,23 +246,23 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
         return self._fingerprint
 
     # ------------------------------------------------------------------ images
-    def _pixels(self, image):
-        """The model's pixel inputs for ``image``: a tensor (project path) or the processor's dict."""
+    def pixel_inputs(self, image) -> dict:
+        """What the model's own forward takes for ``image``: ``pixel_values`` and, per family, the image's
+        geometry (``image_grid_thw``, ``image_sizes``)."""
         img = open_image(image)
         if self.spec.pixels == "project":
-            return preprocess(img, self.image_cfg)
+            return {"pixel_values": preprocess(img, self.image_cfg)}
         out = self.image_processor(images=[square(img, self.image_cfg.crop)], return_tensors="pt")
         return {k: out[k] for k in ("pixel_values",) + tuple(self.spec.image_kwargs)}
 
-    def feature_key(self, image, px=None) -> str:
+    def feature_key(self, image, px: dict | None = None) -> str:
         """The shared feature cache's key for ``image``: a hash of its preprocessed pixels."""
-        px = self._pixels(image) if px is None else px
-        t = px if isinstance(px, torch.Tensor) else px["pixel_values"]
-        return hashlib.sha1(t.contiguous().numpy().tobytes()).hexdigest()
+        px = self.pixel_inputs(image) if px is None else px
+        return hashlib.sha1(px["pixel_values"].contiguous().numpy().tobytes()).hexdigest()
 
     def encode_image(self, image) -> torch.Tensor:
         """Projected image features [N_img, d] (no grad), cached by pixel content."""
-        px = self._pixels(image)
+        px = self.pixel_inputs(image)
         key = self.feature_key(image, px)
         with self.lock:
             if key in self.caches.features:
@@ -277,16 +277,13 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
     def encode_image_uncached(self, image) -> torch.Tensor:
         """Like :meth:`encode_image` but always runs the vision tower (the reference schedule's cost)."""
         with self.lock:
-            return self._encode_pixels(self._pixels(image))
+            return self._encode_pixels(self.pixel_inputs(image))
 
-    def _encode_pixels(self, px) -> torch.Tensor:
+    def _encode_pixels(self, px: dict) -> torch.Tensor:
         base = self.model.model
         tower = next((m for m in (getattr(base, "vision_tower", None), getattr(base, "visual", None)) if m is not None))
         dev, vdtype = next(tower.parameters()).device, next(tower.parameters()).dtype
-        if isinstance(px, torch.Tensor):
-            kw = {"pixel_values": px.to(dev, vdtype)}
-        else:
-            kw = {k: (v.to(dev, vdtype) if k == "pixel_values" else v.to(dev)) for k, v in px.items()}
+        kw = {k: (v.to(dev, vdtype) if k == "pixel_values" else v.to(dev)) for k, v in px.items()}
         with torch.no_grad():
             out = base.get_image_features(**kw)
         feats = out.pooler_output if hasattr(out, "pooler_output") else out
@@ -299,8 +296,8 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
         """What the processor says about every image of this model besides its pixels (``image_grid_thw``,
         ``image_sizes``): the same for all, since every image is brought to the same square first."""
         if not hasattr(self, "_geometry"):
-            px = self._pixels(Image.new("RGB", (self.image_cfg.crop,) * 2))
-            self._geometry = {} if isinstance(px, torch.Tensor) else {k: v for k, v in px.items() if k != "pixel_values"}
+            px = self.pixel_inputs(Image.new("RGB", (self.image_cfg.crop,) * 2))
+            self._geometry = {k: v for k, v in px.items() if k != "pixel_values"}
         return self._geometry
 
     @property

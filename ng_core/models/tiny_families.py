@@ -1,0 +1,106 @@
+"""Tiny random builds of every supported family: ``tiny-random:<model_type>``, offline, in a second.
+
+Each uses the family's own config and model classes with small sizes, the project's offline-trained
+tokenizer carrying the family's special tokens, the family's PIL image processor and a chat template.
+They exist to run every code path of the generic adapter on each family (positions, image tokens, layer
+replay, caches), not to answer anything sensible.
+"""
+from __future__ import annotations
+
+import torch
+
+from ng_core.models.image_processing import ImageConfig
+from ng_core.models.tiny_random import build_tokenizer, build_tiny_random
+
+_TEXT = dict(hidden_size=64, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
+             max_position_embeddings=512, tie_word_embeddings=False)
+_PINPOINTS = [[28, 28], [28, 56], [56, 28], [56, 56]]
+_QWEN_SPECIALS = {"vision_start_token": "<|vision_start|>", "vision_end_token": "<|vision_end|>",
+                  "image_token": "<|image_pad|>", "video_token": "<|video_pad|>"}
+
+
+def _text(tok, n_layers: int, **extra) -> dict:
+    return dict(_TEXT, vocab_size=len(tok), num_hidden_layers=n_layers, pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id, **extra)
+
+
+def _llava_next(tok, n_layers):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration
+    from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
+
+    v = CLIPVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                         patch_size=14, image_size=28, projection_dim=32)
+    cfg = LlavaNextConfig(vision_config=v, text_config=LlamaConfig(**_text(tok, n_layers)),
+                          image_token_index=tok.convert_tokens_to_ids("<image>"), image_grid_pinpoints=_PINPOINTS,
+                          vision_feature_layer=-1)
+    proc = LlavaNextImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28},
+                                      image_grid_pinpoints=_PINPOINTS)
+    return LlavaNextForConditionalGeneration, cfg, proc, 56
+
+
+def _llava_onevision(tok, n_layers):
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
+    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
+
+    v = SiglipVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           patch_size=14, image_size=28)
+    cfg = LlavaOnevisionConfig(vision_config=v, text_config=Qwen2Config(**_text(tok, n_layers)),
+                               image_token_index=tok.convert_tokens_to_ids("<image>"),
+                               image_grid_pinpoints=_PINPOINTS, vision_feature_layer=-1)
+    proc = LlavaOnevisionImageProcessorPil(size={"height": 28, "width": 28}, image_grid_pinpoints=_PINPOINTS)
+    return LlavaOnevisionForConditionalGeneration, cfg, proc, 56
+
+
+def _qwen_vl(tok, n_layers, version: str):
+    import transformers
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    text = _text(tok, n_layers, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]})
+    if version == "qwen2_vl":
+        cls, ccls = transformers.Qwen2VLForConditionalGeneration, transformers.Qwen2VLConfig
+        vision = dict(depth=1, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2)
+    else:
+        cls, ccls = transformers.Qwen2_5_VLForConditionalGeneration, transformers.Qwen2_5_VLConfig
+        vision = dict(depth=1, hidden_size=32, out_hidden_size=64, num_heads=2, intermediate_size=64, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2, fullatt_block_indexes=[0], window_size=56)
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in _QWEN_SPECIALS.items()}
+    cfg = ccls(text_config=text, vision_config=vision, image_token_id=ids["image_token"],
+               video_token_id=ids["video_token"], vision_start_token_id=ids["vision_start_token"],
+               vision_end_token_id=ids["vision_end_token"])
+    side = 84  # 6x6 patches, merged 2x2: 9 image tokens on a 3x3 grid
+    proc = Qwen2VLImageProcessorPil(min_pixels=side * side, max_pixels=side * side, patch_size=14, merge_size=2,
+                                    temporal_patch_size=2)
+    return cls, cfg, proc, side
+
+
+_BUILDERS = {
+    "llava_next": (_llava_next, None),
+    "llava_onevision": (_llava_onevision, None),
+    "qwen2_vl": (lambda t, n: _qwen_vl(t, n, "qwen2_vl"), _QWEN_SPECIALS),
+    "qwen2_5_vl": (lambda t, n: _qwen_vl(t, n, "qwen2_5_vl"), _QWEN_SPECIALS),
+}
+#: The families ``tiny-random:<model_type>`` builds.
+TINY_FAMILIES = ("llava",) + tuple(_BUILDERS)
+
+
+def build_tiny_family(model_type: str, seed: int = 0, n_layers: int = 4, dtype=torch.float32):
+    """(model, tokenizer, image_config, image_processor) for a random ``model_type`` model (``llava``: no processor:
+    the project's own preprocessing, as for every LLaVA-1.5 checkpoint)."""
+    if model_type == "llava":
+        model, tok, img_cfg = build_tiny_random(seed=seed, n_layers=n_layers, dtype=dtype)
+        return model, tok, img_cfg, None
+    if model_type not in _BUILDERS:
+        raise ValueError(f"no tiny random build for {model_type!r}; built: {', '.join(TINY_FAMILIES)}")
+    make, specials = _BUILDERS[model_type]
+    tok = build_tokenizer("bytelevel", specials)
+    cls, cfg, proc, side = make(tok, n_layers)
+    torch.manual_seed(seed)
+    model = cls(cfg).to(dtype)
+    with torch.no_grad():  # scale the random decoder weights up a little so answers and gradients are not all ~0
+        for name, p in model.named_parameters():
+            if p.dim() == 2 and "language_model" in name:
+                p.mul_(4.0)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model, tok, ImageConfig(size=side, crop=side), proc
