@@ -49,6 +49,8 @@ def _stock_inputs(a, seq, image):
         kw.update(a.pixel_inputs(image))
         if a.spec.positions == "mrope":
             kw["mm_token_type_ids"] = (seq.input_ids[None] == a.image_token_id).int()
+        if a.spec.token_types:
+            kw[a.spec.token_types] = (seq.input_ids[None] == a.image_token_id).long()
     return kw
 
 
@@ -130,9 +132,11 @@ def test_fast_and_naive_edits_agree(fam64, image_dir, scope, general):
     gate[torch.randperm(fam64.hidden_size, generator=torch.Generator().manual_seed(0))[:20]] = True
     out = {s: gated_finetune(fam64, items, 1, gate, EditConfig(lr=1e-3, steps=3, gate_scope=scope, schedule=s, **base))
            for s in ("fast", "naive")}
+    # float64 models, but transformers' RMSNorms compute in float32 (Gemma 3 has four per layer plus q/k norms):
+    # the schedules, which sum the shared prefix's gradient at different points, agree to float32 rounding
     scale = float(out["naive"].delta.abs().max())
     assert scale > 0
-    assert torch.allclose(out["fast"].delta, out["naive"].delta, atol=1e-6 * scale, rtol=0)
+    assert torch.allclose(out["fast"].delta, out["naive"].delta, atol=1e-5 * scale, rtol=0)
     assert [r["loss"] for r in out["fast"].losses] == pytest.approx([r["loss"] for r in out["naive"].losses], rel=1e-7)
 
 
@@ -173,6 +177,23 @@ def test_a_delta_by_hook_equals_the_delta_added_to_the_weight(fam64, image_dir):
         with torch.no_grad():
             W.copy_(orig)
     assert torch.allclose(hooked, edited, atol=1e-10)
+
+
+def test_a_padded_batch_longer_than_the_sliding_window_is_refused(fam, image_dir):
+    if fam.sliding_window is None:
+        assert fam.family != "gemma3"
+        return
+    seqs = [fam.build(PROMPT, subject="the passport"), fam.build("What is it?", has_image=False)]
+    batch = fam.collate(seqs, [fam.encode_image(image_dir / "img0.png"), None], padding="left")
+    tc = fam.text_config
+    window = tc.sliding_window
+    tc.sliding_window = len(seqs[1]) + 1
+    try:
+        with pytest.raises(ValueError, match="sliding attention window"):
+            fam.forward(batch)
+        fam.forward(fam.collate(seqs[1:], [None]))  # one row, no padding: fine
+    finally:
+        tc.sliding_window = window
 
 
 def test_a_run_bundle_refuses_another_familys_weights(fam, tmp_path):

@@ -50,6 +50,9 @@ FAMILIES: dict[str, FamilySpec] = {s.model_type: s for s in (
     FamilySpec("qwen2_5_vl", "Qwen2.5-VL", "Qwen2_5_VLForConditionalGeneration", image_token="<|image_pad|>",
                image_wrap=("<|vision_start|>", "<|vision_end|>"), positions="mrope",
                image_kwargs=("image_grid_thw",)),
+    FamilySpec("gemma3", "Gemma 3", "Gemma3ForConditionalGeneration", image_token="<image_soft_token>",
+               image_wrap=("<start_of_image>", "<end_of_image>"), image_newline="\n\n",
+               token_types="token_type_ids"),
 )}
 
 

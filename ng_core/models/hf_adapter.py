@@ -375,6 +375,16 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
             out[:, i] = torch.where(p[None] < n, table[:, p.clamp(max=n - 1)], (p + s.rope_delta)[None])
         return torch.cat([pid[None], out], 0)  # row 0: the token indices the layers (and hooks) see
 
+    def token_types(self, batch: Batch) -> torch.Tensor:
+        """[B, T] long: 1 at image tokens, 0 elsewhere (padding included), for families whose masks read them."""
+        pid = batch.position_ids
+        real = batch.attention_mask[:, -pid.shape[1]:].bool()  # the mask may span a cached prefix too
+        out = torch.zeros_like(pid)
+        for i, s in enumerate(batch.seqs):
+            if len(s.image_positions):
+                out[i] = torch.isin(pid[i], s.image_positions.to(pid.device)) & real[i]
+        return out
+
     # ------------------------------------------------------------------ running
     @contextmanager
     def hooked(self, specs: list[HookSpec]):
@@ -387,11 +397,32 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
 
     def _decode(self, embeds, batch: Batch, cache, use_cache: bool):
         """The family's own forward (masks, positions, token types) from input embeddings."""
+        kw = {}
+        if self.spec.token_types:
+            kw[self.spec.token_types] = self.token_types(batch)
         return self.model.model(inputs_embeds=embeds, attention_mask=batch.attention_mask,
-                                position_ids=self.model_positions(batch), cache=cache, use_cache=use_cache)
+                                position_ids=self.model_positions(batch), cache=cache, use_cache=use_cache, **kw)
+
+    @property
+    def sliding_window(self) -> int | None:
+        """The attention window of the family's sliding-window layers (None: every layer sees everything)."""
+        tc = self.text_config
+        if "sliding_attention" in (getattr(tc, "layer_types", None) or []) and getattr(tc, "sliding_window", None):
+            return int(tc.sliding_window)
+        return None
+
+    def check_window(self, batch: Batch) -> None:
+        """Refuse a padded batch longer than the sliding window: the window counts cache slots, padding included,
+        so a padded row would see fewer real tokens than alone (the fast schedules and batched answers are
+        exact only within the window)."""
+        w = self.sliding_window
+        if w is not None and batch.attention_mask.shape[1] > w and not bool(batch.attention_mask.all()):
+            raise ValueError(f"a padded batch spans {batch.attention_mask.shape[1]} tokens, more than this model's "
+                             f"sliding attention window ({w}); run these rows one at a time or shorter")
 
     def forward(self, batch: Batch, cache=None, use_cache: bool = False):
         """Final-norm hidden states [B, T, d] (and the cache when ``use_cache``)."""
+        self.check_window(batch)
         out = self._decode(batch.embeds, batch, cache, use_cache)
         if use_cache:
             return out.last_hidden_state, out.cache
@@ -425,6 +456,7 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
         ``start..``; if it holds a prefix there, ``batch`` continues it (``batch.attention_mask`` spans prefix
         and tail)."""
         self.check_layer(start)
+        self.check_window(batch)
         with self.lock:
             captured = kv.captured_layer_kwargs(
                 self.lm, self.spec.layers_attr, lambda c: self._decode(hidden, batch, c, False), cache, start,

@@ -74,11 +74,40 @@ def _qwen_vl(tok, n_layers, version: str):
     return cls, cfg, proc, side
 
 
+_GEMMA_SPECIALS = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>",
+                   "start_of_turn_token": "<start_of_turn>", "end_of_turn_token": "<end_of_turn>"}
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' "
+    "else message['role']) + '\n' + message['content'] + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+
+def _gemma3(tok, n_layers):
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    tok.chat_template = GEMMA_TEMPLATE
+    # Sliding-window layers alternate with full ones, as in Gemma 3; the window (1024 on the 4B..27B models)
+    # spans every test sequence, padding included (see HFVLMAdapter.check_window).
+    text = _text(tok, n_layers, head_dim=16, sliding_window=128, query_pre_attn_scalar=16,
+                 layer_types=["sliding_attention", "full_attention"] * (n_layers // 2) + ["sliding_attention"] * (n_layers % 2))
+    v = SiglipVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           patch_size=14, image_size=56)
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in _GEMMA_SPECIALS.items()}
+    cfg = Gemma3Config(text_config=Gemma3TextConfig(**text), vision_config=v, mm_tokens_per_image=4,
+                       boi_token_index=ids["boi_token"], eoi_token_index=ids["eoi_token"],
+                       image_token_index=ids["image_token"])
+    proc = Gemma3ImageProcessorPil(size={"height": 56, "width": 56})
+    return Gemma3ForConditionalGeneration, cfg, proc, 56
+
+
 _BUILDERS = {
     "llava_next": (_llava_next, None),
     "llava_onevision": (_llava_onevision, None),
     "qwen2_vl": (lambda t, n: _qwen_vl(t, n, "qwen2_vl"), _QWEN_SPECIALS),
     "qwen2_5_vl": (lambda t, n: _qwen_vl(t, n, "qwen2_5_vl"), _QWEN_SPECIALS),
+    "gemma3": (_gemma3, _GEMMA_SPECIALS),
 }
 #: The families ``tiny-random:<model_type>`` builds.
 TINY_FAMILIES = ("llava",) + tuple(_BUILDERS)
