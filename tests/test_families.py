@@ -209,6 +209,26 @@ def test_a_run_bundle_refuses_another_familys_weights(fam, tmp_path):
         Run.load(tmp_path / "run", other)
 
 
+def test_a_checkpoint_folder_is_loaded_as_its_family(fam, tmp_path, image_dir):
+    """``--model PATH``: the family comes from config.json; the same weights give the same logits, and the
+    folder's fingerprint is stable from load to load."""
+    from ng_core.models import load_model
+    from ng_core.models.tiny_families import save_tiny_family
+
+    folder = save_tiny_family(tmp_path / "ckpt", fam.family)
+    b = load_model(str(folder))
+    assert b.family == fam.family and b.family_info()["family_name"] == fam.spec.name
+    assert b.fingerprint() == load_model(str(folder)).fingerprint()
+    assert b.n_image_tokens == fam.n_image_tokens
+    s1, s2 = (x.build(PROMPT, subject="the passport") for x in (fam, b))
+    assert torch.equal(s1.input_ids, s2.input_ids) and s1.subject_pos == s2.subject_pos
+    img = image_dir / "img0.png"
+    with torch.no_grad():
+        la = fam.logits(fam.forward(fam.collate([s1], [fam.encode_image(img)])))
+        lb = b.logits(b.forward(b.collate([s2], [b.encode_image(img)])))
+    assert torch.allclose(la, lb, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     from ng_core.data import generate_dataset
@@ -241,3 +261,22 @@ def test_cli_ask_localize_edit_evaluate(family, data, tmp_path, capsys):
                  "--run", str(run), "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["n"] == 3 and res["method"] != "unedited" and res["run"]
+
+
+def test_a_layer_without_a_dense_down_proj_is_named_with_the_editable_ones():
+    from torch import nn
+
+    a = _load("qwen2_vl")
+    mlp = a.layer_module(2).mlp
+    mlp.down_proj = nn.Sequential(mlp.down_proj)  # as a wrapper (adapter, experts) would hold it
+    with pytest.raises(ValueError, match=r"layer 2 cannot be edited.*Sequential.*editable layers: \[0, 1, 3\]"):
+        a.down_proj(2)
+    assert a.down_proj(1).in_features == a.ffn_size
+
+
+def test_unknown_families_and_tiny_builds_are_named():
+    from ng_core.errors import ModelLoadError
+    from ng_core.models import load_model
+
+    with pytest.raises(ModelLoadError, match="tiny-random:<model_type>.*qwen2_vl"):
+        load_model("tiny-random:mllama")

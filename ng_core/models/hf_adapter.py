@@ -57,13 +57,20 @@ def square(img: Image.Image, side: int) -> Image.Image:
 
 
 def square_side(processor) -> int:
-    """The square every image is brought to for ``processor``: its crop, else its size, else 448."""
+    """The square every image is brought to for ``processor``: its crop, else its size, else (a processor that
+    sizes by pixel count, as Qwen's) the largest square within ``max_pixels`` on its patch grid, at most 448."""
     for attr in ("crop_size", "size"):
         v = getattr(processor, attr, None)
         v = v if isinstance(v, dict) else {}
+        if "longest_edge" in v and "shortest_edge" in v and v["shortest_edge"] > 2048:
+            break  # a pixel count (min/max pixels), not an edge
         for k in ("height", "shortest_edge"):
             if isinstance(v.get(k), int) and 0 < v[k] <= 2048:
                 return int(v[k])
+    max_pixels = getattr(processor, "max_pixels", None) or (getattr(processor, "size", None) or {}).get("longest_edge")
+    factor = int(getattr(processor, "patch_size", 14) or 14) * int(getattr(processor, "merge_size", 1) or 1)
+    if max_pixels:
+        return max(factor, min(448, int(max_pixels ** 0.5) // factor * factor))
     return 448
 
 
@@ -177,6 +184,12 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
             size=square_side(proc), crop=square_side(proc))
         return cls(model, tok, img_cfg, model_id or str(folder), str(folder), chat_template=template, reading=rcfg,
                    image_processor=proc, family=spec)
+
+    def family_info(self) -> dict:
+        """The family's name and what has been verified for it (the Model page and ``ng model`` show it)."""
+        return {"family": self.family, "family_name": self.spec.name,
+                "verified": {"loads": "loads" in self.spec.verified, "tiny random build": "tiny" in self.spec.verified,
+                             "real weights": "real" in self.spec.verified}}
 
     # ------------------------------------------------------------------ places
     @property

@@ -133,3 +133,20 @@ def build_tiny_family(model_type: str, seed: int = 0, n_layers: int = 4, dtype=t
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     return model, tok, ImageConfig(size=side, crop=side), proc
+
+
+def save_tiny_family(folder, model_type: str, **kw):
+    """Write the tiny ``model_type`` build as a checkpoint folder (config, weights, tokenizer with its chat
+    template, image processor): what ``--model PATH`` loads."""
+    from pathlib import Path
+
+    from ng_core.models.tiny_random import save_tiny_random
+
+    folder = Path(folder)
+    if model_type == "llava":
+        return save_tiny_random(folder, **kw)
+    model, tok, _, proc = build_tiny_family(model_type, **kw)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return folder

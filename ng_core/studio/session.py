@@ -95,7 +95,8 @@ class StudioSession(InputsMixin, AnswersMixin, GatesMixin, EditsMixin, Localizat
         nbytes = sum(p.numel() * p.element_size() for p in a.model.parameters())
         return {"model": a.model_id, "source": a.source, "layers": a.n_layers, "hidden_size": a.hidden_size,
                 "ffn_size": a.ffn_size, "parameters": n, "weights_bytes": nbytes, "dtype": str(a.dtype),
-                "image_tokens": a.n_image_tokens, "fingerprint": a.fingerprint(), "process_rss_bytes": _rss()}
+                "image_tokens": a.n_image_tokens, "fingerprint": a.fingerprint(), "process_rss_bytes": _rss(),
+                **a.family_info()}
 
     def _log(self, event: str, detail: str) -> None:
         """One line in the session's model-state ledger (what changed, keyed by the edit fingerprint)."""
