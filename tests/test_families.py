@@ -219,7 +219,7 @@ def test_a_checkpoint_folder_is_loaded_as_its_family(fam, tmp_path, image_dir):
     b = load_model(str(folder))
     assert b.family == fam.family and b.family_info()["family_name"] == fam.spec.name
     assert b.fingerprint() == load_model(str(folder)).fingerprint()
-    assert b.n_image_tokens == fam.n_image_tokens
+    assert b.n_image_tokens == fam.n_image_tokens and b.image_cfg.crop == fam.image_cfg.crop
     s1, s2 = (x.build(PROMPT, subject="the passport") for x in (fam, b))
     assert torch.equal(s1.input_ids, s2.input_ids) and s1.subject_pos == s2.subject_pos
     img = image_dir / "img0.png"

@@ -54,6 +54,14 @@ FAMILIES: dict[str, FamilySpec] = {s.model_type: s for s in (
     FamilySpec("gemma3", "Gemma 3", "Gemma3ForConditionalGeneration", image_token="<image_soft_token>",
                image_wrap=("<start_of_image>", "<end_of_image>"), image_newline="\n\n",
                token_types="token_type_ids", verified=_TINY),
+    FamilySpec("internvl", "InternVL3", "InternVLForConditionalGeneration", image_token="<IMG_CONTEXT>",
+               image_wrap=("<img>", "</img>"), verified=_TINY),
+    FamilySpec("smolvlm", "SmolVLM", "SmolVLMForConditionalGeneration", lm_path="model.text_model",
+               image_wrap=("<fake_token_around_image><global-img>", "<fake_token_around_image>"),
+               image_kwargs=("pixel_attention_mask",), verified=_TINY),
+    FamilySpec("idefics3", "Idefics3", "Idefics3ForConditionalGeneration", lm_path="model.text_model",
+               image_wrap=("<fake_token_around_image><global-img>", "<fake_token_around_image>"),
+               image_kwargs=("pixel_attention_mask",), verified=_TINY),
 )}
 
 

@@ -56,18 +56,24 @@ def square(img: Image.Image, side: int) -> Image.Image:
     return img.crop((left, top, left + side, top + side))
 
 
+def _field(v, k):
+    return v.get(k) if isinstance(v, dict) else getattr(v, k, None)
+
+
 def square_side(processor) -> int:
-    """The square every image is brought to for ``processor``: its crop, else its size, else (a processor that
-    sizes by pixel count, as Qwen's) the largest square within ``max_pixels`` on its patch grid, at most 448."""
-    for attr in ("crop_size", "size"):
-        v = getattr(processor, attr, None)
-        v = v if isinstance(v, dict) else {}
-        if "longest_edge" in v and "shortest_edge" in v and v["shortest_edge"] > 2048:
-            break  # a pixel count (min/max pixels), not an edge
-        for k in ("height", "shortest_edge"):
-            if isinstance(v.get(k), int) and 0 < v[k] <= 2048:
-                return int(v[k])
-    max_pixels = getattr(processor, "max_pixels", None) or (getattr(processor, "size", None) or {}).get("longest_edge")
+    """The square every image is brought to for ``processor``: the largest square "anyres" grid (LLaVA-NeXT and
+    OneVision tile it), else its crop, else its size (an edge), else (a processor that sizes by pixel count, as
+    Qwen's) the largest square within its maximum pixels on its patch grid, at most 448 then."""
+    squares = [int(h) for h, w in (getattr(processor, "image_grid_pinpoints", None) or []) if h == w]
+    if squares:
+        return max(squares)
+    crop, size = getattr(processor, "crop_size", None), getattr(processor, "size", None)
+    pixel_count = (_field(size, "shortest_edge") or 0) > 2048  # Qwen: min/max pixels under the edge names
+    for v, k in ((crop, "height"), (size, "height"), (size, "shortest_edge"), (size, "longest_edge")):
+        n = _field(v, k) if v is not None else None
+        if isinstance(n, int) and 0 < n <= 2048 and not pixel_count:
+            return n
+    max_pixels = getattr(processor, "max_pixels", None) or (_field(size, "longest_edge") if size is not None else None)
     factor = int(getattr(processor, "patch_size", 14) or 14) * int(getattr(processor, "merge_size", 1) or 1)
     if max_pixels:
         return max(factor, min(448, int(max_pixels ** 0.5) // factor * factor))
@@ -107,7 +113,9 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
         if cfg_id is None:
             cfg_id = getattr(model.config, "image_token_index", None)
         self.image_token_id = int(cfg_id if cfg_id is not None else tokenizer.convert_tokens_to_ids(self.image_token))
-        self.marker_ids = [int(tokenizer.convert_tokens_to_ids(t)) for t in self.spec.image_wrap if t]
+        # the family's markers around the image (each wrap string may hold several special tokens)
+        self.marker_ids = [int(i) for t in self.spec.image_wrap if t
+                           for i in tokenizer(t, add_special_tokens=False)["input_ids"]]
         self.chat_template = chat_template or getattr(tokenizer, "chat_template", None) or LLAVA15_TEMPLATE
         self._list_content = "'type'" in self.chat_template or '"type"' in self.chat_template
         self.caches = ModelCaches()
@@ -294,7 +302,7 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
 
     def _encode_pixels(self, px: dict) -> torch.Tensor:
         base = self.model.model
-        tower = next((m for m in (getattr(base, "vision_tower", None), getattr(base, "visual", None)) if m is not None))
+        tower = next(getattr(base, n) for n in ("vision_tower", "visual", "vision_model") if hasattr(base, n))
         dev, vdtype = next(tower.parameters()).device, next(tower.parameters()).dtype
         kw = {k: (v.to(dev, vdtype) if k == "pixel_values" else v.to(dev)) for k, v in px.items()}
         with torch.no_grad():

@@ -102,12 +102,51 @@ def _gemma3(tok, n_layers):
     return Gemma3ForConditionalGeneration, cfg, proc, 56
 
 
+_INTERNVL_SPECIALS = {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>"}
+_IDEFICS_SPECIALS = {"fake_image_token": "<fake_token_around_image>", "global_image_token": "<global-img>",
+                     "end_of_utterance_token": "<end_of_utterance>"}
+
+
+def _internvl(tok, n_layers):
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, Qwen2Config
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    v = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=[14, 14],
+             image_size=[56, 56])
+    cfg = InternVLConfig(text_config=Qwen2Config(**_text(tok, n_layers)).to_dict(), vision_config=v,
+                         image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), downsample_ratio=0.5,
+                         image_seq_length=4)
+    proc = GotOcr2ImageProcessorPil(size={"height": 56, "width": 56}, crop_to_patches=False)
+    return InternVLForConditionalGeneration, cfg, proc, 56
+
+
+def _idefics(tok, n_layers, family: str):
+    import transformers
+    from transformers import LlamaConfig
+
+    if family == "smolvlm":
+        from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil as P
+        cls, ccls = transformers.SmolVLMForConditionalGeneration, transformers.SmolVLMConfig
+    else:
+        from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil as P
+        cls, ccls = transformers.Idefics3ForConditionalGeneration, transformers.Idefics3Config
+    v = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=14,
+             image_size=56)
+    cfg = ccls(text_config=LlamaConfig(**_text(tok, n_layers)).to_dict(), vision_config=v, scale_factor=2,
+               image_token_id=tok.convert_tokens_to_ids("<image>"))
+    proc = P(do_image_splitting=False, size={"longest_edge": 56}, max_image_size={"longest_edge": 56})
+    return cls, cfg, proc, 56
+
+
 _BUILDERS = {
     "llava_next": (_llava_next, None),
     "llava_onevision": (_llava_onevision, None),
     "qwen2_vl": (lambda t, n: _qwen_vl(t, n, "qwen2_vl"), _QWEN_SPECIALS),
     "qwen2_5_vl": (lambda t, n: _qwen_vl(t, n, "qwen2_5_vl"), _QWEN_SPECIALS),
     "gemma3": (_gemma3, _GEMMA_SPECIALS),
+    "internvl": (_internvl, _INTERNVL_SPECIALS),
+    "smolvlm": (lambda t, n: _idefics(t, n, "smolvlm"), _IDEFICS_SPECIALS),
+    "idefics3": (lambda t, n: _idefics(t, n, "idefics3"), _IDEFICS_SPECIALS),
 }
 #: The families ``tiny-random:<model_type>`` builds.
 TINY_FAMILIES = ("llava",) + tuple(_BUILDERS)
