@@ -51,8 +51,9 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
             return HFVLMAdapter(model, tok, img_cfg, model_id=mid, source=f"built in memory (seed {seed})",
                                 reading=ReadingConfig(enabled=bool(reading)))
         if kind not in TINY_FAMILIES:
-            raise ModelLoadError(f"unknown tiny-random family {kind!r}; use tiny-random:<model_type> with one of "
-                                 f"{', '.join(TINY_FAMILIES)} (or tiny-random:metaspace)")
+            raise ModelLoadError(f"unknown tiny-random family or tiny-random style {kind!r}; use "
+                                 f"tiny-random:<model_type> with one of {', '.join(TINY_FAMILIES)} "
+                                 "(or tiny-random:metaspace)")
         model, tok, img_cfg, proc = build_tiny_family(kind, seed=seed, dtype=parse_dtype(dtype) or torch.float32)
         return HFVLMAdapter(model, tok, img_cfg, model_id=spec, source=f"built in memory (seed {seed})",
                             reading=ReadingConfig(enabled=bool(reading)), image_processor=proc)

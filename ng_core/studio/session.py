@@ -1,6 +1,6 @@
 """The small, typed API the dashboard uses: one :class:`StudioSession` per browser session.
 
-The shared model (a :class:`~ng_core.models.LlavaAdapter`) is never mutated. A session
+The shared model (a :class:`~ng_core.models.HFVLMAdapter`) is never mutated. A session
 holds its own state:
 
 - the current image (kept in the session's memory only) and prompt; features and locality
