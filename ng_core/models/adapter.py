@@ -39,6 +39,9 @@ class Sequence:
     #: [3, T], from the model's own ``get_rope_index``), and the shift of the text positions after them.
     rope_positions: torch.Tensor | None = None
     rope_delta: int = 0
+    #: Qwen3-VL's DeepStack features of this sequence's image, [N_img, k, d] (set when it is embedded): the
+    #: decoder adds slice j to the image tokens' residual stream after layer j.
+    deepstack: torch.Tensor | None = None
 
     @property
     def target_positions(self) -> torch.Tensor:

@@ -30,6 +30,7 @@ class FamilySpec:
     pixels: str = "processor"  # "project": the project's CLIP-style preprocessing; "processor": the family's
     features: str = "pooled"  # how get_image_features' output becomes [N, d] ("pooled")
     image_kwargs: tuple = ()  # processor outputs passed to get_image_features besides pixel_values
+    deepstack: bool = False  # visual features also added inside the first decoder layers (Qwen3-VL)
     # What has been verified for this family: {"loads", "tiny", "real"} (README's table reads it).
     verified: frozenset = field(default_factory=frozenset)
 
@@ -51,6 +52,9 @@ FAMILIES: dict[str, FamilySpec] = {s.model_type: s for s in (
     FamilySpec("qwen2_5_vl", "Qwen2.5-VL", "Qwen2_5_VLForConditionalGeneration", image_token="<|image_pad|>",
                image_wrap=("<|vision_start|>", "<|vision_end|>"), positions="mrope",
                image_kwargs=("image_grid_thw",), verified=_TINY),
+    FamilySpec("qwen3_vl", "Qwen3-VL (dense)", "Qwen3VLForConditionalGeneration", image_token="<|image_pad|>",
+               image_wrap=("<|vision_start|>", "<|vision_end|>"), positions="mrope",
+               image_kwargs=("image_grid_thw",), deepstack=True, verified=_TINY),
     FamilySpec("gemma3", "Gemma 3", "Gemma3ForConditionalGeneration", image_token="<image_soft_token>",
                image_wrap=("<start_of_image>", "<end_of_image>"), image_newline="\n\n",
                token_types="token_type_ids", verified=_TINY),

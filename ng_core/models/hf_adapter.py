@@ -20,7 +20,7 @@ from PIL import Image
 from torch import nn
 
 from ng_core.errors import ModelLoadError
-from ng_core.models import kv
+from ng_core.models import family_inputs, kv
 from ng_core.models.adapter import Batch, ModelAdapter, ModelCaches, Sequence
 from ng_core.models.families import FAMILIES, FamilySpec, family_of, resolve
 from ng_core.models.generation import GenerationMixin
@@ -307,10 +307,10 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
         kw = {k: (v.to(dev, vdtype) if k == "pixel_values" else v.to(dev)) for k, v in px.items()}
         with torch.no_grad():
             out = base.get_image_features(**kw)
-        feats = out.pooler_output if hasattr(out, "pooler_output") else out
-        if isinstance(feats, (list, tuple)):
-            feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in feats])
-        return feats.reshape(-1, feats.shape[-1]).to(self.input_device, self.dtype)
+        feats = family_inputs.flat(out.pooler_output if hasattr(out, "pooler_output") else out)
+        if self.spec.deepstack:  # [N, d * (1 + k)]: the features, then what the decoder adds after layer 0..k-1
+            feats = torch.cat([feats] + [family_inputs.flat(f) for f in out.deepstack_features], dim=-1)
+        return feats.to(self.input_device, self.dtype)
 
     @property
     def image_geometry(self) -> dict:
@@ -367,44 +367,21 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
             return None
         return self._reader.read_block(open_image(image))
 
-    # ------------------------------------------------------------------ positions
+    # ------------------------------------------------------------------ positions and family inputs
     def with_positions(self, seq: Sequence) -> Sequence:
         """``seq`` with its rotary positions when the family's are not token indices (from the model itself)."""
-        if self.spec.positions != "mrope":
-            return seq
-        ids = seq.input_ids[None]
-        mm = torch.zeros_like(ids, dtype=torch.int)
-        grid = None
-        if len(seq.image_positions):
-            mm[0, seq.image_positions] = 1
-            grid = self.image_geometry["image_grid_thw"]
-            pos, delta = self.model.model.get_rope_index(ids, mm_token_type_ids=mm, image_grid_thw=grid)
-            seq.rope_positions, seq.rope_delta = pos[:, 0].cpu(), int(delta.reshape(-1)[0])
-        else:  # text only: the model's own text positions are the token indices on all three axes
-            seq.rope_positions, seq.rope_delta = torch.arange(len(seq))[None].expand(3, -1), 0
+        if self.spec.positions == "mrope":
+            grid = self.image_geometry["image_grid_thw"] if len(seq.image_positions) else None
+            family_inputs.set_rope(self.model.model, seq, grid)
         return seq
 
     def model_positions(self, batch: Batch) -> torch.Tensor:
         """The position ids the model's forward takes for ``batch`` (whose ``position_ids`` are token indices)."""
-        pid = batch.position_ids
-        if self.spec.positions != "mrope":
-            return pid
-        out = pid.new_empty((3,) + tuple(pid.shape))
-        for i, s in enumerate(batch.seqs):
-            p, table = pid[i], s.rope_positions.to(pid.device)
-            n = table.shape[1]
-            out[:, i] = torch.where(p[None] < n, table[:, p.clamp(max=n - 1)], (p + s.rope_delta)[None])
-        return torch.cat([pid[None], out], 0)  # row 0: the token indices the layers (and hooks) see
+        return family_inputs.mrope_positions(batch) if self.spec.positions == "mrope" else batch.position_ids
 
     def token_types(self, batch: Batch) -> torch.Tensor:
         """[B, T] long: 1 at image tokens, 0 elsewhere (padding included), for families whose masks read them."""
-        pid = batch.position_ids
-        real = batch.attention_mask[:, -pid.shape[1]:].bool()  # the mask may span a cached prefix too
-        out = torch.zeros_like(pid)
-        for i, s in enumerate(batch.seqs):
-            if len(s.image_positions):
-                out[i] = torch.isin(pid[i], s.image_positions.to(pid.device)) & real[i]
-        return out
+        return family_inputs.image_token_mask(batch).long()
 
     # ------------------------------------------------------------------ running
     @contextmanager
@@ -417,12 +394,16 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
         return self.lm.embed_tokens(ids.to(self.input_device))
 
     def _decode(self, embeds, batch: Batch, cache, use_cache: bool):
-        """The family's own forward (masks, positions, token types) from input embeddings."""
+        """The family's own forward (masks, positions, token types, DeepStack features) from input embeddings."""
         kw = {}
         if self.spec.token_types:
             kw[self.spec.token_types] = self.token_types(batch)
-        return self.model.model(inputs_embeds=embeds, attention_mask=batch.attention_mask,
-                                position_ids=self.model_positions(batch), cache=cache, use_cache=use_cache, **kw)
+        runner = self.model.model
+        if self.spec.deepstack:  # the decoder adds them itself after its first layers (the top model would not)
+            runner = self.lm
+            kw["visual_pos_masks"], kw["deepstack_visual_embeds"] = family_inputs.deepstack_inputs(batch)
+        return runner(inputs_embeds=embeds, attention_mask=batch.attention_mask,
+                      position_ids=self.model_positions(batch), cache=cache, use_cache=use_cache, **kw)
 
     @property
     def sliding_window(self) -> int | None:
@@ -482,7 +463,13 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
             captured = kv.captured_layer_kwargs(
                 self.lm, self.spec.layers_attr, lambda c: self._decode(hidden, batch, c, False), cache, start,
                 self.text_config, hidden.shape[0])
-            h = kv.replay(self.layers, captured, hidden, start, self.n_layers, cache)
+            after = None
+            if self.spec.deepstack:
+                mask, extra = family_inputs.deepstack_inputs(batch)
+                if mask is not None:  # what the decoder adds after its first layers, by its own code
+                    def after(i, h):
+                        return self.lm._deepstack_process(h, mask, extra[i]) if i < len(extra) else h
+            h = kv.replay(self.layers, captured, hidden, start, self.n_layers, cache, after)
             return getattr(self.lm, self.spec.norm_attr)(h)
 
     # ------------------------------------------------------------------ key/value caches

@@ -120,8 +120,9 @@ def captured_layer_kwargs(lm: nn.Module, layers_attr: str, run, cache, start: in
     return {i: box[i] for i in range(start, len(layers)) if i in box}
 
 
-def replay(layers, captured: dict, hidden: torch.Tensor, start: int, stop: int, cache) -> torch.Tensor:
-    """Layers ``start..stop-1`` on ``hidden`` with the captured kwargs and the real ``cache``."""
+def replay(layers, captured: dict, hidden: torch.Tensor, start: int, stop: int, cache, after=None) -> torch.Tensor:
+    """Layers ``start..stop-1`` on ``hidden`` with the captured kwargs and the real ``cache``; ``after(i, h)``,
+    when given, is what the decoder itself does between layer ``i`` and the next (Qwen3-VL's DeepStack)."""
     h = hidden
     for i in range(start, stop):
         args, kwargs = captured[i]
@@ -133,4 +134,6 @@ def replay(layers, captured: dict, hidden: torch.Tensor, start: int, stop: int, 
         kwargs["use_cache"] = cache is not None
         h = layers[i](h, *args, **kwargs)
         h = h[0] if isinstance(h, tuple) else h
+        if after is not None:
+            h = after(i, h)
     return h

@@ -166,8 +166,11 @@ class PromptMixin:
                 raise ValueError(
                     f"{features.shape[0]} image features for {len(seq.image_positions)} image tokens"
                 )
+            d = emb.shape[-1]
+            if features.shape[-1] > d:  # DeepStack: the decoder adds the rest after its first layers
+                seq.deepstack = features[:, d:].reshape(features.shape[0], -1, d)
             emb = emb.clone()
-            emb[seq.image_positions.to(emb.device)] = features.to(emb.device, emb.dtype)
+            emb[seq.image_positions.to(emb.device)] = features[:, :d].to(emb.device, emb.dtype)
         return emb
 
     def collate(self, seqs: list[Sequence], features: list, padding: str = "right") -> Batch:

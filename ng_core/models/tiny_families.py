@@ -56,7 +56,16 @@ def _qwen_vl(tok, n_layers, version: str):
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     text = _text(tok, n_layers, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]})
-    if version == "qwen2_vl":
+    patch, side = 14, 84  # 6x6 patches, merged 2x2: 9 image tokens on a 3x3 grid
+    if version == "qwen3_vl":  # dense Qwen3-VL: DeepStack features from both vision blocks, interleaved M-RoPE
+        cls, ccls = transformers.Qwen3VLForConditionalGeneration, transformers.Qwen3VLConfig
+        text = _text(tok, n_layers, head_dim=16, rope_scaling={"rope_type": "default", "mrope_section": [2, 3, 3],
+                                                               "mrope_interleaved": True})
+        vision = dict(depth=2, hidden_size=32, out_hidden_size=64, num_heads=2, intermediate_size=64, patch_size=16,
+                      spatial_merge_size=2, temporal_patch_size=2, deepstack_visual_indexes=[0, 1],
+                      num_position_embeddings=64)
+        patch, side = 16, 96
+    elif version == "qwen2_vl":
         cls, ccls = transformers.Qwen2VLForConditionalGeneration, transformers.Qwen2VLConfig
         vision = dict(depth=1, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, patch_size=14,
                       spatial_merge_size=2, temporal_patch_size=2)
@@ -68,8 +77,7 @@ def _qwen_vl(tok, n_layers, version: str):
     cfg = ccls(text_config=text, vision_config=vision, image_token_id=ids["image_token"],
                video_token_id=ids["video_token"], vision_start_token_id=ids["vision_start_token"],
                vision_end_token_id=ids["vision_end_token"])
-    side = 84  # 6x6 patches, merged 2x2: 9 image tokens on a 3x3 grid
-    proc = Qwen2VLImageProcessorPil(min_pixels=side * side, max_pixels=side * side, patch_size=14, merge_size=2,
+    proc = Qwen2VLImageProcessorPil(min_pixels=side * side, max_pixels=side * side, patch_size=patch, merge_size=2,
                                     temporal_patch_size=2)
     return cls, cfg, proc, side
 
@@ -143,6 +151,7 @@ _BUILDERS = {
     "llava_onevision": (_llava_onevision, None),
     "qwen2_vl": (lambda t, n: _qwen_vl(t, n, "qwen2_vl"), _QWEN_SPECIALS),
     "qwen2_5_vl": (lambda t, n: _qwen_vl(t, n, "qwen2_5_vl"), _QWEN_SPECIALS),
+    "qwen3_vl": (lambda t, n: _qwen_vl(t, n, "qwen3_vl"), _QWEN_SPECIALS),
     "gemma3": (_gemma3, _GEMMA_SPECIALS),
     "internvl": (_internvl, _INTERNVL_SPECIALS),
     "smolvlm": (lambda t, n: _idefics(t, n, "smolvlm"), _IDEFICS_SPECIALS),
