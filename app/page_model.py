@@ -48,7 +48,7 @@ choice = c1.selectbox("Model", choices, key="w_model_choice", on_change=_on_choi
 if choice == "folder":
     S.init("w_model_folder", current if current not in choices else "")
     folder = c2.text_input("Checkpoint folder on this machine (LLaVA-1.5/NeXT/OneVision, Qwen2-VL, Qwen2.5-VL, "
-                           "Qwen3-VL, Gemma 3, InternVL3, SmolVLM, Idefics3)", placeholder="/models/llava-1.5-7b-hf",
+                           "Qwen3-VL, Gemma 3, InternVL3, SmolVLM, Idefics3, Mistral3)", placeholder="/models/llava-1.5-7b-hf",
                            key="w_model_folder")
     c2.button("Load this folder", key="load_folder", disabled=not folder, on_click=_on_folder)
 

@@ -280,3 +280,18 @@ def test_unknown_families_and_tiny_builds_are_named():
 
     with pytest.raises(ModelLoadError, match="tiny-random:<model_type>.*qwen2_vl"):
         load_model("tiny-random:mllama")
+
+
+def test_llava_next_sequences_equal_the_official_processors():
+    """Where the family's own processor can be built offline here (LLaVA-NeXT; the others need a video processor
+    or torchvision), it expands the image placeholder exactly as the adapter does."""
+    import transformers
+    from PIL import Image
+
+    a = _load("llava_next")
+    proc = transformers.LlavaNextProcessor(image_processor=a.image_processor, tokenizer=a.tokenizer, patch_size=14,
+                                           vision_feature_select_strategy="default", image_token="<image>",
+                                           num_additional_image_tokens=1)  # CLIP's class token, as llava-hf ships
+    seq = a.build(PROMPT, subject="the passport")
+    out = proc(images=[Image.new("RGB", (a.image_cfg.crop,) * 2)], text=[seq.text], return_tensors="pt")
+    assert out["input_ids"][0].tolist() == seq.input_ids.tolist()

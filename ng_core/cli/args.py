@@ -138,7 +138,7 @@ def layers(text: str) -> str:
 MODEL_HELP = ("model: 'ng-mini-llava' (default, embedded), 'tiny-random' (random, for tests; "
               "'tiny-random:<model_type>' for another family, e.g. tiny-random:qwen2_vl), or a local checkpoint "
               "folder of a supported family (LLaVA-1.5/NeXT/OneVision, Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Gemma 3, "
-              "InternVL3, SmolVLM, Idefics3; found from config.json)")
+              "InternVL3, SmolVLM, Idefics3, Mistral3; found from config.json)")
 
 
 def add_model(p: argparse.ArgumentParser, with_run: bool = False) -> None:

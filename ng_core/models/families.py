@@ -31,6 +31,7 @@ class FamilySpec:
     features: str = "pooled"  # how get_image_features' output becomes [N, d] ("pooled")
     image_kwargs: tuple = ()  # processor outputs passed to get_image_features besides pixel_values
     deepstack: bool = False  # visual features also added inside the first decoder layers (Qwen3-VL)
+    image_rows: tuple = ()  # (row break, end) tokens of an image laid out in rows (Pixtral), else ()
     # What has been verified for this family: {"loads", "tiny", "real"} (README's table reads it).
     verified: frozenset = field(default_factory=frozenset)
 
@@ -58,6 +59,8 @@ FAMILIES: dict[str, FamilySpec] = {s.model_type: s for s in (
     FamilySpec("gemma3", "Gemma 3", "Gemma3ForConditionalGeneration", image_token="<image_soft_token>",
                image_wrap=("<start_of_image>", "<end_of_image>"), image_newline="\n\n",
                token_types="token_type_ids", verified=_TINY),
+    FamilySpec("mistral3", "Mistral3", "Mistral3ForConditionalGeneration", image_token="[IMG]",
+               image_rows=("[IMG_BREAK]", "[IMG_END]"), image_kwargs=("image_sizes",), verified=_TINY),
     FamilySpec("internvl", "InternVL3", "InternVLForConditionalGeneration", image_token="<IMG_CONTEXT>",
                image_wrap=("<img>", "</img>"), verified=_TINY),
     FamilySpec("smolvlm", "SmolVLM", "SmolVLMForConditionalGeneration", lm_path="model.text_model",

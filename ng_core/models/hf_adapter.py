@@ -114,7 +114,7 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
             cfg_id = getattr(model.config, "image_token_index", None)
         self.image_token_id = int(cfg_id if cfg_id is not None else tokenizer.convert_tokens_to_ids(self.image_token))
         # the family's markers around the image (each wrap string may hold several special tokens)
-        self.marker_ids = [int(i) for t in self.spec.image_wrap if t
+        self.marker_ids = [int(i) for t in self.spec.image_wrap + self.spec.image_rows if t
                            for i in tokenizer(t, add_special_tokens=False)["input_ids"]]
         self.chat_template = chat_template or getattr(tokenizer, "chat_template", None) or LLAVA15_TEMPLATE
         self._list_content = "'type'" in self.chat_template or '"type"' in self.chat_template

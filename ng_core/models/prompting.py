@@ -109,8 +109,9 @@ class PromptMixin:
                 raise PromptError(f"the prompt {prompt[:60]!r} would create the control token "
                                   f"{self.tokenizer.convert_ids_to_tokens(tid)!r}; remove it")
             if tid == self.image_token_id and has_image:
-                img_pos.extend(range(len(out_ids), len(out_ids) + n_img))
-                out_ids.extend([tid] * n_img)
+                block = self.image_block(n_img)
+                img_pos.extend(len(out_ids) + j for j, t in enumerate(block) if t == tid)
+                out_ids.extend(block)
                 continue
             if char_span is not None and b > a and a < char_span[1] and b > char_span[0]:
                 subj_tok = (len(out_ids), tid, a, b)
@@ -154,6 +155,17 @@ class PromptMixin:
             question_pos=q_tok or 0,
         )
         return self.with_positions(seq)
+
+    def image_block(self, n: int) -> list[int]:
+        """The token ids one image placeholder expands to: ``n`` image tokens, or for a family that lays the
+        image out in rows (Mistral3/Pixtral), each row's tokens followed by a row break, the last by an end."""
+        if not self.spec.image_rows:
+            return [self.image_token_id] * n
+        side = int(round(n ** 0.5))  # every image is brought to a square first
+        brk, end = (int(self.tokenizer.convert_tokens_to_ids(t)) for t in self.spec.image_rows)
+        rows = [[self.image_token_id] * side + [brk] for _ in range(side)]
+        rows[-1][-1] = end
+        return [t for r in rows for t in r]
 
     # ------------------------------------------------------------------ batching
     def embed(self, seq: Sequence, features: torch.Tensor | None) -> torch.Tensor:

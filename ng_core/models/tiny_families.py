@@ -146,6 +146,22 @@ def _idefics(tok, n_layers, family: str):
     return cls, cfg, proc, 56
 
 
+_MISTRAL_SPECIALS = {"image_token": "[IMG]", "image_break_token": "[IMG_BREAK]", "image_end_token": "[IMG_END]"}
+
+
+def _mistral3(tok, n_layers):
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig, PixtralVisionConfig
+    from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
+
+    v = PixtralVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                            patch_size=16, image_size=96, head_dim=16)
+    cfg = Mistral3Config(vision_config=v, text_config=MistralConfig(**_text(tok, n_layers, head_dim=16)),
+                         image_token_index=tok.convert_tokens_to_ids("[IMG]"), spatial_merge_size=2,
+                         vision_feature_layer=-1)
+    proc = PixtralImageProcessorPil(size={"longest_edge": 96}, patch_size=16)
+    return Mistral3ForConditionalGeneration, cfg, proc, 96  # 6x6 patches, merged 2x2: 3 rows of 3 image tokens
+
+
 _BUILDERS = {
     "llava_next": (_llava_next, None),
     "llava_onevision": (_llava_onevision, None),
@@ -154,6 +170,7 @@ _BUILDERS = {
     "qwen3_vl": (lambda t, n: _qwen_vl(t, n, "qwen3_vl"), _QWEN_SPECIALS),
     "gemma3": (_gemma3, _GEMMA_SPECIALS),
     "internvl": (_internvl, _INTERNVL_SPECIALS),
+    "mistral3": (_mistral3, _MISTRAL_SPECIALS),
     "smolvlm": (lambda t, n: _idefics(t, n, "smolvlm"), _IDEFICS_SPECIALS),
     "idefics3": (lambda t, n: _idefics(t, n, "idefics3"), _IDEFICS_SPECIALS),
 }
