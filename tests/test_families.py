@@ -77,7 +77,18 @@ def test_spliced_forward_equals_the_models_own_forward(fam, image_dir, has_image
     assert torch.allclose(ours, stock, atol=1e-5), float((ours - stock).abs().max())
 
 
+def test_typed_placeholders_and_markers_never_become_image_or_control_tokens(fam):
+    typed = " ".join([fam.image_token] + [t for t in fam.spec.image_wrap + fam.spec.image_rows if t])
+    seq = fam.build(f"What is {typed} in the passport?", subject="the passport")
+    assert len(seq.image_positions) == fam.n_image_tokens  # only the template's own image
+    question = seq.input_ids[seq.question_pos:].tolist()
+    assert fam.image_token_id not in question and not set(fam.marker_ids) & set(question)
+
+
 def test_replaying_the_layers_from_any_layer_reproduces_forward(fam, image_dir):
+    from ng_core.models.hooks import module_hook_count
+
+    layers, hooks = list(fam.layers), module_hook_count(fam.model)  # transformers keeps a few of its own
     f = fam.encode_image(image_dir / "img2.png")
     seqs = [fam.build(PROMPT, subject="the passport", answer="I cannot"), fam.build("What is it?", has_image=False)]
     for padding in ("left", "right"):
@@ -87,6 +98,7 @@ def test_replaying_the_layers_from_any_layer_reproduces_forward(fam, image_dir):
             for layer in range(fam.n_layers):
                 replay = fam.logits(fam.run_layers(fam.hidden_entering(layer, batch), layer, batch))
                 assert torch.allclose(replay, full, atol=1e-5), (padding, layer)
+    assert all(x is y for x, y in zip(fam.layers, layers)) and module_hook_count(fam.model) == hooks
 
 
 def test_greedy_answers_are_the_models_own(fam, image_dir):
