@@ -307,3 +307,26 @@ def test_llava_next_sequences_equal_the_official_processors():
     seq = a.build(PROMPT, subject="the passport")
     out = proc(images=[Image.new("RGB", (a.image_cfg.crop,) * 2)], text=[seq.text], return_tensors="pt")
     assert out["input_ids"][0].tolist() == seq.input_ids.tolist()
+
+
+def test_a_list_content_template_gets_the_image_markup_the_familys_processor_writes(fam, image_dir):
+    """Real checkpoints' chat templates take ``{"type": "image"}`` items and write a short placeholder (Gemma 3:
+    ``<start_of_image>``, InternVL: ``<IMG_CONTEXT>``, SmolVLM: ``<image>``, Qwen: its whole vision block); the
+    adapter writes the family's markup there, as the family's processor does, and the model's own forward agrees."""
+    from ng_core.models.hf_adapter import HFVLMAdapter
+    from ng_core.models.image_processing import open_image
+
+    spec = fam.spec
+    written = spec.template_image[0] if spec.template_image else spec.image_wrap[0] + fam.image_token + spec.image_wrap[1]
+    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
+                "{% if c['type'] == 'image' %}" + written + "{% else %}{{ c['text'] }}{% endif %}{% endfor %}"
+                "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    b = HFVLMAdapter(fam.model, fam.tokenizer, fam.image_cfg, "list-template", chat_template=template,
+                     image_processor=fam.image_processor)
+    seq = b.build(PROMPT, subject="the passport")
+    assert len(seq.image_positions) == fam.n_image_tokens and set(fam.marker_ids) <= set(seq.input_ids.tolist())
+    img = open_image(image_dir / "img1.png")
+    with torch.no_grad():
+        ours = b.logits(b.forward(b.collate([seq], [b.encode_image(img)])))
+        stock = fam.model(**_stock_inputs(b, seq, img)).logits
+    assert torch.allclose(ours, stock, atol=1e-5)

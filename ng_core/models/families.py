@@ -32,6 +32,9 @@ class FamilySpec:
     image_kwargs: tuple = ()  # processor outputs passed to get_image_features besides pixel_values
     deepstack: bool = False  # visual features also added inside the first decoder layers (Qwen3-VL)
     image_rows: tuple = ()  # (row break, end) tokens of an image laid out in rows (Pixtral), else ()
+    # (what the family's own chat template writes for an image, what its processor puts there instead) when the
+    # two differ (list-content templates): the placeholder is then replaced before tokenizing
+    template_image: tuple = ()
     # What has been verified for this family: {"loads", "tiny", "real"} (README's table reads it).
     verified: frozenset = field(default_factory=frozenset)
 
@@ -58,16 +61,20 @@ FAMILIES: dict[str, FamilySpec] = {s.model_type: s for s in (
                image_kwargs=("image_grid_thw",), deepstack=True, verified=_TINY),
     FamilySpec("gemma3", "Gemma 3", "Gemma3ForConditionalGeneration", image_token="<image_soft_token>",
                image_wrap=("<start_of_image>", "<end_of_image>"), image_newline="\n\n",
+               template_image=("<start_of_image>", "\n\n<start_of_image><image_soft_token><end_of_image>\n\n"),
                token_types="token_type_ids", verified=_TINY),
     FamilySpec("mistral3", "Mistral3", "Mistral3ForConditionalGeneration", image_token="[IMG]",
                image_rows=("[IMG_BREAK]", "[IMG_END]"), image_kwargs=("image_sizes",), verified=_TINY),
     FamilySpec("internvl", "InternVL3", "InternVLForConditionalGeneration", image_token="<IMG_CONTEXT>",
-               image_wrap=("<img>", "</img>"), verified=_TINY),
+               image_wrap=("<img>", "</img>"), template_image=("<IMG_CONTEXT>", "<img><IMG_CONTEXT></img>"),
+               verified=_TINY),
     FamilySpec("smolvlm", "SmolVLM", "SmolVLMForConditionalGeneration", lm_path="model.text_model",
                image_wrap=("<fake_token_around_image><global-img>", "<fake_token_around_image>"),
+               template_image=("<image>", "<fake_token_around_image><global-img><image><fake_token_around_image>"),
                image_kwargs=("pixel_attention_mask",), verified=_TINY),
     FamilySpec("idefics3", "Idefics3", "Idefics3ForConditionalGeneration", lm_path="model.text_model",
                image_wrap=("<fake_token_around_image><global-img>", "<fake_token_around_image>"),
+               template_image=("<image>", "<fake_token_around_image><global-img><image><fake_token_around_image>"),
                image_kwargs=("pixel_attention_mask",), verified=_TINY),
 )}
 

@@ -37,8 +37,13 @@ class PromptMixin:
             content = (wrap[0] + self.image_token + wrap[1] + self.spec.image_newline if has_image else "") + text
         tmpl = self._template()
         special = {k: getattr(self.tokenizer, k, None) for k in ("bos_token", "eos_token")}
-        return tmpl.render(messages=[{"role": "user", "content": content}], add_generation_prompt=True,
-                           **{k: (v or "") for k, v in special.items()})
+        out = tmpl.render(messages=[{"role": "user", "content": content}], add_generation_prompt=True,
+                          **{k: (v or "") for k, v in special.items()})
+        if self._list_content and has_image and self.spec.template_image:
+            # the family's own template writes a short placeholder; its processor writes the image's markup there
+            placeholder, markup = self.spec.template_image
+            out = out.replace(placeholder, markup, 1)
+        return out
 
     @property
     def context_length(self) -> int | None:
