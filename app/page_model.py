@@ -47,7 +47,8 @@ choice = c1.selectbox("Model", choices, key="w_model_choice", on_change=_on_choi
                       help="The model is loaded once and shared by every session; gates and edits stay per session.")
 if choice == "folder":
     S.init("w_model_folder", current if current not in choices else "")
-    folder = c2.text_input("LLaVA checkpoint folder on this machine", placeholder="/models/llava-1.5-7b-hf",
+    folder = c2.text_input("Checkpoint folder on this machine (LLaVA-1.5/NeXT/OneVision, Qwen2-VL, Qwen2.5-VL, "
+                           "Qwen3-VL, Gemma 3, InternVL3, SmolVLM, Idefics3, Mistral3)", placeholder="/models/llava-1.5-7b-hf",
                            key="w_model_folder")
     c2.button("Load this folder", key="load_folder", disabled=not folder, on_click=_on_folder)
 
@@ -65,6 +66,9 @@ m[1].metric("Weights in memory", S.fmt_bytes(info["weights_bytes"]), help=f"dtyp
 m[2].metric("Process memory", S.fmt_bytes(info["process_rss_bytes"]), help="Resident memory of the server process.")
 m[3].metric("Weights dtype", info["dtype"].replace("torch.", ""))
 st.caption(f"`{info['model']}` · source: {info['source'] or 'built in memory'} · fingerprint `{info['fingerprint']}`")
+if "family" in info:
+    checks = " · ".join(f"{what}: {'yes' if ok else 'not yet'}" for what, ok in info["verified"].items())
+    st.caption(f"Family: **{info['family_name']}** (`{info['family']}`). Verified for this family — {checks}.")
 
 # ---------------------------------------------------------------------------- image
 st.subheader("Image")

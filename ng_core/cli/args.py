@@ -135,8 +135,10 @@ def layers(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ shared flags
-MODEL_HELP = ("model: 'ng-mini-llava' (default, embedded), 'tiny-random' (random, for tests), or a local "
-              "llava-hf checkpoint folder")
+MODEL_HELP = ("model: 'ng-mini-llava' (default, embedded), 'tiny-random' (random, for tests; "
+              "'tiny-random:<model_type>' for another family, e.g. tiny-random:qwen2_vl), or a local checkpoint "
+              "folder of a supported family (LLaVA-1.5/NeXT/OneVision, Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Gemma 3, "
+              "InternVL3, SmolVLM, Idefics3, Mistral3; found from config.json)")
 
 
 def add_model(p: argparse.ArgumentParser, with_run: bool = False) -> None:

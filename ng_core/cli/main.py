@@ -145,7 +145,8 @@ def cmd_model_info(args) -> int:
     p = load_preset(a.model_id, a.n_layers)
     info = {"model": a.model_id, "source": a.source, "layers": a.n_layers, "hidden_size": a.hidden_size,
             "ffn_size": a.ffn_size, "parameters": a.n_parameters(), "image_tokens": a.n_image_tokens,
-            "dtype": str(a.dtype), "fingerprint": a.fingerprint(), "preset": p["name"], "default_layer": p["layer"]}
+            "dtype": str(a.dtype), "fingerprint": a.fingerprint(), "preset": p["name"], "default_layer": p["layer"],
+            **a.family_info()}
     print(json.dumps(info, indent=2))
     return 0
 

@@ -254,20 +254,16 @@ def _shared_prefix_nll(adapter, layer: int, h_in: torch.Tensor, batch, shared: l
     rows, whose tails continue them. Rows without the image (text-only general questions) run on their own,
     unpadded to the image rows' length. Same loss as one padded batch, up to float32 rounding (tested).
     """
-    from transformers import DynamicCache  # deferred: transformers is slow to import
-
     lengths = batch.attention_mask.sum(1).tolist()  # right padding: row i holds its tokens at [0, n_i)
     others = [i for i in range(batch.size) if i not in shared]
     parts: dict[int, torch.Tensor] = {}
     r0 = shared[0]
     pre = Batch(h_in[r0:r0 + 1, :P], batch.attention_mask[r0:r0 + 1, :P], batch.position_ids[r0:r0 + 1, :P],
                 torch.zeros(1, dtype=torch.long), [batch.seqs[r0]])
-    cache = DynamicCache(config=adapter.text_config)
+    cache = adapter.new_cache()
     with adapter.hooked(specs_for(spos[shared])):  # no subject inside the prefix: the gate passes it whole
         adapter.run_layers(pre.embeds, layer, pre, cache=cache)
-    for cl in cache.layers[layer:]:
-        cl.keys = cl.keys.expand(len(shared), -1, -1, -1)
-        cl.values = cl.values.expand(len(shared), -1, -1, -1)
+    adapter.cache_expand_rows(cache, len(shared), start=layer)
     tail = adapter.collate_embeds([h_in[i, P:lengths[i]] for i in shared], [batch.seqs[i] for i in shared])
     tail.position_ids = tail.position_ids + P
     tail.attention_mask = torch.cat([pre.attention_mask.expand(len(shared), P), tail.attention_mask], dim=1)

@@ -178,15 +178,14 @@ def _loss_rows(adapter, hidden, batch, tail_start=None):
 
 
 # ---------------------------------------------------------------------------- Stage A
-def snapshot_cache(cache) -> list:
+def snapshot_cache(adapter, cache) -> list:
     """The prefix keys/values held by a KV cache (tensors computed without grad)."""
-    return [(layer.keys, layer.values) for layer in cache.layers]
+    return adapter.cache_snapshot(cache)
 
 
-def restore_cache(cache, snap: list) -> None:
+def restore_cache(adapter, cache, snap: list) -> None:
     """Put the prefix back, dropping the step's tail and its autograd history."""
-    for layer, (k, v) in zip(cache.layers, snap):
-        layer.keys, layer.values = k, v
+    adapter.cache_restore(cache, snap)
 
 
 def _prefix_cache(adapter, embs, seqs, row_image: torch.Tensor, deltas) -> tuple:
@@ -206,9 +205,7 @@ def _prefix_cache(adapter, embs, seqs, row_image: torch.Tensor, deltas) -> tuple
                                        [seqs[rows[0]] for rows in rows_of], padding="left")
         _, cache = adapter.forward(first, use_cache=True)
         idx = row_image.to(dev)
-        for layer in cache.layers:  # the image's part, copied to each of its rows
-            layer.keys = layer.keys.index_select(0, idx.to(layer.keys.device))
-            layer.values = layer.values.index_select(0, idx.to(layer.values.device))
+        adapter.cache_select_rows(cache, idx)  # the image's part, copied to each of its rows
         mask = first.attention_mask.index_select(0, idx.to(first.attention_mask.device))
         q = torch.tensor(shared, dtype=torch.long)[row_image]
         rest = [e[int(q[i]):s.subject_pos] for i, (e, s) in enumerate(zip(embs, seqs))]
@@ -242,7 +239,7 @@ def _tail_entering(adapter, start: int, tail, cache, snap: list, deltas) -> torc
     except StopForward:
         pass
     finally:
-        restore_cache(cache, snap)
+        restore_cache(adapter, cache, snap)
     return box["h"]
 
 
@@ -349,7 +346,7 @@ def _stage_a_fast(adapter, records, built, layers, cfg, deltas, raw, history, pr
         with torch.no_grad():
             embs = [adapter.embed(s, f) for s, f in zip(seqs, feats)]
         cache, prefix_mask = _prefix_cache(adapter, embs, seqs, row_image, deltas)
-        snap = snapshot_cache(cache)
+        snap = snapshot_cache(adapter, cache)
         tail = adapter.collate_embeds([e[s.subject_pos:] for e, s in zip(embs, seqs)], seqs, padding="right")
         tail.position_ids = tail.position_ids + spos[:, None].to(tail.position_ids.device)
         tail.attention_mask = torch.cat([prefix_mask, tail.attention_mask], dim=1)
@@ -365,7 +362,7 @@ def _stage_a_fast(adapter, records, built, layers, cfg, deltas, raw, history, pr
                     hidden = adapter.run_layers(h_tail, layers[0], tail, cache=cache)
                     nll = _loss_rows(adapter, hidden, tail, tail_start=spos)
                 finally:
-                    restore_cache(cache, snap)
+                    restore_cache(adapter, cache, snap)
             loss, l1 = _loss_terms(nll, weights, row_image, len(chunk), m, cfg, layers)
             for j, i in enumerate(chunk):
                 if active[j]:

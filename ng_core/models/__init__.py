@@ -1,4 +1,4 @@
-"""Model registry: a name or a local folder in, a :class:`LlavaAdapter` out.
+"""Model registry: a name or a local folder in, a :class:`HFVLMAdapter` (any supported family) out.
 
 Importing this package is cheap (no torch): ``ng --help`` and argument checks must not wait for torch. The
 adapter classes load on first use.
@@ -11,12 +11,13 @@ from pathlib import Path
 from ng_core.errors import ModelLoadError
 
 DEFAULT_MODEL = "ng-mini-llava"
-BUILTIN_MODELS = ("ng-mini-llava", "tiny-random")
+BUILTIN_MODELS = ("ng-mini-llava", "tiny-random")  # and tiny-random:<model_type> for each family
 
 
 def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: int = 0,
-               progress=None, reading: bool | None = None) -> LlavaAdapter:
-    """Load ``spec``: ``ng-mini-llava`` (default), ``tiny-random[:style]``, or a llava-hf folder.
+               progress=None, reading: bool | None = None) -> "HFVLMAdapter":
+    """Load ``spec``: ``ng-mini-llava`` (default), ``tiny-random[:model_type]`` (``tiny-random:metaspace``: the
+    LLaVA build with a SentencePiece-style tokenizer), or a checkpoint folder of a supported family.
 
     ``device_map`` (e.g. ``"auto"``) shards a local checkpoint with accelerate; ``dtype``
     is ``fp32``/``fp16``/``bf16``. ``reading`` switches the OCR reading channel on or off
@@ -25,9 +26,10 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
     """
     import torch  # deferred: torch and transformers are slow to import
 
-    from ng_core.models.llava import LlavaAdapter, parse_dtype  # deferred: torch
+    from ng_core.models.hf_adapter import HFVLMAdapter, parse_dtype  # deferred: torch
     from ng_core.models.mini import assemble as mini_llava  # deferred: torch
     from ng_core.models.reading import ReadingConfig  # deferred: torch
+    from ng_core.models.tiny_families import TINY_FAMILIES, build_tiny_family  # deferred: torch
     from ng_core.models.tiny_random import build_tiny_random  # deferred: torch
 
     spec = spec or DEFAULT_MODEL
@@ -37,25 +39,34 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
             def cb(done, total, message="", _p=progress):
                 _p.update("assemble", done, total, message)
         folder = mini_llava.ensure_assembled(progress=cb)
-        return LlavaAdapter.from_folder(folder, dtype=dtype, device_map=device_map, model_id="ng-mini-llava",
+        return HFVLMAdapter.from_folder(folder, dtype=dtype, device_map=device_map, model_id="ng-mini-llava",
                                         reading=reading)
     if spec.startswith("tiny-random"):
-        style = spec.split(":", 1)[1] if ":" in spec else "bytelevel"
-        if style not in ("bytelevel", "metaspace"):
-            raise ModelLoadError(f"unknown tiny-random style {style!r}; use tiny-random or tiny-random:metaspace")
-        model, tok, img_cfg = build_tiny_random(seed=seed, style=style, dtype=parse_dtype(dtype) or torch.float32)
-        mid = "tiny-random" if style == "bytelevel" else spec
-        return LlavaAdapter(model, tok, img_cfg, model_id=mid, source=f"built in memory (seed {seed})",
-                            reading=ReadingConfig(enabled=bool(reading)))
+        kind = spec.split(":", 1)[1] if ":" in spec else "llava"
+        if kind in ("llava", "bytelevel", "metaspace"):  # ``tiny-random`` is ``tiny-random:llava``
+            style = "metaspace" if kind == "metaspace" else "bytelevel"
+            model, tok, img_cfg = build_tiny_random(seed=seed, style=style,
+                                                    dtype=parse_dtype(dtype) or torch.float32)
+            mid = "tiny-random" if style == "bytelevel" else spec
+            return HFVLMAdapter(model, tok, img_cfg, model_id=mid, source=f"built in memory (seed {seed})",
+                                reading=ReadingConfig(enabled=bool(reading)))
+        if kind not in TINY_FAMILIES:
+            raise ModelLoadError(f"unknown tiny-random family or tiny-random style {kind!r}; use "
+                                 f"tiny-random:<model_type> with one of {', '.join(TINY_FAMILIES)} "
+                                 "(or tiny-random:metaspace)")
+        model, tok, img_cfg, proc = build_tiny_family(kind, seed=seed, dtype=parse_dtype(dtype) or torch.float32)
+        return HFVLMAdapter(model, tok, img_cfg, model_id=spec, source=f"built in memory (seed {seed})",
+                            reading=ReadingConfig(enabled=bool(reading)), image_processor=proc)
     path = Path(spec).expanduser()
     if not path.exists():
         raise ModelLoadError(
             f"unknown model {spec!r}: not a built-in model ({', '.join(BUILTIN_MODELS)}) and no such folder"
         )
-    return LlavaAdapter.from_folder(path, dtype=dtype, device_map=device_map, reading=reading)
+    return HFVLMAdapter.from_folder(path, dtype=dtype, device_map=device_map, reading=reading)
 
 
-_LAZY = {"LlavaAdapter": "ng_core.models.llava", "Generation": "ng_core.models.llava",
+_LAZY = {"LlavaAdapter": "ng_core.models.llava", "Generation": "ng_core.models.generation",
+         "HFVLMAdapter": "ng_core.models.hf_adapter",
          "ModelAdapter": "ng_core.models.adapter", "Sequence": "ng_core.models.adapter",
          "Batch": "ng_core.models.adapter"}
 
@@ -66,5 +77,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["load_model", "LlavaAdapter", "ModelAdapter", "Sequence", "Batch", "Generation", "DEFAULT_MODEL",
+__all__ = ["load_model", "HFVLMAdapter", "LlavaAdapter", "ModelAdapter", "Sequence", "Batch", "Generation", "DEFAULT_MODEL",
            "BUILTIN_MODELS"]

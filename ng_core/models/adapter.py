@@ -35,6 +35,13 @@ class Sequence:
     targets: torch.Tensor  # [|y|] long (empty without an answer)
     text: str  # the rendered prompt text (chat template applied)
     question_pos: int = 0  # first token of the user's question (what precedes it is template, image, reading)
+    #: The family's rotary positions of each token when they are not the token index (Qwen's M-RoPE:
+    #: [3, T], from the model's own ``get_rope_index``), and the shift of the text positions after them.
+    rope_positions: torch.Tensor | None = None
+    rope_delta: int = 0
+    #: Qwen3-VL's DeepStack features of this sequence's image, [N_img, k, d] (set when it is embedded): the
+    #: decoder adds slice j to the image tokens' residual stream after layer j.
+    deepstack: torch.Tensor | None = None
 
     @property
     def target_positions(self) -> torch.Tensor:
@@ -227,3 +234,33 @@ class ModelAdapter(abc.ABC):
 
     @abc.abstractmethod
     def generate(self, items: list, **kw) -> list: ...
+
+    # ------------------------------------------------------------------ key/value caches
+    # The method layer keeps prompt prefixes in a cache; it touches caches only through these.
+    @abc.abstractmethod
+    def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings of ``ids`` (any shape), as the decoder's first layer receives them."""
+
+    @abc.abstractmethod
+    def new_cache(self):
+        """An empty key/value cache for :meth:`forward` and :meth:`run_layers`."""
+
+    @abc.abstractmethod
+    def cache_snapshot(self, cache) -> list:
+        """What ``cache`` holds now (its tensors, not copies)."""
+
+    @abc.abstractmethod
+    def cache_restore(self, cache, snap: list, clone: bool = False) -> None:
+        """Put a :meth:`cache_snapshot` back, dropping what was added since (and its autograd history)."""
+
+    @abc.abstractmethod
+    def cache_from_snapshot(self, snap: list):
+        """A fresh cache holding copies of ``snap``."""
+
+    @abc.abstractmethod
+    def cache_select_rows(self, cache, idx: torch.Tensor) -> None:
+        """Keep rows ``idx`` of ``cache`` (rows may repeat: one image's prefix copied to each of its rows)."""
+
+    @abc.abstractmethod
+    def cache_expand_rows(self, cache, n: int, start: int = 0) -> None:
+        """A one-row cache seen by ``n`` rows (a view, autograd history kept), from layer ``start`` on."""

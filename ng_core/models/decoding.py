@@ -1,4 +1,4 @@
-"""Decoding helpers of the LLaVA adapter: draft-verified greedy decoding, shared prefixes, sampling."""
+"""Decoding helpers of the adapter: draft-verified greedy decoding, shared prefixes, sampling."""
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +15,7 @@ def greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, draft, max_ne
                        on_token) -> list[int]:
     """Greedy decoding of one row that verifies runs of ``draft`` tokens in one forward pass each.
 
-    ``self`` is the :class:`~ng_core.models.llava.LlavaAdapter`.
+    ``self`` is the :class:`~ng_core.models.hf_adapter.HFVLMAdapter`.
 
     After the model picks token ``t`` (the draft's next token too), ``t`` and the draft's
     continuation are run together; the draft tokens the model would have picked itself are kept,
@@ -43,7 +43,7 @@ def greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, draft, max_ne
         ids = torch.tensor([block], dtype=torch.long, device=self.input_device)
         attn = torch.cat([attn, torch.ones(1, L, dtype=attn.dtype, device=attn.device)], dim=1)
         positions = pos[:, None] + 1 + torch.arange(L, device=pos.device)[None]
-        step = Batch(self.lm.embed_tokens(ids), attn, positions, batch.offsets, seqs)
+        step = Batch(self.embed_ids(ids), attn, positions, batch.offsets, seqs)
         hidden, cache = self.forward(step, cache=cache, use_cache=True)
         lg = self.logits(hidden[0]).float()  # lg[k]: the next token after block[k]
         lg[:, suppress] = -float("inf")
@@ -189,8 +189,10 @@ class PrefixMemo:
             self.partial += 1
             return best[1], start
 
-    def put(self, key, cache, inputs=None) -> None:
-        snap = [(layer.keys.clone(), layer.values.clone()) for layer in cache.layers]
+    def put(self, key, snap: list, inputs=None) -> None:
+        """Keep ``snap`` (an adapter's ``cache_snapshot``, copied here) under ``key``, with ``inputs`` (the residual
+        stream entering each layer) under a :class:`LayeredTag`."""
+        snap = [tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in layer) for layer in snap]
         with self._lock:
             self._d[key] = _Entry(snap, inputs, key[0])
             self._d.move_to_end(key)
@@ -201,12 +203,10 @@ class PrefixMemo:
 def prefix_kv(self, seq, feats, P: int, B: int, memo: PrefixMemo | None = None, tag: Hashable = None):
     """(cache, mask): keys/values of the first ``P`` tokens of ``seq``, run once and expanded over ``B`` rows.
 
-    ``self`` is the :class:`~ng_core.models.llava.LlavaAdapter`, its hooks already attached. With ``memo``,
+    ``self`` is the :class:`~ng_core.models.hf_adapter.HFVLMAdapter`, its hooks already attached. With ``memo``,
     a prefix computed before under the same ``tag`` is reused instead of run; under a :class:`LayeredTag`, one
     that agrees with ``tag`` below some layer is reused up to that layer (see :class:`PrefixMemo`).
     """
-    from transformers import DynamicCache  # deferred: transformers is slow to import
-
     first = self.embed(seq, feats)[:P]
     pre = Batch(first[None], torch.ones(1, P, dtype=torch.long, device=first.device),
                 torch.arange(P, device=first.device)[None], torch.zeros(1, dtype=torch.long), [seq])
@@ -215,22 +215,19 @@ def prefix_kv(self, seq, feats, P: int, B: int, memo: PrefixMemo | None = None, 
     else:
         key = PrefixMemo.key(tag, first)
         entry, start = memo.lookup(key)
-        cache = DynamicCache(config=self.text_config)
         if start is None:  # the whole prefix, stored
-            for i, (k, v) in enumerate(entry.snap):
-                cache.update(k, v, i)
+            cache = self.cache_from_snapshot(entry.snap)
         elif not isinstance(tag, LayeredTag):
             _, cache = self.forward(pre, use_cache=True)
-            memo.put(key, cache)
+            memo.put(key, self.cache_snapshot(cache))
         else:  # layers below ``start`` from the entry (none without one), the rest run with the hooks on
-            for i, (k, v) in enumerate(entry.snap[:start] if entry is not None else []):
-                cache.update(k, v, i)
+            cache = self.cache_from_snapshot(entry.snap[:start] if entry is not None else [])
             inputs = list(entry.inputs[:start]) if entry is not None else []
             h = entry.inputs[start] if entry is not None else first[None]
             self.run_layers(h, start, pre, cache=cache, keep_inputs=inputs)
-            memo.put(key, cache, inputs)
+            memo.put(key, self.cache_snapshot(cache), inputs)
     if B > 1:
-        cache.batch_repeat_interleave(B)
+        self.cache_select_rows(cache, torch.zeros(B, dtype=torch.long))
     return cache, pre.attention_mask.expand(B, P)
 
 

@@ -1,6 +1,6 @@
 """The user's question as plain text: it can never create image or chat control tokens.
 
-Used in one place, :meth:`ng_core.models.llava.LlavaAdapter.build`, for the question only (the
+Used in one place, :meth:`ng_core.models.hf_adapter.HFVLMAdapter.build`, for the question only (the
 chat template and the reading block are the adapter's own). A special-token string typed by
 a user (``<image>``, ``<|im_start|>``, ``</s>`` ...) is *escaped*: its bracket characters are
 replaced by look-alike characters one for one, so the text keeps its length (subject offsets

@@ -39,8 +39,11 @@ _WORDS = (
 )
 
 
-def build_tokenizer(style: str = "bytelevel"):
-    """A fast tokenizer trained offline on a fixed corpus (deterministic)."""
+def build_tokenizer(style: str = "bytelevel", extra_specials: dict | None = None):
+    """A fast tokenizer trained offline on a fixed corpus (deterministic).
+
+    ``extra_specials`` ({attribute: token}) adds a family's special tokens, named as its processor reads them
+    (``tokenizer.image_token``, ``tokenizer.vision_start_token``, ...)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # deferred: tokenizers, with transformers
     from transformers import PreTrainedTokenizerFast  # deferred: transformers is slow to import
 
@@ -71,6 +74,11 @@ def build_tokenizer(style: str = "bytelevel"):
         fast.chat_template = LLAVA15
     else:
         raise ValueError(f"unknown tokenizer style {style!r}")
+    if extra_specials:
+        fast.add_special_tokens({"additional_special_tokens": list(extra_specials.values())},
+                                replace_extra_special_tokens=False)
+        for attr, tok in extra_specials.items():
+            setattr(fast, attr, tok)
     return fast
 
 

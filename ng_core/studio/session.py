@@ -1,6 +1,6 @@
 """The small, typed API the dashboard uses: one :class:`StudioSession` per browser session.
 
-The shared model (a :class:`~ng_core.models.LlavaAdapter`) is never mutated. A session
+The shared model (a :class:`~ng_core.models.HFVLMAdapter`) is never mutated. A session
 holds its own state:
 
 - the current image (kept in the session's memory only) and prompt; features and locality
@@ -95,7 +95,8 @@ class StudioSession(InputsMixin, AnswersMixin, GatesMixin, EditsMixin, Localizat
         nbytes = sum(p.numel() * p.element_size() for p in a.model.parameters())
         return {"model": a.model_id, "source": a.source, "layers": a.n_layers, "hidden_size": a.hidden_size,
                 "ffn_size": a.ffn_size, "parameters": n, "weights_bytes": nbytes, "dtype": str(a.dtype),
-                "image_tokens": a.n_image_tokens, "fingerprint": a.fingerprint(), "process_rss_bytes": _rss()}
+                "image_tokens": a.n_image_tokens, "fingerprint": a.fingerprint(), "process_rss_bytes": _rss(),
+                **a.family_info()}
 
     def _log(self, event: str, detail: str) -> None:
         """One line in the session's model-state ledger (what changed, keyed by the edit fingerprint)."""

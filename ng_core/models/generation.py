@@ -1,0 +1,108 @@
+"""Answers: greedy or seeded sampling, rows decoded together with a key/value cache, draft-verified decoding."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ng_core.models.adapter import Batch
+from ng_core.models.decoding import PrefixMemo, greedy_with_draft, prefix_kv, sample_next, shared_prefix_len
+from ng_core.models.prompt_guard import check_max_new_tokens
+
+
+@dataclass
+class Generation:
+    """One generated answer."""
+
+    text: str
+    token_ids: list
+    prompt: str
+
+
+class GenerationMixin:
+    """:meth:`generate` for :class:`ng_core.models.hf_adapter.HFVLMAdapter`."""
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, items: list, *, max_new_tokens: int = 32, do_sample: bool = False,
+                 temperature: float = 1.0, top_p: float = 0.9, repetition_penalty: float = 1.0,
+                 seed: int | None = None, hooks_for=None, on_token=None, draft: list[int] | None = None,
+                 prefix_memo: PrefixMemo | None = None, prefix_tag=None) -> list[Generation]:
+        """Greedy (or seeded sampling) answers for ``items`` = [(features|None, prompt, subject|None[, reading])].
+
+        Rows are left-padded and decoded together with a KV cache. ``hooks_for(batch)``
+        returns the hook specs of active interventions (they see position ids, so a
+        subject-position gate acts on the prompt pass only). ``on_token(texts)`` streams.
+
+        ``draft`` (one greedy row only): token ids the answer probably starts with, e.g. the
+        answer to the same input under slightly different gates. The model checks a whole
+        run of draft tokens in one pass and keeps the ones it would have generated itself
+        (greedy speculative decoding with the draft as the guess), so the result is the
+        model's own greedy answer; only the number of passes changes. ``prefix_memo`` reuses the shared
+        prompt start's keys/values computed before under the same ``prefix_tag`` (:class:`PrefixMemo`).
+        """
+        if not items:
+            return []
+        seqs, feats = [], []
+        for it in items:
+            f, prompt, subject, reading = (tuple(it) + (None, None))[:4]
+            seqs.append(self.build(prompt, subject=subject, has_image=f is not None, reading=reading))
+            feats.append(f)
+        max_new_tokens = check_max_new_tokens(max_new_tokens, max(len(q) for q in seqs), self.context_length)
+        batch = self.collate(seqs, feats, padding="left")
+        gen = torch.Generator().manual_seed(int(seed)) if do_sample else None
+        B = batch.size
+        new_tokens = [[] for _ in range(B)]
+        done = torch.zeros(B, dtype=torch.bool)
+        suppress = [self.image_token_id] + list(self.marker_ids)
+        specs = hooks_for(batch) if hooks_for else []
+        P = shared_prefix_len(seqs, feats)
+        with torch.no_grad(), self.hooked(specs):
+            if P:
+                # The image, the lines read from it and the template before the question are the same for
+                # every row: their keys/values are computed once (or reused) and expanded over the batch.
+                cache, pre_mask = prefix_kv(self, seqs[0], feats[0], P, B, prefix_memo, prefix_tag)
+                tail = self.collate_embeds([self.embed(s, f)[P:] for s, f in zip(seqs, feats)], seqs, padding="left")
+                tail.position_ids = tail.position_ids + P
+                tail.attention_mask = torch.cat([pre_mask, tail.attention_mask], dim=1)
+                hidden, cache = self.forward(tail, cache=cache, use_cache=True)
+                attn, pos = tail.attention_mask, tail.position_ids[:, -1]
+            else:
+                hidden, cache = self.forward(batch, use_cache=True)
+                attn, pos = batch.attention_mask, batch.position_ids[:, -1]
+            logits = self.logits(hidden[:, -1]).float()
+            if draft is not None and B == 1 and not do_sample and repetition_penalty == 1.0:
+                toks = greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, list(draft), max_new_tokens,
+                                               suppress, on_token)
+                return [Generation(self.tokenizer.decode(toks, skip_special_tokens=True).strip(), toks, items[0][1])]
+            for _ in range(max_new_tokens):
+                logits[:, suppress] = -float("inf")
+                if repetition_penalty != 1.0:
+                    for i in range(B):
+                        prev = torch.tensor(seqs[i].input_ids.tolist() + new_tokens[i], dtype=torch.long)
+                        sc = logits[i, prev]
+                        logits[i, prev] = torch.where(sc > 0, sc / repetition_penalty, sc * repetition_penalty)
+                if do_sample:
+                    nxt = sample_next(logits, temperature, top_p, gen)
+                else:
+                    nxt = logits.argmax(-1)
+                nxt = nxt.cpu()
+                for i in range(B):
+                    if not done[i]:
+                        t = int(nxt[i])
+                        if t in self.eos_ids:
+                            done[i] = True
+                        else:
+                            new_tokens[i].append(t)
+                if on_token is not None:
+                    on_token([self.tokenizer.decode(t, skip_special_tokens=True) for t in new_tokens])
+                if bool(done.all()):
+                    break
+                nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
+                pos = pos + 1
+                attn = torch.cat([attn, (~done).long()[:, None].to(attn.device)], dim=1)
+                step = Batch(self.embed_ids(nxt[:, None]), attn, pos[:, None],
+                             batch.offsets, seqs)
+                hidden, cache = self.forward(step, cache=cache, use_cache=True)
+                logits = self.logits(hidden[:, -1]).float()
+        return [Generation(self.tokenizer.decode(t, skip_special_tokens=True).strip(), t, it[1])
+                for t, it in zip(new_tokens, items)]
