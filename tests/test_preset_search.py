@@ -171,3 +171,12 @@ def test_the_learned_vs_random_table_states_its_verdict():
     text = verdict({"refusal_edited": {"values": [0.9, 0.8]}, "harmless_right": {"values": [0.2, 0.3]}},
                    {"refusal_edited": {"values": [0.5, 0.4]}, "harmless_right": {"values": [0.6, 0.7]}})
     assert "refuses more in 2 of 2 seeds" in text and "keeps fewer harmless answers right in 2 of 2" in text
+
+
+def test_cli_max_seconds_is_checked_before_any_work(tmp_path, capsys):
+    from ng_core.cli.main import main
+
+    rc = main(["preset-search", "--model", "tiny-random", "--grid", "demo", "--max-seconds", "-5",
+               "--out", str(tmp_path / "o")])
+    assert rc == 1 and "--max-seconds" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # refused before the output folder is made

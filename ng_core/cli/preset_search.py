@@ -27,6 +27,10 @@ def register(sub) -> None:
     p.add_argument("--seeds", default=None, help="edit seeds, comma-separated (0)")
     p.add_argument("--controls", action="store_true", help="also run each candidate's random-gate control")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="edit-time budget of the choice (default: the grid's own, 60 s for the demo; 0: none). "
+                        "Edit times are those measured during the search: on a shared machine pass 0 and time the "
+                        "chosen preset quietly with `ng edit --preset ...`")
     p.add_argument("--out", required=True, help="folder for the cache and search.json")
     p.add_argument("--write-preset", default=None, metavar="FILE",
                    help="with --part test and one --only candidate: write a preset file for it, with its measured "
@@ -57,6 +61,10 @@ def cmd_preset_search(args) -> int:
         except ValueError:
             raise PresetSearchError(f"--seeds: not a comma-separated list of integers: {args.seeds!r}") from None
     cfg = replace(cfg, controls=bool(args.controls))
+    if args.max_seconds is not None:
+        if not args.max_seconds >= 0:
+            raise PresetSearchError(f"--max-seconds must be 0 (no limit) or a positive number, not {args.max_seconds}")
+        cfg = replace(cfg, max_seconds=args.max_seconds or None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.threads:
