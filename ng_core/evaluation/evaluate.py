@@ -52,6 +52,7 @@ from ng_core.method.interventions import intervention_hooks, subject_positions
 from ng_core.method.losses import answer_nll
 from ng_core.method.registry import EDIT_METHODS, EVAL_METHODS
 from ng_core.models.imagecache import encode, read
+from ng_core.models.memory import chunks, score_rows
 from ng_core.progress import as_progress
 
 FORMAT = "ng-eval"
@@ -238,11 +239,13 @@ def answer_nlls(adapter, rows: list[tuple], *, gates=(), deltas=(), batch_size: 
             seqs.append(adapter.build(prompt, subject=subject, answer=ans, has_image=f is not None,
                                       reading=read(adapter, image)))
             fs.append(f)
-        batch = adapter.collate(seqs, fs)
-        specs = hooks(batch) if hooks else []
-        with torch.no_grad(), adapter.hooked(specs):
-            nll = answer_nll(adapter, adapter.forward(batch), batch)
-        for i, v in zip(idx, nll.tolist()):
+        nll = []
+        for r in chunks(len(seqs), score_rows(adapter, seqs)):  # fewer rows at once where free memory binds
+            batch = adapter.collate(seqs[r.start:r.stop], fs[r.start:r.stop])
+            specs = hooks(batch) if hooks else []
+            with torch.no_grad(), adapter.hooked(specs):
+                nll += answer_nll(adapter, adapter.forward(batch), batch).tolist()
+        for i, v in zip(idx, nll):
             out[i] = float(v)
         done += len(idx)
         prog.update("evaluate", done, total, f"{label}scored {done - stage_offset} answers")

@@ -37,6 +37,7 @@ from ng_core.models.adapter import Batch
 from ng_core.models.decoding import common_prefix_len
 from ng_core.models.hooks import HookSpec, layer_output_tensor, replace_layer_output
 from ng_core.models.imagecache import encode, read
+from ng_core.models.memory import check_stage_c
 from ng_core.progress import as_progress
 from ng_core.storage.bundle_check import finite_number
 
@@ -319,6 +320,7 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
             seqs.append(adapter.build(q, answer=y, has_image=im is not None, reading=read(adapter, im)))
             weights.append(cfg.general_weight / len(it.general))
             images.append(im)
+        check_stage_c(adapter, seqs, layer)  # the edit's rows run together: refuse plainly if they cannot fit
         w = torch.tensor(weights)
         spos = torch.tensor([s.subject_pos if s.subject_pos is not None else -1 for s in seqs], dtype=torch.long)
         opt = torch.optim.Adam([delta], lr=cfg.lr, eps=cfg.eps, weight_decay=0.0)

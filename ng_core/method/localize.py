@@ -30,6 +30,7 @@ from ng_core.method.locality import LocalityCache
 from ng_core.method.losses import answer_nll
 from ng_core.models.adapter import Batch, Sequence
 from ng_core.models.decoding import common_prefix_len
+from ng_core.models.memory import stage_a_max_rows
 from ng_core.progress import as_progress
 from ng_core.data.records import ImageRecord
 from ng_core.errors import ArgumentError, DataError
@@ -320,10 +321,12 @@ def _terms(nll, weights, l1):
 
 
 def _stage_a_fast(adapter, records, built, layers, cfg, deltas, raw, history, prog, category):
-    # Flatten rows, grouping whole images into chunks of at most max_rows sequences.
+    # Flatten rows, grouping whole images into chunks of at most max_rows sequences (fewer where the device's
+    # free memory binds: each row holds its own copy of its image's keys/values, see ng_core.models.memory).
+    max_rows = stage_a_max_rows(adapter, [s for s, _ in built], layers[0], cfg.max_rows)
     chunks, cur, cur_rows = [], [], 0
     for i, (seqs, _) in enumerate(built):
-        if cur and cur_rows + len(seqs) > cfg.max_rows:
+        if cur and cur_rows + len(seqs) > max_rows:
             chunks.append(cur)
             cur, cur_rows = [], 0
         cur.append(i)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from ng_core.models.adapter import Batch
+from ng_core.models.memory import answer_rows, chunks
 from ng_core.models.decoding import PrefixMemo, greedy_with_draft, prefix_kv, sample_next, shared_prefix_len
 from ng_core.models.prompt_guard import check_max_new_tokens
 
@@ -48,6 +49,13 @@ class GenerationMixin:
             seqs.append(self.build(prompt, subject=subject, has_image=f is not None, reading=reading))
             feats.append(f)
         max_new_tokens = check_max_new_tokens(max_new_tokens, max(len(q) for q in seqs), self.context_length)
+        fit = answer_rows(self, seqs, max_new_tokens) if draft is None else None
+        if fit is not None and fit < len(items):  # the device's free memory binds: answer in smaller batches
+            kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_p=top_p,
+                      repetition_penalty=repetition_penalty, hooks_for=hooks_for, on_token=on_token,
+                      prefix_memo=prefix_memo, prefix_tag=prefix_tag)
+            return [g for k, r in enumerate(chunks(len(items), fit))
+                    for g in self.generate(items[r.start:r.stop], seed=None if seed is None else seed + k, **kw)]
         batch = self.collate(seqs, feats, padding="left")
         gen = torch.Generator().manual_seed(int(seed)) if do_sample else None
         B = batch.size
