@@ -44,6 +44,10 @@ def test_stage_rows_by_hand():
     # Stage C: a 640-token row at layer 11
     assert memory.stage_c_row(LLAVA_7B, 640, 8, 11) == 640 * 4096 * 2 + 640 * 21 * act + 21 * 32 * 640 * 4 \
         + 8 * 32064 * 10
+    # ... or a 640-token row whose first 600 tokens the edit's rows share (run once, with ΔW's Adam state)
+    assert memory.stage_c_row(LLAVA_7B, 640, 8, 11, 600) == 640 * 4096 * 2 + 40 * 21 * act + 21 * 32 * 40 * 4 \
+        + 8 * 32064 * 10 + 21 * 640 * kv // 32
+    assert memory.stage_c_shared(LLAVA_7B, 600, 11) == 600 * 21 * act + 21 * 32 * 600 * 4 + 16 * 4096 * 11008
     assert memory.generate_row(QWEN_7B, 300, 32) == 332 * 56 * 1024 + 300 * QWEN_7B.fwd_token + 28 * 300 * 4 \
         + 152064 * 10
     assert memory.score_row(QWEN_7B, 320, 8) == 320 * (2 * 3584 * 2 + QWEN_7B.fwd_token) + 28 * 320 * 4 \

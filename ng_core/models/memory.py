@@ -122,14 +122,24 @@ def stage_a_row(s: ModelShape, prefix: int, tail: int, answer: int, layer: int, 
     return held + max(step, build)
 
 
-def stage_c_row(s: ModelShape, tokens: int, answer: int, layer: int) -> int:
+def stage_c_row(s: ModelShape, tokens: int, answer: int, layer: int, shared: int = 0) -> int:
     """Stage C (fast): the row's hidden states entering ``layer`` (held over the edit's steps), then per step the
-    activations of layers ``layer..`` with gradients, their attention and the scored logits."""
+    activations of layers ``layer..`` with gradients for the row's own tokens (the ``shared`` prompt start runs
+    once for all rows: :func:`stage_c_shared`), the keys/values its tail sees there, attention and the scored
+    logits."""
     above = s.layers - layer
     held = tokens * s.hidden * s.dtype_bytes
-    step = tokens * above * s.act_token_layer + above * s.attn(tokens, tokens) + answer * s.logit_token
+    step = (tokens - shared) * above * s.act_token_layer + above * s.attn(tokens - shared, tokens) \
+        + answer * s.logit_token + (above * tokens * s.kv_token // s.layers if shared else 0)
     entering = tokens * s.fwd_token + s.attn(tokens, tokens)
     return held + max(step, entering)
+
+
+def stage_c_shared(s: ModelShape, shared: int, layer: int) -> int:
+    """Stage C: the prompt start the edit's rows share, run once per step with gradients (not per row), and the
+    fp32 ΔW with its gradient and Adam's moments."""
+    above = s.layers - layer
+    return shared * above * s.act_token_layer + above * s.attn(shared, shared) + s.delta_state()
 
 
 def generate_row(s: ModelShape, prompt: int, new_tokens: int) -> int:
@@ -261,9 +271,12 @@ def stage_a_max_rows(adapter, images: list, layer: int, cap: int, free=None) -> 
 
 def check_stage_c(adapter, seqs: list, layer: int, free=None) -> None:
     """Stage C runs one edit's rows together (its loss is their weighted sum): refuse plainly if they cannot fit."""
+    from ng_core.models.decoding import common_prefix_len  # deferred: a cycle through the adapter
+
     s = shape_of(adapter)
-    per_row = max(stage_c_row(s, len(q), len(q.targets), layer) for q in seqs)
-    row_budget(adapter, per_row, fixed=s.delta_state(), minimum=len(seqs), free=free,
+    shared = common_prefix_len(seqs) if len(seqs) > 1 else 0  # rows without the image share less: an upper bound
+    per_row = max(stage_c_row(s, len(q), len(q.targets), layer, shared) for q in seqs)
+    row_budget(adapter, per_row, fixed=stage_c_shared(s, shared, layer), minimum=len(seqs), free=free,
                stage=f"Stage C (edit) at layer {layer}")
 
 
