@@ -35,7 +35,8 @@ from ng_core.method.losses import answer_nll
 from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES
 from ng_core.models.adapter import Batch
 from ng_core.models.decoding import common_prefix_len
-from ng_core.models.hooks import HookSpec, layer_output_tensor, replace_layer_output
+from ng_core.models.hooks import (HookSpec, execution_device, layer_output_tensor, replace_layer_output,
+                                  stored_weight)
 from ng_core.models.imagecache import encode, read
 from ng_core.models.memory import check_stage_c
 from ng_core.progress import as_progress
@@ -291,13 +292,14 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
     cfg = cfg or EditConfig()
     prog = as_progress(progress)
     adapter.check_layer(layer)
-    W = adapter.down_proj(layer).weight
+    W = stored_weight(adapter.down_proj(layer))  # also where accelerate offloads the layer to the CPU or disk
+    dev = execution_device(adapter.down_proj(layer))
     master = torch.float64 if W.dtype == torch.float64 else torch.float32  # fp32 master, or wider (tests)
-    delta = (init_delta.clone().to(master) if init_delta is not None
-             else torch.zeros(W.shape, dtype=master, device=W.device)).requires_grad_(True)
+    delta = (init_delta.clone().to(device=dev, dtype=master) if init_delta is not None
+             else torch.zeros(W.shape, dtype=master, device=dev)).requires_grad_(True)
     gate = gate.to(torch.bool).reshape(-1)
     use_hook_gate = cfg.method != "ft" and cfg.gate_scope in ("subject_position", "all_positions")
-    row_mask = gate.to(W.device)[:, None].float() if cfg.gate_scope == "weight_rows" and cfg.method != "ft" else None
+    row_mask = gate.to(dev)[:, None].float() if cfg.gate_scope == "weight_rows" and cfg.method != "ft" else None
     losses = []
     diag = {}
     shares = []

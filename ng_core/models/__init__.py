@@ -15,11 +15,12 @@ BUILTIN_MODELS = ("ng-mini-llava", "tiny-random")  # and tiny-random:<model_type
 
 
 def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: int = 0,
-               progress=None, reading: bool | None = None) -> "HFVLMAdapter":
+               progress=None, reading: bool | None = None, offload_folder=None) -> "HFVLMAdapter":
     """Load ``spec``: ``ng-mini-llava`` (default), ``tiny-random[:model_type]`` (``tiny-random:metaspace``: the
     LLaVA build with a SentencePiece-style tokenizer), or a checkpoint folder of a supported family.
 
-    ``device_map`` (e.g. ``"auto"``) shards a local checkpoint with accelerate; ``dtype``
+    ``device_map`` (e.g. ``"auto"``) shards a local checkpoint with accelerate (layers it sends to ``"disk"``
+    are kept in ``offload_folder``); ``dtype``
     is ``fp32``/``fp16``/``bf16``. ``reading`` switches the OCR reading channel on or off
     (None: as the model folder's ``reading.json`` says; tiny-random reads nothing by default).
     Nothing is ever downloaded.
@@ -62,7 +63,8 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
         raise ModelLoadError(
             f"unknown model {spec!r}: not a built-in model ({', '.join(BUILTIN_MODELS)}) and no such folder"
         )
-    return HFVLMAdapter.from_folder(path, dtype=dtype, device_map=device_map, reading=reading)
+    return HFVLMAdapter.from_folder(path, dtype=dtype, device_map=device_map, reading=reading,
+                                    offload_folder=offload_folder)
 
 
 _LAZY = {"LlavaAdapter": "ng_core.models.llava", "Generation": "ng_core.models.generation",

@@ -24,7 +24,7 @@ from ng_core.models import family_inputs, kv
 from ng_core.models.adapter import Batch, ModelAdapter, ModelCaches, Sequence
 from ng_core.models.families import FAMILIES, FamilySpec, family_of, resolve
 from ng_core.models.generation import GenerationMixin
-from ng_core.models.hooks import HookSpec, StopForward, scoped_hooks
+from ng_core.models.hooks import HookSpec, StopForward, scoped_hooks, stored_weight
 from ng_core.models.image_processing import ImageConfig, open_image, preprocess, resized_size, check_size, to_rgb
 from ng_core.models.prompting import PromptMixin
 from ng_core.models.reading import OcrReader, ReadingConfig
@@ -140,10 +140,11 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_folder(cls, path, dtype=None, device_map=None, model_id: str | None = None,
-                    reading: bool | ReadingConfig | None = None) -> "HFVLMAdapter":
+                    reading: bool | ReadingConfig | None = None, offload_folder=None) -> "HFVLMAdapter":
         """Load a transformers checkpoint folder of a supported family (detected from its ``config.json``).
 
-        ``reading`` overrides the folder's ``reading.json`` (on/off, or a whole config). Nothing is downloaded.
+        ``reading`` overrides the folder's ``reading.json`` (on/off, or a whole config). ``offload_folder``: where
+        accelerate keeps the weights a ``device_map`` sends to ``"disk"``. Nothing is downloaded.
         """
         import transformers  # deferred: transformers is slow to import
 
@@ -170,6 +171,8 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
             kw["dtype"] = torch_dtype
         if device_map is not None:
             kw["device_map"] = device_map
+        if offload_folder is not None:
+            kw["offload_folder"] = str(offload_folder)
         try:
             model = getattr(transformers, spec.model_class).from_pretrained(folder, **kw)
             tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -258,6 +261,9 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
             h = hashlib.sha256(json.dumps(without_paths(self.model.config.to_dict()), sort_keys=True,
                                           default=str).encode())
             for name, p in self.model.named_parameters():
+                if p.device.type == "meta":  # offloaded by accelerate: its CPU or disk copy
+                    owner, _, leaf = name.rpartition(".")
+                    p = stored_weight(self.model.get_submodule(owner), leaf)
                 h.update(name.encode())
                 h.update(str(tuple(p.shape)).encode())
                 flat = p.detach().reshape(-1)

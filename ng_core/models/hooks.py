@@ -98,3 +98,20 @@ def replace_layer_output(output, new: torch.Tensor):
     if isinstance(output, tuple):
         return (new,) + tuple(output[1:])
     return new
+
+
+def execution_device(module) -> torch.device:
+    """Where ``module``'s forward runs: its weight's device, or, for a weight accelerate offloads (held on the meta
+    device, loaded from the CPU or disk for each pass), the hook's execution device."""
+    hook = getattr(module, "_hf_hook", None)
+    if module.weight.device.type == "meta" and getattr(hook, "execution_device", None) is not None:
+        return torch.device(hook.execution_device)
+    return module.weight.device
+
+
+def stored_weight(module, name: str = "weight") -> torch.Tensor:
+    """``module``'s parameter ``name``, also where accelerate offloads it (then read from its CPU or disk copy)."""
+    hook, p = getattr(module, "_hf_hook", None), getattr(module, name)
+    if p.device.type == "meta" and getattr(hook, "weights_map", None) is not None:
+        return hook.weights_map[name]
+    return p
