@@ -67,6 +67,9 @@ def main(specs_file: str) -> None:
     import torch
 
     torch.set_num_threads(1)
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler; the cases are about a user's Ctrl-C, so give SIGINT Python's own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import ng_core.cli.main  # noqa: F401 - imported once, before the forks
     import ng_core.method.localize  # noqa: F401
     import ng_core.method.pipeline  # noqa: F401
