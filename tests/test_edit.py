@@ -63,15 +63,16 @@ def test_subject_position_gradient_outside_mask_is_zero_at_the_subject(tiny, ima
     assert torch.count_nonzero(g[s + 1, ~gate]) > 0  # other positions are not gated
 
 
-@pytest.mark.parametrize("scope,general,same", [("subject_position", 0.0, 0), ("weight_rows", 0.0, 0),
-                                                ("all_positions", 1.0, 0), ("subject_position", 1.0, 0),
-                                                ("weight_rows", 1.0, 2)])
-def test_fast_and_naive_edits_agree(tiny64, image_dir, scope, general, same):
+@pytest.mark.parametrize("scope,general,same,benign", [
+    ("subject_position", 0.0, 0, 0), ("weight_rows", 0.0, 0, 0), ("all_positions", 1.0, 0, 0),
+    ("subject_position", 1.0, 0, 0), ("weight_rows", 1.0, 2, 0), ("subject_position", 1.0, 2, 2),
+    ("all_positions", 0.0, 0, 2)])
+def test_fast_and_naive_edits_agree(tiny64, image_dir, scope, general, same, benign):
     """The fast schedule (cached layers below, the shared prompt start run once per step, text-only rows
     apart) gives the naive schedule's ΔW, losses and gradient diagnostics."""
     recs = make_records(image_dir, n=2)
     base = dict(questions_per_image=2, general_weight=general, general_per_edit=6,  # 24 > the 20 train questions
-                same_image_questions=same)
+                same_image_questions=same, benign_image_questions=benign)
     items = edit_items(recs, EditConfig(**base), LocalityCache(tiny64))
     gate = _gate(tiny64.hidden_size, 20)
     out = {}
@@ -132,6 +133,37 @@ def test_same_image_questions_join_the_loss_with_the_unedited_answers(tiny, imag
     assert res.losses[0]["loss"] > res0.losses[0]["loss"]  # the rows are in the loss, not only logged
     with pytest.raises(Exception, match="same_image_questions"):
         EditConfig(same_image_questions=-1)
+
+
+def test_benign_image_questions_join_the_loss_with_the_unedited_answers(tiny, image_dir):
+    """Harmless questions about benign images drawn for the purpose (charts, landscapes) are rows of each edit's
+    batch, with the unedited model's answers as targets; the same config draws the same images and questions,
+    the fast and naive schedules agree on them in ``test_fast_and_naive_edits_agree``."""
+    from ng_core.data.general import BENIGN_IMAGE_QUESTIONS, benign_image
+
+    recs = make_records(image_dir, n=2)
+    cfg = EditConfig(lr=1e-2, steps=2, gate_scope="weight_rows", questions_per_image=1, benign_image_questions=2)
+    loc = LocalityCache(tiny)
+    items = edit_items(recs, cfg, loc)
+    rows = [(im, q, y) for it in items for im, q, y in it.benign]
+    assert len(rows) == 4 and all(it.image not in [im for im, _, _ in it.benign] for it in items)
+    assert len({q for _, q, _ in rows}) == 4
+    subjects = {benign_image(k)[1] for k in range(4)}
+    assert subjects == {"chart", "picture"}
+    assert {q for _, q, _ in rows} <= {q.replace("{subj}", s) for q in BENIGN_IMAGE_QUESTIONS for s in subjects}
+    for im, q, y in rows:
+        assert y == loc.answer(im, q, None, cfg.general_words) and y
+    again = edit_items(recs, cfg, LocalityCache(tiny))
+    assert [(q, y, im.tobytes()) for it in again for im, q, y in it.benign] == \
+        [(q, y, im.tobytes()) for im, q, y in rows]
+    res = gated_finetune(tiny, items, 2, _gate(tiny.hidden_size), cfg)
+    assert all("benign_nll" in rec for rec in res.losses)
+    plain = EditConfig(lr=1e-2, steps=2, gate_scope="weight_rows", questions_per_image=1)
+    res0 = gated_finetune(tiny, edit_items(recs, plain, loc), 2, _gate(tiny.hidden_size), plain)
+    assert "benign_nll" not in res0.losses[0]
+    assert res.losses[0]["loss"] > res0.losses[0]["loss"]  # the rows are in the loss, not only logged
+    with pytest.raises(Exception, match="benign_image_questions"):
+        EditConfig(benign_image_questions=-1)
 
 
 def test_editing_never_touches_base_weights(tiny, image_dir):

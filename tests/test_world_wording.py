@@ -8,7 +8,7 @@ import pytest
 
 from ng_core.data import world_wording as W
 from ng_core.data.constants import ALL_CATEGORIES, SUBJECTS
-from ng_core.data.general import SAME_IMAGE_QUESTIONS, general_questions
+from ng_core.data.general import BENIGN_IMAGE_QUESTIONS, SAME_IMAGE_QUESTIONS, general_questions
 from ng_core.data.templates import (BENIGN_ATTRIBUTES, HELDOUT_FAMILIES, SENSITIVE_ATTRIBUTES, TRAIN_FAMILIES,
                                     all_prompt_strings)
 from ng_core.data.world_set import colour_words, world_cases
@@ -31,7 +31,7 @@ def _project_templates() -> list[str]:
     out += list(TYPE_QUESTIONS_TRAIN) + list(CAPTION_QUESTIONS_TRAIN) + list(TYPE_QUESTIONS_HELDOUT)
     out += [q.replace("{s}", "{subj}").replace("{p}", "{place}") for q in COLOUR_QUESTIONS_TRAIN]
     out += [q.prompt for q in general_questions()]
-    out += [q.replace("{subj}", "{doc}") for q in SAME_IMAGE_QUESTIONS]
+    out += [q.replace("{subj}", "{doc}") for q in SAME_IMAGE_QUESTIONS + BENIGN_IMAGE_QUESTIONS]
     return out
 
 

@@ -47,7 +47,8 @@ def configs(args: argparse.Namespace, adapter) -> tuple:
                       "gate_scope": getattr(args, "gate_scope", None), "method": getattr(args, "edit_method", None),
                       "questions_per_image": getattr(args, "questions", None),
                       "general_weight": getattr(args, "general_weight", None),
-                      "same_image_questions": getattr(args, "same_image", None)})
+                      "same_image_questions": getattr(args, "same_image", None),
+                      "benign_image_questions": getattr(args, "benign_images", None)})
     check_layers(r.layer, adapter.n_layers)
     return r.preset, r.layer, r.mask, r.edit
 

@@ -221,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--same-image", type=A.bounded_int(0, 100), default=None,
                    help="harmless questions about each edit's own image (what it is, its colour) kept answered "
                         "as before, per edit (0 = the authors' loss; preset)")
+    p.add_argument("--benign-images", type=A.bounded_int(0, 100), default=None,
+                   help="harmless questions about benign images drawn for the purpose (charts, landscapes) kept "
+                        "answered as before, per edit (0 = none; preset)")
     p.add_argument("--mask-steps", type=A.steps, default=None, help="Stage A steps per image (25)")
     p.add_argument("--out", required=True, help="run bundle folder to write")
     p.set_defaults(func=cmd_edit, writes_run=True)

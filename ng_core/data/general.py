@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+
+from ng_core.data.images import derive_seed, render_image
 
 PATH = Path(__file__).with_name("general_questions.json")
 
@@ -44,3 +47,36 @@ def same_image_question(k: int, subject: str) -> str:
     """The ``k``-th same-image question (cycled), filled with ``subject``."""
     q = SAME_IMAGE_QUESTIONS[k % len(SAME_IMAGE_QUESTIONS)]
     return q.replace("{subj}", subject or "object")
+
+
+#: Harmless questions about a benign image (a chart, a landscape) that is not the edit's: what it shows, what kind
+#: of thing it is, its colour, asked as questions and as requests. Why: with the same-image questions, most harmless
+#: answers edits still lost on the world set's validation part were about images that show no edited document
+#: (charts, landscapes, vehicles); no locality row showed the edit such an image. The project's own wordings, like
+#: :data:`SAME_IMAGE_QUESTIONS`; ``{subj}`` is the image's subject ("chart", "picture").
+BENIGN_IMAGE_QUESTIONS: tuple[str, ...] = (
+    "What kind of document is this?",
+    "Tell me what this picture shows.",
+    "What is the main colour of the {subj}?",
+    "Say what kind of thing is in this image.",
+    "What is this?",
+    "Which colour does the {subj} have most of?",
+)
+
+#: Benign images for those questions: drawn in the project's training style from their own seed stream (never
+#: the world set's), charts and landscapes in turn; a small pool, so their features and readings repeat.
+BENIGN_IMAGE_POOL = 8
+_BENIGN = (("chart", "chart"), ("scene", "picture"))
+
+
+@lru_cache(maxsize=BENIGN_IMAGE_POOL)
+def benign_image(k: int):
+    """The ``k``-th benign locality image (cycled over the pool): ``(PIL image, subject)``; deterministic."""
+    k %= BENIGN_IMAGE_POOL
+    category, subject = _BENIGN[k % len(_BENIGN)]
+    return render_image(category, derive_seed("benign-locality", k)), subject
+
+
+def benign_image_question(k: int, subject: str) -> str:
+    """The ``k``-th benign-image question (cycled), filled with ``subject``."""
+    return BENIGN_IMAGE_QUESTIONS[k % len(BENIGN_IMAGE_QUESTIONS)].replace("{subj}", subject)

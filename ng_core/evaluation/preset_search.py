@@ -45,7 +45,8 @@ class Candidate:
     template twin (the project's other template families), a lever for wording generalisation;
     ``mix_neighbours``: its benign neighbours alternate the same way (so the locality term sees both wordings);
     ``kl_factor``: the weight of that neighbour term (the authors' 1.25);
-    ``same_image``: harmless questions about the edit's own image per edit (``EditConfig.same_image_questions``)."""
+    ``same_image``: harmless questions about the edit's own image per edit (``EditConfig.same_image_questions``);
+    ``benign``: harmless questions about benign images per edit (``EditConfig.benign_image_questions``)."""
 
     name: str
     lr: float | None = None
@@ -61,6 +62,7 @@ class Candidate:
     mix_families: bool = False
     mix_neighbours: bool = False
     same_image: int | None = None
+    benign: int | None = None
 
     def overrides(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "name" and v not in (None, False)}
@@ -129,7 +131,8 @@ def resolved(adapter, cfg: SearchConfig, cand: Candidate, seed: int):
                    mask={"topk": cand.topk, "steps": cand.mask_steps},
                    edit={"lr": cand.lr, "steps": cand.steps, "gate_scope": cand.scope,
                          "questions_per_image": cand.questions, "general_weight": cand.general_weight,
-                         "kl_factor": cand.kl_factor, "same_image_questions": cand.same_image})
+                         "kl_factor": cand.kl_factor, "same_image_questions": cand.same_image,
+                         "benign_image_questions": cand.benign})
 
 
 def general_cases(part: str, images) -> list:
@@ -352,6 +355,10 @@ GRIDS: dict[str, dict] = {
             # on a validation part with harmless requests: harmless questions about the edit's own image in the loss
             Candidate("lr3e-3_rows20_same2", lr=3e-3, images=2, questions=2, mask_steps=8, scope="weight_rows",
                       topk=0.2, same_image=2),
+            # most harmless answers it still lost on validation were about images that are no edited document
+            # (charts, landscapes, vehicles, bank cards): harmless questions about benign images drawn for it
+            Candidate("lr3e-3_rows20_same2_benign2", lr=3e-3, images=2, questions=2, mask_steps=8,
+                      scope="weight_rows", topk=0.2, same_image=2, benign=2),
         ),
     },
     "demo": {
@@ -393,6 +400,11 @@ GRIDS: dict[str, dict] = {
             Candidate("lr1e-2_rows20_q1_same2", lr=1e-2, scope="weight_rows", topk=0.2, same_image=2),
             Candidate("lr1e-2_all20_q2_same2", lr=1e-2, scope="all_positions", topk=0.2, questions=2, same_image=2),
             Candidate("lr3e-2_all20_q1_same2", lr=3e-2, scope="all_positions", topk=0.2, same_image=2),
+            # sixth round: its harmless losses on validation were charts and landscapes; benign images in the loss
+            Candidate("lr3e-2_all20_q1_same2_benign2", lr=3e-2, scope="all_positions", topk=0.2, same_image=2,
+                      benign=2),
+            Candidate("lr3e-2_all20_q1_same1_benign2", lr=3e-2, scope="all_positions", topk=0.2, same_image=1,
+                      benign=2),
         ),
     },
 }

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ng_core.data.general import general_questions, same_image_question
+from ng_core.data.general import (BENIGN_IMAGE_POOL, benign_image, benign_image_question, general_questions,
+                                  same_image_question)
 from ng_core.data.records import ImageRecord
 from ng_core.errors import ArgumentError
 from ng_core.method.interventions import Delta, delta_hooks, position_selector
@@ -65,6 +66,9 @@ class EditConfig:
     # harmless questions about the edit's own image (what it is, its colour) per edit, answered as the unedited
     # model does, each weighted like the neighbour (kl_factor); 0: none (the authors' loss)
     same_image_questions: int = 0
+    # harmless questions about benign images that are not the edit's (charts, landscapes drawn in the project's
+    # style) per edit, answered as the unedited model does, each weighted like the neighbour; 0: none
+    benign_image_questions: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +80,8 @@ class EditConfig:
             finite_number(getattr(self, k), f"edit {k}", minimum=0, error=ArgumentError)
         for k in ("steps", "questions_per_image"):
             finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=1, error=ArgumentError)
-        for k in ("neighbour_words", "general_per_edit", "general_words", "same_image_questions"):
+        for k in ("neighbour_words", "general_per_edit", "general_words", "same_image_questions",
+                  "benign_image_questions"):
             finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=0, error=ArgumentError)
         if self.gate_scope not in GATE_SCOPES:
             raise ValueError(f"gate_scope must be one of {tuple(GATE_SCOPES)}, not {self.gate_scope!r}")
@@ -89,8 +94,8 @@ class EditConfig:
 @dataclass
 class EditItem:
     """One edit: a sensitive paraphrase with its refusal target, a benign neighbour, and optionally
-    harmless questions about the same image ``(prompt, unedited answer)`` and general questions
-    ``(image|None, prompt, unedited answer)`` for locality."""
+    harmless questions about the same image ``(prompt, unedited answer)``, about benign images and general
+    questions ``(image|None, prompt, unedited answer)`` for locality."""
 
     image: object
     prompt: str
@@ -100,6 +105,7 @@ class EditItem:
     neighbour_target: str | None
     general: tuple = ()
     harmless: tuple = ()
+    benign: tuple = ()
 
 
 @dataclass
@@ -141,13 +147,28 @@ def edit_items(records: list[ImageRecord], cfg: EditConfig, locality: LocalityCa
     same = [[(r.image, same_image_question(i * cfg.same_image_questions + j, r.subject), None)
              for j in range(cfg.same_image_questions)] for i, (r, _, _) in enumerate(pairs)]
     locality.prefetch([q for qs in same for q in qs])
+    benign = [_benign_plan(i, cfg.benign_image_questions) for i in range(len(pairs))]
+    locality.prefetch([q for qs in benign for q in qs])
     items = []
-    for (r, p, nb), gs, ss in zip(pairs, general, same):
+    for (r, p, nb), gs, ss, bs in zip(pairs, general, same, benign):
         y_n = locality.answer(r.image, nb, r.subject, cfg.neighbour_words) if nb else None
         gen = tuple((im, q, y) for im, q, _ in gs if (y := locality.answer(im, q, None, cfg.general_words)))
         harmless = tuple((q, y) for im, q, _ in ss if (y := locality.answer(im, q, None, cfg.general_words)))
-        items.append(EditItem(r.image, p, r.subject, r.target, nb if y_n else None, y_n or None, gen, harmless))
+        ben = tuple((im, q, y) for im, q, _ in bs if (y := locality.answer(im, q, None, cfg.general_words)))
+        items.append(EditItem(r.image, p, r.subject, r.target, nb if y_n else None, y_n or None, gen, harmless,
+                              ben))
     return items
+
+
+def _benign_plan(i: int, n: int) -> list:
+    """The ``n`` benign-image questions of edit ``i``: images and questions cycled on strides that pair each
+    image with every question in turn."""
+    out = []
+    for j in range(n):
+        k = i * n + j
+        im, subject = benign_image(k % BENIGN_IMAGE_POOL)
+        out.append((im, benign_image_question(k // BENIGN_IMAGE_POOL + k, subject), None))
+    return out
 
 
 def _general_plan(pairs, cfg: EditConfig) -> list[list]:
@@ -318,6 +339,10 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
             seqs.append(adapter.build(q, answer=y, reading=reading))
             weights.append(cfg.kl_factor)
             images.append(it.image)
+        for im, q, y in it.benign:
+            seqs.append(adapter.build(q, answer=y, reading=read(adapter, im)))
+            weights.append(cfg.kl_factor)
+            images.append(im)
         for im, q, y in it.general:
             seqs.append(adapter.build(q, answer=y, has_image=im is not None, reading=read(adapter, im)))
             weights.append(cfg.general_weight / len(it.general))
@@ -367,6 +392,9 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
             if it.harmless:
                 first = 1 + bool(it.neighbour)
                 rec["harmless_nll"] = float(nll[first:first + len(it.harmless)].detach().mean())
+            if it.benign:
+                first = 1 + bool(it.neighbour) + len(it.harmless)
+                rec["benign_nll"] = float(nll[first:first + len(it.benign)].detach().mean())
             if it.general:
                 rec["general_nll"] = float(nll[len(nll) - len(it.general):].detach().mean())
             losses.append(rec)

@@ -34,8 +34,12 @@ class LocalityCache:
 
     def prefetch(self, items) -> None:
         """Generate the missing answers for ``items`` = [(image|None, prompt, subject)] in batches."""
-        todo = [it for it in dict.fromkeys((it[0], it[1], it[2]) for it in items)
-                if not self._has(it[0], it[1])]
+        todo, seen = [], set()
+        for im, p, subj in ((it[0], it[1], it[2]) for it in items):  # in-memory images are not hashable
+            key = self._where(im, p)[1]
+            if key not in seen and not self._has(im, p):
+                seen.add(key)
+                todo.append((im, p, subj))
         for k in range(0, len(todo), self.batch_size):
             chunk = todo[k:k + self.batch_size]
             gens = self.adapter.generate(
