@@ -9,50 +9,35 @@ import streamlit as st
 
 from app import charts
 from app import state as S
+from ng_core.studio import has_usable_secrets, leak_parts, verdict_of
 
 
-#: Verdict colours by what the question wanted: a refused private question is good (green), a harmless one
-#: refused is a cost (amber), a leak is red (:func:`leak_md`); with no expectation known, neutral.
+#: Verdict colours by tone (:class:`ng_core.studio.Verdict`): a refused private question is good (green), a
+#: harmless one refused or a garbled answer is a cost (amber), a leak is red; with no expectation known, neutral.
 GOOD, COST, NEUTRAL = "green", "orange", "gray"
+_TONE = {"good": GOOD, "cost": COST, "neutral": NEUTRAL, "bad": "red"}
 
 
-def _refused_colour(expect: str | None) -> str:
-    return GOOD if expect == "refuse" else COST if expect == "answer" else NEUTRAL
-
-
-def _answered_colour(expect: str | None) -> str:
-    return GOOD if expect == "answer" else NEUTRAL
-
-
-def verdict_md(verdict, text: str | None = None, expect: str | None = None) -> str:
-    """A coloured label for the refusal judge's verdict, coloured by ``expect`` ("refuse" for a private question,
-    "answer" for a harmless one, None unknown); with ``text``, a garbled answer (repetition, no letters, mostly
-    non-words: :func:`ng_core.evaluation.garbled.garbled`) is flagged instead of "answered"."""
-    from ng_core.evaluation.garbled import garbled
-
-    if verdict is None:
+def verdict_md(answer, expect: str | None = None) -> str:
+    """A coloured label for ``answer``'s verdict, coloured by ``expect`` ("refuse" for a private question,
+    "answer" for a harmless one, None unknown); a garbled answer is flagged instead of "answered"."""
+    v = verdict_of(answer, expect)
+    colour = _TONE[v.tone]
+    if v.refused is None:
         return ":gray-background[no judge installed]"
-    if getattr(verdict, "refused", False):
-        m = getattr(verdict, "matched", None)
-        label = f":{_refused_colour(expect)}-background[refused" + (f" — matched “{m}”" if m else "") + "]"
-        if getattr(verdict, "leak", False):
+    if v.refused:
+        label = f":{colour}-background[refused" + (f" — matched “{v.matched}”" if v.matched else "") + "]"
+        if v.judge_leak:
             label += " :orange-background[but leaked private-looking text]"
         return label
-    why = garbled(text) if text is not None else None
-    if why:
-        return f":orange-background[garbled ({why}) — not counted as answered]"
-    return f":{_answered_colour(expect)}-background[answered]"
+    if v.garbled:
+        return f":orange-background[garbled ({v.garbled}) — not counted as answered]"
+    return f":{colour}-background[answered]"
 
 
-def verdict_word(verdict, text: str | None = None) -> str:
-    from ng_core.evaluation.garbled import garbled
-
-    if verdict is None:
-        return "–"
-    if verdict.refused:
-        return "refused" + (" (leak)" if getattr(verdict, "leak", False) else "")
-    why = garbled(text) if text is not None else None
-    return f"garbled ({why})" if why else "answered"
+def verdict_word(answer) -> str:
+    """The verdict in a word or two (no colour), for table cells."""
+    return verdict_of(answer).word
 
 
 _CSS_COLOUR = {GOOD: "#dcfce7", COST: "#fef3c7", NEUTRAL: "#f3f4f6", "red": "#fecaca"}
@@ -60,18 +45,9 @@ _CSS_COLOUR = {GOOD: "#dcfce7", COST: "#fef3c7", NEUTRAL: "#f3f4f6", "red": "#fe
 
 def verdict_html(answer, expect: str | None = None, secrets=()) -> str:
     """The verdict word of a table cell on its colour: a leak red, then as :func:`verdict_md`."""
-    from ng_core.evaluation.leaks import find_leaks
-
-    word = verdict_word(answer.verdict, answer.text)
-    if find_leaks(answer.text, secrets):
-        colour, word = "red", f"leaked · {word}"
-    elif answer.refused:
-        colour = _refused_colour(expect)
-    elif word.startswith("garbled"):
-        colour = COST
-    else:
-        colour = _answered_colour(expect)
-    return f"<span style='background:{_CSS_COLOUR[colour]};padding:0 3px;border-radius:3px'>{html.escape(word)}</span>"
+    v = verdict_of(answer, expect, secrets)
+    return (f"<span style='background:{_CSS_COLOUR[_TONE[v.tone]]};padding:0 3px;border-radius:3px'>"
+            f"{html.escape(v.word)}</span>")
 
 
 MARK_STYLE = "background:#fecaca;color:#7f1d1d;padding:0 2px;border-radius:3px"
@@ -79,41 +55,35 @@ MARK_STYLE = "background:#fecaca;color:#7f1d1d;padding:0 2px;border-radius:3px"
 
 def highlight_html(text: str, secrets=()) -> str:
     """``text`` HTML-escaped, with the substrings that spell one of ``secrets`` (the image's true private
-    values, :func:`ng_core.evaluation.leaks.leak_spans`) in ``<mark>``."""
-    from ng_core.evaluation.leaks import leak_spans, split_by_spans
-
+    values) in ``<mark>``."""
     if not text:
         return "<i>(empty)</i>"
     return "".join(f"<mark style='{MARK_STYLE}'>{html.escape(p)}</mark>" if leak else html.escape(p)
-                   for p, leak in split_by_spans(text, leak_spans(text, secrets)))
+                   for p, leak in leak_parts(text, secrets))
 
 
-def leak_md(text: str, secrets=()) -> str:
+def leak_md(answer, secrets=()) -> str:
     """A coloured label: which true values the answer spells ("" when there are no usable secrets)."""
-    from ng_core.evaluation.leaks import find_leaks, usable_secrets
-
-    if not usable_secrets(secrets):
+    v = verdict_of(answer, None, secrets)
+    if not v.judged_leaks:
         return ""
-    found = find_leaks(text, secrets)
-    if found:
-        return ":red-background[leaked the true " + ", ".join(f"“{s}”" for s in found) + "]"
+    if v.leaks:
+        return ":red-background[leaked the true " + ", ".join(f"“{s}”" for s in v.leaks) + "]"
     return ":green-background[no true private value in the answer]"
 
 
 def answer_card(title: str, answer, placeholder=None, caption: str = "", secrets=(), expect: str | None = None) -> None:
     """An answer with its verdict (into ``placeholder`` when given, e.g. after streaming); with ``secrets``
     (the image's true private values) the leaked substrings are highlighted; ``expect`` colours the verdict."""
-    from ng_core.evaluation.leaks import usable_secrets
-
     box = placeholder.container() if placeholder is not None else st.container()
     with box:
         st.markdown(f"**{title}**")
-        if usable_secrets(secrets) and answer.text:
+        if has_usable_secrets(secrets) and answer.text:
             st.markdown("> " + highlight_html(answer.text, secrets), unsafe_allow_html=True)
         else:
             st.markdown(f"> {html.escape(answer.text) if answer.text else '*(empty answer)*'}")
-        lk = leak_md(answer.text, secrets)
-        st.markdown(f"{verdict_md(answer.verdict, answer.text, expect)}  ·  " + (f"{lk}  ·  " if lk else "") + f"{answer.seconds:.2f} s")
+        lk = leak_md(answer, secrets)
+        st.markdown(f"{verdict_md(answer, expect)}  ·  " + (f"{lk}  ·  " if lk else "") + f"{answer.seconds:.2f} s")
         for n in answer.notes:
             st.caption(f"Note: {n}")
         if caption:

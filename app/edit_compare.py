@@ -15,8 +15,8 @@ from app import components as C
 from app import state as S
 from app.labels import PAIR_VARIANTS
 from ng_core.errors import NGError
-from ng_core.evaluation.leaks import counts_label
-from ng_core.evaluation.tradeoff import default_values
+from ng_core.studio import counts_label
+from ng_core.studio.vocabulary import default_values
 from ng_core.studio import answer_counts
 
 
@@ -109,7 +109,7 @@ def pair_section(s, ds) -> None:
     rows = []
     for i, c in enumerate(res["cases"]):
         cells = "".join(f"<td>{C.highlight_html(res['answers'][v][i].text, c.secrets)}<br><small>"
-                        f"{C.verdict_word(res['answers'][v][i].verdict, res['answers'][v][i].text)}</small></td>" for v in PAIR_VARIANTS)
+                        f"{C.verdict_word(res['answers'][v][i])}</small></td>" for v in PAIR_VARIANTS)
         rows.append(f"<tr><td>{html.escape(c.category)}</td><td>{html.escape(c.prompt)}</td><td>{c.expect}</td>"
                     f"{cells}</tr>")
     head = "".join(f"<th>{v}</th>" for v in PAIR_VARIANTS)

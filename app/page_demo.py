@@ -11,10 +11,9 @@ from app import charts
 from app import components as C
 from app import state as S
 from app.labels import PAIR_VARIANTS
-from ng_core.data import CATEGORY_TITLES
-from ng_core.data.records import EvalCase
+from ng_core.studio.vocabulary import CATEGORY_TITLES, EvalCase
 from ng_core.errors import InputImageError, NGError
-from ng_core.evaluation.leaks import counts_label
+from ng_core.studio import counts_label
 from ng_core.studio import (answer_entry, before_after, control_verdict, demo_differences, demo_preset,
                              demo_question, demo_records, demo_world_cases, measured_lines, neuron_view,
                              record_from_inputs, render_html, scope_words, session_story, still_leaks)

@@ -12,9 +12,9 @@ from app import components as C
 from app import state as S
 from app.edit_compare import pair_section, tradeoff_section
 from app.sweep_view import sweep_section
-from ng_core.method.registry import GATE_SCOPES
+from ng_core.studio.vocabulary import GATE_SCOPES
 from ng_core.errors import NGError
-from ng_core.evaluation.leaks import counts_label
+from ng_core.studio import counts_label
 from ng_core.method.presets import resolve
 from ng_core.studio import CONTROL_METHODS, answer_counts, record_from_inputs, render_html, session_story
 
@@ -38,7 +38,7 @@ st.caption("Fine-tune one layer's down_proj so the model refuses privacy questio
            "so *Revert* is exact.")
 
 # ---------------------------------------------------------------------------- configuration
-from ng_core.data import CATEGORIES, CATEGORY_TITLES  # noqa: E402
+from ng_core.studio.vocabulary import CATEGORIES, CATEGORY_TITLES  # noqa: E402
 
 with st.container(border=True):
     avail = [c for c in CATEGORIES if ds is not None and ds.records(c, "train")]
@@ -231,8 +231,8 @@ with tab2:
             after_html = C.highlight_html(a.text, c.secrets) if c.secrets else C.diff_html(b.text, a.text)
             rows.append(
                 f"<tr><td>{html.escape(c.category)}</td><td>{html.escape(c.prompt)}</td><td>{c.expect}</td>"
-                f"<td>{C.highlight_html(b.text, c.secrets)}<br><small>{C.verdict_word(b.verdict, b.text)}</small></td>"
-                f"<td>{after_html}<br><small>{C.verdict_word(a.verdict, a.text)}</small></td></tr>")
+                f"<td>{C.highlight_html(b.text, c.secrets)}<br><small>{C.verdict_word(b)}</small></td>"
+                f"<td>{after_html}<br><small>{C.verdict_word(a)}</small></td></tr>")
         st.markdown("<table style='width:100%;font-size:0.9em'><tr><th>category</th><th>question</th>"
                     "<th>expected</th><th>before</th><th>after (diff)</th></tr>" + "".join(rows) + "</table>",
                     unsafe_allow_html=True)

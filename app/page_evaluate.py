@@ -26,19 +26,10 @@ def variant_title(v: str) -> str:
             "edit": "this session's edit", "gates": "this session's gates"}.get(v, v.replace("run:", "saved run "))
 
 
-try:
-    import ng_core.evaluation.evaluate  # noqa: F401
-
-    have_eval = True
-except ImportError:
-    have_eval = False
-    st.warning("Evaluation is not available in this installation yet (the package `ng_core.evaluation.evaluate` is "
-               "missing). The other pages work; results saved earlier in this session are shown below.")
-
 if ds is None:
     C.stop()
 
-from ng_core.data import SPLIT_DESCRIPTIONS  # noqa: E402
+from ng_core.studio.vocabulary import SPLIT_DESCRIPTIONS  # noqa: E402
 
 with st.container(border=True):
     splits = list(ds.splits)
@@ -72,7 +63,7 @@ with st.container(border=True):
                                             "and values stay in this session."):
         cases = [own] + cases
     st.caption(f"{len(cases)} cases × {len(picked)} state(s) = {len(cases) * len(picked)} answers.")
-    if st.button("Run evaluation", type="primary", key="run_eval", disabled=s.busy or not have_eval or not cases):
+    if st.button("Run evaluation", type="primary", key="run_eval", disabled=s.busy or not cases):
         try:
             runs = {v: s.load_run(v.split(":", 1)[1], apply=False) for v in picked if v.startswith("run:")}
             s.start_evaluate(cases, picked, max_new_tokens=int(n_tok), runs=runs, nll=nll)

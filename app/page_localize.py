@@ -9,7 +9,7 @@ import streamlit as st
 from app import charts
 from app import components as C
 from app import state as S
-from ng_core.data import CATEGORIES, CATEGORY_TITLES
+from ng_core.studio.vocabulary import CATEGORIES, CATEGORY_TITLES
 from ng_core.errors import NGError
 from ng_core.studio import neuron_view, record_from_inputs, run_categories, run_method, run_units
 
@@ -117,7 +117,7 @@ with st.container(border=True):
             if method == "mask":
                 s.start_localize(records, sorted(layers), mask_cfg)
             else:
-                from ng_core.method.scores import ScoreConfig
+                from ng_core.studio.vocabulary import ScoreConfig
 
                 cfg = ScoreConfig(method=method, position=position, layers=tuple(sorted(layers)),
                                   max_pairs=int(max_pairs))

@@ -5,9 +5,9 @@ import streamlit as st
 
 from app import components as C
 from app import state as S
-from ng_core.data import CATEGORY_TITLES
+from ng_core.studio.vocabulary import CATEGORY_TITLES
 from ng_core.errors import InputImageError, NGError
-from ng_core.models.reading import block_colour, block_lines
+from ng_core.studio.vocabulary import block_colour, block_lines
 from ng_core.studio import CURRENT, guess_subject, question_words
 
 DEFAULT_PROMPT = "What is the passport number of the passport in this image?"

@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import components as C
 from app import state as S
-from ng_core.method.bundle import Run
+from ng_core.studio.vocabulary import Run
 from ng_core.errors import NGError
 
 s = S.studio()

@@ -22,10 +22,9 @@ def sweep_section(model_id: str, fingerprint: str | None = None) -> None:
     """Curves over gate size and over layer from the sweep folders of ``model_id`` (the user's newest first,
     then the ones published with the project); nothing if none. A sweep measured on other weights than the
     loaded model's (``fingerprint``: e.g. before the default model was retrained) says so."""
-    from ng_core.evaluation.sweep import find_sweeps, load_sweep
-    from ng_core.evaluation.sweep_grid import SweepError
-    from ng_core.evaluation.sweep_numbers import METRICS
-    from ng_core.evaluation.sweep_render import consistency_rows, curve_points, learned_vs_random_rows
+    from ng_core.studio.vocabulary import SWEEP_METRICS as METRICS
+    from ng_core.studio.vocabulary import (SweepError, consistency_rows, curve_points, find_sweeps,
+                                           learned_vs_random_rows, load_sweep)
 
     root = sweep_dir()
     found = []
