@@ -286,7 +286,7 @@ def private_values_editor(s, key: str = "pv") -> None:
             ticked = st.multiselect("Lines the model read: tick the private ones", list(labels),
                                     key=f"w_{key}_tick_{ver}",
                                     format_func=lambda v: v if labels[v] == v else f"{v}  (read: “{labels[v]}”)")
-        elif s.adapter.reads:
+        elif s.model.reads:
             st.caption("The model read no text on this card; type the private values below.")
         typed = typed_values(st.text_area("…or type private values (one per line)", key=f"w_{key}_typed_{ver}",
                                           height=68, placeholder="P4827193\nJOHN SMITH"))
@@ -323,7 +323,7 @@ def refresh_state_panel() -> None:
         return
     s = S.studio()
     with slot.container():
-        st.markdown(f"**Model:** `{s.adapter.model_id}`  \nweights `{s.adapter.fingerprint()}` · "
+        st.markdown(f"**Model:** `{s.model.id}`  \nweights `{s.model.fingerprint}` · "
                     f"edit `{s.edit_fingerprint()}`")
         if s.image is not None:
             st.image(s.image, caption=s.image_name or "current image", width=180)
@@ -346,7 +346,7 @@ def state_view(s, key: str = "") -> None:
 
     from ng_core.studio.story import state_rows, state_summary
 
-    a = s.adapter
+    a = s.model
     if not s.gates and not s.deltas:
         st.caption("None — answers come from the base model.")
         return

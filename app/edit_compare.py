@@ -180,9 +180,9 @@ def tradeoff_section(s, ds, cats, n_img: int, layer: int, edit_cfg, mask_cfg, ma
         st.caption(f"Model `{model.get('id', '?')}`, layer {res.get('layer')}, categories "
                    f"{', '.join(res.get('categories', []))}; {res.get('n_cases')} cases"
                    + (f"; from {res['source']}" if res.get("source") else "") + ".")
-        if model.get("fingerprint") and model["fingerprint"] != s.adapter.fingerprint():
+        if model.get("fingerprint") and model["fingerprint"] != s.model.fingerprint:
             st.warning(f"This curve was made on another model (fingerprint {model['fingerprint']}, this one "
-                       f"{s.adapter.fingerprint()}): it does not describe the loaded model.")
+                       f"{s.model.fingerprint}): it does not describe the loaded model.")
         st.plotly_chart(charts.tradeoff_chart(res), key="tradeoff_chart")
         rows = [dict(p) for p in res["points"]]
         if res.get("baseline"):

@@ -16,13 +16,13 @@ from ng_core.errors import InputImageError, NGError
 from ng_core.studio import counts_label
 from ng_core.studio import (answer_entry, before_after, control_verdict, demo_differences, demo_preset,
                              demo_question, demo_records, demo_world_cases, measured_lines, neuron_view,
-                             record_from_inputs, render_html, scope_words, session_story, still_leaks)
+                             render_html, scope_words, session_story, still_leaks)
 from ng_core.studio.heldout import judged_right
 
 s = S.studio()
 ss = st.session_state
 ds = S.get_dataset()
-P = demo_preset(s.adapter.model_id, s.adapter.n_layers)
+P = demo_preset(s.model.id, s.model.n_layers)
 D = P["demo"]
 LAYER = int(P["layer"])
 SCOPE = scope_words(P["edit"].gate_scope)  # steps 5 and 7 describe the scope the preset really uses
@@ -138,8 +138,7 @@ def demo_recs() -> dict:
     extra = []
     if card["own"] and own_example and s.subject:
         try:
-            extra = [record_from_inputs(s.image, s.prompt, s.subject, sample.target, category=cat,
-                                        adapter=s.adapter)]
+            extra = [s.record(s.prompt, s.subject, sample.target, category=cat)]
         except NGError as e:
             st.warning(f"Your card cannot be an example: {e}")
     return demo_records(ds, cat, D["images"], extra)

@@ -16,7 +16,7 @@ from ng_core.studio.vocabulary import GATE_SCOPES
 from ng_core.errors import NGError
 from ng_core.studio import counts_label
 from ng_core.method.presets import resolve
-from ng_core.studio import CONTROL_METHODS, answer_counts, record_from_inputs, render_html, session_story
+from ng_core.studio import CONTROL_METHODS, answer_counts, render_html, session_story
 
 s = S.studio()
 ss = st.session_state
@@ -48,7 +48,7 @@ with st.container(border=True):
                           help="Edited in this order, each continuing the previous ΔW, as in the paper.")
     most = max([len(ds.records(c, "train")) for c in cats], default=1) if ds is not None else 1
     n_img = c2.number_input("Images per category", 1, max(1, most), min(most, preset["max_images"]), key="w_edit_n")
-    layer = c3.selectbox("Layer", list(range(s.adapter.n_layers)), index=preset["layer"], key="w_edit_layer",
+    layer = c3.selectbox("Layer", list(range(s.model.n_layers)), index=preset["layer"], key="w_edit_layer",
                          format_func=lambda l: f"L{l}", help=f"The preset for this model: L{preset['layer']}.")
     method = st.selectbox("Method", list(METHOD_TITLES), key="w_edit_method", format_func=METHOD_TITLES.get)
     ecfg, mcfg = preset["edit"], preset["mask"]
@@ -93,7 +93,7 @@ with st.container(border=True):
         if own:
             try:
                 records.setdefault(cats[0], []).append(
-                    record_from_inputs(s.image, s.prompt, s.subject, category=cats[0], adapter=s.adapter))
+                    s.record(s.prompt, s.subject, category=cats[0]))
             except NGError as e:  # the edit does not start without the example the user asked for
                 st.error(f"The current image and question cannot be an example: {e}")
                 C.stop()
@@ -112,7 +112,7 @@ tradeoff_section(s, ds, cats, int(n_img), int(layer), edit_cfg, mask_cfg, reuse)
 if s.busy and s.job.kind == "tradeoff":
     C.stop()
 
-sweep_section(s.adapter.model_id, s.adapter.fingerprint())
+sweep_section(s.model.id, s.model.fingerprint)
 
 # ---------------------------------------------------------------------------- load a saved edit
 edits = [r for r in s.runs() if r["kind"] == "edit" and not r["error"]]

@@ -83,7 +83,7 @@ def gate_panel() -> None:
                                  help="e.g. L2:5, L2:17, L3:40 (residual dims)")
             ss["gate_single"] = text
             try:
-                selection = parse_neurons(text, s.adapter.n_layers, s.adapter.hidden_size)
+                selection = parse_neurons(text, s.model.n_layers, s.model.hidden_size)
             except ValueError as e:
                 st.error(str(e))
         S.init("w_gate_scale", ss.get("gate_scale", 0.0))

@@ -11,7 +11,7 @@ from app import components as C
 from app import state as S
 from ng_core.studio.vocabulary import CATEGORIES, CATEGORY_TITLES
 from ng_core.errors import NGError
-from ng_core.studio import neuron_view, record_from_inputs, run_categories, run_method, run_units
+from ng_core.studio import neuron_view, run_categories, run_method, run_units
 
 s = S.studio()
 ss = st.session_state
@@ -63,8 +63,7 @@ with st.container(border=True):
         records = {}
         if s.image is not None and s.prompt:
             try:
-                ss["current_record"] = record_from_inputs(s.image, s.prompt, subj, target, benign,
-                                                              adapter=s.adapter)
+                ss["current_record"] = s.record(s.prompt, subj, target, benign)
                 records = {"current": [ss["current_record"]]}
                 st.caption(f"Privacy question: “{s.prompt}” · benign: “{benign}”")
             except NGError as e:
@@ -72,7 +71,7 @@ with st.container(border=True):
 
     st.markdown("**2. Layers and method**")
     c1, c2 = st.columns([2, 3])
-    layers_all = list(range(s.adapter.n_layers))
+    layers_all = list(range(s.model.n_layers))
     S.init("w_loc_layers", [preset["layer"]])
     layers = c1.multiselect("Layers", layers_all, key="w_loc_layers", format_func=lambda l: f"L{l}",
                             help=f"The preset edits layer {preset['layer']}; choose several (or all) to compare.")
@@ -100,7 +99,7 @@ with st.container(border=True):
     if too_few:
         st.caption(f"{METHODS[method]} compares at least 2 (privacy, benign) prompt pairs; these inputs give "
                    f"{n_pairs}. Choose dataset categories, or the learned mask.")
-    big = s.adapter.n_parameters() > 50e6
+    big = s.model.n_parameters > 50e6
     long_job = big and ((method == "mask" and (len(layers) > 2 or n_imgs * mask_cfg.steps > 100))
                         or (method == "gradxact" and len(layers) > 4))
     clicked = st.button("Run localization", type="primary", key="run_localize",

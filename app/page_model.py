@@ -92,7 +92,7 @@ with right:
         st.image(s.image, caption=f"Current image: {s.image_name} ({s.image.size[0]}×{s.image.size[1]} px)",
                  width=220)
         read = block_lines(s.reading)
-        if s.adapter.reads:
+        if s.model.reads:
             with st.expander(f"What the model read ({len(read)} line{'s' if len(read) != 1 else ''}, OCR)",
                              expanded=bool(read)):
                 colour = block_colour(s.reading)

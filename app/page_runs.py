@@ -60,7 +60,7 @@ except Exception as e:  # noqa: BLE001 - one broken run never breaks the page
 if run is not None:
     mismatch = None
     try:
-        run.check_model(s.adapter)
+        s.check_run(run)
     except NGError as e:
         mismatch = str(e)
     c = st.columns(4)

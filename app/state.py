@@ -119,7 +119,7 @@ def studio(wait: float = 2.0) -> StudioSession:
             c2.button(f"Back to {default_model()}", key="back_default", on_click=back)
         st.stop()
     s = ss.get("studio")
-    if s is None or s.adapter is not job.result:
+    if s is None or not s.serves(job.result):
         s, page = _reattach(job.result)
         if s is not None:  # the same tab, reloaded: its card, values, edit and running job are back
             for k, v in page.items():
@@ -161,7 +161,7 @@ def _reattach(adapter):
     secret = _browser_secret()
     token = st.query_params.get(TAB_PARAM)
     s, page = tabs().get(tab_key(token, secret))
-    if s is not None and getattr(s, "adapter", None) is adapter:
+    if s is not None and s.serves(adapter):
         ss["tab_key"] = tab_key(token, secret)
         return s, page
     if secret:

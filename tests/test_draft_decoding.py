@@ -88,7 +88,7 @@ def test_session_answers_after_a_gate_toggle_equal_fresh_answers(tiny, image_dir
     fresh.set_prompt(PROMPTS[0])
     for k, text in zip((0, 4, 8, 12), texts):
         fresh.set_gates([Gate(1, torch.arange(k), 0.0, "all")] if k else [])
-        fresh._drafts.clear()  # no draft: plain decoding
+        fresh.shared.drafts.clear()  # no draft: plain decoding
         assert fresh.ask(memo=False).text == text
     assert d > 12
 
@@ -104,7 +104,7 @@ def test_gate_toggles_reuse_the_prompt_start_and_answer_exactly(tiny64, image_di
     d = a.hidden_size
     s = StudioSession(a, runs_dir=tmp_path / "r1", max_new_tokens=10)
     ref = StudioSession(a, runs_dir=tmp_path / "r2", max_new_tokens=10)
-    ref._prefix_memo.size = 0  # keeps nothing
+    ref.shared.prefix_memo.size = 0  # keeps nothing
     for sess in (s, ref):
         sess.set_image(image_dir / "img1.png", private=False)
         sess.set_prompt(PROMPTS[0], "passport")
@@ -115,20 +115,20 @@ def test_gate_toggles_reuse_the_prompt_start_and_answer_exactly(tiny64, image_di
                 sess.set_gates(gates)
             if deltas is not None:
                 sess.apply_edit(deltas)
-        ref._drafts.clear()
+        ref.shared.drafts.clear()
         assert s.ask(memo=False).text == ref.ask(memo=False).text
 
     for k in (4, 8, 16):
         both([Gate(1, torch.arange(k), 0.0, "subject")])
-    assert (s._prefix_memo.misses, s._prefix_memo.hits) == (1, 2)  # one prefix run, reused twice
+    assert (s.shared.prefix_memo.misses, s.shared.prefix_memo.hits) == (1, 2)  # one prefix run, reused twice
     both([Gate(1, torch.arange(8), 0.0, "all")])  # acts inside the prefix: not the subject gates' entry
-    assert s._prefix_memo.misses == 2
+    assert s.shared.prefix_memo.misses == 2
     both([Gate(1, torch.arange(8), 0.5, "subject")])  # back to subject gates: the first entry again
-    assert (s._prefix_memo.misses, s._prefix_memo.hits) == (2, 3)
+    assert (s.shared.prefix_memo.misses, s.shared.prefix_memo.hits) == (2, 3)
     g = torch.Generator().manual_seed(0)
     both(deltas=[Delta(1, torch.randn(d, a.ffn_size, generator=g, dtype=torch.float64) * 0.5)])
-    assert s._prefix_memo.misses == 3  # an edit changes the prefix: never the unedited entry
-    assert ref._prefix_memo.hits == 0
+    assert s.shared.prefix_memo.misses == 3  # an edit changes the prefix: never the unedited entry
+    assert ref.shared.prefix_memo.hits == 0
 
 
 def test_prefix_memo_answers_equal_plain_generation(tiny64, image_dir):
@@ -159,7 +159,7 @@ def test_gates_at_every_position_rerun_the_prompt_start_only_from_their_layer(ti
     d = a.hidden_size
     s = StudioSession(a, runs_dir=tmp_path / "r1", max_new_tokens=10)
     ref = StudioSession(a, runs_dir=tmp_path / "r2", max_new_tokens=10)
-    ref._prefix_memo.size = 0  # keeps nothing
+    ref.shared.prefix_memo.size = 0  # keeps nothing
     for sess in (s, ref):
         sess.set_image(image_dir / "img1.png", private=False)
         sess.set_prompt(PROMPTS[0], "passport")
@@ -174,7 +174,7 @@ def test_gates_at_every_position_rerun_the_prompt_start_only_from_their_layer(ti
                 sess.set_gates(gates)
             if deltas is not None:
                 sess.apply_edit(deltas)
-        ref._drafts.clear()
+        ref.shared.drafts.clear()
         ran.clear()
         got = s.ask(memo=False).text
         first = list(ran)
@@ -185,23 +185,23 @@ def test_gates_at_every_position_rerun_the_prompt_start_only_from_their_layer(ti
         seq = a.build(PROMPTS[0], subject="passport", has_image=True, reading=s.reading)
         P = max(int(seq.image_positions[-1]) + 1, int(seq.question_pos))
         assert both([])[0] == P  # the plain prompt start, run and stored with its layer inputs
-        assert (s._prefix_memo.misses, s._prefix_memo.partial) == (1, 0)
+        assert (s.shared.prefix_memo.misses, s.shared.prefix_memo.partial) == (1, 0)
         for k, scale in ((8, 0.0), (8, 0.5), (16, 0.0)):  # new gate sets at every position of layer 2
             both([Gate(2, torch.arange(k), scale, "all")])
-        assert s._prefix_memo.partial == 3 and s._prefix_memo.hits == 0
+        assert s.shared.prefix_memo.partial == 3 and s.shared.prefix_memo.hits == 0
         first = both([Gate(1, torch.arange(8), 0.0, "all"), Gate(3, torch.arange(4), 0.0, "all")])
-        assert s._prefix_memo.partial == 4
+        assert s.shared.prefix_memo.partial == 4
         assert first[0] == len(seq.input_ids) - P  # layer 0 first saw the question, not the prompt start again
         both([Gate(1, torch.arange(8), 0.0, "all"), Gate(3, torch.arange(4), 0.0, "all")])  # stored: reused whole
-        assert s._prefix_memo.hits == 1
+        assert s.shared.prefix_memo.hits == 1
         g = torch.Generator().manual_seed(0)
         both(deltas=[Delta(2, torch.randn(d, a.ffn_size, generator=g, dtype=torch.float64) * 0.5)])
         both([Gate(3, torch.arange(8), 0.0, "all")])  # edit and gate together: from the edited prompt start
         s.set_image(image_dir / "img2.png", private=False)  # another input: nothing of the first one
         ref.set_image(image_dir / "img2.png", private=False)
-        partial = s._prefix_memo.partial
+        partial = s.shared.prefix_memo.partial
         both([Gate(2, torch.arange(8), 0.0, "all")])
-        assert s._prefix_memo.partial == partial
-        assert ref._prefix_memo.hits == ref._prefix_memo.partial == 0
+        assert s.shared.prefix_memo.partial == partial
+        assert ref.shared.prefix_memo.hits == ref.shared.prefix_memo.partial == 0
     finally:
         h.remove()

@@ -101,7 +101,7 @@ class AnswersMixin:
             return self.adapter.encode_image(image), ("path", str(image))
         img = open_image(image)
         key = hashlib.sha1(img.tobytes()).hexdigest()
-        return self.private_cache.feature(self.adapter, img), ("private", key)
+        return self.shared.private_cache.feature(self.adapter, img), ("private", key)
 
     def _reading_for(self, image) -> str | None:
         """The reading block for ``image``, by the same caching rule as its features."""
@@ -111,7 +111,7 @@ class AnswersMixin:
             return None
         if isinstance(image, (str, Path)):
             return self.adapter.read_image(image)
-        return self.private_cache.reading(self.adapter, image)
+        return self.shared.private_cache.reading(self.adapter, image)
 
     def _image_key(self, image):
         if image is CURRENT:
@@ -165,27 +165,27 @@ class AnswersMixin:
         key = None
         if memo:
             key = (self._image_key(image), prompt, subject, n_tok, _gates_sig(gates), edit_sig)
-            with self._lock:
-                hit = self._memo.get(key)
+            with self.shared.lock:
+                hit = self.shared.memo.get(key)
             if hit is not None:
                 if on_token is not None:
                     on_token(hit.text)
                 return hit
         feats, _ = self._features_for(image)
         ikey = (key[0] if key is not None else self._image_key(image), prompt, subject, n_tok)
-        with self._lock:
-            draft = self._drafts.get(ikey)
+        with self.shared.lock:
+            draft = self.shared.drafts.get(ikey)
         ans, tokens = self._generate(feats, prompt, subject, gates, deltas, n_tok, on_token, notes, draft,
                                      reading=self._reading_for(image), edit_sig=edit_sig)
-        with self._lock:  # the next answer for this input (e.g. after a gate toggle) starts from this one
-            self._drafts[ikey] = tokens
-            while len(self._drafts) > 32:
-                self._drafts.pop(next(iter(self._drafts)))
+        with self.shared.lock:  # the next answer for this input (e.g. after a gate toggle) starts from this one
+            self.shared.drafts[ikey] = tokens
+            while len(self.shared.drafts) > 32:
+                self.shared.drafts.pop(next(iter(self.shared.drafts)))
         if key is not None:
-            with self._lock:
-                self._memo[key] = ans
-                while len(self._memo) > 128:
-                    self._memo.pop(next(iter(self._memo)))
+            with self.shared.lock:
+                self.shared.memo[key] = ans
+                while len(self.shared.memo) > 128:
+                    self.shared.memo.pop(next(iter(self.shared.memo)))
         return ans
 
     def _generate(self, feats, prompt, subject, gates, deltas, max_new_tokens, on_token, notes,
@@ -196,7 +196,7 @@ class AnswersMixin:
             def hooks(batch):
                 return intervention_hooks(a, gates, deltas, subject_positions(batch))
         cb = (lambda texts: on_token(texts[0])) if on_token is not None else None
-        memo = dict(prefix_memo=self._prefix_memo, prefix_tag=_prefix_tag(gates, deltas, edit_sig))
+        memo = dict(prefix_memo=self.shared.prefix_memo, prefix_tag=_prefix_tag(gates, deltas, edit_sig))
         t0 = time.perf_counter()
         try:
             gen = a.generate([(feats, prompt, subject, reading)], max_new_tokens=max_new_tokens, hooks_for=hooks,

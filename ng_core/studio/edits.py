@@ -65,7 +65,7 @@ class EditsMixin:
 
     @property
     def edit_version(self) -> int:
-        return self._edit_version
+        return self.shared.edit_version
 
     def apply_edit(self, deltas: list[Delta], run: Run | None = None, label: str = "edit") -> None:
         for d in deltas:
@@ -73,21 +73,21 @@ class EditsMixin:
             if tuple(d.delta.shape) != tuple(W.shape):
                 raise BundleError(f"ΔW for layer {d.layer} has shape {tuple(d.delta.shape)}, "
                                   f"down_proj has {tuple(W.shape)}")
-        with self._lock:
+        with self.shared.lock:
             self.deltas = list(deltas)
             self.edit_run = run
             if self.edit_pair is not None and not any(run is r for r in (self.edit_pair.learned,
                                                                            self.edit_pair.control)):
                 self.edit_pair = None  # another edit replaces the pair
-            self._edit_version += 1
+            self.shared.edit_version += 1
             self._log("edit", f"{label}: " + "; ".join(d.describe() for d in deltas))
 
     def revert(self) -> None:
         """Drop the current edit: the session answers with the base weights again (exactly)."""
-        with self._lock:
+        with self.shared.lock:
             had = bool(self.deltas)
             self.deltas, self.edit_run = [], None
-            self._edit_version += 1
+            self.shared.edit_version += 1
             if had:
                 self._log("revert", "edit removed; base weights")
 
@@ -148,7 +148,7 @@ class EditsMixin:
                                                prog, seed, masks))
 
         def apply(pair: EditPair):
-            with self._lock:
+            with self.shared.lock:
                 self.edit_pair = pair
                 self._apply_pair(pair, "learned")
 

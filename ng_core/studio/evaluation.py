@@ -37,7 +37,7 @@ class EvaluationMixin:
                                   max_new_tokens=n_tok, progress=prog)
 
         def keep(result: dict):
-            with self._lock:
+            with self.shared.lock:
                 self.tradeoff = result
                 self._log("tradeoff", f"trade-off over {param}: {len(result['points'])} points")
 
@@ -46,7 +46,7 @@ class EvaluationMixin:
     def load_tradeoff(self, source) -> dict:
         """A saved trade-off JSON (path, text or bytes) becomes ``self.tradeoff``."""
         res = read_tradeoff(source)
-        with self._lock:
+        with self.shared.lock:
             self.tradeoff = res
         return res
 

@@ -24,7 +24,7 @@ class GatesMixin:
             size = self.adapter.hidden_size if g.unit == "residual" else self.adapter.ffn_size
             if len(g.neurons) and (int(g.neurons.max()) >= size or int(g.neurons.min()) < 0):
                 raise NGError(f"neuron index out of range for layer {g.layer}: {g.unit} neurons are 0..{size - 1}")
-        with self._lock:
+        with self.shared.lock:
             self.gates = list(gates)
             self._log("gates", f"{len(gates)} gate(s) active")
 

@@ -102,18 +102,18 @@ class InputsMixin:
         shared = not private and is_shared(image)  # only dataset files may enter the shared cache
         feats = self.adapter.encode_image(image) if shared else self.adapter.encode_image_uncached(img)
         reading = self.adapter.read_image(image) if shared else self.adapter.read_image_uncached(img)
-        with self._lock:
+        with self.shared.lock:
             self.image, self.features, self.image_name, self.reading = img, feats, name, reading
-            self._image_version += 1
-            self._memo.clear()
-            self._drafts.clear()
+            self.shared.image_version += 1
+            self.shared.memo.clear()
+            self.shared.drafts.clear()
 
     def clear_image(self) -> None:
-        with self._lock:
+        with self.shared.lock:
             self.image, self.features, self.image_name, self.reading = None, None, "", None
-            self._image_version += 1
-            self._memo.clear()
-            self._drafts.clear()
+            self.shared.image_version += 1
+            self.shared.memo.clear()
+            self.shared.drafts.clear()
 
     def set_prompt(self, prompt: str, subject: str | None = None) -> None:
         """The question as typed: refused (:class:`~ng_core.errors.PromptError`) when it is not valid text or is
@@ -122,25 +122,25 @@ class InputsMixin:
         prompt = check_prompt(prompt or "", "the question", context, allow_empty=True)
         if subject:
             subject = check_prompt(subject, "the subject", context)
-        with self._lock:
+        with self.shared.lock:
             self.prompt = prompt or ""
             self.subject = subject if subject else guess_subject(self.prompt)
 
     @property
     def image_version(self) -> int:
         """Bumped whenever the current image changes (set or cleared): a cache key for what was shown with it."""
-        return self._image_version
+        return self.shared.image_version
 
     _secrets: tuple = (-1, ())  # (image version, values): values hold only while that image is current
 
     def set_secrets(self, secrets) -> None:
         """The true private values drawn on the current image (a dataset record's ``secrets``), for
         :mod:`ng_core.evaluation.leaks`; forgotten as soon as the image changes. Call after :meth:`set_image`."""
-        with self._lock:
-            self._secrets = (self._image_version, tuple(s for s in (secrets or ()) if isinstance(s, str)))
+        with self.shared.lock:
+            self._secrets = (self.shared.image_version, tuple(s for s in (secrets or ()) if isinstance(s, str)))
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """The current image's true private values (empty for uploads and images without ground truth)."""
         version, values = self._secrets
-        return values if version == self._image_version else ()
+        return values if version == self.shared.image_version else ()

@@ -188,10 +188,10 @@ class JobsMixin:
         return self.job is not None and not self.job.done
 
     def _start(self, kind: str, fn, on_success=None, description: str = "") -> Job:
-        with self._lock:
+        with self.shared.lock:
             if self.busy:
                 raise NGError(f"a {self.job.kind} job is still running; wait for it or cancel it first")
-            cache = self.private_cache
+            cache = self.shared.private_cache
 
             def scoped(prog):
                 with private_scope(cache):  # uploads in this job stay in this session's cache

@@ -208,7 +208,7 @@ class LocalizationMixin:
         return self._start("scores", work, self._set_localization, f"{score_cfg.method} scores")
 
     def _set_localization(self, run: Run) -> None:
-        with self._lock:
+        with self.shared.lock:
             self.localization = run
             self._log(run.kind, f"{run.kind} run ready ({', '.join(run.config.get('categories', []))})")
 
@@ -223,7 +223,7 @@ class LocalizationMixin:
         if not pairs:
             raise NGError("no (privacy, benign) prompt pairs to compare")
         items = [(im, s, subj) for im, s, _, subj, _ in pairs] + [(im, b, subj) for im, _, b, subj, _ in pairs]
-        with private_scope(self.private_cache):
+        with private_scope(self.shared.private_cache):
             acts = capture_activations(self.adapter, items, [int(layer)], position)
         a = acts[unit][:, 0]
         n = len(pairs)

@@ -35,7 +35,7 @@ class RunsMixin:
                 label = f"run {path.name}"
                 self.apply_edit([replace(d, label=f"{label} L{d.layer}") for d in run.deltas()], run, label)
             if run.tensors.get("masks") or run.tensors.get("scores"):
-                with self._lock:
+                with self.shared.lock:
                     self.localization = run
         return run
 
@@ -44,7 +44,7 @@ class RunsMixin:
         if path.exists():
             raise BundleError(f"a run named {name!r} already exists; choose another name or delete it first")
         run.save(path)
-        run_folders.mark_owner(path, self._owner_token)
+        run_folders.mark_owner(path, self.shared.owner_token)
         self._log("save", f"{run.kind} run saved as {name}")
         return path
 
@@ -57,7 +57,7 @@ class RunsMixin:
         """Whether this session may delete run ``name``, and why not (a shared runs folder: only the session
         that saved a run deletes it, unless ``delete_any_run``)."""
         path = self.run_path(name)
-        if self.delete_any_run or run_folders.owned_by(path, self._owner_token):
+        if self.delete_any_run or run_folders.owned_by(path, self.shared.owner_token):
             return True, ""
         return False, (f"run {name!r} was not saved by this browser session, so it cannot be deleted here; "
                        "delete its folder on disk, or start the dashboard with NG_DELETE_ANY_RUN=1 on a "
@@ -71,7 +71,7 @@ class RunsMixin:
         if not ok:
             raise BundleError(why + "; nothing was deleted")
         shutil.rmtree(path)
-        with self._lock:
+        with self.shared.lock:
             if self.edit_run is not None and self.edit_run.path == path:
                 self.edit_run.path = None
             if self.localization is not None and self.localization.path == path:

@@ -15,17 +15,16 @@ The class is assembled here from one mixin per concern, each in its own module:
 :mod:`.gates`, :mod:`.edits` (the edit, edit jobs, the edit / control pair), :mod:`.neurons`
 (localization jobs and views), :mod:`.evaluation` (evaluate and trade-off jobs), :mod:`.runs`
 (the runs folder) and :mod:`.jobs` (long work on a worker thread). This module holds the state
-they share (``__init__``: the lock, memo, drafts, version counters), the model facts and the
-ledger (``_log``).
+they share (``shared``: a :class:`~ng_core.studio.state.SharedState` with the lock, memo, drafts, prefix memo,
+private cache and version counters), the model facts and the ledger (``_log``).
 
 The studio only composes the core (``pipeline``, ``scores``, ``interventions``, ``bundle``,
 ``data``, ``judge``, ``evaluate``); it holds no algorithm of its own and never imports a UI library.
 """
 from __future__ import annotations
 
-import secrets
-import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,16 +32,29 @@ import torch
 from ng_core.method.bundle import Run
 from ng_core.method.interventions import Delta, Gate
 from ng_core.method.presets import load_preset
-from ng_core.models.decoding import PrefixMemo
 from ng_core.models.imagecache import PrivateCache
-from ng_core.studio.answers import AnswersMixin
+from ng_core.studio.answers import CURRENT, AnswersMixin
 from ng_core.studio.edits import EditPair, EditsMixin
 from ng_core.studio.evaluation import EvaluationMixin
 from ng_core.studio.gates import GatesMixin
-from ng_core.studio.inputs import InputsMixin
+from ng_core.studio.inputs import InputsMixin, record_from_inputs
 from ng_core.studio.jobs import DEFAULT_STALE_AFTER, Job, JobsMixin
 from ng_core.studio.neurons import LocalizationMixin
 from ng_core.studio.runs import RunsMixin
+from ng_core.studio.state import SharedState
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the pages show and size their controls by: the loaded model's name, shape and weights."""
+
+    id: str
+    n_layers: int
+    hidden_size: int
+    ffn_size: int
+    n_parameters: int
+    fingerprint: str  # of the weights: a run or a sweep measured on other weights says so
+    reads: bool  # the model reads text off images (an OCR reading block in its prompt)
 
 
 class StudioSession(InputsMixin, AnswersMixin, GatesMixin, EditsMixin, LocalizationMixin, EvaluationMixin,
@@ -56,8 +68,6 @@ class StudioSession(InputsMixin, AnswersMixin, GatesMixin, EditsMixin, Localizat
         a shared runs folder only lets the session that saved a run delete it."""
         self.adapter = adapter
         self.delete_any_run = bool(delete_any_run)
-        #: this session's secret: runs it saves are marked with its hash (run_folders.mark_owner)
-        self._owner_token = secrets.token_hex(16)
         self.stale_after = stale_after
         self.runs_dir = Path(runs_dir).expanduser()
         self.max_new_tokens = int(max_new_tokens)
@@ -75,19 +85,41 @@ class StudioSession(InputsMixin, AnswersMixin, GatesMixin, EditsMixin, Localizat
         self.reading: str | None = None  # what the model reads off the current image (None: nothing / no OCR)
         self.ledger: list[dict] = []
         self.job: Job | None = None
-        self._image_version = 0
-        self._edit_version = 0
-        self._memo: dict = {}
-        self._drafts: dict = {}  # last greedy tokens per input: the draft for the next answer to it
-        self._prefix_memo = PrefixMemo(2)  # keys/values of image + read lines, reused between gate toggles
-        #: Features and locality answers of in-memory images (uploads): never in the shared adapter.
-        self.private_cache = PrivateCache()
-        self._lock = threading.RLock()
+        #: what the concerns share: lock, answer memo, drafts, prefix memo, private cache, version counters
+        self.shared = SharedState()
+
+    @property
+    def private_cache(self) -> PrivateCache:
+        """Features and locality answers of in-memory images (uploads): never in the shared adapter."""
+        return self.shared.private_cache
 
     # ------------------------------------------------------------------ model facts
     @property
+    def model(self) -> ModelFacts:
+        a = self.adapter
+        if getattr(self, "_facts", None) is None or self._facts[0] is not a:
+            self._facts = (a, ModelFacts(a.model_id, a.n_layers, a.hidden_size, a.ffn_size, a.n_parameters(), a.fingerprint(),
+                                         bool(getattr(a, "reads", False))))
+        return self._facts[1]
+
+    @property
     def preset(self) -> dict:
         return load_preset(self.adapter.model_id, self.adapter.n_layers)
+
+    def serves(self, adapter) -> bool:
+        """True when this session answers with ``adapter`` (the model a loading job returned)."""
+        return self.adapter is adapter
+
+    def record(self, prompt: str, subject: str, target: str = "I cannot", benign_prompt: str | None = None,
+               category: str = "current", image=CURRENT):
+        """An :class:`ImageRecord` of ``image`` (default: the current one) and ``prompt``, its texts checked
+        against this model's context (:func:`~ng_core.studio.inputs.record_from_inputs`)."""
+        return record_from_inputs(self.image if image is CURRENT else image, prompt, subject, target, benign_prompt,
+                                  category=category, adapter=self.adapter)
+
+    def check_run(self, run: Run) -> None:
+        """Raise :class:`~ng_core.errors.BundleError` when ``run`` was made on other weights than this model's."""
+        run.check_model(self.adapter)
 
     def model_info(self) -> dict:
         a = self.adapter
@@ -108,9 +140,7 @@ class StudioSession(InputsMixin, AnswersMixin, GatesMixin, EditsMixin, Localizat
         """Cancel running work and drop the session's private image cache (e.g. when the session ends)."""
         self.cancel_job()
         self.private_cache.clear()
-        with self._lock:
-            self._memo.clear()
-            self._drafts.clear()
+        self.shared.forget_answers()
 
 
 def _rss() -> int:
@@ -125,4 +155,4 @@ def _rss() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-__all__ = ["StudioSession"]
+__all__ = ["ModelFacts", "StudioSession"]
