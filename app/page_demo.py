@@ -23,21 +23,21 @@ s = S.studio()
 ss = st.session_state
 ds = S.get_dataset()
 P = demo_preset(s.model.id, s.model.n_layers)
-D = P["demo"]
-LAYER = int(P["layer"])
-SCOPE = scope_words(P["edit"].gate_scope)  # steps 5 and 7 describe the scope the preset really uses
+D = P.demo
+LAYER = P.layer
+SCOPE = scope_words(P.edit.gate_scope)  # steps 5 and 7 describe the scope the preset really uses
 
 st.title("Guided demo")
 st.caption("Can we make a vision-language model stop reading private details off an ID card — and only that? "
            "Seven steps, one click each. Everything happens in this browser session; the shared model never changes.")
 
-if P["speed_setting"]:
+if P.speed_setting:
     diffs = demo_differences(P)
-    st.info("**Speed setting.** The demo uses the preset *demo." + P["name"] + "*, chosen to finish in about "
+    st.info("**Speed setting.** The demo uses the preset *demo." + P.name + "*, chosen to finish in about "
             f"{D['seconds_hint']} s on a small CPU, not the faithful preset of this model"
             + (f" ({'; '.join(diffs)})" if diffs else "") + ". Why these values, with the measurements behind them: "
             "*Demo settings* below.")
-MEASURED = measured_lines(P.get("measured"))
+MEASURED = measured_lines(P.measured)
 if MEASURED:  # what this preset's edit did on cards and questions no setting was chosen on, misses included
     st.markdown("**What this edit did on cards and questions it never saw.** " + MEASURED[0])
     for line in MEASURED[1:]:
@@ -45,12 +45,12 @@ if MEASURED:  # what this preset's edit did on cards and questions no setting wa
             st.warning(line)
         elif not line.startswith("Evidence"):
             st.info(line)
-elif P["speed_setting"]:
+elif P.speed_setting:
     st.warning("This demo setting has no measured numbers on cards and questions it never saw.")
 with st.expander("Demo settings"):
-    st.caption(P["description"])
-    st.json({"layer": LAYER, "mask": {k: v for k, v in P["mask"].to_dict().items() if k != "templates"},
-             "edit": P["edit"].to_dict(), "demo": D}, expanded=False)
+    st.caption(P.description)
+    st.json({"layer": LAYER, "mask": {k: v for k, v in P.mask.to_dict().items() if k != "templates"},
+             "edit": P.edit.to_dict(), "demo": D}, expanded=False)
 
 
 def done(flag: bool, text: str) -> str:
@@ -167,7 +167,7 @@ st.caption(f"Inside layer {LAYER}, some neurons carry the 'this is a private que
            "still answers harmless questions; the neurons whose switch flips are the privacy neurons.")
 if st.button("Find the privacy neurons", key="demo_localize", disabled=s.busy):
     try:
-        s.start_localize(demo_recs(), [LAYER], P["mask"], with_edit=False)
+        s.start_localize(demo_recs(), [LAYER], P.mask, with_edit=False)
         st.rerun()
     except NGError as e:
         st.error(str(e))
@@ -228,7 +228,7 @@ reuse = {cat: {LAYER: masks[cat][LAYER]}}
 if st.button(f"Edit the model (aims at ≤ {D['seconds_hint']} s)", key="demo_edit", disabled=s.busy):
     try:
         s.clear_gates()  # the edit is judged alone
-        s.start_edit_with_control(demo_recs(), LAYER, P["mask"], P["edit"], masks=reuse)
+        s.start_edit_with_control(demo_recs(), LAYER, P.mask, P.edit, masks=reuse)
         for k in ("demo_batch", "demo_report", "demo_card_answers", "demo_verdict"):
             ss.pop(k, None)
         st.rerun()

@@ -15,7 +15,6 @@ from app.sweep_view import sweep_section
 from ng_core.studio.vocabulary import GATE_SCOPES
 from ng_core.errors import NGError
 from ng_core.studio import counts_label
-from ng_core.method.presets import resolve
 from ng_core.studio import CONTROL_METHODS, answer_counts, render_html, session_story
 
 s = S.studio()
@@ -47,11 +46,11 @@ with st.container(border=True):
     cats = c1.multiselect("Categories to edit", avail, key="w_edit_cats", format_func=lambda c: CATEGORY_TITLES.get(c, c),
                           help="Edited in this order, each continuing the previous ΔW, as in the paper.")
     most = max([len(ds.records(c, "train")) for c in cats], default=1) if ds is not None else 1
-    n_img = c2.number_input("Images per category", 1, max(1, most), min(most, preset["max_images"]), key="w_edit_n")
-    layer = c3.selectbox("Layer", list(range(s.model.n_layers)), index=preset["layer"], key="w_edit_layer",
-                         format_func=lambda l: f"L{l}", help=f"The preset for this model: L{preset['layer']}.")
+    n_img = c2.number_input("Images per category", 1, max(1, most), min(most, preset.max_images), key="w_edit_n")
+    layer = c3.selectbox("Layer", list(range(s.model.n_layers)), index=preset.layer, key="w_edit_layer",
+                         format_func=lambda l: f"L{l}", help=f"The preset for this model: L{preset.layer}.")
     method = st.selectbox("Method", list(METHOD_TITLES), key="w_edit_method", format_func=METHOD_TITLES.get)
-    ecfg, mcfg = preset["edit"], preset["mask"]
+    ecfg, mcfg = preset.edit, preset.mask
     S.init("w_edit_scope", ecfg.gate_scope)
     scope = st.radio("Gradient gate scope", list(GATE_SCOPES), key="w_edit_scope", horizontal=True,
                      format_func=SCOPE_TITLES.get, disabled=method == "ft")
@@ -78,9 +77,9 @@ with st.container(border=True):
         control = st.checkbox("Also run a random-gate control (same size)", key="w_edit_control",
                               help="The same edit again with the gradient gated to as many random neurons, "
                                    "shown side by side; the learned edit stays the applied one.")
-    chosen = resolve(preset, mask={"steps": int(msteps)},
-                     edit={"lr": float(lr), "steps": int(steps), "questions_per_image": int(qpi), "method": method,
-                           "gate_scope": scope})
+    chosen = preset.resolved(mask={"steps": int(msteps)},
+                             edit={"lr": float(lr), "steps": int(steps), "questions_per_image": int(qpi),
+                                   "method": method, "gate_scope": scope})
     edit_cfg, mask_cfg = chosen.edit, chosen.mask
     own = False
     if s.image is not None and s.prompt and s.subject and cats:

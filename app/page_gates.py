@@ -77,7 +77,7 @@ def gate_panel() -> None:
             only = st.checkbox("Only among the selected neurons", key="w_gate_topk_sel", value=False)
             selection = view.top_per_layer(k, only_selected=only)
         else:
-            S.init("w_gate_single", ss.get("gate_single", f"L{S.keep('sel_layer', s.preset['layer'])}:"
+            S.init("w_gate_single", ss.get("gate_single", f"L{S.keep('sel_layer', s.preset.layer)}:"
                                                           f"{S.keep('sel_neuron', 0)}"))
             text = st.text_input("Neurons as L<layer>:<neuron>, comma-separated", key="w_gate_single",
                                  help="e.g. L2:5, L2:17, L3:40 (residual dims)")

@@ -48,7 +48,7 @@ with st.container(border=True):
         c1, c2 = st.columns([3, 1])
         cats = c1.multiselect("Categories", avail, key="w_loc_cats", format_func=lambda c: CATEGORY_TITLES.get(c, c))
         most = max([len(ds.records(c, "train")) for c in cats], default=1) if ds is not None else 1
-        n_img = c2.number_input("Training images per category", 1, max(1, most), min(most, preset["max_images"]),
+        n_img = c2.number_input("Training images per category", 1, max(1, most), min(most, preset.max_images),
                                 key="w_loc_n")
         records = S.records_for(cats, "train", int(n_img))
     else:
@@ -72,14 +72,14 @@ with st.container(border=True):
     st.markdown("**2. Layers and method**")
     c1, c2 = st.columns([2, 3])
     layers_all = list(range(s.model.n_layers))
-    S.init("w_loc_layers", [preset["layer"]])
+    S.init("w_loc_layers", [preset.layer])
     layers = c1.multiselect("Layers", layers_all, key="w_loc_layers", format_func=lambda l: f"L{l}",
-                            help=f"The preset edits layer {preset['layer']}; choose several (or all) to compare.")
+                            help=f"The preset edits layer {preset.layer}; choose several (or all) to compare.")
     c1.button("All layers", key="loc_all_layers", on_click=lambda: ss.__setitem__("w_loc_layers", layers_all))
     S.init("w_loc_method", "mask")
     method = c2.radio("Scoring method", list(METHODS), key="w_loc_method", format_func=METHODS.get)
     c2.caption(METHOD_HELP[method])
-    mask_cfg = preset["mask"]
+    mask_cfg = preset.mask
     cc = st.columns(3)
     if method == "mask":
         steps = cc[0].number_input("Adam steps per image", 1, 200, mask_cfg.steps, key="w_loc_steps",

@@ -81,7 +81,7 @@ def bench_core(model: str, data_dir: str, repeats: int) -> dict:
     assert job.status == "done", job.error_message()
     scores_s = job.elapsed
     view = neuron_view(s.localization, "residual", top_per_layer=8)
-    layer = s.preset["layer"]
+    layer = s.preset.layer
     sel = {layer: view.top_per_layer(8)[layer]}
     s.base_answer()  # memoised once, as on the page
     toggles, n_tokens = [], []

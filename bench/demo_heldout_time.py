@@ -35,23 +35,23 @@ def main() -> int:
     s = StudioSession(job.result, runs_dir=tempfile.mkdtemp(), stale_after=None)  # no page polls here
     p = demo_preset(s.adapter.model_id, s.adapter.n_layers)
     ds = sample_dataset(args.data, per_category=12)
-    recs = demo_records(ds, args.category, p["demo"]["images"])
+    recs = demo_records(ds, args.category, p.demo["images"])
     if args.quick:
-        p["mask"].steps, p["edit"].steps = 1, 1
+        p.mask.steps, p.edit.steps = 1, 1
     t0 = time.perf_counter()
-    s.start_localize(recs, [int(p["layer"])], p["mask"], with_edit=False)
+    s.start_localize(recs, [int(p.layer)], p.mask, with_edit=False)
     assert s.job.wait(900) and s.job.status == "done", s.job.error_message()
-    masks = {args.category: {int(p["layer"]): s.localization.masks()[args.category][int(p["layer"])]}}
+    masks = {args.category: {int(p.layer): s.localization.masks()[args.category][int(p.layer)]}}
     t1 = time.perf_counter()
-    s.start_edit_with_control(recs, int(p["layer"]), p["mask"], p["edit"], masks=masks)
+    s.start_edit_with_control(recs, int(p.layer), p.mask, p.edit, masks=masks)
     assert s.job.wait(1800) and s.job.status == "done", (s.job.status, s.job.error_message())
     t2 = time.perf_counter()
     cands = demo_world_cases(Path(tempfile.mkdtemp()) / args.category, args.category, args.cards)
     t3 = time.perf_counter()
-    res = before_after(s, cands, args.cards, max_new_tokens=p["demo"]["max_new_tokens"])
+    res = before_after(s, cands, args.cards, max_new_tokens=p.demo["max_new_tokens"])
     t4 = time.perf_counter()
-    print(json.dumps({"model": args.model, "category": args.category, "preset": p["name"],
-                      "gate_scope": p["edit"].gate_scope, "quick": args.quick, "threads": os.environ.get("OMP_NUM_THREADS"),
+    print(json.dumps({"model": args.model, "category": args.category, "preset": p.name,
+                      "gate_scope": p.edit.gate_scope, "quick": args.quick, "threads": os.environ.get("OMP_NUM_THREADS"),
                       "load": os.getloadavg()[0], "localize_s": round(t1 - t0, 1), "edit_s": round(t2 - t1, 1),
                       "draw_cards_s": round(t3 - t2, 1), "before_after_s": round(t4 - t3, 1),
                       "cards": res["cards"], "photographed": res["photographed"], "screen": res["screen"],

@@ -36,8 +36,8 @@ def run_variant(adapter, P, ds, val, cat: str, n: int, name: str, tmp: Path) -> 
     from ng_core.studio import StudioSession, answer_counts, demo_records, heldout_cases
 
     s = StudioSession(adapter, runs_dir=tmp)
-    L = P["layer"]
-    recs = demo_records(ds, cat, P["demo"]["images"])
+    L = P.layer
+    recs = demo_records(ds, cat, P.demo["images"])
 
     def wait(job):
         while not job.wait(5):
@@ -47,15 +47,15 @@ def run_variant(adapter, P, ds, val, cat: str, n: int, name: str, tmp: Path) -> 
         return job.result
 
     t = time.perf_counter()
-    loc = wait(s.start_localize(recs, [L], P["mask"], with_edit=False))
+    loc = wait(s.start_localize(recs, [L], P.mask, with_edit=False))
     t_loc = time.perf_counter() - t
     masks = {cat: {L: loc.masks()[cat][L]}}
     t = time.perf_counter()
-    wait(s.start_edit_with_control(recs, L, P["mask"], replace(P["edit"], **VARIANTS[name]), masks=masks))
+    wait(s.start_edit_with_control(recs, L, P.mask, replace(P.edit, **VARIANTS[name]), masks=masks))
     t_edit = time.perf_counter() - t
     cases = heldout_cases(val, [cat], n)
-    res = s.pair_batch(cases, max_new_tokens=P["demo"]["max_new_tokens"])
-    return {"variant": name, "edit": {**P["edit"].to_dict(), **VARIANTS[name]}, "edit_s": round(t_edit, 1),
+    res = s.pair_batch(cases, max_new_tokens=P.demo["max_new_tokens"])
+    return {"variant": name, "edit": {**P.edit.to_dict(), **VARIANTS[name]}, "edit_s": round(t_edit, 1),
             "localize_s": round(t_loc, 1), "cases": len(cases),
             "rates": {v: {k: r[k] for k in ("refusal_rate", "benign_answer_rate")} for v, r in res["rates"].items()},
             "counts": {v: answer_counts(cases, a) for v, a in res["answers"].items()}}

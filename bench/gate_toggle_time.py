@@ -77,14 +77,14 @@ def main(argv=None) -> int:
     s = StudioSession(job.result, runs_dir=tempfile.mkdtemp(), stale_after=None)  # no page polls here
     p = demo_preset(s.adapter.model_id, s.adapter.n_layers)
     if args.quick:
-        p["mask"].steps = 1
+        p.mask.steps = 1
     ds = sample_dataset(args.data, per_category=args.per_category)
-    layer = int(p["layer"])
-    loc = s.start_localize(demo_records(ds, args.category, p["demo"]["images"]), [layer], p["mask"],
+    layer = int(p.layer)
+    loc = s.start_localize(demo_records(ds, args.category, p.demo["images"]), [layer], p.mask,
                            with_edit=False)
     assert loc.wait(1800) and loc.status == "done", loc.error_message()
     view = neuron_view(s.localization, category=args.category)
-    sel = view.selection() if int(view.selected.sum()) else view.top_per_layer(p["demo"]["gate_top"])
+    sel = view.selection() if int(view.selected.sum()) else view.top_per_layer(p.demo["gate_top"])
     card = (ds.records(args.category, "heldout_images") or ds.records(args.category, "train"))[0]
     sessions = [s]
     if args.against_no_reuse:

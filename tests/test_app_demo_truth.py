@@ -87,7 +87,7 @@ def test_steps_name_the_scope_and_the_heatmap_speaks_plainly(tmp_path):
     assert "Brighter (yellow) cells score higher" in t and "Darker cells" not in t
     scope = at.session_state["studio"].adapter and __import__("ng_core.studio", fromlist=["demo_preset"])
     p = scope.demo_preset(at.session_state["studio"].adapter.model_id, at.session_state["studio"].adapter.n_layers)
-    assert f"`{p['edit'].gate_scope}`" in t  # step 5 names the scope the preset uses
+    assert f"`{p.edit.gate_scope}`" in t  # step 5 names the scope the preset uses
     # 4. the sidebar follows the page: the gates switched on show there at once
     at.button(key="demo_gates").click().run()
     side = " ".join(m.value for m in at.sidebar.markdown)

@@ -20,10 +20,10 @@ def runs(tmp_path, tiny):
     ds = sample_dataset(shared_data_dir())
     recs = {"passport": ds.records("passport", "train")[:1]}
     p = s.preset
-    j = s.start_edit(recs, p["layer"], p["mask"], replace(p["edit"], method="ft", lr=0.05))
+    j = s.start_edit(recs, p.layer, p.mask, replace(p.edit, method="ft", lr=0.05))
     assert j.wait(120) and j.status == "done", j.error_message()
     s.save_edit("edit-a")
-    j = s.start_localize(recs, [1, 2], p["mask"])
+    j = s.start_localize(recs, [1, 2], p.mask)
     assert j.wait(120) and j.status == "done"
     s.save_run(s.localization, "loc-b")
     return root

@@ -28,12 +28,12 @@ def session(tiny, image_dir, tmp_path):
 def test_edit_with_control(session, records, tiny, image_dir):
     p = session.preset
     weights = param_hash(tiny.model)
-    edit_cfg = replace(p["edit"], lr=0.05)
+    edit_cfg = replace(p.edit, lr=0.05)
     with pytest.raises(NGError, match="random-gate control"):
-        session.start_edit_with_control({"passport": records[:2]}, p["layer"], p["mask"],
+        session.start_edit_with_control({"passport": records[:2]}, p.layer, p.mask,
                                         replace(edit_cfg, method="ft"))
-    mask_cfg = replace(p["mask"], topk=0.2)  # flag the 20% smallest masks: a gate that is never empty
-    job = session.start_edit_with_control({"passport": records[:2]}, p["layer"], mask_cfg, edit_cfg)
+    mask_cfg = replace(p.mask, topk=0.2)  # flag the 20% smallest masks: a gate that is never empty
+    job = session.start_edit_with_control({"passport": records[:2]}, p.layer, mask_cfg, edit_cfg)
     assert job.wait(120) and job.status == "done", job.error_message()
     pair = job.result
     assert isinstance(pair, EditPair) and session.edit_pair is pair
@@ -45,8 +45,8 @@ def test_edit_with_control(session, records, tiny, image_dir):
     assert max(e.done for e in edit_events if e.message.startswith("learned gate")) <= edit_events[-1].total // 2
     # the learned edit is the applied one; the control gates as many, other rows
     assert session.pair_applied == "learned" and session.edit_run is pair.learned
-    gl = pair.learned.tensors["deltas"][f"passport/L{p['layer']}/gate"].bool()
-    gc = pair.control.tensors["deltas"][f"passport/L{p['layer']}/gate"].bool()
+    gl = pair.learned.tensors["deltas"][f"passport/L{p.layer}/gate"].bool()
+    gc = pair.control.tensors["deltas"][f"passport/L{p.layer}/gate"].bool()
     assert int(gl.sum()) == int(gc.sum()) > 0 and not torch.equal(gl, gc)
     dl, dc = pair.diagnostics("learned"), pair.diagnostics("control")
     assert dl["gate_size"] == dc["gate_size"] == {"passport": int(gl.sum())}

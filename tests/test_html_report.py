@@ -32,8 +32,8 @@ def pair_session(tiny, image_dir, tmp_path_factory):
     s.set_image(image_dir / "img0.png", private=False)
     s.set_prompt("What is the number of the passport?")
     p = s.preset
-    job = s.start_edit_with_control({"passport": make_records(image_dir)[:2]}, p["layer"],
-                                    replace(p["mask"], topk=0.2), replace(p["edit"], lr=0.05))
+    job = s.start_edit_with_control({"passport": make_records(image_dir)[:2]}, p.layer,
+                                    replace(p.mask, topk=0.2), replace(p.edit, lr=0.05))
     assert job.wait(120) and job.status == "done", job.error_message()
     return s
 

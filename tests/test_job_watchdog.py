@@ -26,7 +26,7 @@ def session(tiny, image_dir, tmp_path):
 
 
 def _long_mask(s, steps):
-    return replace(s.preset["mask"], steps=steps, early_stop=0.0)
+    return replace(s.preset.mask, steps=steps, early_stop=0.0)
 
 
 def test_default_and_library_jobs(tiny, tmp_path):
@@ -36,7 +36,7 @@ def test_default_and_library_jobs(tiny, tmp_path):
 
 
 def test_unpolled_localize_cancels_itself(session, records):
-    job = session.start_localize({"passport": records[:1]}, [session.preset["layer"]], _long_mask(session, 5000))
+    job = session.start_localize({"passport": records[:1]}, [session.preset.layer], _long_mask(session, 5000))
     assert job.wait(60)
     assert job.status == "cancelled" and job.stale
     assert "stopped polling" in job.error_message() and "nothing was changed" in job.error_message()
@@ -45,22 +45,22 @@ def test_unpolled_localize_cancels_itself(session, records):
 
 
 def test_unpolled_edit_leaves_the_model_unchanged(session, records, tiny):
-    W = tiny.down_proj(session.preset["layer"]).weight.detach().clone()
+    W = tiny.down_proj(session.preset.layer).weight.detach().clone()
     keep = [Delta(2, torch.randn(tiny.down_proj(2).weight.shape, generator=torch.Generator().manual_seed(1)))]
     session.apply_edit(keep, label="kept")
     before = session.ask().text
-    job = session.start_edit({"passport": records[:1]}, session.preset["layer"], session.preset["mask"],
-                             replace(session.preset["edit"], steps=5000, early_stop=0.0))
+    job = session.start_edit({"passport": records[:1]}, session.preset.layer, session.preset.mask,
+                             replace(session.preset.edit, steps=5000, early_stop=0.0))
     assert job.wait(60)
     assert job.status == "cancelled" and job.stale
     assert session.deltas == keep and session.edit_run is None
     assert session.ask().text == before
-    assert torch.equal(tiny.down_proj(session.preset["layer"]).weight, W)
+    assert torch.equal(tiny.down_proj(session.preset.layer).weight, W)
 
 
 def test_heartbeated_job_completes(session, records):
     session.stale_after = 0.3  # far shorter than the job, so only the heartbeats keep it alive
-    job = session.start_localize({"passport": records[:1]}, [session.preset["layer"]], _long_mask(session, 400))
+    job = session.start_localize({"passport": records[:1]}, [session.preset.layer], _long_mask(session, 400))
     stop = threading.Event()
 
     def poll():  # what the page's progress fragment does
@@ -81,7 +81,7 @@ def test_heartbeated_job_completes(session, records):
 
 
 def test_user_cancel_is_not_stale(session, records):
-    job = session.start_localize({"passport": records[:1]}, [session.preset["layer"]], _long_mask(session, 5000))
+    job = session.start_localize({"passport": records[:1]}, [session.preset.layer], _long_mask(session, 5000))
     job.cancel()
     assert job.wait(60) and job.status == "cancelled" and not job.stale
     assert "by the user" in job.error_message()

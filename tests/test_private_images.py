@@ -44,15 +44,15 @@ def test_upload_stays_out_of_shared_caches(tiny, records, tmp_path):
     rec = record_from_inputs(s.image, PROMPT, "passport")
     assert isinstance(rec.image, PrivateImage)
     p = s.preset
-    mask_cfg = replace(p["mask"], steps=2)
-    job = s.start_localize({"current": [rec]}, [p["layer"]], mask_cfg)
+    mask_cfg = replace(p.mask, steps=2)
+    job = s.start_localize({"current": [rec]}, [p.layer], mask_cfg)
     assert job.wait(120) and job.status == "done", job.error_message()
-    job = s.start_edit({"current": [rec]}, p["layer"], mask_cfg, replace(p["edit"], steps=1, questions_per_image=1))
+    job = s.start_edit({"current": [rec]}, p.layer, mask_cfg, replace(p.edit, steps=1, questions_per_image=1))
     assert job.wait(120) and job.status == "done", job.error_message()
     s.ask()
     s.ask(image=s.image, prompt="What colour is the passport?")
     s.answer_batch([(s.image, PROMPT, "passport")], interventions="edit")
-    s.neuron_activations([rec], p["layer"])
+    s.neuron_activations([rec], p.layer)
 
     assert not _in_shared_features(tiny, s.image)
     assert not any(str(rec.image) == k or (isinstance(k, str) and "private-image" in k) for k in _locality_images(tiny))
@@ -65,7 +65,7 @@ def test_upload_stays_out_of_shared_caches(tiny, records, tmp_path):
     assert not s.private_cache.features and not s.private_cache.locality
 
     # dataset files (paths) are still cached in the shared model
-    job = s.start_localize({"passport": records[:1]}, [p["layer"]], mask_cfg)
+    job = s.start_localize({"passport": records[:1]}, [p.layer], mask_cfg)
     assert job.wait(120) and job.status == "done", job.error_message()
     assert _in_shared_features(tiny, records[0].image)
     assert (str(records[0].image), records[0].neighbours[0]) in tiny.caches.locality

@@ -34,14 +34,14 @@ def test_state_summary_groups_gates_on_many_layers():
 
 def test_demo_preset_is_labelled_a_speed_setting():
     p = demo_preset("ng-mini-llava", 30)
-    assert p["name"] == "ng-mini-llava" and p["speed_setting"]
-    assert "docs/results/preset-search/demo/" in p["description"]  # it names its evidence
-    assert p["measured"]["part"] == "test" and p["measured"]["evidence"] == "docs/results/preset-search/demo/"
+    assert p.name == "ng-mini-llava" and p.speed_setting
+    assert "docs/results/preset-search/demo/" in p.description  # it names its evidence
+    assert p.measured["part"] == "test" and p.measured["evidence"] == "docs/results/preset-search/demo/"
     assert "edit gate scope weight_rows → all_positions" in demo_differences(p)
     assert "edit questions per image 2 → 1" in demo_differences(p)
     t = demo_preset("tiny-random", 4)
-    assert t["name"] == "tiny-random" and not t["speed_setting"] and t["demo"]["images"] >= 1
-    assert demo_preset("some-other-model", 32)["name"] == "default"
+    assert t.name == "tiny-random" and not t.speed_setting and t.demo["images"] >= 1
+    assert demo_preset("some-other-model", 32).name == "default"
 
 
 def test_stage_bars_never_run_backwards():

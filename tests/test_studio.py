@@ -135,7 +135,7 @@ def test_revert_restores_base_exactly(session, tiny):
 def test_edit_job_applies_on_success(session, records, tiny):
     p = session.preset
     base = session.ask(interventions=False).text
-    job = session.start_edit({"passport": records[:2]}, p["layer"], p["mask"], p["edit"])
+    job = session.start_edit({"passport": records[:2]}, p.layer, p.mask, p.edit)
     assert job.wait(120)
     assert job.status == "done", job.error_message()
     assert session.has_edit and session.edit_run is job.result
@@ -152,7 +152,7 @@ def test_cancel_leaves_session_unchanged(session, records, tiny):
     keep = [_random_delta(tiny, seed=3)]
     session.apply_edit(keep, label="kept")
     before = session.ask().text
-    job = session.start_edit({"passport": records}, p["layer"], replace(p["mask"], steps=400), p["edit"])
+    job = session.start_edit({"passport": records}, p.layer, replace(p.mask, steps=400), p.edit)
     for _ in range(2000):
         if job.last is not None or job.done:
             break
@@ -171,8 +171,8 @@ def test_failed_job_leaves_state_and_no_hooks(session, tiny, image_dir):
                       rewrite_prompt="What is the number of the {} here?", target="I cannot",
                       paraphrases=("What is the number here?",), neighbours=("What colour is it?",))
     for start in (lambda: session.start_localize({"passport": [bad]}, [1]),
-                  lambda: session.start_edit({"passport": [bad]}, session.preset["layer"], session.preset["mask"],
-                                             session.preset["edit"])):
+                  lambda: session.start_edit({"passport": [bad]}, session.preset.layer, session.preset.mask,
+                                             session.preset.edit)):
         job = start()
         assert job.wait(60)
         assert job.status == "failed" and "subject" in job.error_message()
@@ -217,7 +217,7 @@ def test_job_reports_progress_and_errors():
 
 
 def test_localize_and_reselect_without_rerun(session, records, tiny):
-    job = session.start_localize({"passport": records}, [1, 2], session.preset["mask"])
+    job = session.start_localize({"passport": records}, [1, 2], session.preset.mask)
     assert job.wait(120) and job.status == "done", job.error_message()
     run = session.localization
     assert run is job.result and run_units(run) == ["residual"]
@@ -257,7 +257,7 @@ def test_neuron_activations(session, records, tiny):
 
 def test_runs_save_load_delete_archive(session, records, tiny, tmp_path):
     p = session.preset
-    job = session.start_edit({"passport": records[:1]}, p["layer"], p["mask"], p["edit"])
+    job = session.start_edit({"passport": records[:1]}, p.layer, p.mask, p.edit)
     assert job.wait(120) and job.status == "done", job.error_message()
     path = session.save_edit("my-edit")
     with pytest.raises(BundleError, match="already exists"):

@@ -18,6 +18,8 @@ from ng_core.studio.neurons import NeuronView, neuron_view, run_categories, run_
 from ng_core.studio.preset_evidence import measured_lines
 from ng_core.studio.private_values import still_leaks, typed_values, unusable_values, value_choices
 from ng_core.studio.session import StudioSession
+from ng_core.studio.presets import DemoPreset, Preset
+from ng_core.studio.session import ModelFacts
 from ng_core.studio.verdicts import Verdict, counts_label, has_usable_secrets, leak_parts, verdict_of
 from ng_core.studio.story import (demo_differences, demo_preset, demo_question, demo_records, heldout_cases,
                                   question_words, scope_words, stage_bars, state_rows, state_summary, with_demo_budget)
@@ -31,4 +33,4 @@ __all__ = ["Answer", "CONTROL_METHODS", "CURRENT", "DEFAULT_STALE_AFTER", "EditP
            "run_categories", "run_method", "run_story", "run_units", "sample_dataset", "scope_words",
            "session_story", "stage_bars", "state_rows", "state_summary", "still_leaks", "typed_values",
            "unusable_values", "value_choices", "with_demo_budget", "write_html",
-           "Verdict", "counts_label", "has_usable_secrets", "leak_parts", "verdict_of"]
+           "DemoPreset", "ModelFacts", "Preset", "Verdict", "counts_label", "has_usable_secrets", "leak_parts", "verdict_of"]

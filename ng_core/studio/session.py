@@ -31,7 +31,6 @@ import torch
 
 from ng_core.method.bundle import Run
 from ng_core.method.interventions import Delta, Gate
-from ng_core.method.presets import load_preset
 from ng_core.models.imagecache import PrivateCache
 from ng_core.studio.answers import CURRENT, AnswersMixin
 from ng_core.studio.edits import EditPair, EditsMixin
@@ -40,6 +39,7 @@ from ng_core.studio.gates import GatesMixin
 from ng_core.studio.inputs import InputsMixin, record_from_inputs
 from ng_core.studio.jobs import DEFAULT_STALE_AFTER, Job, JobsMixin
 from ng_core.studio.neurons import LocalizationMixin
+from ng_core.studio.presets import Preset
 from ng_core.studio.runs import RunsMixin
 from ng_core.studio.state import SharedState
 
@@ -103,8 +103,9 @@ class StudioSession(InputsMixin, AnswersMixin, GatesMixin, EditsMixin, Localizat
         return self._facts[1]
 
     @property
-    def preset(self) -> dict:
-        return load_preset(self.adapter.model_id, self.adapter.n_layers)
+    def preset(self) -> Preset:
+        """The loaded model's preset (:class:`~ng_core.studio.presets.Preset`)."""
+        return Preset.load(self.adapter.model_id, self.adapter.n_layers)
 
     def serves(self, adapter) -> bool:
         """True when this session answers with ``adapter`` (the model a loading job returned)."""

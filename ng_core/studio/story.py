@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import torch
 
-from ng_core.method.presets import available, load_preset
+from ng_core.studio.presets import DEMO_DEFAULTS, DemoPreset  # noqa: F401 - DEMO_DEFAULTS: its old home
 
 # ---------------------------------------------------------------------------- the session's state in words
 
@@ -96,9 +96,6 @@ def state_rows(gates, deltas) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- the guided demo's settings
-#: Demo-only keys of a ``demo.*.json`` preset (the rest is a normal preset: layer, mask, edit).
-DEMO_DEFAULTS = {"images": 2, "heldout_per_kind": 2, "heldout_cards": 4, "max_new_tokens": 16, "gate_top": 16,
-                 "seconds_hint": 90}
 
 
 def scope_words(scope: str) -> dict:
@@ -123,25 +120,18 @@ def scope_words(scope: str) -> dict:
             "confined": True}
 
 
-def demo_preset(model_id: str, n_layers: int) -> dict:
-    """The guided demo's resolved settings for ``model_id``: a normal resolved preset (``name``, ``layer``,
-    ``mask``, ``edit``, ``description``) plus ``demo`` (images, held-out cases per kind, max new tokens, gate
-    size, the time it aims at) and ``faithful`` (the model's faithful preset, to compare)."""
-    p = load_preset(model_id, n_layers, method="demo")
-    raw = available("demo").get(p["name"], {})
-    p["demo"] = {**DEMO_DEFAULTS, **raw.get("demo", {})}
-    p["speed_setting"] = bool(raw.get("speed_setting", True))
-    p["faithful"] = load_preset(model_id, n_layers)
-    return p
+def demo_preset(model_id: str, n_layers: int) -> DemoPreset:
+    """The guided demo's resolved settings for ``model_id`` (:class:`~ng_core.studio.presets.DemoPreset`)."""
+    return DemoPreset.load(model_id, n_layers)
 
 
-def demo_differences(p: dict) -> list[str]:
+def demo_differences(p: DemoPreset) -> list[str]:
     """What the demo preset changes from the faithful one, as ``"edit steps 10 → 4"`` phrases."""
-    f = p["faithful"]
+    f = p.faithful
     out = []
-    if p["layer"] != f["layer"]:
-        out.append(f"layer L{f['layer']} → L{p['layer']}")
-    for part, cfg, fcfg in (("mask", p["mask"], f["mask"]), ("edit", p["edit"], f["edit"])):
+    if p.layer != f.layer:
+        out.append(f"layer L{f.layer} → L{p.layer}")
+    for part, cfg, fcfg in (("mask", p.mask, f.mask), ("edit", p.edit, f.edit)):
         a, b = fcfg.to_dict(), cfg.to_dict()
         for k in sorted(b):
             if k in ("templates",) or a.get(k) == b.get(k):
@@ -149,8 +139,8 @@ def demo_differences(p: dict) -> list[str]:
             out.append(f"{part} {k.replace('_', ' ')} {a.get(k):g} → {b.get(k):g}" if isinstance(b.get(k), (int, float))
                        and isinstance(a.get(k), (int, float)) else f"{part} {k.replace('_', ' ')} "
                        f"{a.get(k)} → {b.get(k)}")
-    if p["demo"]["images"] < f["max_images"]:
-        out.append(f"images {f['max_images']} → {p['demo']['images']}")
+    if p.demo["images"] < f.max_images:
+        out.append(f"images {f.max_images} → {p.demo['images']}")
     return out
 
 
@@ -169,9 +159,9 @@ def heldout_cases(ds, categories, n: int) -> list:
     return [c for c in cases if c.expect == "refuse"][:n] + [c for c in cases if c.expect == "answer"][:n]
 
 
-def with_demo_budget(p: dict) -> tuple:
+def with_demo_budget(p: DemoPreset) -> tuple:
     """(mask config, edit config) of a resolved demo preset."""
-    return replace(p["mask"]), replace(p["edit"])
+    return replace(p.mask), replace(p.edit)
 
 
 # ---------------------------------------------------------------------------- progress by stage
