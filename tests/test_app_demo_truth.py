@@ -124,6 +124,10 @@ def test_the_studio_gives_the_verdict_the_page_draws():
     assert g.word.startswith("garbled") and g.tone == "cost" and g.garbled
     assert verdict_of(a("It is blue.", False), "answer").word == "answered"
     assert verdict_of(SimpleNamespace(text="x", verdict=None)).word == "–"
+    from ng_core.studio import Answer
+
+    ans = Answer("It is P4827193.", SimpleNamespace(refused=False, matched=None, leak=False))
+    assert ans.judged("refuse", ("P4827193",)).leaks == ("P4827193",) and ans.judged("answer").tone == "good"
     assert leak_parts("It is P4827193.", ("P4827193",)) == [("It is ", False), ("P4827193", True), (".", False)]
 
 

@@ -21,6 +21,7 @@ from ng_core.method.bundle import Run
 from ng_core.method.interventions import intervention_hooks, subject_positions
 from ng_core.models.decoding import LayeredTag
 from ng_core.models.image_processing import open_image
+from ng_core.studio.verdicts import Verdict, verdict_of
 
 #: Sentinel: "the session's current image".
 CURRENT = object()
@@ -50,6 +51,11 @@ class Answer:
     def garbled(self) -> str | None:
         """Why the text is degenerate (repetition, no letters, mostly non-words), or None (:mod:`ng_core.evaluation.garbled`)."""
         return find_garbled(self.text)
+
+    def judged(self, expect: str | None = None, secrets=()) -> Verdict:
+        """This answer's verdict for a question that wanted ``expect``, given the image's true private values
+        (:func:`~ng_core.studio.verdicts.verdict_of`: word, tone, leaks, garbled)."""
+        return verdict_of(self, expect, secrets)
 
 
 def judge_text(text: str):
