@@ -33,7 +33,7 @@ from ng_core.errors import ArgumentError
 from ng_core.method.interventions import Delta, delta_hooks, position_selector
 from ng_core.method.locality import LocalityCache
 from ng_core.method.losses import answer_nll
-from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES
+from ng_core.method.registry import EDIT, GATE_SCOPES, LEARNED, get_method, names
 from ng_core.models.adapter import Batch
 from ng_core.models.decoding import common_prefix_len
 from ng_core.models.hooks import (HookSpec, execution_device, layer_output_tensor, replace_layer_output,
@@ -57,7 +57,7 @@ class EditConfig:
     gate_scope: str = "subject_position"
     neighbour_words: int = 5
     schedule: str = "fast"
-    method: str = "neural_gate"
+    method: str = LEARNED
     seed: int = 0
     general_weight: float = 0.0  # weight of the general-question locality term (0: the authors' loss)
     general_per_edit: int = 2  # general questions added to each edit's batch (cycled, deterministic)
@@ -85,8 +85,8 @@ class EditConfig:
             finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=0, error=ArgumentError)
         if self.gate_scope not in GATE_SCOPES:
             raise ValueError(f"gate_scope must be one of {tuple(GATE_SCOPES)}, not {self.gate_scope!r}")
-        if self.method not in EDIT_METHODS:
-            raise ValueError(f"method must be one of {tuple(EDIT_METHODS)}, not {self.method!r}")
+        if self.method not in names(EDIT):
+            raise ValueError(f"method must be one of {names(EDIT)}, not {self.method!r}")
         if self.schedule not in ("fast", "naive"):
             raise ValueError(f"schedule must be 'fast' or 'naive', not {self.schedule!r}")
 
@@ -112,7 +112,7 @@ class EditItem:
 class EditResult:
     layer: int
     delta: torch.Tensor  # fp32 [d, d_ff]
-    gate: torch.Tensor  # bool [d] rows the gradient was allowed into (all True for ft)
+    gate: torch.Tensor  # bool [d] rows the gradient was allowed into (all True for a method without a gate)
     losses: list = field(default_factory=list)  # per step dicts
     diagnostics: dict = field(default_factory=dict)
 
@@ -189,21 +189,9 @@ def _general_plan(pairs, cfg: EditConfig) -> list[list]:
 
 
 def gate_for_method(selected: torch.Tensor, method: str, seed: int = 0) -> torch.Tensor:
-    """The rows a method lets the gradient into: learned mask, all, a random set of equal size, or its complement."""
-    d = selected.numel()
-    if method == "neural_gate":
-        return selected.clone()
-    if method == "ft":
-        return torch.ones(d, dtype=torch.bool)
-    if method == "random_gate":
-        g = torch.Generator().manual_seed(int(seed))
-        idx = torch.randperm(d, generator=g)[: int(selected.sum())]
-        out = torch.zeros(d, dtype=torch.bool)
-        out[idx] = True
-        return out
-    if method == "complement_gate":
-        return ~selected
-    raise ValueError(f"unknown method {method!r}")
+    """The rows ``method`` lets the gradient into, from the learned mask's ``selected`` rows (its record's gate:
+    the mask, every row, a random set of equal size, its complement, ...)."""
+    return get_method(method, EDIT).gate(selected, seed)
 
 
 def _gate_hook(adapter, layer: int, gate: torch.Tensor, scope: str, subject_pos: torch.Tensor):
@@ -319,8 +307,9 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
     delta = (init_delta.clone().to(device=dev, dtype=master) if init_delta is not None
              else torch.zeros(W.shape, dtype=master, device=dev)).requires_grad_(True)
     gate = gate.to(torch.bool).reshape(-1)
-    use_hook_gate = cfg.method != "ft" and cfg.gate_scope in ("subject_position", "all_positions")
-    row_mask = gate.to(dev)[:, None].float() if cfg.gate_scope == "weight_rows" and cfg.method != "ft" else None
+    gated = get_method(cfg.method, EDIT).gated  # False: every row trains, no gradient gate at all
+    use_hook_gate = gated and cfg.gate_scope in ("subject_position", "all_positions")
+    row_mask = gate.to(dev)[:, None].float() if cfg.gate_scope == "weight_rows" and gated else None
     losses = []
     diag = {}
     shares = []
