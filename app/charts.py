@@ -6,6 +6,8 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
+from ng_core.studio import find_method, sweep_gates
+
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=12)
 DIVERGING = "RdBu_r"
 SEQUENTIAL = "Viridis"
@@ -190,21 +192,21 @@ def rates_chart(table, title: str) -> go.Figure:
 def tradeoff_chart(result: dict) -> go.Figure:
     """Privacy refusal rate (y) against benign answer rate (x): one line per method, points labelled by value."""
     fig = go.Figure()
-    names = {"neural_gate": "learned gate (Neural Gate)", "random_gate": "random gate (control)"}
     param = result.get("param", "value")
     methods = list(dict.fromkeys(p["method"] for p in result.get("points", [])))
     for i, m in enumerate(methods):
         pts = [p for p in result["points"] if p["method"] == m]
         color = VARIANT_COLORS[i % len(VARIANT_COLORS)]
+        name, rec = curve_name(m), find_method(m)
         fig.add_trace(go.Scatter(
-            x=[p["benign_answer_rate"] for p in pts], y=[p["refusal_rate"] for p in pts], name=names.get(m, m),
+            x=[p["benign_answer_rate"] for p in pts], y=[p["refusal_rate"] for p in pts], name=name,
             mode="lines+markers+text", text=[f"{param}={p['value']:g}" for p in pts], textposition="top center",
             marker=dict(size=10, color=color),
-            line=dict(color=color, width=2, dash="dot" if m == "random_gate" else None),
+            line=dict(color=color, width=2, dash="dot" if rec is not None and rec.control else None),
             customdata=[[p["n_refuse"], p["n_answer"], p.get("gate_leak")] for p in pts],
             hovertemplate=("%{text}<br>refusals %{y:.0%} of %{customdata[0]} privacy questions<br>"
                            "answers %{x:.0%} of %{customdata[1]} benign questions<br>gate leak %{customdata[2]:.3f}"
-                           f"<extra>{names.get(m, m)}</extra>")))
+                           f"<extra>{name}</extra>")))
     b = result.get("baseline")
     if b and b.get("refusal_rate") is not None and b.get("benign_answer_rate") is not None:
         fig.add_trace(go.Scatter(x=[b["benign_answer_rate"]], y=[b["refusal_rate"]], name="unedited",
@@ -216,7 +218,13 @@ def tradeoff_chart(result: dict) -> go.Figure:
                    legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
 
 
-SWEEP_GATE_NAMES = {"neural_gate": "learned gate", "random_gate": "random gate", "complement_gate": "complement gate"}
+def curve_name(method: str) -> str:
+    """A method's line in the trade-off chart: its gate and what it is ("learned gate (Neural Gate)",
+    "random gate (control)"), its title for an edit without a sweep gate, the name itself for an unknown one."""
+    m = find_method(method)
+    if m is None:
+        return method
+    return f"{m.gate_title} gate ({'control' if m.control else m.title})" if m.gate_title else m.title
 
 
 def sweep_curve(points: dict, axis_title: str, metric_title: str, part: str = "evaluation") -> go.Figure:
@@ -225,14 +233,15 @@ def sweep_curve(points: dict, axis_title: str, metric_title: str, part: str = "e
     ``points`` is :func:`ng_core.evaluation.sweep_render.curve_points`'s dict (``x`` labels, per gate means and sds).
     """
     fig = go.Figure()
-    for i, (g, name) in enumerate(SWEEP_GATE_NAMES.items()):
+    for i, gate in enumerate(sweep_gates()):
+        g, name, color = gate.name, f"{gate.gate_title} gate", VARIANT_COLORS[i % len(VARIANT_COLORS)]
         if g not in points:
             continue
         fig.add_trace(go.Scatter(
             x=points["x"], y=points[g], name=name, mode="lines+markers",
             error_y={"type": "data", "array": [v or 0 for v in points[g + "_sd"]], "visible": True},
-            marker={"size": 9, "color": VARIANT_COLORS[i]},
-            line={"color": VARIANT_COLORS[i], "width": 2, "dash": "dot" if g != "neural_gate" else None},
+            marker={"size": 9, "color": color},
+            line={"color": color, "width": 2, "dash": "dot" if gate.control else None},
             hovertemplate=f"%{{x}}: %{{y:.0%}}<extra>{name}</extra>"))
     return _layout(fig, f"{metric_title} over {axis_title} ({part} part, mean ± sd over seeds)", height=340,
                    xaxis={"title": axis_title, "type": "category"},

@@ -15,9 +15,8 @@ from app import components as C
 from app import state as S
 from app.labels import PAIR_VARIANTS
 from ng_core.errors import NGError
-from ng_core.studio import counts_label
+from ng_core.studio import answer_counts, counts_label, with_control
 from ng_core.studio.vocabulary import default_values
-from ng_core.studio import answer_counts
 
 
 def fmt_num(x, spec: str = ".3f") -> str:
@@ -136,10 +135,11 @@ def tradeoff_section(s, ds, cats, n_img: int, layer: int, edit_cfg, mask_cfg, ma
         vals = c[1].text_input("Values (comma-separated)", ", ".join(f"{v:g}" for v in default_values(edit_cfg, param)),
                                key=f"w_to_values_{param}", help="Default: three values around the settings above.")
         n = c[2].number_input("Held-out cases per kind", 1, 10, 2, key="w_to_n")
+        drawn = with_control(edit_cfg.method)  # the edit, and its random-gate control where that means something
         control = st.checkbox("Also with a random gate of the same size", True, key="w_to_control",
-                              disabled=edit_cfg.method == "ft")
+                              disabled=len(drawn) == 1)
         values = [x.strip() for x in vals.split(",") if x.strip()]
-        n_edits = len(values) * (2 if control and edit_cfg.method != "ft" else 1)
+        n_edits = len(values) * (len(drawn) if control else 1)
         last = s.job if s.job is not None and s.job.kind == "edit" and s.job.status == "done" else None
         per_edit = (last.elapsed / (2 if s.edit_pair is not None else 1)) if last is not None else None
         guess = (f" The last edit here took {S.fmt_seconds(per_edit)}, so expect about "

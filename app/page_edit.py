@@ -12,22 +12,16 @@ from app import components as C
 from app import state as S
 from app.edit_compare import pair_section, tradeoff_section
 from app.sweep_view import sweep_section
-from ng_core.studio.vocabulary import GATE_SCOPES
 from ng_core.errors import NGError
-from ng_core.studio import counts_label
-from ng_core.studio import CONTROL_METHODS, answer_counts, render_html, session_story
+from ng_core.studio import (EDIT, GATE_SCOPES, answer_counts, counts_label, get_method, methods, render_html,
+                            session_story)
 
 s = S.studio()
 ss = st.session_state
 preset = s.preset
 ds = S.get_dataset()
 
-METHOD_TITLES = {
-    "neural_gate": "Neural Gate — gradients gated to the privacy neurons",
-    "ft": "Fine-tuning baseline — no gate (every row of down_proj)",
-    "random_gate": "Random gate — as many random neurons (control)",
-    "complement_gate": "Complement gate — every neuron except the privacy ones (control)",
-}
+METHOD_TITLES = {m.name: m.long_title for m in methods(EDIT)}
 SCOPE_TITLES = {"subject_position": "subject position (authors' code)", "all_positions": "all positions",
                 "weight_rows": "weight rows (paper's wording)"}
 
@@ -50,10 +44,11 @@ with st.container(border=True):
     layer = c3.selectbox("Layer", list(range(s.model.n_layers)), index=preset.layer, key="w_edit_layer",
                          format_func=lambda l: f"L{l}", help=f"The preset for this model: L{preset.layer}.")
     method = st.selectbox("Method", list(METHOD_TITLES), key="w_edit_method", format_func=METHOD_TITLES.get)
+    how = get_method(method)
     ecfg, mcfg = preset.edit, preset.mask
     S.init("w_edit_scope", ecfg.gate_scope)
     scope = st.radio("Gradient gate scope", list(GATE_SCOPES), key="w_edit_scope", horizontal=True,
-                     format_func=SCOPE_TITLES.get, disabled=method == "ft")
+                     format_func=SCOPE_TITLES.get, disabled=not how.gated)
     for sc in GATE_SCOPES:
         st.caption(f"**{SCOPE_TITLES[sc]}** — {GATE_SCOPES[sc]}")
     d = st.columns(4)
@@ -65,14 +60,14 @@ with st.container(border=True):
                                help="Stage A, when the masks are learned here.")
     reuse = None
     loc = s.localization
-    if loc is not None and method != "ft" and loc.tensors.get("masks"):
+    if loc is not None and how.needs_masks and loc.tensors.get("masks"):
         m = loc.masks()
         if all(c in m and int(layer) in m[c] for c in cats) and cats:
             if st.checkbox("Reuse the masks of the current localization (skip Stages A+B)", value=True,
                            key="w_edit_reuse"):
                 reuse = {c: {int(layer): m[c][int(layer)]} for c in cats}
     control = False
-    if method in CONTROL_METHODS:
+    if how.takes_control:
         S.init("w_edit_control", True)
         control = st.checkbox("Also run a random-gate control (same size)", key="w_edit_control",
                               help="The same edit again with the gradient gated to as many random neurons, "

@@ -11,6 +11,7 @@ from app import charts
 from app import components as C
 from app import state as S
 from ng_core.errors import NGError
+from ng_core.studio import get_method
 from ng_core.studio.private_values import card_case
 
 s = S.studio()
@@ -22,7 +23,8 @@ st.caption("Ask held-out privacy questions (the model should refuse) and benign 
            "several model states, judge each answer, and compare the rates per category and split.")
 
 def variant_title(v: str) -> str:
-    return {"base": "base model", "system_prompt": "system-prompt defence (base model)",
+    """A model state's title: the session's states, the system-prompt defence (its method's title), a saved run."""
+    return {"base": "base model", "system_prompt": f"{get_method('system_prompt').title.lower()} (base model)",
             "edit": "this session's edit", "gates": "this session's gates"}.get(v, v.replace("run:", "saved run "))
 
 

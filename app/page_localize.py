@@ -11,26 +11,15 @@ from app import components as C
 from app import state as S
 from ng_core.studio.vocabulary import CATEGORIES, CATEGORY_TITLES
 from ng_core.errors import NGError
-from ng_core.studio import neuron_view, run_categories, run_method, run_units
+from ng_core.studio import SCORE, methods, neuron_view, run_categories, run_method, run_units
 
 s = S.studio()
 ss = st.session_state
 preset = s.preset
 ds = S.get_dataset()
 
-METHODS = {
-    "mask": "Learned mask (Neural Gate Stages A+B)",
-    "gradxact": "Gradient × activation",
-    "contrast": "Activation contrast",
-}
-METHOD_HELP = {
-    "mask": "Learns a gate tanh(m) per neuron at the subject token that makes the model refuse while keeping "
-            "benign answers; neurons whose gate flips are privacy neurons. The faithful method; the slowest.",
-    "gradxact": "One backward pass per prompt: activation × gradient of (refusal − original answer) log-likelihood "
-                "at the subject token. Equals the mask's first step; cheap.",
-    "contrast": "One forward pass per prompt: how much more a neuron fires on privacy questions than on benign "
-                "questions about the same image (paired Cohen's d). Cheapest.",
-}
+METHODS = {m.name: m.title for m in methods(SCORE)}
+METHOD_HELP = {m.name: m.description for m in methods(SCORE)}
 
 st.title("Localize privacy neurons")
 st.caption("Score every neuron of the chosen layers for how much it carries the privacy-question signal at the "

@@ -58,3 +58,23 @@ def image_dir(tmp_path_factory):
 @pytest.fixture
 def records(image_dir):
     return make_records(image_dir)
+
+
+def first_rows(selected, seed: int = 0):
+    """A toy gate: as many rows as the learned mask selects, the first ones."""
+    out = torch.zeros(selected.numel(), dtype=torch.bool)
+    out[: int(selected.sum())] = True
+    return out
+
+
+@pytest.fixture
+def toy_method():
+    """A weight-edit method registered for one test only (always removed after it, even when the test fails):
+    what reads the method records must see it without being told."""
+    from ng_core.method.registry import EDIT, Method, registered
+
+    toy = Method("first_rows", EDIT, "First rows (toy)", "as many rows as the learned mask, the first ones",
+                 first_rows, choice_title="First rows — a toy gate of the tests", needs_masks=True, control=True,
+                 in_report=True)
+    with registered(toy) as m:
+        yield m

@@ -36,6 +36,18 @@ def test_controls_explain_the_gate_scopes(at):
     assert at.selectbox(key="w_edit_method").options[0].startswith("Neural Gate")
 
 
+def test_a_registered_method_is_on_the_page(toy_method, at):
+    """The method list reads the records: a method registered later is a choice, its record sets the controls."""
+    box = at.selectbox(key="w_edit_method")
+    assert "First rows — a toy gate of the tests" in box.options
+    assert box.options[:2] == ["Neural Gate — gradients gated to the privacy neurons",
+                               "Fine-tuning baseline — no gate (every row of down_proj)"]
+    assert at.checkbox(key="w_edit_control").value  # the learned gate takes a random-gate control
+    box.set_value("first_rows").run()
+    assert not at.exception and not at.radio(key="w_edit_scope").disabled  # a gated method: the scope applies
+    assert not any(c.key == "w_edit_control" for c in at.checkbox)  # a control itself takes no control
+
+
 def test_edit_before_after_revert_save_load(at, runs):
     at.number_input(key="w_edit_lr").set_value(0.05).run()
     at.selectbox(key="w_edit_method").set_value("ft").run()

@@ -15,14 +15,14 @@ def fake_sweep(folder, model="tiny-random"):
     from ng_core.evaluation.sweep import assemble
     from ng_core.evaluation.sweep_grid import Setting, SweepConfig
     from ng_core.evaluation.sweep_numbers import PARTS, aggregate, score
-    from ng_core.method.registry import GATE_METHODS
+    from ng_core.method.registry import sweep_gates
 
     settings = [Setting(k, None, 2, "subject_position") for k in (0.05, 0.2)]
     settings += [Setting(None, 0.3, la, "subject_position") for la in (0, 1, 2, 3)]
     cells = {}
     for i, s in enumerate(settings):
         per = {}
-        for j, g in enumerate(GATE_METHODS):
+        for j, g in enumerate(m.name for m in sweep_gates()):
             per[g] = {}
             for sd in (0, 1, 2):
                 m = {"leak_rate": 0.1 * j, "refusal_heldout_images": 0.9 - 0.2 * j + 0.01 * sd + 0.02 * i,

@@ -213,9 +213,10 @@ def test_report_seeds_and_lr_sweep_on_tiny(tmp_path, data):
 
 
 def test_report_stage_order_keeps_a_second_worker_off_the_masks_the_first_is_learning():
-    from ng_core.evaluation.report_config import REPORT_METHODS, needs_base_masks, stage_order
+    from ng_core.evaluation.report_config import needs_base_masks, stage_order
+    from ng_core.method.registry import report_methods
 
-    args = (REPORT_METHODS, [0, 1, 2], 0, [1e-4, 3e-4, 1e-3], 3e-4)
+    args = (report_methods(), [0, 1, 2], 0, [1e-4, 3e-4, 1e-3], 3e-4)
     fwd, rev = stage_order(*args), stage_order(*args, reverse=True)
     assert sorted(fwd) == sorted(rev) and len(set(fwd)) == len(fwd)
     assert fwd[:2] == ["unedited", "neural_gate"] and rev[0] == "unedited"

@@ -20,7 +20,9 @@ from ng_core.evaluation.sweep_numbers import (
     mean_sd,
     partition_rows,
 )
-from ng_core.method.registry import GATE_METHODS
+from ng_core.method.registry import sweep_gates
+
+GATE_METHODS = tuple(m.name for m in sweep_gates())
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,7 +14,7 @@ from ng_core.data import load_dataset, read_cases_jsonl
 from ng_core.data.constants import SPLITS
 from ng_core.errors import NGError
 from ng_core.evaluation.judge import JudgeConfig, default_config_json, judge
-from ng_core.method.registry import EDIT_METHODS
+from ng_core.method.registry import EDIT, EVALUATION, LEARNED, methods, names
 from ng_core.progress import Progress, stderr_printer
 
 
@@ -22,13 +22,15 @@ class EvaluationError(NGError):
     """Bad input to an evaluation (cases, method, run) with a message meant for a person."""
 
 
-METHOD_CHOICES = ("unedited", "system_prompt", "inference_gate", "edited", "neural_gate", "ft", "random_gate",
-                  "complement_gate")
-METHOD_HELP = ("unedited (default without --run): the model as it is; system_prompt: a refusal instruction "
-               "prepended to every prompt (with --run, the edit is applied too); inference_gate: the run's "
-               "learned privacy neurons gated at the subject token, no weight edit (needs --run with masks); "
-               "edited (default with --run): the run's weight edit; neural_gate, ft, random_gate, "
-               "complement_gate: same as edited, checking that the run was made with that method")
+def method_choices() -> tuple[str, ...]:
+    """``ng evaluate --method``: the evaluations without a weight edit, then the edit methods."""
+    return names(EVALUATION) + names(EDIT)
+
+
+def method_help() -> str:
+    return ("; ".join(f"{m.name}: {m.description}" for m in methods(EVALUATION))
+            + f"; {', '.join(names(EDIT))}: same as edited, checking that the run was made with that method. "
+            "Default: edited with --run, unedited without")
 
 
 def _add_decoding(p):
@@ -100,8 +102,8 @@ def resolve_method(method: str | None, run_path, adapter):
         if not deltas:
             raise EvaluationError(f"{run_path} holds no weight edit (kind {run.kind!r}); "
                                   "for a localize run use --method inference_gate")
-        made = (run.config.get("edit") or {}).get("method", "neural_gate")
-        if method in EDIT_METHODS and method != made:
+        made = (run.config.get("edit") or {}).get("method", LEARNED)
+        if method in names(EDIT) and method != made:
             raise EvaluationError(f"{run_path} was made with --method {made}, not {method}")
         method = made
     return method, deltas, gates, run
@@ -234,7 +236,7 @@ def register(sub) -> None:
     p.add_argument("--category", default=None, help="with --data: categories, comma-separated (all)")
     p.add_argument("--image-root", default=None, help="with --data: image root for paper-format datasets")
     p.add_argument("--limit", type=A.positive_int, default=None, help="evaluate only the first N cases")
-    p.add_argument("--method", default=None, choices=METHOD_CHOICES, help=METHOD_HELP)
+    p.add_argument("--method", default=None, choices=method_choices(), help=method_help())
     p.add_argument("--gate-scale", default="learned",
                    help="inference_gate: 'learned' (tanh of the learned m, default), 'zero' (ablate), or a number")
     p.add_argument("--gate-where", default="subject", choices=("subject", "all"),

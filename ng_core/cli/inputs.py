@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from ng_core.method.registry import EDIT, LEARNED, get_method
+
 READING = {"auto": None, "on": True, "off": False}
 
 
@@ -35,10 +37,13 @@ def check_data(args: argparse.Namespace) -> None:
 
 
 def configs(args: argparse.Namespace, adapter) -> tuple:
-    """``(preset, layer, mask, edit)``: the model's preset (or ``--preset``) with the command's flags applied."""
+    """``(preset, layer, mask, edit)``: the model's preset (or ``--preset``) with the command's flags applied.
+
+    The preset comes from the family of the edit method (``--method``; its record's ``preset``)."""
     from ng_core.method.presets import check_layers, load_preset, resolve  # deferred: torch
 
-    r = resolve(load_preset(adapter.model_id, adapter.n_layers, override=getattr(args, "preset", None)),
+    family = get_method(getattr(args, "edit_method", None) or LEARNED, EDIT).preset
+    r = resolve(load_preset(adapter.model_id, adapter.n_layers, method=family, override=getattr(args, "preset", None)),
                 layer=getattr(args, "layer", None), schedule=getattr(args, "schedule", None),
                 seed=getattr(args, "seed", 0) or 0,
                 mask={"privacy_value": getattr(args, "privacy_value", None), "topk": getattr(args, "topk", None),

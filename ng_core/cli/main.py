@@ -21,7 +21,7 @@ from ng_core.cli import tradeoff as cli_tradeoff  # noqa: E402
 from ng_core.errors import NGError  # noqa: E402
 from ng_core.evaluation.judge import judge  # noqa: E402
 from ng_core.evaluation.leaks import find_leaks, usable_secrets  # noqa: E402
-from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES, SCORE_METHODS  # noqa: E402
+from ng_core.method.registry import EDIT, GATE_SCOPES, LEARNED, SCORE, methods, names  # noqa: E402
 from ng_core.models.prompt_guard import check_prompt  # noqa: E402
 from ng_core.progress import Progress, stderr_printer  # noqa: E402
 
@@ -210,9 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", type=A.bounded_int(0, 9999), default=None, help="edited layer (default: the model's preset)")
     p.add_argument("--gate-scope", default=None, choices=list(GATE_SCOPES),
                    help="where the gradient gate acts (default: preset; the authors' code: subject_position)")
-    p.add_argument("--method", dest="edit_method", default=None,
-                   choices=list(EDIT_METHODS),
-                   help="neural_gate (default), ft (no gate), random_gate (same size), complement_gate")
+    p.add_argument("--method", dest="edit_method", default=None, choices=names(EDIT),
+                   help=f"the edit method (default {LEARNED}): "
+                        + "; ".join(f"{m.name}: {m.description}" for m in methods(EDIT)))
     p.add_argument("--lr", type=A.positive_float, default=None, help="Adam learning rate for down_proj (preset)")
     p.add_argument("--edit-steps", type=A.steps, default=None, help="steps per edit (10)")
     p.add_argument("--questions", type=A.bounded_int(1, 1000), default=None, help="paraphrases per image (5)")
@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score every neuron of every layer (residual dims and FFN neurons).")
     A.add_model(p)
     A.add_data_args(p)
-    p.add_argument("--method", default="contrast", choices=list(SCORE_METHODS),
+    p.add_argument("--method", default="contrast", choices=names(SCORE),
                    help="mask (learned, joint over layers), gradxact (captum), contrast (paired Cohen's d)")
     p.add_argument("--position", default="subject", choices=["subject", "last"],
                    help="token scored: the subject's last token or the last prompt token")

@@ -6,10 +6,10 @@ Registered into ``ng`` by :func:`ng_core.cli.evaluate.register`; the report itse
 from __future__ import annotations
 
 from ng_core.cli.args import MODEL_HELP, unknown_generated
-from ng_core.evaluation.report_config import REPORT_METHODS, ReportConfig, ReportError
+from ng_core.evaluation.report_config import ReportConfig, ReportError
 from ng_core.evaluation.report_render import target_lines
 from ng_core.evaluation.report_runner import run_report
-from ng_core.method.registry import GATE_SCOPES
+from ng_core.method.registry import EDIT, GATE_SCOPES, methods, report_methods
 from ng_core.progress import Progress, stderr_printer
 
 
@@ -27,7 +27,7 @@ def register_report(sub) -> None:
     p.add_argument("--per-category", type=int, default=d.per_category,
                    help="images per category of the generated dataset (20)")
     p.add_argument("--categories", default=",".join(d.categories), help="edited categories, comma-separated")
-    p.add_argument("--methods", default=",".join(d.methods), help="methods, comma-separated: " + ", ".join(REPORT_METHODS))
+    p.add_argument("--methods", default=",".join(d.methods), help="methods, comma-separated: " + ", ".join(report_methods()))
     p.add_argument("--layer", type=int, default=None, help="edited layer (default: the model's preset)")
     p.add_argument("--max-images", type=int, default=None, help="train images per category used for editing (preset)")
     p.add_argument("--questions", type=int, default=None, help="paraphrases per image in Stage C (preset)")
@@ -47,8 +47,9 @@ def register_report(sub) -> None:
                    "again per seed, each on a seeded sample of the train images (learned vs random over seeds)")
     p.add_argument("--sweep-lr", default="", help="extra Stage C learning rates, comma-separated: Neural Gate and the "
                    "random gate at each, with the same masks (the refusal vs benign-answer trade-off curve)")
-    p.add_argument("--seed-controls", default="random_gate",
-                   help="controls rerun at each extra seed, comma-separated: random_gate, complement_gate")
+    p.add_argument("--seed-controls", default=",".join(d.seed_controls),
+                   help="controls rerun at each extra seed, comma-separated: "
+                        + ", ".join(m.name for m in methods(EDIT) if m.control))
     p.add_argument("--topk", type=float, default=None,
                    help="Stage B: flag this fraction of smallest m per image instead of tanh(m) < 0 (preset)")
     p.add_argument("--threshold", type=float, default=None, help="Stage B consensus threshold, strict (preset)")

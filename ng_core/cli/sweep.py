@@ -12,7 +12,7 @@ from ng_core.evaluation.sweep_grid import (
     expand_grid,
     reduced_config,
 )
-from ng_core.method.registry import GATE_METHODS, GATE_SCOPES
+from ng_core.method.registry import GATE_SCOPES, sweep_gates
 from ng_core.progress import Progress, stderr_printer
 
 
@@ -126,8 +126,9 @@ def cmd_sweep(args) -> int:
         print(cfg.command())
         for s in settings:
             print(s.label())
-        print(f"{len(settings)} settings x {len(GATE_METHODS)} gates x {len(cfg.seeds)} seeds = "
-              f"{len(settings) * len(GATE_METHODS) * len(cfg.seeds)} edits and evaluations (+ 1 unedited evaluation)")
+        n_gates = len(sweep_gates())
+        print(f"{len(settings)} settings x {n_gates} gates x {len(cfg.seeds)} seeds = "
+              f"{len(settings) * n_gates * len(cfg.seeds)} edits and evaluations (+ 1 unedited evaluation)")
         return 0
     res = run_sweep(cfg, Progress(stderr_printer(every=10.0)))
     print(res["choice"]["statement"])

@@ -10,7 +10,7 @@ from ng_core.cli import args as A
 from ng_core.cli import inputs
 from ng_core.data import load_dataset
 from ng_core.evaluation.tradeoff import PARAMS, save_tradeoff, tradeoff_curve
-from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES
+from ng_core.method.registry import EDIT, GATE_SCOPES, names
 from ng_core.progress import Progress, stderr_printer
 
 
@@ -57,7 +57,7 @@ def register(sub) -> None:
     p.add_argument("--n-cases", type=A.positive_int, default=None, help="privacy and benign cases each (default: all)")
     p.add_argument("--max-new-tokens", type=A.new_tokens, default=32)
     p.add_argument("--gate-scope", default=None, choices=list(GATE_SCOPES))
-    p.add_argument("--method", dest="edit_method", default=None, choices=list(EDIT_METHODS))
+    p.add_argument("--method", dest="edit_method", default=None, choices=names(EDIT))
     p.add_argument("--lr", type=A.positive_float, default=None, help="learning rate when sweeping steps (preset)")
     p.add_argument("--edit-steps", type=A.steps, default=None, help="steps per edit when sweeping lr (preset)")
     p.add_argument("--questions", type=A.positive_int, default=None, help="paraphrases per image (preset)")

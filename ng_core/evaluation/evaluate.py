@@ -50,14 +50,13 @@ from ng_core.evaluation.leaks import answered, find_leaks, usable_secrets
 from ng_core.method.bundle import library_versions
 from ng_core.method.interventions import intervention_hooks, subject_positions
 from ng_core.method.losses import answer_nll
-from ng_core.method.registry import EDIT_METHODS, EVAL_METHODS
+from ng_core.method.registry import EDIT, EVALUATION, names
 from ng_core.models.imagecache import encode, read
 from ng_core.models.memory import chunks, score_rows
 from ng_core.progress import as_progress
 
 FORMAT = "ng-eval"
 VERSION = 2  # 2: leak_rate is the exact leak rate (ground-truth secrets); the keyword one is refusal_leak_rate
-METHODS = tuple(EVAL_METHODS)  # the evaluation methods that need no weight edit
 DEFAULT_REFUSAL_TARGET = "I cannot"
 _ROUND = 6
 
@@ -326,13 +325,14 @@ def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), metho
     present, else ``refusal_target``. ``image_base`` makes image paths in the result relative to it.
     """
     deltas, gates = list(deltas or ()), list(gates or ())
-    if method not in METHODS and method not in EDIT_METHODS:
-        raise ValueError(f"unknown evaluation method {method!r}; use one of {', '.join(METHODS + tuple(EDIT_METHODS))}")
+    known = names(EVALUATION) + names(EDIT)
+    if method not in known:
+        raise ValueError(f"unknown evaluation method {method!r}; use one of {', '.join(known)}")
     if method == "unedited" and (deltas or gates):
         raise ValueError("method 'unedited' takes no deltas or gates")
     if method == "inference_gate" and not gates:
         raise ValueError("method 'inference_gate' needs gates (from a run's masks)")
-    if (method == "edited" or method in EDIT_METHODS) and not deltas:
+    if (method == "edited" or method in names(EDIT)) and not deltas:
         raise ValueError(f"method {method!r} needs the deltas of an edit run")
     if not cases:
         raise ValueError("no cases to evaluate")

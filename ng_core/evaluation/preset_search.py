@@ -28,6 +28,7 @@ from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.data.records import ImageRecord
 from ng_core.errors import NGError
 from ng_core.evaluation.report_runner import write_atomic
+from ng_core.method.registry import LEARNED, RANDOM_CONTROL
 
 #: Part of a general-question set that goes with each world-set part (alternate questions).
 GENERAL_PARTS = {"validation": 0, "test": 1}
@@ -203,11 +204,11 @@ def _same(stored, cand: Candidate) -> bool:
 
 
 def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: str, dataset, cases, gen,
-                  pre: dict, out: Path, method: str = "neural_gate", masks=None, log=print) -> dict:
+                  pre: dict, out: Path, method: str = LEARNED, masks=None, log=print) -> dict:
     """One candidate edit (or its random-gate control) at one seed, judged on ``part`` (cached)."""
     from ng_core.method.pipeline import edit_run  # deferred: torch
 
-    tag = "" if method == "neural_gate" else f"-{method}"
+    tag = "" if method == LEARNED else f"-{method}"
     path = out / part / f"{cand.name}{tag}-s{seed}.json"
     got = _read(path)
     key = cases_key(cases + gen, cfg)
@@ -236,7 +237,7 @@ def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: 
            "rows": rows[: len(cases)], "general": rows[len(cases):]}
     got["numbers"] = _numbers(got, cfg, pre)
     _write(path, got)
-    if method == "neural_gate" and cfg.controls:
+    if method == LEARNED and cfg.controls:
         got["_masks"] = run.masks()  # the control gates a random set of the same size (not written; a cached
         # candidate's control localizes again, with the same seed and so the same masks)
     return got
@@ -307,7 +308,7 @@ def search(adapter, cfg: SearchConfig, candidates: list[Candidate], dataset, out
             results.setdefault(cand.name, []).append(got)
             if cfg.controls:
                 ctrl = run_candidate(adapter, cfg, cand, seed, part, dataset, cases, gen, pre, out,
-                                     method="random_gate", masks=got.pop("_masks", None), log=log)
+                                     method=RANDOM_CONTROL, masks=got.pop("_masks", None), log=log)
                 controls.setdefault(cand.name, []).append(ctrl)
             n = got["numbers"]
             log(f"[{part}] {cand.name} seed {seed}: leaks removed {n.get('leaks_removed')}, refusal edited "

@@ -7,20 +7,11 @@ build configurations without loading a model.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ng_core.errors import NGError
-from ng_core.method.registry import REPORT_METHODS
+from ng_core.method.registry import LEARNED, RANDOM_CONTROL, find_method, report_methods
 
-TITLES = {
-    "unedited": "Unedited",
-    "system_prompt": "System-prompt defence",
-    "neural_gate": "Neural Gate",
-    "inference_gate": "Inference-time gate (no edit)",
-    "ft": "Fine-tuning, no gate",
-    "random_gate": "Random gate (same size)",
-    "complement_gate": "Complement gate",
-}
 EDITED_SPLITS = ("train", "heldout_images", "heldout_templates")
 GENERAL = "general_questions"  # ng_core.evaluation.evaluate.GENERAL_SPLIT (not imported: evaluate pulls in torch)
 SPLIT_TITLES = {"train": "edited prompts", "heldout_images": "held-out images",
@@ -42,7 +33,7 @@ class ReportConfig:
     data_seed: int = 0
     per_category: int = 20
     categories: tuple = ("passport", "phone_number", "receipt", "student_id")
-    methods: tuple = REPORT_METHODS
+    methods: tuple = field(default_factory=report_methods)
     layer: int | None = None
     max_images: int | None = None  # train images per category used for editing
     questions: int | None = None  # paraphrases per image in Stage C
@@ -58,7 +49,7 @@ class ReportConfig:
     batch_size: int = 8
     seed: int = 0
     seeds: tuple = ()  # extra seeds: Neural Gate and its random-gate control again, each on its own image subset
-    seed_controls: tuple = ("random_gate",)  # the controls rerun at each extra seed (also: "complement_gate")
+    seed_controls: tuple = (RANDOM_CONTROL,)  # the controls rerun at each extra seed (also: "complement_gate")
     sweep_lrs: tuple = ()  # extra Stage C learning rates: Neural Gate and the random gate at each (trade-off)
     general: bool = True  # also ask the held-out general questions (collateral refusals)
     order: str = "forward"  # "reverse": compute the stages from the last (a second worker on the same workdir)
@@ -128,11 +119,12 @@ def needs_base_masks(method: str) -> bool:
     base, kv = parse_variant(method)
     if "seed" in kv:  # a seed variant learns (neural_gate) or reuses (random_gate) that seed's own masks
         return False
-    return base in ("neural_gate", "inference_gate", "random_gate", "complement_gate")
+    m = find_method(base)
+    return m is not None and m.needs_masks
 
 
 def stage_order(methods, seeds, base_seed: int, sweep_lrs, base_lr: float, reverse: bool = False,
-                seed_controls=("random_gate",)) -> list[str]:
+                seed_controls=(RANDOM_CONTROL,)) -> list[str]:
     """The stages of a report in the order a worker computes them.
 
     Forward: the unedited model, then Neural Gate (the mask-based baselines and the lr variants reuse its
@@ -140,16 +132,16 @@ def stage_order(methods, seeds, base_seed: int, sweep_lrs, base_lr: float, rever
     workdir): from the other end, but the stages that need Neural Gate's masks come last, so the two workers
     do not both learn them while the first one is still at it.
     """
-    order = ["unedited"] + [m for m in REPORT_METHODS if m in methods and m != "unedited"]
-    if "neural_gate" in order:
-        order.remove("neural_gate")
-        order.insert(1, "neural_gate")
+    order = ["unedited"] + [m for m in report_methods() if m in methods and m != "unedited"]
+    if LEARNED in order:
+        order.remove(LEARNED)
+        order.insert(1, LEARNED)
     for sd in seeds:
         if sd != base_seed:
-            order += [variant("neural_gate", sd)] + [variant(c, sd) for c in seed_controls]
+            order += [variant(LEARNED, sd)] + [variant(c, sd) for c in seed_controls]
     for lr in sweep_lrs:
         if lr != base_lr:
-            order += [variant("neural_gate", lr=lr), variant("random_gate", lr=lr)]
+            order += [variant(LEARNED, lr=lr), variant(RANDOM_CONTROL, lr=lr)]
     if reverse:
         rest = order[:0:-1]
         order = order[:1] + [m for m in rest if not needs_base_masks(m)] + [m for m in rest if needs_base_masks(m)]

@@ -21,7 +21,6 @@ from ng_core.data import generate_dataset, load_dataset
 from ng_core.errors import NGError
 from ng_core.evaluation.report_config import (
     EDITED_SPLITS,
-    REPORT_METHODS,
     ReportConfig,
     ReportError,
     parse_variant,
@@ -37,7 +36,7 @@ from ng_core.evaluation.report_summary import (
     tradeoff_points,
 )
 from ng_core.evaluation.tradeoff import save_tradeoff
-from ng_core.method.registry import EDIT_METHODS
+from ng_core.method.registry import EDIT, LEARNED, get_method, names, report_methods
 from ng_core.progress import as_progress
 from ng_core.storage.filelock import exclusive_lock
 
@@ -116,9 +115,9 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     from ng_core.models import load_model  # deferred: torch and transformers
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    unknown = [m for m in cfg.methods if m not in REPORT_METHODS]
+    unknown = [m for m in cfg.methods if m not in report_methods()]
     if unknown:
-        raise ReportError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(REPORT_METHODS)}")
+        raise ReportError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(report_methods())}")
     prog = as_progress(progress)
     t_start = time.monotonic()
     timings: dict = {}
@@ -215,9 +214,10 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
         if cfg.render_only:
             raise NotCached(f"edit: {method}")
         masks = None
-        if base in ("random_gate", "complement_gate") or (base == "neural_gate" and "lr" in kv):
-            # the same masks (only which rows are gated, or only the learning rate, differs)
-            masks = get_run(variant("neural_gate", seed if "seed" in kv else None)).masks()
+        learned = variant(LEARNED, seed if "seed" in kv else None)
+        if get_method(base, EDIT).needs_masks and method != learned:
+            # the learned run's masks (only which rows are gated, or only the learning rate, differs)
+            masks = get_run(learned).masks()
         log(f"[{method}] editing layer {layer} on {sum(len(v) for v in recs.values())} train images of "
             f"{', '.join(cfg.categories)}")
         t0 = time.monotonic()
@@ -231,13 +231,13 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     def evaluate(method: str):
         path = workdir / "results" / f"{method}.json"
         deltas, gates, run_path = [], [], None
-        if parse_variant(method)[0] in EDIT_METHODS:
+        if parse_variant(method)[0] in names(EDIT):
             run = get_run(method)
             deltas, run_path = run.deltas(), str(run.path)
         elif method == "inference_gate":
             from ng_core.evaluation.baselines import inference_gates  # deferred: torch
 
-            run = get_run("neural_gate")
+            run = get_run(LEARNED)
             gates, run_path = inference_gates(run, layer=layer), str(run.path)
         pre = results.get("unedited")
         key = _key({"method": method, "cases": cases_key, "dec": dec, "run": runs[method].config.get("report_key")
@@ -289,7 +289,7 @@ def run_report(cfg: ReportConfig, progress=None, log=None) -> dict:
     if not results:
         raise ReportError(f"nothing cached in {workdir} for these settings; run without --render-only first")
     results = {m: results[m] for m in display if m in results}
-    results = {m: results[m] for m in REPORT_METHODS if m in results} | results  # tables: the canonical order
+    results = {m: results[m] for m in report_methods() if m in results} | results  # tables: the canonical order
     seconds = time.monotonic() - t_start
     summary = summarise_methods(results, runs)
     meta = {

@@ -9,6 +9,7 @@ import math
 
 from ng_core.evaluation.report_config import GENERAL, ReportConfig, variant
 from ng_core.evaluation.tradeoff import FORMAT, VERSION
+from ng_core.method.registry import EVALUATION, LEARNED, RANDOM_CONTROL, find_method
 
 
 def _answer_rate(res, splits=None) -> tuple:
@@ -34,7 +35,10 @@ def summarise_methods(results: dict, runs: dict) -> dict:
         u = res["by_split"].get("utility_probe")
         if u:
             s["utility"] = (u.get("accuracy"), u.get("n_expected"))
-        run = runs.get(m) or (runs.get("neural_gate") if m == "inference_gate" else None)
+        rec = find_method(m)
+        # an evaluation that gates the learned masks (no run of its own) shows the learned run's diagnostics
+        uses_learned = rec is not None and rec.kind == EVALUATION and rec.needs_masks
+        run = runs.get(m) or (runs.get(LEARNED) if uses_learned else None)
         if run is not None:
             s["diagnostics"] = run.metrics.get("diagnostics")
             s["edit_seconds"] = run.metrics.get("edit_seconds")
@@ -71,10 +75,10 @@ def seed_points(summary: dict, meta: dict, cfg: ReportConfig) -> dict:
     """{seed: {"neural_gate": name, "random_gate": name}} for the seeds that have both results."""
     out = {}
     for sd in [cfg.seed] + [x for x in cfg.seeds if x != cfg.seed]:
-        ng, rg = (("neural_gate", "random_gate") if sd == cfg.seed else
-                  (variant("neural_gate", sd), variant("random_gate", sd)))
+        ng, rg = ((LEARNED, RANDOM_CONTROL) if sd == cfg.seed else
+                  (variant(LEARNED, sd), variant(RANDOM_CONTROL, sd)))
         if ng in summary and rg in summary:
-            out[sd] = {"neural_gate": ng, "random_gate": rg}
+            out[sd] = {LEARNED: ng, RANDOM_CONTROL: rg}
     return out
 
 
@@ -98,8 +102,8 @@ def seed_stats(summary: dict, meta: dict, cfg: ReportConfig) -> dict:
     pts = seed_points(summary, meta, cfg)
     out = {}
     for name, f in SEED_METRICS:
-        lv = [f(summary, v["neural_gate"]) for v in pts.values()]
-        rv = [f(summary, v["random_gate"]) for v in pts.values()]
+        lv = [f(summary, v[LEARNED]) for v in pts.values()]
+        rv = [f(summary, v[RANDOM_CONTROL]) for v in pts.values()]
         (lm, ls), (rm, rs) = mean_sd(lv), mean_sd(rv)
         out[name] = {"learned": lv, "random": rv, "learned_mean": lm, "learned_sd": ls, "random_mean": rm,
                      "random_sd": rs, "diff": None if None in (lm, rm) else lm - rm,
@@ -113,7 +117,7 @@ def tradeoff_points(summary: dict, meta: dict, cfg: ReportConfig) -> list[dict]:
     lrs = sorted({base_lr, *cfg.sweep_lrs})
     out = []
     for lr in lrs:
-        for gate in ("neural_gate", "random_gate"):
+        for gate in (LEARNED, RANDOM_CONTROL):
             name = gate if lr == base_lr else variant(gate, lr=lr)
             if name not in summary:
                 continue

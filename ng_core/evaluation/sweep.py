@@ -56,7 +56,7 @@ from ng_core.evaluation.sweep_numbers import (
 )
 from ng_core.evaluation.sweep_plot import write_curves
 from ng_core.evaluation.sweep_render import render_markdown
-from ng_core.method.registry import GATE_METHODS
+from ng_core.method.registry import LEARNED, RANDOM_CONTROL, sweep_gates
 from ng_core.storage.filelock import exclusive_lock
 
 
@@ -85,11 +85,11 @@ def report_config(cfg: SweepConfig, s: Setting, out: Path, data: str) -> ReportC
     """The ``ng report`` configuration of one setting (its own workdir under ``OUT/cells``)."""
     wd = out / "cells" / s.id
     return ReportConfig(
-        model=cfg.model, data=data, categories=tuple(cfg.categories), methods=("unedited",) + GATE_METHODS,
+        model=cfg.model, data=data, categories=tuple(cfg.categories), methods=("unedited",) + tuple(g.name for g in sweep_gates()),
         layer=s.layer, max_images=cfg.max_images, questions=cfg.questions, edit_steps=cfg.edit_steps,
         mask_steps=cfg.mask_steps, lr=cfg.lr, gate_scope=s.scope, topk=s.topk, threshold=s.threshold,
         images_per_cell=cfg.images_per_cell, probe_per_category=0, max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size, seed=cfg.seeds[0], seeds=tuple(cfg.seeds[1:]), seed_controls=GATE_METHODS[1:],
+        batch_size=cfg.batch_size, seed=cfg.seeds[0], seeds=tuple(cfg.seeds[1:]), seed_controls=tuple(g.name for g in sweep_gates() if g.control),
         general=cfg.general, workdir=str(wd), out=str(wd / "report.md"), render_only=cfg.render_only,
         probe_dir=str(out / "probe"), device_map="cuda" if cfg.device == "cuda" else None,
         note=f"One setting of `{cfg.command()}`: {s.label()}.")
@@ -99,7 +99,7 @@ def cell_numbers(results: dict, summary: dict, seeds, holdout_by: str) -> dict:
     """Per gate and seed: the part metrics, and the gate's size (rows) averaged over categories."""
     per_seed: dict = {}
     sizes: dict = {}
-    for g in GATE_METHODS:
+    for g in (gate.name for gate in sweep_gates()):
         for i, sd in enumerate(seeds):
             name = g if i == 0 else variant(g, sd)
             res = results.get(name)
@@ -138,7 +138,7 @@ def gate_consistency(workdir: Path, seeds, seed_records: dict) -> dict:
     share, against chance (:func:`~ng_core.evaluation.sweep_numbers.gate_overlap`), read from the cell's run
     bundles (the ``gate`` vectors in ``deltas.safetensors``). Empty when the bundles are gone."""
     out: dict = {}
-    for g in ("neural_gate", "random_gate"):
+    for g in (LEARNED, RANDOM_CONTROL):
         sets, n_rows = read_gates(workdir, g, seeds)
         for place, by_seed in sets.items():
             cat = place.split("/")[0]
@@ -193,7 +193,7 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
         raise SweepError(f"the dataset has no categor{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}")
     del adapter  # each setting's run_report loads the model itself
     n = len(settings)
-    log(f"sweep of {n} setting(s) x {len(GATE_METHODS)} gates x {len(cfg.seeds)} seeds on {cfg.model} ({fp}) into {out}")
+    log(f"sweep of {n} setting(s) x {len(sweep_gates())} gates x {len(cfg.seeds)} seeds on {cfg.model} ({fp}) into {out}")
     order = list(range(n))[::-1] if cfg.order == "reverse" else list(range(n))
     cells: dict = {}
     pending = list(order)
@@ -245,7 +245,7 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
                 complete = not rep["meta"].get("not_run")
                 cell = {"key": key, "setting": s.to_dict(), "complete": complete, "per_seed": nums["per_seed"],
                         "aggregate": aggregate(nums["per_seed"]),
-                        "gate_size": dict(zip(("mean", "sd"), mean_sd(nums["gate_sizes"].get("neural_gate", [])))),
+                        "gate_size": dict(zip(("mean", "sd"), mean_sd(nums["gate_sizes"].get(LEARNED, [])))),
                         "meta": {k: rep["meta"][k] for k in ("command", "timings", "reused", "compute_seconds",
                                                              "versions", "mask", "edit", "train_images", "n_cases",
                                                              "seed_records", "preset", "machine")},
@@ -345,7 +345,7 @@ def csv_rows(result: dict) -> list[dict]:
                        "gate_size": (c.get("gate_size") or {}).get("mean")}
                 for met, v in mets.items():
                     row[f"{met}_mean"], row[f"{met}_sd"] = v["mean"], v["sd"]
-                if g == "neural_gate":
+                if g == LEARNED:
                     for met, v in (agg["learned_vs_random"].get(part) or {}).items():
                         row[f"{met}_learned_minus_random"] = v["diff"]
                         row[f"{met}_exceeds_spread"] = v["exceeds"]

@@ -10,6 +10,7 @@ from math import comb
 
 from ng_core.evaluation.report_summary import mean_sd
 from ng_core.evaluation.sweep_grid import SweepError
+from ng_core.method.registry import LEARNED, RANDOM_CONTROL
 
 PARTS = ("validation", "evaluation")
 #: metric -> (title, higher is better)
@@ -116,11 +117,11 @@ def aggregate(per_seed: dict) -> dict:
                 m, s = mean_sd(vals)
                 gates[g][part][met] = {"values": vals, "mean": m, "sd": s}
     lvr: dict = {}
-    if "neural_gate" in gates and "random_gate" in gates:
+    if LEARNED in gates and RANDOM_CONTROL in gates:
         for part in PARTS:
             lvr[part] = {}
             for met, (_, higher) in METRICS.items():
-                a, b = gates["neural_gate"][part][met], gates["random_gate"][part][met]
+                a, b = gates[LEARNED][part][met], gates[RANDOM_CONTROL][part][met]
                 if a["mean"] is None or b["mean"] is None:
                     lvr[part][met] = {"diff": None, "spread": None, "exceeds": None, "better": None}
                     continue
@@ -162,8 +163,8 @@ def paired_by_image(per_seed: dict, images: dict) -> dict:
     groups: dict = {}
     for sd, im in images.items():
         groups.setdefault(im, []).append(str(sd))
-    learned = {str(k): v for k, v in (per_seed.get("neural_gate") or {}).items()}
-    random_ = {str(k): v for k, v in (per_seed.get("random_gate") or {}).items()}
+    learned = {str(k): v for k, v in (per_seed.get(LEARNED) or {}).items()}
+    random_ = {str(k): v for k, v in (per_seed.get(RANDOM_CONTROL) or {}).items()}
     out: dict = {"n_images": len(groups), "n_seeds": len(images)}
     for part in PARTS:
         out[part] = {}
@@ -236,7 +237,7 @@ def choose_preset(sweep_result: dict) -> dict:
     rows = []
     for cell in sweep_result.get("cells", []):
         agg = cell.get("aggregate") or {}
-        val = ((agg.get("gates") or {}).get("neural_gate") or {}).get("validation") or {}
+        val = ((agg.get("gates") or {}).get(LEARNED) or {}).get("validation") or {}
         sc = (val.get("score") or {}).get("mean")
         if sc is None:
             continue

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from ng_core.evaluation.sweep_numbers import METRICS
 from ng_core.evaluation.sweep_render import AXIS_TITLES, curve_points, plot_axes
-from ng_core.method.registry import GATE_METHODS, GATE_TITLES
+from ng_core.method.registry import sweep_gates
 
 #: Metrics drawn, in panel order: the headline refusal, the exact leak, and what an edit must keep.
 PLOT_METRICS = ("refusal_heldout_images", "leak_rate", "benign_answered", "general_answered")
 _STYLE = {"neural_gate": ("#1f77b4", "o", "-"), "random_gate": ("#d62728", "s", "--"),
-          "complement_gate": ("#7f7f7f", "^", ":")}
+          "complement_gate": ("#7f7f7f", "^", ":")}  # colour, marker, line of each gate; others: _OTHER_STYLE
+_OTHER_STYLE = ("#2ca02c", "D", "-.")
 
 
 def curves_svg(result: dict, part: str = "evaluation") -> bytes | None:
@@ -37,16 +38,17 @@ def curves_svg(result: dict, part: str = "evaluation") -> bytes | None:
                 ax = grid[i][j]
                 pts = curve_points(result, axis, metric, part)
                 xs = list(range(len(pts["x"])))
-                for g in GATE_METHODS:
+                for gate in sweep_gates():
+                    g = gate.name
                     ys = [None if v is None else 100 * v for v in pts[g]]
                     if all(v is None for v in ys):
                         continue
                     err = [0 if s is None else 100 * s for s in pts[g + "_sd"]]
                     keep = [k for k, v in enumerate(ys) if v is not None]
-                    colour, marker, line = _STYLE[g]
+                    colour, marker, line = _STYLE.get(g, _OTHER_STYLE)
                     ax.errorbar([xs[k] for k in keep], [ys[k] for k in keep], yerr=[err[k] for k in keep],
                                 color=colour, marker=marker, linestyle=line, capsize=3, markersize=4,
-                                label=GATE_TITLES[g])
+                                label=gate.gate_title)
                 ax.set_xticks(xs, [x.split(" (")[0] for x in pts["x"]], rotation=30 if len(xs) > 4 else 0)
                 ax.set_ylim(-5, 105)
                 ax.grid(alpha=0.3)

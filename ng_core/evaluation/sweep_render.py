@@ -8,7 +8,7 @@ page draws them from ``sweep.json``.
 from __future__ import annotations
 
 from ng_core.evaluation.sweep_numbers import METRICS, PARTS
-from ng_core.method.registry import GATE_METHODS, GATE_TITLES
+from ng_core.method.registry import LEARNED, RANDOM_CONTROL, sweep_gates
 
 CURVE_METRICS = ("leak_rate", "refusal_heldout_images", "refusal_heldout_templates", "refusal_unseen_categories",
                  "benign_answered", "general_answered")
@@ -34,7 +34,7 @@ def curve_points(result: dict, axis: str, metric: str, part: str = "evaluation")
     by_id = {c["setting"]["id"]: c for c in result.get("cells", [])}
     cells = [by_id[i] for i in result.get("axes", {}).get(axis, []) if i in by_id]
     out: dict = {"x": [_x(c, axis) for c in cells], "ids": [c["setting"]["id"] for c in cells]}
-    for g in GATE_METHODS:
+    for g in (gate.name for gate in sweep_gates()):
         vals = [((c["aggregate"]["gates"].get(g) or {}).get(part) or {}).get(metric) or {} for c in cells]
         out[g] = [v.get("mean") for v in vals]
         out[g + "_sd"] = [v.get("sd") for v in vals]
@@ -92,8 +92,8 @@ def consistency_rows(result: dict) -> list[dict]:
     rows = []
     for c in result.get("cells", []):
         cons = c.get("consistency") or {}
-        for place, v in (cons.get("neural_gate") or {}).items():
-            r = (cons.get("random_gate") or {}).get(place) or {}
+        for place, v in (cons.get(LEARNED) or {}).items():
+            r = (cons.get(RANDOM_CONTROL) or {}).get(place) or {}
             rows.append({"setting": c["setting"]["id"], "gated place": place,
                          "learned: rows shared (%)": round(100 * v["overlap"], 1),
                          "random: rows shared (%)": None if not r else round(100 * r["overlap"], 1),
@@ -129,12 +129,13 @@ def curve_table(result: dict, axis: str, part: str = "evaluation") -> list[str]:
     if len(cells) < 2:
         return []
     L = [f"### Over {AXIS_TITLES[axis]} ({part} part)", "",
-         "Each cell: learned / random / complement gate." if len(GATE_METHODS) == 3 else "", ""]
+         "Each cell: " + " / ".join(g.gate_title for g in sweep_gates()) + " gate.", ""]
     L.append(f"| {AXIS_TITLES[axis]} | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS) + " |")
     L.append("|" + "---|" * (len(CURVE_METRICS) + 1))
     for c in cells:
         g = c["aggregate"]["gates"]
-        cols = [" / ".join(_ms((g.get(gate) or {}).get(part, {}).get(m)) for gate in GATE_METHODS) for m in CURVE_METRICS]
+        cols = [" / ".join(_ms((g.get(gate.name) or {}).get(part, {}).get(m)) for gate in sweep_gates())
+                for m in CURVE_METRICS]
         L.append(f"| {_x(c, axis)} | " + " | ".join(cols) + " |")
     L.append("")
     return L + lvr_table(cells, AXIS_TITLES[axis], axis, part)
@@ -228,9 +229,9 @@ def render_markdown(result: dict) -> str:
         L.append("| setting | gate | " + " | ".join(METRICS[m][0] for m in CURVE_METRICS) + " |")
         L.append("|" + "---|" * (len(CURVE_METRICS) + 2))
         for c in result.get("cells", []):
-            for g in GATE_METHODS:
-                v = (c["aggregate"]["gates"].get(g) or {}).get(part) or {}
-                L.append(f"| {c['setting']['id']} | {GATE_TITLES[g]} | " + " | ".join(_ms(v.get(m)) for m in CURVE_METRICS)
+            for gate in sweep_gates():
+                v = (c["aggregate"]["gates"].get(gate.name) or {}).get(part) or {}
+                L.append(f"| {c['setting']['id']} | {gate.gate_title} | " + " | ".join(_ms(v.get(m)) for m in CURVE_METRICS)
                          + " |")
         L.append("")
     L.append("Per-setting reports (every method, split and diagnostic): `cells/<setting>/report.md`; per-case answers: "

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ng_core.errors import NGError
+from ng_core.method.registry import get_method, with_control
 from ng_core.progress import as_progress
 from ng_core.data.records import EvalCase, ImageRecord
 
@@ -62,7 +63,7 @@ def tradeoff_curve(adapter, records_by_category: dict[str, list[ImageRecord]], l
                    batch_size: int = 8, progress=None) -> dict:
     """Points ``{value, method, refusal_rate, benign_answer_rate, n_refuse, n_answer, gate_leak}``.
 
-    ``method`` is the edit's (e.g. ``neural_gate``) or ``random_gate`` for the control.
+    ``method`` is the edit's (e.g. ``neural_gate``) or the random-gate control's (``registry.with_control``).
     ``masks`` ({category: {layer: CategoryMask}}) skips the one localization. With
     ``baseline`` the unedited model's rates on the same cases are included. Cancellable
     between steps through ``progress``; deterministic (greedy answers, seeded gates).
@@ -79,11 +80,10 @@ def tradeoff_curve(adapter, records_by_category: dict[str, list[ImageRecord]], l
     values = check_sweep(param, default_values(edit_cfg, param) if values is None else values, cases)
     if not records_by_category or not all(records_by_category.values()):
         raise NGError("no training images: choose at least one category with images")
-    if edit_cfg.method == "ft":
-        control = False  # a random gate "of the same size" as every row is the same edit
-    methods = [edit_cfg.method] + (["random_gate"] if control and edit_cfg.method != "random_gate" else [])
+    # the control: a random gate of the same size, unless the edit has no gate or is that control
+    methods = list(with_control(edit_cfg.method) if control else (edit_cfg.method,))
     prog = as_progress(progress)
-    needs_masks = edit_cfg.method != "ft" or control
+    needs_masks = any(get_method(m).needs_masks for m in methods)
     parts = (1 if needs_masks and masks is None else 0) + 2 * len(values) * len(methods) + (1 if baseline else 0)
     part = iter(range(parts))
 

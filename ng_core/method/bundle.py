@@ -23,13 +23,16 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import safetensors.torch
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
 
-from ng_core.storage import atomic_dir
-
-from ng_core.storage import safe_files, writable
-from ng_core.storage.bundle_check import TENSOR_FILES, check_meta, check_tensors
 from ng_core.errors import BundleError
+from ng_core.method.interventions import Delta
+from ng_core.method.localize import CategoryMask
+from ng_core.storage import atomic_dir, safe_files, writable
+from ng_core.storage.bundle_check import TENSOR_FILES, check_meta, check_tensors
 
 FORMAT = "ng-run"
 VERSION = 1
@@ -85,13 +88,13 @@ class Run:
         atomic_dir.recover(path.parent, path.name)
         tmp = atomic_dir.tmp_dir(path)
         try:
-            from safetensors.torch import save_file  # deferred: safetensors; and tests/reliability_files.py swaps it
-
             files = {}
             for name, tensors in self.tensors.items():
                 if tensors:
                     fn = f"{name}.safetensors"
-                    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / fn))
+                    # looked up at call time: tests/reliability_files.py swaps it to inject write faults
+                    safetensors.torch.save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                                                str(tmp / fn))
                     files[name] = fn
             (tmp / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=_json_default))
             meta = {
@@ -139,9 +142,6 @@ class Run:
                   versions=meta.get("versions", {}), path=path)
         if adapter is not None:
             run.check_model(adapter)  # before the tensors are read: a run for another model is refused at once
-        from safetensors import SafetensorError  # deferred: safetensors, only when a run's tensors are read
-        from safetensors.torch import load_file  # deferred: safetensors
-
         for name, fn in meta["files"].items():
             fp = safe_files.inside(path, fn, fn, BundleError)
             if not os.path.lexists(path / fn):
@@ -201,8 +201,6 @@ class Run:
     # ------------------------------------------------------------------ accessors
     def deltas(self):
         """The total ΔW per layer as :class:`~ng_core.method.interventions.Delta` objects."""
-        from ng_core.method.interventions import Delta  # deferred: loads ng_core.models (model code, PIL)
-
         out = []
         for k, v in sorted(self.tensors.get("deltas", {}).items()):
             if "/" not in k and k.startswith("L"):
@@ -211,8 +209,6 @@ class Run:
 
     def masks(self):
         """{category: {layer: CategoryMask}} from the saved raw masks."""
-        from ng_core.method.localize import CategoryMask  # deferred: loads ng_core.models (model code, PIL)
-
         out: dict = {}
         t = self.tensors.get("masks", {})
         for k, v in t.items():
@@ -240,8 +236,6 @@ def _exists_readable(folder: Path, f: Path) -> bool:
 
 def _check_edit_keys(p: Path) -> None:
     """An edit run's deltas file names an ``L<layer>`` ΔW (its header only is read: listing stays cheap)."""
-    from safetensors import safe_open  # deferred: safetensors
-
     fp = safe_files.inside(p, "deltas.safetensors", "deltas.safetensors", BundleError)
     safe_files.regular_file(fp, "deltas.safetensors", BundleError)
     try:

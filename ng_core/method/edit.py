@@ -33,7 +33,7 @@ from ng_core.errors import ArgumentError
 from ng_core.method.interventions import Delta, delta_hooks, position_selector
 from ng_core.method.locality import LocalityCache
 from ng_core.method.losses import answer_nll
-from ng_core.method.registry import EDIT_METHODS, GATE_SCOPES
+from ng_core.method.registry import EDIT, GATE_SCOPES, LEARNED, get_method, names
 from ng_core.models.adapter import Batch
 from ng_core.models.decoding import common_prefix_len
 from ng_core.models.hooks import (HookSpec, execution_device, layer_output_tensor, replace_layer_output,
@@ -57,7 +57,7 @@ class EditConfig:
     gate_scope: str = "subject_position"
     neighbour_words: int = 5
     schedule: str = "fast"
-    method: str = "neural_gate"
+    method: str = LEARNED
     seed: int = 0
     general_weight: float = 0.0  # weight of the general-question locality term (0: the authors' loss)
     general_per_edit: int = 2  # general questions added to each edit's batch (cycled, deterministic)
@@ -85,8 +85,8 @@ class EditConfig:
             finite_number(getattr(self, k), f"edit {k}", integer=True, minimum=0, error=ArgumentError)
         if self.gate_scope not in GATE_SCOPES:
             raise ValueError(f"gate_scope must be one of {tuple(GATE_SCOPES)}, not {self.gate_scope!r}")
-        if self.method not in EDIT_METHODS:
-            raise ValueError(f"method must be one of {tuple(EDIT_METHODS)}, not {self.method!r}")
+        if self.method not in names(EDIT):
+            raise ValueError(f"method must be one of {names(EDIT)}, not {self.method!r}")
         if self.schedule not in ("fast", "naive"):
             raise ValueError(f"schedule must be 'fast' or 'naive', not {self.schedule!r}")
 
@@ -112,7 +112,7 @@ class EditItem:
 class EditResult:
     layer: int
     delta: torch.Tensor  # fp32 [d, d_ff]
-    gate: torch.Tensor  # bool [d] rows the gradient was allowed into (all True for ft)
+    gate: torch.Tensor  # bool [d] rows the gradient was allowed into (all True for a method without a gate)
     losses: list = field(default_factory=list)  # per step dicts
     diagnostics: dict = field(default_factory=dict)
 
@@ -189,21 +189,9 @@ def _general_plan(pairs, cfg: EditConfig) -> list[list]:
 
 
 def gate_for_method(selected: torch.Tensor, method: str, seed: int = 0) -> torch.Tensor:
-    """The rows a method lets the gradient into: learned mask, all, a random set of equal size, or its complement."""
-    d = selected.numel()
-    if method == "neural_gate":
-        return selected.clone()
-    if method == "ft":
-        return torch.ones(d, dtype=torch.bool)
-    if method == "random_gate":
-        g = torch.Generator().manual_seed(int(seed))
-        idx = torch.randperm(d, generator=g)[: int(selected.sum())]
-        out = torch.zeros(d, dtype=torch.bool)
-        out[idx] = True
-        return out
-    if method == "complement_gate":
-        return ~selected
-    raise ValueError(f"unknown method {method!r}")
+    """The rows ``method`` lets the gradient into, from the learned mask's ``selected`` rows (its record's gate:
+    the mask, every row, a random set of equal size, its complement, ...)."""
+    return get_method(method, EDIT).gate(selected, seed)
 
 
 def _gate_hook(adapter, layer: int, gate: torch.Tensor, scope: str, subject_pos: torch.Tensor):
@@ -302,31 +290,11 @@ def _shared_prefix_nll(adapter, layer: int, h_in: torch.Tensor, batch, shared: l
     return torch.stack([parts[i] for i in range(batch.size)])
 
 
-def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tensor, cfg: EditConfig | None = None,
-                   base_deltas: list[Delta] = (), init_delta: torch.Tensor | None = None, progress=None,
-                   label: str = "") -> EditResult:
-    """Stage C over ``items`` at ``layer``; returns the accumulated fp32 ΔW (base weights untouched).
+class _EditRows:
+    """One edit's rows, as its steps use them: the sequences, their loss weights, subject positions and images,
+    and (fast schedule) the hidden states entering the layer and the prompt start the rows share."""
 
-    ``base_deltas`` are other active edits (other layers); ``init_delta`` continues a
-    previous category's ΔW at this layer (sequential editing, as in the code).
-    """
-    cfg = cfg or EditConfig()
-    prog = as_progress(progress)
-    adapter.check_layer(layer)
-    W = stored_weight(adapter.down_proj(layer))  # also where accelerate offloads the layer to the CPU or disk
-    dev = execution_device(adapter.down_proj(layer))
-    master = torch.float64 if W.dtype == torch.float64 else torch.float32  # fp32 master, or wider (tests)
-    delta = (init_delta.clone().to(device=dev, dtype=master) if init_delta is not None
-             else torch.zeros(W.shape, dtype=master, device=dev)).requires_grad_(True)
-    gate = gate.to(torch.bool).reshape(-1)
-    use_hook_gate = cfg.method != "ft" and cfg.gate_scope in ("subject_position", "all_positions")
-    row_mask = gate.to(dev)[:, None].float() if cfg.gate_scope == "weight_rows" and cfg.method != "ft" else None
-    losses = []
-    diag = {}
-    shares = []
-    total = len(items) * cfg.steps
-    done = 0
-    for e_i, it in enumerate(items):
+    def __init__(self, adapter, it: EditItem, layer: int, cfg: EditConfig, base_deltas):
         reading = read(adapter, it.image)
         seqs = [adapter.build(it.prompt, subject=it.subject, answer=it.target, reading=reading)]
         weights = [1.0]
@@ -348,80 +316,152 @@ def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tenso
             weights.append(cfg.general_weight / len(it.general))
             images.append(im)
         check_stage_c(adapter, seqs, layer)  # the edit's rows run together: refuse plainly if they cannot fit
-        w = torch.tensor(weights)
-        spos = torch.tensor([s.subject_pos if s.subject_pos is not None else -1 for s in seqs], dtype=torch.long)
-        opt = torch.optim.Adam([delta], lr=cfg.lr, eps=cfg.eps, weight_decay=0.0)
-
-        def features(encode):
-            cache = {}
-            return [None if im is None else cache.setdefault(str(im), encode(im)) for im in images]
-
+        self.seqs, self.images = seqs, images
+        self.w = torch.tensor(weights)
+        self.spos = torch.tensor([s.subject_pos if s.subject_pos is not None else -1 for s in seqs], dtype=torch.long)
+        self.batch = self.h_in = None
+        self.shared, self.P = [], 0
         if cfg.schedule == "fast":
-            batch = adapter.collate(seqs, features(lambda im: encode(adapter, im)))
+            self.batch = adapter.collate(seqs, self.features(lambda im: encode(adapter, im)))
             with adapter.hooked(delta_hooks(adapter, list(base_deltas))):
-                h_in = adapter.hidden_entering(layer, batch)
-            shared, P = shared_prompt_prefix(seqs, [str(im) for im in images])
-        for step in range(cfg.steps):
-            probe = _GradProbe(adapter.down_proj(layer), spos) if step == 0 else None
+                self.h_in = adapter.hidden_entering(layer, self.batch)
+            self.shared, self.P = shared_prompt_prefix(seqs, [str(im) for im in images])
 
-            def specs_for(gate_spos, probe_spos=None, probe=probe):
-                """Hooks of one pass: the deltas, the gradient gate (absolute subject positions of its rows)
-                and, on the first step, the probe (subject positions within the pass's tensors)."""
-                specs = delta_hooks(adapter, [Delta(layer, delta)]) + list(delta_hooks(adapter, list(base_deltas)))
-                if probe is not None and probe_spos is not None:
-                    probe.subject_pos = probe_spos
-                    specs.append(probe.spec)
-                if use_hook_gate:
-                    specs.append(_gate_hook(adapter, layer, gate, cfg.gate_scope, gate_spos))
-                return specs
+    def features(self, encode_image) -> list:
+        """Each row's image features (None for a text-only row), each image encoded once."""
+        cache = {}
+        return [None if im is None else cache.setdefault(str(im), encode_image(im)) for im in self.images]
 
-            if cfg.schedule == "fast" and P:
-                nll = _shared_prefix_nll(adapter, layer, h_in, batch, shared, P, spos, specs_for)
+
+class _StageC:
+    """What every edit of one :func:`gated_finetune` shares: the trained ΔW, its gate and how the gate acts."""
+
+    def __init__(self, adapter, layer: int, gate: torch.Tensor, cfg: EditConfig, base_deltas,
+                 init_delta: torch.Tensor | None):
+        self.adapter, self.layer, self.cfg, self.base_deltas = adapter, layer, cfg, base_deltas
+        self.W = stored_weight(adapter.down_proj(layer))  # also where accelerate offloads the layer to the CPU or disk
+        dev = execution_device(adapter.down_proj(layer))
+        master = torch.float64 if self.W.dtype == torch.float64 else torch.float32  # fp32 master, or wider (tests)
+        self.delta = (init_delta.clone().to(device=dev, dtype=master) if init_delta is not None
+                      else torch.zeros(self.W.shape, dtype=master, device=dev)).requires_grad_(True)
+        self.gate = gate.to(torch.bool).reshape(-1)
+        gated = get_method(cfg.method, EDIT).gated  # False: every row trains, no gradient gate at all
+        self.hook_gate = gated and cfg.gate_scope in ("subject_position", "all_positions")
+        self.row_mask = self.gate.to(dev)[:, None].float() if gated and cfg.gate_scope == "weight_rows" else None
+        self.shares: list[float] = []  # the first step's subject gradient share, per edit
+
+    def _specs_for(self, probe):
+        def specs_for(gate_spos, probe_spos=None):
+            """Hooks of one pass: the deltas, the gradient gate (absolute subject positions of its rows) and, on
+            the first step, the probe (subject positions within the pass's tensors)."""
+            adapter = self.adapter
+            others = list(delta_hooks(adapter, list(self.base_deltas)))
+            specs = delta_hooks(adapter, [Delta(self.layer, self.delta)]) + others
+            if probe is not None and probe_spos is not None:
+                probe.subject_pos = probe_spos
+                specs.append(probe.spec)
+            if self.hook_gate:
+                specs.append(_gate_hook(adapter, self.layer, self.gate, self.cfg.gate_scope, gate_spos))
+            return specs
+
+        return specs_for
+
+    def _nll(self, rows: _EditRows, probe) -> torch.Tensor:
+        """[B] answer NLL of the edit's rows with the current ΔW (and the gate, and the probe)."""
+        adapter, layer, specs_for = self.adapter, self.layer, self._specs_for(probe)
+        if self.cfg.schedule == "fast" and rows.P:
+            return _shared_prefix_nll(adapter, layer, rows.h_in, rows.batch, rows.shared, rows.P, rows.spos,
+                                      specs_for)
+        with adapter.hooked(specs_for(rows.spos, rows.spos)):  # right padding: tensor position = position
+            if self.cfg.schedule == "fast":
+                batch = rows.batch
+                hidden = adapter.run_layers(rows.h_in, layer, batch)
             else:
-                with adapter.hooked(specs_for(spos, spos)):  # right padding: tensor position = position
-                    if cfg.schedule == "fast":
-                        hidden = adapter.run_layers(h_in, layer, batch)
-                    else:
-                        batch = adapter.collate(seqs, features(adapter.encode_image_uncached))
-                        hidden = adapter.forward(batch)
-                    nll = answer_nll(adapter, hidden, batch)
-            loss = (nll * w).sum()
-            rec = {"edit": e_i, "step": step, "loss": float(loss.detach()), "refusal_nll": float(nll[0].detach())}
-            if it.neighbour:
-                rec["neighbour_nll"] = float(nll[1].detach())
-            if it.harmless:
-                first = 1 + bool(it.neighbour)
-                rec["harmless_nll"] = float(nll[first:first + len(it.harmless)].detach().mean())
-            if it.benign:
-                first = 1 + bool(it.neighbour) + len(it.harmless)
-                rec["benign_nll"] = float(nll[first:first + len(it.benign)].detach().mean())
-            if it.general:
-                rec["general_nll"] = float(nll[len(nll) - len(it.general):].detach().mean())
-            losses.append(rec)
-            done += 1
-            prog.update("edit", done, total, f"{label} edit {e_i + 1}/{len(items)} step {step + 1}",
-                        **{k: v for k, v in rec.items() if k not in ("edit", "step")})
-            if float(loss.detach()) < cfg.early_stop:
+                batch = adapter.collate(rows.seqs, rows.features(adapter.encode_image_uncached))
+                hidden = adapter.forward(batch)
+            return answer_nll(adapter, hidden, batch)
+
+    def step(self, rows: _EditRows, it: EditItem, e_i: int, step: int, opt, on_record) -> bool:
+        """One step of edit ``e_i``: its loss, given to ``on_record`` as a loss record, then one Adam update.
+        Returns whether the loss was already under ``early_stop`` (then nothing is updated)."""
+        probe = _GradProbe(self.adapter.down_proj(self.layer), rows.spos) if step == 0 else None
+        nll = self._nll(rows, probe)
+        loss = (nll * rows.w).sum()
+        on_record(_loss_record(it, e_i, step, loss, nll))
+        if float(loss.detach()) < self.cfg.early_stop:
+            return True
+        opt.zero_grad()
+        loss.backward()
+        if probe is not None:
+            self.shares.append(probe.subject_share(self.delta.grad))
+        if self.row_mask is not None:
+            self.delta.grad.mul_(self.row_mask)
+        opt.step()
+        return False
+
+    def diagnostics(self, init_delta: torch.Tensor | None) -> dict:
+        """Gate leak (share of the change outside the gated rows), the change's and the weight's norms, and the
+        mean subject gradient share of the first steps."""
+        diag = {}
+        with torch.no_grad():
+            dW = self.delta.detach()
+            change = dW - init_delta.float().to(dW.device) if init_delta is not None else dW
+            total_norm = float(change.norm())
+            outside = float(change[~self.gate.to(change.device)].norm()) if (~self.gate).any() else 0.0
+            diag["gate_leak"] = (outside / total_norm) if total_norm > 0 else 0.0
+            diag["delta_norm"] = total_norm
+            diag["weight_norm"] = float(self.W.float().norm())
+            if self.shares:
+                diag["subject_grad_share"] = sum(self.shares) / len(self.shares)
+        return diag
+
+
+def _loss_record(it: EditItem, e_i: int, step: int, loss: torch.Tensor, nll: torch.Tensor) -> dict:
+    """A step's losses: the total, the refusal's and the mean of each kind of locality row the edit has."""
+    rec = {"edit": e_i, "step": step, "loss": float(loss.detach()), "refusal_nll": float(nll[0].detach())}
+    if it.neighbour:
+        rec["neighbour_nll"] = float(nll[1].detach())
+    if it.harmless:
+        first = 1 + bool(it.neighbour)
+        rec["harmless_nll"] = float(nll[first:first + len(it.harmless)].detach().mean())
+    if it.benign:
+        first = 1 + bool(it.neighbour) + len(it.harmless)
+        rec["benign_nll"] = float(nll[first:first + len(it.benign)].detach().mean())
+    if it.general:
+        rec["general_nll"] = float(nll[len(nll) - len(it.general):].detach().mean())
+    return rec
+
+
+def gated_finetune(adapter, items: list[EditItem], layer: int, gate: torch.Tensor, cfg: EditConfig | None = None,
+                   base_deltas: list[Delta] = (), init_delta: torch.Tensor | None = None, progress=None,
+                   label: str = "") -> EditResult:
+    """Stage C over ``items`` at ``layer``; returns the accumulated fp32 ΔW (base weights untouched).
+
+    ``base_deltas`` are other active edits (other layers); ``init_delta`` continues a
+    previous category's ΔW at this layer (sequential editing, as in the code).
+    """
+    cfg = cfg or EditConfig()
+    prog = as_progress(progress)
+    adapter.check_layer(layer)
+    sc = _StageC(adapter, layer, gate, cfg, base_deltas, init_delta)
+    losses = []
+    total = len(items) * cfg.steps
+    done = 0
+
+    def on_record(rec: dict) -> None:
+        nonlocal done
+        losses.append(rec)
+        done += 1
+        prog.update("edit", done, total, f"{label} edit {rec['edit'] + 1}/{len(items)} step {rec['step'] + 1}",
+                    **{k: v for k, v in rec.items() if k not in ("edit", "step")})
+
+    for e_i, it in enumerate(items):
+        rows = _EditRows(adapter, it, layer, cfg, base_deltas)
+        opt = torch.optim.Adam([sc.delta], lr=cfg.lr, eps=cfg.eps, weight_decay=0.0)
+        for step in range(cfg.steps):
+            if sc.step(rows, it, e_i, step, opt, on_record):
                 done += cfg.steps - step - 1
                 break
-            opt.zero_grad()
-            loss.backward()
-            if probe is not None:
-                shares.append(probe.subject_share(delta.grad))
-            if row_mask is not None:
-                delta.grad.mul_(row_mask)
-            opt.step()
-    with torch.no_grad():
-        dW = delta.detach()
-        if init_delta is not None:
-            change = dW - init_delta.float().to(dW.device)
-        else:
-            change = dW
-        total_norm = float(change.norm())
-        outside = float(change[~gate.to(change.device)].norm()) if (~gate).any() else 0.0
-        diag["gate_leak"] = (outside / total_norm) if total_norm > 0 else 0.0
-        diag["delta_norm"] = total_norm
-        diag["weight_norm"] = float(W.float().norm())
-        if shares:
-            diag["subject_grad_share"] = sum(shares) / len(shares)
-    return EditResult(layer, dW.cpu() if dW.device.type != "cpu" else dW, gate, losses, diag)
+    diag = sc.diagnostics(init_delta)
+    dW = sc.delta.detach()
+    return EditResult(layer, dW.cpu() if dW.device.type != "cpu" else dW, sc.gate, losses, diag)

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from ng_core.method.bundle import Run
-from ng_core.method.edit import EditConfig, edit_items, gate_for_method, gated_finetune
+from ng_core.method.edit import EditConfig, edit_items, gated_finetune
 from ng_core.method.interventions import Delta
 from ng_core.method.locality import LocalityCache
 from ng_core.method.localize import CategoryMask, MaskConfig, localize_category
+from ng_core.method.registry import EDIT, RANDOM_CONTROL, get_method
 from ng_core.progress import as_progress
 from ng_core.data.records import ImageRecord
 
@@ -77,10 +78,11 @@ def edit_run(adapter, records_by_category: dict[str, list[ImageRecord]], layer: 
     total: torch.Tensor | None = None
     t0 = time.monotonic()
     losses, diags = {}, {}
+    method = get_method(edit_cfg.method, EDIT)
     for cat in sorted(records_by_category):
         recs = records_by_category[cat]
         current = [Delta(layer, total)] if total is not None else []
-        if edit_cfg.method == "ft":
+        if not method.needs_masks:
             selected = torch.ones(adapter.hidden_size, dtype=torch.bool)
         else:
             cm = masks.get(cat, {}).get(layer)
@@ -88,7 +90,7 @@ def edit_run(adapter, records_by_category: dict[str, list[ImageRecord]], layer: 
                 cm = localize_category(adapter, recs, layer, mask_cfg, current, prog, loc)[layer]
             _store_masks(run, cat, {layer: cm})
             selected = cm.selected
-        gate = gate_for_method(selected, edit_cfg.method, seed)
+        gate = method.gate(selected, seed)
         items = edit_items(recs, edit_cfg, loc)
         res = gated_finetune(adapter, items, layer, gate, edit_cfg, init_delta=total, progress=prog, label=cat)
         change = res.delta - (total if total is not None else 0)
@@ -118,7 +120,7 @@ def edit_with_control(adapter, records_by_category: dict[str, list[ImageRecord]]
     main = edit_run(adapter, records_by_category, layer, mask_cfg, edit_cfg, prog.phase(0, 2, "learned gate"),
                     seed, masks)
     learned = main.masks()
-    ctrl = edit_run(adapter, records_by_category, layer, mask_cfg, replace(edit_cfg, method="random_gate"),
+    ctrl = edit_run(adapter, records_by_category, layer, mask_cfg, replace(edit_cfg, method=RANDOM_CONTROL),
                     prog.phase(1, 2, "random-gate control"), seed, masks=learned)
     ctrl.config["control_of"] = {"method": edit_cfg.method, "seed": seed}
     return main, ctrl

@@ -1,21 +1,217 @@
-"""Every method and gate scope the project knows, named once, with one line each.
+"""Every method and gate scope the project knows: each method is one :class:`Method` record, named once.
 
-The CLI's choices, the report's method order, the sweep's gates, evaluation's checks and the dashboard's
-lists all read these, so adding a method or a scope is one entry here (and its code).
+A record says what a method is called (its name, its titles) and, for a weight edit, what it does: the gate its
+gradient goes through and what that gate needs. The CLI's choices, the report's methods and titles, the sweep's
+gates, the pipeline, the trade-off and the dashboard all read these records instead of comparing edit-method
+names. Adding a weight-edit method is one :func:`register` call here (and its preset file, if it has
+hyperparameters of its own: see :attr:`Method.preset`). The evaluations without an edit and the neuron scores are
+recorded here for their names and titles; what they compute lives in :mod:`ng_core.evaluation.evaluate` and
+:mod:`ng_core.method.scores`.
+
+This module loads without torch (``ng --help`` reads it): the gates import torch when they run.
 """
 from __future__ import annotations
 
-#: Weight-edit methods (``ng edit --method``) and what each isolates.
-EDIT_METHODS: dict[str, str] = {
-    "neural_gate": "Neural Gate: gated fine-tuning of down_proj on the learned privacy neurons",
-    "ft": "fine-tuning without the gate (Neural Gate minus gating), same loss, data and steps",
-    "random_gate": "a random set of neurons of the same size as the learned mask",
-    "complement_gate": "the complement of the learned mask",
-}
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-#: The edits made through a gate: the learned one and its two controls (``ng sweep`` compares them).
-GATE_METHODS: tuple[str, ...] = ("neural_gate", "random_gate", "complement_gate")
-GATE_TITLES: dict[str, str] = {"neural_gate": "learned", "random_gate": "random", "complement_gate": "complement"}
+if TYPE_CHECKING:
+    import torch
+
+#: The kinds of method: a weight edit (``ng edit --method``), an evaluation without a weight edit
+#: (``ng evaluate --method``), a per-neuron privacy score (``ng scores --method``).
+EDIT, EVALUATION, SCORE = "edit", "evaluation", "score"
+KINDS = (EDIT, EVALUATION, SCORE)
+
+#: (the learned mask's selected rows, bool [d]; seed) -> the rows of down_proj the gradient may enter, bool [d]
+Gate = Callable[["torch.Tensor", int], "torch.Tensor"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method: what it is called everywhere and, for a weight edit, how it gates the gradient."""
+
+    name: str  # the key: CLI choice, run config ("edit.method"), report stage, result file name
+    kind: str  # EDIT, EVALUATION or SCORE
+    title: str  # its title in report tables, charts and the dashboard ("Neural Gate")
+    description: str  # one line: what it is or what it isolates (CLI help)
+    gate: Gate | None = None  # weight edits only: which rows of down_proj train (see :data:`Gate`)
+    choice_title: str = ""  # the Edit page's longer title, when the title alone does not explain the choice
+    needs_masks: bool = False  # uses the learned privacy-neuron masks (Stages A+B run first unless given)
+    gated: bool = True  # weight edits: a gradient gate applies at all (False: every row trains, no gate hook,
+    #                     no row mask, and a random gate "of the same size" would be the same edit)
+    control: bool = False  # a control of the learned gate (compared with it), not a defence of its own
+    gate_title: str = ""  # its short name among ``ng sweep``'s gates ("learned"); "": not one of the sweep's gates
+    in_report: bool = False  # ``ng report`` compares it (its tables list methods in registration order)
+    preset: str = "neural_gate"  # weight edits: the preset family (presets/<preset>.<model>.json) of its settings
+
+    def __post_init__(self):
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"a method name is letters, digits and underscores, not {self.name!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"method {self.name}: kind must be one of {KINDS}, not {self.kind!r}")
+        if (self.gate is not None) != (self.kind == EDIT):
+            raise ValueError(f"method {self.name}: a weight edit has a gate, and only a weight edit has one")
+
+    @property
+    def edits(self) -> bool:
+        """Whether it is a weight edit."""
+        return self.kind == EDIT
+
+    @property
+    def takes_control(self) -> bool:
+        """Whether a random-gate control of the same size says something about it: a gated edit that is not
+        itself a control (does *which* rows are gated matter?)."""
+        return self.edits and self.gated and not self.control
+
+    @property
+    def long_title(self) -> str:
+        """The title that explains the choice (the Edit page's method list)."""
+        return self.choice_title or self.title
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register(m: Method) -> Method:
+    """Add ``m`` (after the methods already known: that is its place in lists and reports)."""
+    if m.name in _METHODS:
+        raise ValueError(f"a method named {m.name!r} is already registered")
+    _METHODS[m.name] = m
+    return m
+
+
+def unregister(name: str) -> None:
+    """Remove a registered method (a test's toy method; a shipped method is never removed)."""
+    _METHODS.pop(name, None)
+
+
+@contextmanager
+def registered(m: Method) -> Iterator[Method]:
+    """``m`` registered for the duration of the block, and always removed after it."""
+    register(m)
+    try:
+        yield m
+    finally:
+        unregister(m.name)
+
+
+def methods(kind: str | None = None) -> tuple[Method, ...]:
+    """The registered methods (of one kind), in registration order."""
+    return tuple(m for m in _METHODS.values() if kind is None or m.kind == kind)
+
+
+def names(kind: str | None = None) -> tuple[str, ...]:
+    """Their names: the choices of ``ng edit --method`` (EDIT), ``ng scores --method`` (SCORE), ..."""
+    return tuple(m.name for m in methods(kind))
+
+
+def find_method(name: str) -> Method | None:
+    return _METHODS.get(name)
+
+
+def get_method(name: str, kind: str | None = None) -> Method:
+    """The record of ``name`` (of ``kind``, when given); ValueError naming the choices otherwise."""
+    m = _METHODS.get(name)
+    if m is None or (kind is not None and m.kind != kind):
+        what = f"{kind} method" if kind else "method"
+        raise ValueError(f"unknown {what} {name!r}; use one of {', '.join(names(kind))}")
+    return m
+
+
+def title(name: str) -> str:
+    """A method's title; an unknown name (e.g. a report variant ``neural_gate@seed=1``) as it is."""
+    m = _METHODS.get(name)
+    return m.title if m is not None else name
+
+
+def report_methods() -> tuple[str, ...]:
+    """The methods ``ng report`` compares, in the order of its tables."""
+    return tuple(m.name for m in _METHODS.values() if m.in_report)
+
+
+def sweep_gates() -> tuple[Method, ...]:
+    """The gates ``ng sweep`` compares (the learned one and its controls), in registration order."""
+    return tuple(m for m in _METHODS.values() if m.gate_title)
+
+
+def with_control(name: str) -> tuple[str, ...]:
+    """``name`` and the random-gate control of the same size that a trade-off draws next to it: none for an edit
+    without a gate (a random gate as large as every row is the same edit) nor for the control itself."""
+    m = get_method(name, EDIT)
+    return (m.name,) if not m.gated or m.name == RANDOM_CONTROL else (m.name, RANDOM_CONTROL)
+
+
+# ------------------------------------------------------------------------------------------ the gates
+def learned_gate(selected: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The learned mask itself."""
+    return selected.clone()
+
+
+def every_row(selected: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Every row: no gate."""
+    import torch  # deferred: keeps torch out of ``ng --help``
+
+    return torch.ones(selected.numel(), dtype=torch.bool)
+
+
+def random_gate(selected: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """As many rows as the learned mask selects, drawn at random (seeded)."""
+    import torch  # deferred: keeps torch out of ``ng --help``
+
+    d = selected.numel()
+    g = torch.Generator().manual_seed(int(seed))
+    idx = torch.randperm(d, generator=g)[: int(selected.sum())]
+    out = torch.zeros(d, dtype=torch.bool)
+    out[idx] = True
+    return out
+
+
+def complement_gate(selected: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Every row the learned mask does not select."""
+    return ~selected
+
+
+# ------------------------------------------------------------------------------------------ the methods
+#: The method whose gate is the learned mask (the report's and the sweep's reference; its masks are the ones the
+#: controls and the inference-time gate reuse), and its random-gate control of the same size.
+LEARNED = "neural_gate"
+RANDOM_CONTROL = "random_gate"
+
+register(Method("unedited", EVALUATION, "Unedited", "the model as it is (no edit, no gate)", in_report=True))
+register(Method("system_prompt", EVALUATION, "System-prompt defence",
+                "the in-context defence: a refusal instruction prepended to every prompt (with an edit run, the "
+                "edit is applied too)", in_report=True))
+register(Method(LEARNED, EDIT, "Neural Gate",
+                "gated fine-tuning of down_proj on the learned privacy neurons", learned_gate,
+                choice_title="Neural Gate — gradients gated to the privacy neurons", needs_masks=True,
+                gate_title="learned", in_report=True))
+register(Method("inference_gate", EVALUATION, "Inference-time gate (no edit)",
+                "the run's learned privacy neurons gated at the subject token at inference time, no weight edit "
+                "(needs a run with masks)", needs_masks=True, in_report=True))
+register(Method("ft", EDIT, "Fine-tuning, no gate",
+                "fine-tuning without the gate (Neural Gate minus gating), same loss, data and steps", every_row,
+                choice_title="Fine-tuning baseline — no gate (every row of down_proj)", gated=False,
+                in_report=True))
+register(Method(RANDOM_CONTROL, EDIT, "Random gate (same size)",
+                "a random set of neurons of the same size as the learned mask", random_gate,
+                choice_title="Random gate — as many random neurons (control)", needs_masks=True, control=True,
+                gate_title="random", in_report=True))
+register(Method("complement_gate", EDIT, "Complement gate", "the complement of the learned mask", complement_gate,
+                choice_title="Complement gate — every neuron except the privacy ones (control)", needs_masks=True,
+                control=True, gate_title="complement", in_report=True))
+register(Method("edited", EVALUATION, "Edited", "the run's weight edit, whatever its method"))
+register(Method("mask", SCORE, "Learned mask (Neural Gate Stages A+B)",
+                "Learns a gate tanh(m) per neuron at the subject token that makes the model refuse while keeping "
+                "benign answers; neurons whose gate flips are privacy neurons. The faithful method; the slowest."))
+register(Method("gradxact", SCORE, "Gradient × activation",
+                "One backward pass per prompt: activation × gradient of (refusal − original answer) log-likelihood "
+                "at the subject token. Equals the mask's first step; cheap."))
+register(Method("contrast", SCORE, "Activation contrast",
+                "One forward pass per prompt: how much more a neuron fires on privacy questions than on benign "
+                "questions about the same image (paired Cohen's d). Cheapest."))
 
 #: Where Stage C's gradient gate acts (``EditConfig.gate_scope``).
 GATE_SCOPES: dict[str, str] = {
@@ -26,18 +222,3 @@ GATE_SCOPES: dict[str, str] = {
     "weight_rows": "The paper's wording: the weight gradient is row-masked, so rows outside the mask change by "
                    "exactly zero (same rows as all_positions, computed on the parameter).",
 }
-
-#: Evaluation methods that need no weight edit (``ng evaluate --method``).
-EVAL_METHODS: dict[str, str] = {
-    "unedited": "the model as it is (no edit, no gate)",
-    "system_prompt": "the in-context defence: a refusal instruction prepended to every prompt",
-    "inference_gate": "the run's learned privacy neurons gated at the subject token at inference time, no weight edit",
-    "edited": "the run's weight edit (its method: neural_gate, ft, random_gate or complement_gate)",
-}
-
-#: The methods ``ng report`` compares, in the order of its tables.
-REPORT_METHODS: tuple[str, ...] = ("unedited", "system_prompt", "neural_gate", "inference_gate", "ft",
-                                   "random_gate", "complement_gate")
-
-#: Per-neuron privacy scores (``ng scores --method``).
-SCORE_METHODS: tuple[str, ...] = ("contrast", "gradxact", "mask")

@@ -26,7 +26,7 @@ from ng_core.method.bundle import Run
 from ng_core.method.locality import LocalityCache
 from ng_core.method.losses import answer_nll
 from ng_core.method.localize import MaskConfig, binarize, consensus, learn_masks
-from ng_core.method.registry import SCORE_METHODS
+from ng_core.method.registry import SCORE, names
 from ng_core.models.hooks import layer_output_tensor
 from ng_core.models.imagecache import encode, read
 from ng_core.progress import as_progress
@@ -180,8 +180,8 @@ def compute_scores(adapter, records: list[ImageRecord], cfg: ScoreConfig | None 
                    mask_cfg: MaskConfig | None = None, progress=None, seed: int = 0) -> Run:
     """A ``scores`` run bundle with arrays ready for a layers x neurons heatmap."""
     cfg = cfg or ScoreConfig()
-    if cfg.method not in SCORE_METHODS:
-        raise ValueError(f"unknown scoring method {cfg.method!r}; use one of {', '.join(SCORE_METHODS)}")
+    if cfg.method not in names(SCORE):
+        raise ValueError(f"unknown scoring method {cfg.method!r}; use one of {', '.join(names(SCORE))}")
     if cfg.position not in POSITIONS:
         raise ValueError(f"unknown position {cfg.position!r}; use one of {', '.join(POSITIONS)}")
     if not records:

@@ -14,12 +14,10 @@ from ng_core.method import pipeline
 from ng_core.method.bundle import Run
 from ng_core.method.edit import EditConfig
 from ng_core.method.interventions import Delta
+from ng_core.method.registry import EDIT, get_method, methods
 from ng_core.studio.answers import CURRENT, behaviour_rates
 from ng_core.studio.inputs import check_records
 from ng_core.studio.jobs import Job
-
-#: Edit methods for which a random-gate control of the same size is meaningful.
-CONTROL_METHODS = ("neural_gate",)
 
 
 @dataclass
@@ -123,8 +121,8 @@ class EditsMixin:
             return pipeline.edit_run(self.adapter, records_by_category, int(layer), mask_cfg, edit_cfg, prog, seed, masks)
 
         def apply(run: Run):
-            label = f"edit ({edit_cfg.method})" if edit_cfg.method == "ft" else \
-                f"edit ({edit_cfg.method}, {edit_cfg.gate_scope})"
+            label = f"edit ({edit_cfg.method}, {edit_cfg.gate_scope})" if get_method(edit_cfg.method).gated else \
+                f"edit ({edit_cfg.method})"
             self.apply_edit([replace(d, label=f"{label} L{d.layer}") for d in run.deltas()], run, label)
 
         return self._start("edit", work, apply, f"{edit_cfg.method} edit at layer {layer}")
@@ -139,9 +137,9 @@ class EditsMixin:
         check_records(records_by_category)
         self.adapter.check_layer(layer)
         edit_cfg = edit_cfg or EditConfig()
-        if edit_cfg.method not in CONTROL_METHODS:
-            raise NGError(f"a random-gate control of a {edit_cfg.method} edit means nothing; "
-                          f"it is for {', '.join(CONTROL_METHODS)}")
+        if not get_method(edit_cfg.method, EDIT).takes_control:
+            raise NGError(f"a random-gate control of a {edit_cfg.method} edit means nothing; it is for "
+                          f"{', '.join(m.name for m in methods(EDIT) if m.takes_control)}")
 
         def work(prog):
             return EditPair(*pipeline.edit_with_control(self.adapter, records_by_category, int(layer), mask_cfg, edit_cfg,

@@ -13,7 +13,7 @@ from ng_core.errors import ArgumentError, NGError
 from ng_core.method import pipeline
 from ng_core.method.bundle import Run
 from ng_core.method.localize import reselect
-from ng_core.method.registry import SCORE_METHODS
+from ng_core.method.registry import SCORE, names
 from ng_core.method.scores import (POSITIONS, ScoreConfig, capture_activations, compute_scores,
                                     pairs_from_records)
 from ng_core.models.imagecache import private_scope
@@ -36,8 +36,8 @@ def check_score_inputs(records: list[ImageRecord], cfg: ScoreConfig) -> None:
 
     Why: one uploaded image gives one (privacy, benign) pair, and a paired contrast needs two.
     """
-    if cfg.method not in SCORE_METHODS:
-        raise ArgumentError(f"unknown scoring method {cfg.method!r}; use one of {', '.join(SCORE_METHODS)}")
+    if cfg.method not in names(SCORE):
+        raise ArgumentError(f"unknown scoring method {cfg.method!r}; use one of {', '.join(names(SCORE))}")
     if cfg.position not in POSITIONS:
         raise ArgumentError(f"unknown token position {cfg.position!r}; use one of {', '.join(POSITIONS)}")
     need = {"contrast": 2, "gradxact": 1}.get(cfg.method, 0)
