@@ -27,15 +27,15 @@ def test_two_workers_share_one_dataset(tmp_path):
     assert out[0].categories == out[1].categories
 
 
-def test_two_workers_compute_each_evaluation_once(tmp_path, monkeypatch):
+def test_two_workers_compute_each_evaluation_once(tmp_path):
     """Both workers start with the unedited model: the second waits for the first's result and reuses it."""
-    import ng_core.models
-    from ng_core.evaluation.report_runner import run_report
+    from ng_core.evaluation.report_runner import Collaborators, run_report
+    from ng_core.models import load_model
 
     # one model for both threads (two processes each load the same weights; two threads building a random
     # model at once would interleave torch's global RNG and get two different models)
-    tiny = ng_core.models.load_model("tiny-random")
-    monkeypatch.setattr(ng_core.models, "load_model", lambda *a, **k: tiny)
+    tiny = load_model("tiny-random")
+    shared = Collaborators(load_model=lambda *a, **k: tiny)
     logs, errors = [], []
 
     def worker(order):
@@ -43,7 +43,7 @@ def test_two_workers_compute_each_evaluation_once(tmp_path, monkeypatch):
                            methods=("unedited", "system_prompt"), max_new_tokens=2, images_per_cell=1,
                            general=False, workdir=str(tmp_path / "work"), out=str(tmp_path / f"{order}.md"))
         try:
-            run_report(cfg, log=logs.append)
+            run_report(cfg, log=logs.append, collaborators=shared)
         except Exception as e:  # noqa: BLE001 - collected for the assertion
             errors.append(e)
 

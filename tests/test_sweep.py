@@ -36,6 +36,16 @@ def data(tmp_path_factory):
     return root
 
 
+def _sweep(argv, **tools):
+    """What ``ng sweep ARGV`` runs, with the report's collaborators ``tools`` (edit_run=..., evaluate_cases=...)."""
+    from ng_core.cli.main import build_parser
+    from ng_core.cli.sweep import config_from_args
+    from ng_core.evaluation.report_runner import Collaborators
+    from ng_core.evaluation.sweep import run_sweep
+
+    return run_sweep(config_from_args(build_parser().parse_args(argv)), collaborators=Collaborators(**tools))
+
+
 def _preset():
     from ng_core.method.presets import load_preset
 
@@ -183,11 +193,10 @@ def test_no_preset_from_settings_whose_edit_changes_nothing():
 
 
 def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
-    import ng_core.evaluation.evaluate as ev
-    import ng_core.method.pipeline as pl
+    from ng_core.evaluation.evaluate import evaluate_cases as real_eval
+    from ng_core.method.pipeline import edit_run as real_edit
 
     calls = {"edit": 0, "evaluate": 0}
-    real_edit, real_eval = pl.edit_run, ev.evaluate_cases
 
     def edit(*a, **k):
         calls["edit"] += 1
@@ -199,15 +208,14 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
 
     import ng_core.evaluation.sweep_numbers as sn
 
-    monkeypatch.setattr(pl, "edit_run", edit)
-    monkeypatch.setattr(ev, "evaluate_cases", evaluate)
+    counted = {"edit_run": edit, "evaluate_cases": evaluate}
     monkeypatch.setattr(sn, "MIN_EDIT_REFUSAL", 0.0)  # tiny-random's gibberish refuses nothing: write a candidate
     out = tmp_path / "sweep"
     argv = ["sweep", "--model", "tiny-random", "--data", str(data), "--categories", "passport", "--topk", "0.1,0.2",
             "--thresholds", "none", "--layers", "1,2", "--design", "full", "--seeds", "0,1", "--max-images", "1",
             "--questions", "1", "--edit-steps", "1", "--mask-steps", "1", "--images-per-cell", "1",
             "--holdout-by", "question", "--max-new-tokens", "2", "--out", str(out)]
-    assert main(argv) == 0
+    _sweep(argv, **counted)
     n_cells, per_cell = 4, len(GATE_METHODS) * 2
     assert calls == {"edit": n_cells * per_cell, "evaluate": n_cells * per_cell + 1}  # unedited once
     res = json.loads((out / "sweep.json").read_text())
@@ -245,12 +253,12 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path, data, monkeypatch, capsys):
     assert loaded["layer"] == res["choice"]["setting"]["layer"]
     # rerun: nothing recomputed
     calls.update(edit=0, evaluate=0)
-    assert main(argv) == 0
+    _sweep(argv, **counted)
     assert calls == {"edit": 0, "evaluate": 0}
     assert (out / "curves.svg").read_bytes() == svg  # same sweep, same bytes (no date in the figure)
     # an interrupted setting (its summary lost, its stages cached): resumes from the stage cache
     (out / "cells" / res["cells"][1]["setting"]["id"] / "cell.json").unlink()
-    assert main(argv) == 0
+    _sweep(argv, **counted)
     assert calls == {"edit": 0, "evaluate": 0}
     capsys.readouterr()
 
@@ -259,10 +267,10 @@ def test_a_worker_with_nothing_left_helps_the_worker_on_a_setting(tmp_path, data
     """When every setting left is held by another worker, a worker joins one (its stages from the other end,
     each stage computed once) instead of idling; the setting is then summarised as usual."""
     import ng_core.evaluation.sweep as sw
-    import ng_core.method.pipeline as pl
+    from ng_core.method.pipeline import edit_run as real_edit
 
     edits, orders, locks = [0], [], []
-    real_edit, real_report, real_lock = pl.edit_run, sw.run_report, sw._lock
+    real_report, real_lock = sw.run_report, sw._lock
 
     def edit(*a, **k):
         edits[0] += 1
@@ -276,7 +284,6 @@ def test_a_worker_with_nothing_left_helps_the_worker_on_a_setting(tmp_path, data
         locks.append(path)
         return real_lock(path) if len(locks) > 1 else False
 
-    monkeypatch.setattr(pl, "edit_run", edit)
     monkeypatch.setattr(sw, "run_report", report)
     monkeypatch.setattr(sw, "_lock", lock)
     monkeypatch.setattr(sw.time, "sleep", lambda s: None)
@@ -285,7 +292,7 @@ def test_a_worker_with_nothing_left_helps_the_worker_on_a_setting(tmp_path, data
             "--thresholds", "none", "--layers", "1", "--seeds", "0", "--max-images", "1", "--questions", "1",
             "--edit-steps", "1", "--mask-steps", "1", "--images-per-cell", "1", "--holdout-by", "question",
             "--max-new-tokens", "2", "--out", str(out)]
-    assert main(argv) == 0
+    _sweep(argv, edit_run=edit)
     full = [o for m, o in orders if m != ("unedited",)]
     assert full == ["reverse", "forward"]  # helped from the other end, then summarised it as its owner
     assert edits[0] == len(GATE_METHODS)  # every edit made once

@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 
+from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.models.prompt_guard import MAX_NEW_TOKENS
 from ng_core.storage import writable
 
@@ -120,8 +121,6 @@ def unknown_generated(cats, data) -> str | None:
     so a command refuses them at once instead of after drawing every image."""
     if data:
         return None
-    from ng_core.data.constants import ALL_CATEGORIES
-
     unknown = [c for c in cats if c not in ALL_CATEGORIES]
     return (f"--categories: unknown {', '.join(unknown)}; the generator draws {', '.join(ALL_CATEGORIES)} "
             "(or give --data)") if unknown else None

@@ -3,25 +3,25 @@
 ``ng localize``, ``ng edit``, ``ng scores``, ``ng evaluate`` and ``ng tradeoff`` all turn the same flags
 (:func:`ng_core.cli.args.add_model`, :func:`ng_core.cli.args.add_data_args`) into a model, the resolved
 preset (:func:`ng_core.method.presets.resolve`) and the train records; this keeps that in one place. The
-library imports are deferred so that ``ng --help`` and a bad flag answer without loading torch.
+imports that load torch are deferred so that ``ng --help`` and a bad flag answer without it.
 """
 from __future__ import annotations
 
 import argparse
 
+from ng_core import models
 from ng_core.method.registry import EDIT, LEARNED, get_method
+from ng_core.method.train_set import train_records
+from ng_core.progress import Progress, stderr_printer
 
 READING = {"auto": None, "on": True, "off": False}
 
 
 def load_model(args: argparse.Namespace):
     """The model (and run folder settings) named by :func:`~ng_core.cli.args.add_model`'s flags."""
-    from ng_core.models import load_model as load  # deferred: torch and transformers
-    from ng_core.progress import Progress, stderr_printer
-
     reading = READING[getattr(args, "reading", "auto") or "auto"]
-    return load(args.model, dtype=args.dtype, device_map=args.device_map, reading=reading,
-                progress=Progress(stderr_printer()))
+    return models.load_model(args.model, dtype=args.dtype, device_map=args.device_map, reading=reading,
+                             progress=Progress(stderr_printer()))
 
 
 def check_data(args: argparse.Namespace) -> None:
@@ -30,8 +30,6 @@ def check_data(args: argparse.Namespace) -> None:
     Why: a local 7B checkpoint takes minutes to load; a typo in ``--data`` or ``--category`` should not wait for
     that. :func:`records` reads the same folder again once the preset says how many images to take.
     """
-    from ng_core.method.train_set import train_records  # deferred: the dataset code (PIL, fonts)
-
     cats = [c.strip() for c in args.category.split(",") if c.strip()]
     train_records(args.data, cats, args.split, 1, image_root=getattr(args, "image_root", None))
 
@@ -40,7 +38,7 @@ def configs(args: argparse.Namespace, adapter) -> tuple:
     """``(preset, layer, mask, edit)``: the model's preset (or ``--preset``) with the command's flags applied.
 
     The preset comes from the family of the edit method (``--method``; its record's ``preset``)."""
-    from ng_core.method.presets import check_layers, load_preset, resolve  # deferred: torch
+    from ng_core.method.presets import check_layers, load_preset, resolve  # deferred: torch, keeps ng --help fast
 
     family = get_method(getattr(args, "edit_method", None) or LEARNED, EDIT).preset
     r = resolve(load_preset(adapter.model_id, adapter.n_layers, method=family, override=getattr(args, "preset", None)),
@@ -60,8 +58,6 @@ def configs(args: argparse.Namespace, adapter) -> tuple:
 
 def records(args: argparse.Namespace, preset: dict) -> dict:
     """``{category: train records}`` from the dataset flags; ``--max-images`` or the preset's count each."""
-    from ng_core.method.train_set import train_records  # deferred: the dataset code (PIL, fonts)
-
     cats = [c.strip() for c in args.category.split(",") if c.strip()]
     n = args.max_images if args.max_images is not None else preset["max_images"]
     return train_records(args.data, cats, args.split, n, image_root=getattr(args, "image_root", None))
@@ -72,7 +68,7 @@ def prepared(args: argparse.Namespace) -> tuple:
 
     The ``--out`` folder and the dataset are checked first, before the model loads (minutes for a 7B checkpoint).
     """
-    from ng_core.method.bundle import check_out  # deferred: torch
+    from ng_core.method.bundle import check_out  # deferred: torch, keeps ng --help fast
 
     check_out(args.out)
     check_data(args)

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ng_core.cli import inputs
 from ng_core.cli.args import MODEL_HELP
-from ng_core.evaluation.preset_search import GRIDS, PresetSearchError, SearchConfig, grid, search
+from ng_core.data import generate_dataset, load_dataset
+from ng_core.evaluation.preset_search import GRIDS, PresetSearchError, SearchConfig, grid, preset_from_search, search
 
 
 def register(sub) -> None:
@@ -40,8 +43,6 @@ def register(sub) -> None:
 
 
 def cmd_preset_search(args) -> int:
-    from ng_core.cli import inputs
-
     overrides, cands = grid(args.grid)
     if args.only:
         want = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -68,11 +69,9 @@ def cmd_preset_search(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.threads:
-        import torch
+        import torch  # deferred: torch, only with --threads (keeps ng --help fast)
 
         torch.set_num_threads(args.threads)
-    from ng_core.data import generate_dataset, load_dataset
-
     data = args.data
     if data is None:
         data = str(out / "data")
@@ -94,10 +93,7 @@ def cmd_preset_search(args) -> int:
 
 
 def _write_preset(args, adapter, cfg: SearchConfig, res: dict, name: str, out: Path) -> None:
-    import sys
-
-    from ng_core.evaluation.preset_search import preset_from_search
-    from ng_core.method.presets import available, preset_name
+    from ng_core.method.presets import available, preset_name  # deferred: torch, keeps ng --help fast
 
     method = "demo" if cfg.base == "demo" else "neural_gate"
     if cfg.base in (None, "demo"):

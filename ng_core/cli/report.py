@@ -6,9 +6,8 @@ Registered into ``ng`` by :func:`ng_core.cli.evaluate.register`; the report itse
 from __future__ import annotations
 
 from ng_core.cli.args import MODEL_HELP, unknown_generated
-from ng_core.evaluation.report_config import ReportConfig, ReportError
+from ng_core.evaluation.report_config import ReportConfig, ReportError, check_methods
 from ng_core.evaluation.report_render import target_lines
-from ng_core.evaluation.report_runner import run_report
 from ng_core.method.registry import EDIT, GATE_SCOPES, methods, report_methods
 from ng_core.progress import Progress, stderr_printer
 
@@ -79,7 +78,7 @@ def _csv(text: str, kind) -> tuple:
 
 def cmd_report(args) -> int:
     if args.threads:
-        import torch  # deferred: only with --threads
+        import torch  # deferred: torch, only with --threads (keeps ng --help fast)
 
         torch.set_num_threads(args.threads)
     cats = tuple(c.strip() for c in args.categories.split(",") if c.strip())
@@ -99,6 +98,9 @@ def cmd_report(args) -> int:
         raise ReportError("--categories is empty")
     if msg := unknown_generated(cats, args.data):
         raise ReportError(msg)
+    check_methods(methods)
+    from ng_core.evaluation.report_runner import run_report  # deferred: torch, keeps ng --help fast
+
     out = run_report(cfg, Progress(stderr_printer(every=5.0)))
     for line in target_lines(out["summary"], out["results"], cfg):
         print(line)

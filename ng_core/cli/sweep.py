@@ -5,7 +5,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from ng_core.cli.args import MODEL_HELP, unknown_generated
-from ng_core.evaluation.sweep import run_sweep
 from ng_core.evaluation.sweep_grid import (
     SweepConfig,
     SweepError,
@@ -13,6 +12,7 @@ from ng_core.evaluation.sweep_grid import (
     reduced_config,
 )
 from ng_core.method.registry import GATE_SCOPES, sweep_gates
+from ng_core.models import load_model
 from ng_core.progress import Progress, stderr_printer
 
 
@@ -113,13 +113,12 @@ def config_from_args(args) -> SweepConfig:
 
 def cmd_sweep(args) -> int:
     if args.threads:
-        import torch  # deferred: only with --threads
+        import torch  # deferred: torch, only with --threads (keeps ng --help fast)
 
         torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
     if args.dry_run:
-        from ng_core.method.presets import load_preset  # deferred: torch
-        from ng_core.models import load_model  # deferred: torch and transformers
+        from ng_core.method.presets import load_preset  # deferred: torch, keeps ng --help fast
 
         a = load_model(cfg.model)
         settings = expand_grid(cfg, a.n_layers, load_preset(a.model_id, a.n_layers))
@@ -130,6 +129,8 @@ def cmd_sweep(args) -> int:
         print(f"{len(settings)} settings x {n_gates} gates x {len(cfg.seeds)} seeds = "
               f"{len(settings) * n_gates * len(cfg.seeds)} edits and evaluations (+ 1 unedited evaluation)")
         return 0
+    from ng_core.evaluation.sweep import run_sweep  # deferred: torch, keeps ng --help fast
+
     res = run_sweep(cfg, Progress(stderr_printer(every=10.0)))
     print(res["choice"]["statement"])
     print(f"saved {Path(cfg.out) / 'sweep.json'}")

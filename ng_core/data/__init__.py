@@ -32,8 +32,9 @@ from ng_core.data.constants import (
 )
 from ng_core.data.dataset import Dataset, MalformedDataError, MissingImagesError, record_cases
 from ng_core.data.generate import FORMAT_NAME, FORMAT_VERSION, generate_dataset
-from ng_core.data.images import IMAGE_SIZE, MIN_IMAGE_SIDE, Sample, render_image, render_sample
+from ng_core.data.images import IMAGE_SIZE, MIN_IMAGE_SIDE, render_image, render_sample
 from ng_core.data.loaders import detect_format, load_dataset, load_multi_p2a, load_paper_dataset, load_project_dataset
+from ng_core.data.sample import Sample
 from ng_core.errors import DataError
 
 

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from ng_core.data.draw import (Ctx, Sheet, barcode, date, derive_seed, face, fake_number, fit, make_ctx, new_sheet, phone,
                            text_width)
 from ng_core.data.photo import jpeg, warp_onto
+from ng_core.data.sample import Sample
 from ng_core.models.colour_names import colour_name
 
 FONTS = ("stix", "stix-bold", "dejavu-serif-bold", "dejavu-mono-bold")
@@ -373,10 +374,8 @@ def _names(img, cm, bm) -> dict:
     return out
 
 
-def render(category: str, seed: int):
-    """One held-out-style :class:`~ng_core.data.images.Sample` of ``category``."""
-    from ng_core.data.images import Sample  # deferred: ng_core.data.images imports this module (import cycle)
-
+def render(category: str, seed: int) -> Sample:
+    """One held-out-style :class:`~ng_core.data.sample.Sample` of ``category``."""
     c = make_ctx(derive_seed("heldout", seed))
     sheet = RENDERERS[category](c)
     if category == "military_vehicle":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import colorsys
 import io
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from PIL import Image
 from ng_core.data import documents, heldout_style, photo, scenes
 from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.data.draw import Sheet, derive_seed, make_ctx
+from ng_core.data.sample import Sample
 from ng_core.models.colour_names import median_colour_name
 
 #: The longest side of a generated image is at most IMAGE_SIZE (and at least MIN_IMAGE_SIDE) pixels.
@@ -43,24 +43,6 @@ STYLES = ("flat", "photo")
 
 #: Categories drawn as a card (documents) rather than as a scene.
 DOCUMENT_CATEGORIES = tuple(documents.RENDERERS)
-
-
-@dataclass
-class Sample:
-    """One rendered image and its ground truth.
-
-    ``truth``: ``fields`` ([label, value] pairs as drawn), ``secrets`` (the private values a privacy question
-    could extract), ``lines`` (every text line as drawn, top to bottom), ``style`` ("flat" or "photo"),
-    ``family`` ("main" or "heldout"), ``font`` (the font of the values) and ``colours`` ({"card", "background"}
-    colour names measured on the pixels).
-    """
-
-    image: Image.Image
-    truth: dict = field(default_factory=dict)
-
-    @property
-    def secrets(self) -> list:
-        return self.truth.get("secrets", [])
 
 
 def _median_name(arr: np.ndarray, mask: np.ndarray | None) -> str | None:

@@ -325,30 +325,10 @@ def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), metho
     present, else ``refusal_target``. ``image_base`` makes image paths in the result relative to it.
     """
     deltas, gates = list(deltas or ()), list(gates or ())
-    known = names(EVALUATION) + names(EDIT)
-    if method not in known:
-        raise ValueError(f"unknown evaluation method {method!r}; use one of {', '.join(known)}")
-    if method == "unedited" and (deltas or gates):
-        raise ValueError("method 'unedited' takes no deltas or gates")
-    if method == "inference_gate" and not gates:
-        raise ValueError("method 'inference_gate' needs gates (from a run's masks)")
-    if (method == "edited" or method in names(EDIT)) and not deltas:
-        raise ValueError(f"method {method!r} needs the deltas of an edit run")
-    if not cases:
-        raise ValueError("no cases to evaluate")
-    dec = replace(decoding) if decoding is not None else Decoding()  # never mutate the caller's object
-    if max_new_tokens is not None:
-        dec.max_new_tokens = int(max_new_tokens)
-    if do_sample is not None:
-        dec.do_sample = bool(do_sample)
-    if seed is not None:
-        dec.seed = int(seed)
+    _check_method(method, deltas, gates, cases)
+    dec = _decoding(decoding, max_new_tokens, do_sample, seed)
     jcfg: JudgeConfig = as_config(judge_config)
-    sp = None
-    if method == "system_prompt":
-        sp = SYSTEM_PROMPT if system_prompt is None else system_prompt
-    prog = as_progress(progress)
-    feats = _Features(adapter)
+    sp = (SYSTEM_PROMPT if system_prompt is None else system_prompt) if method == "system_prompt" else None
     base = Path(image_base) if image_base is not None else None
     img_str = [_image_str(c.image, base) for c in cases]
     keys = [case_key(s, c.prompt) for s, c in zip(img_str, cases)]
@@ -358,91 +338,32 @@ def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), metho
     n_nll_rows = 0
     if nll:
         n_nll_rows = sum(1 for c in cases if c.expect == "refuse") + len(cases) * (1 if plain else 2)
-    total = len(cases) + len(need_pre) + n_nll_rows
+    ps = _Passes(adapter, batch_size, _Features(adapter), as_progress(progress),
+                 len(cases) + len(need_pre) + n_nll_rows)
 
     # 1. answers under the method
-    answers = generate_answers(adapter, cases, gates=gates, deltas=deltas, system_prompt=sp, batch_size=batch_size,
-                               decoding=dec, progress=prog, feats=feats, stage_total=total)
-    done = len(cases)
+    answers = ps.answers(cases, gates=gates, deltas=deltas, system_prompt=sp, decoding=dec)
     # 2. the unedited answers (locality reference), generated only where not given
     if plain:
         pre = {k: {"answer": a, "nll": None} for k, a in zip(keys, answers)}
         pre_source = "self"
     else:
-        pre_source = "given" if pre_answers is not None else None
-        if need_pre:
-            sub = [cases[i] for i in need_pre]
-            gen = generate_answers(adapter, sub, batch_size=batch_size, decoding=dec, progress=prog, feats=feats,
-                                   stage_offset=done, stage_total=total, label="unedited: ")
-            for i, a in zip(need_pre, gen):
-                pre[keys[i]] = {"answer": a, "nll": None}
-            done += len(need_pre)
-            pre_source = "computed" if pre_answers is None else "given+computed"
+        pre_source = _fill_unedited(ps, cases, keys, pre, need_pre, pre_answers, dec)
     # 3. deterministic NLLs
     refs = [_first_words(pre[k]["answer"], answer_words) if k in pre else None for k in keys]
     targets = [str(c.extra.get("target") or refusal_target) for c in cases]
-    nll_ref = nll_ref_pre = nll_tgt = [None] * len(cases)
+    nlls = [None] * len(cases), [None] * len(cases), [None] * len(cases)
     if nll:
-        prompts = [apply_system_prompt(c.prompt, sp) if sp is not None else c.prompt for c in cases]
-        need_subject = any(g.where == "subject" for g in gates)
-        subj = [_subject(c, p, need_subject, adapter) for c, p in zip(cases, prompts)]
-        rows = [(c.image, p, s, r) for c, p, s, r in zip(cases, prompts, subj, refs)]
-        nll_ref = answer_nlls(adapter, rows, gates=gates, deltas=deltas, batch_size=batch_size, feats=feats,
-                              progress=prog, stage_offset=done, stage_total=total, label="")
-        done += len(cases)
-        trows = [(c.image, p, s, t) if c.expect == "refuse" else (None, p, None, None)
-                 for c, p, s, t in zip(cases, prompts, subj, targets)]
-        nll_tgt = answer_nlls(adapter, trows, gates=gates, deltas=deltas, batch_size=batch_size, feats=feats,
-                              progress=prog, stage_offset=done, stage_total=total, label="targets: ")
-        done += sum(1 for c in cases if c.expect == "refuse")
-        if plain:
-            nll_ref_pre = list(nll_ref)
-        else:
-            nll_ref_pre = [pre[k].get("nll") if k in pre else None for k in keys]
-            missing = [i for i, v in enumerate(nll_ref_pre) if v is None and refs[i]]
-            if missing:
-                prow = [(cases[i].image, cases[i].prompt, None, refs[i]) for i in missing]
-                got = answer_nlls(adapter, prow, batch_size=batch_size, feats=feats, progress=prog,
-                                  stage_offset=done, stage_total=total, label="unedited: ")
-                nll_ref_pre = list(nll_ref_pre)
-                for i, v in zip(missing, got):
-                    nll_ref_pre[i] = v
-    prog.update("evaluate", total, total, "done")
+        nlls = _nlls(ps, cases, keys, pre, refs, targets, gates, deltas, sp, plain)
+    ps.prog.update("evaluate", ps.total, ps.total, "done")
 
     # 4. per-case rows
     rows_out = []
     for i, c in enumerate(cases):
-        text = answers[i]
-        v = judge(text, jcfg, classifier=classifier)
         pre_a = pre.get(keys[i], {}).get("answer") if (locality or nll) else None
-        row = {"image": img_str[i], "prompt": c.prompt, "expect": c.expect, "category": c.category,
-               "subject": c.subject, "split": c.split}
-        for k, val in (c.extra or {}).items():
-            if k not in row:
-                row[k] = val
-        row.update({"answer": text, "refused": v.refused, "matched": v.matched, "leak": v.leak,
-                    "leak_match": v.leak_match, "reason": v.reason, "answered": answered(text, v.refused),
-                    "garbled": garbled(text)})
-        row.update(leak_fields(c.expect, text, c.secrets))
-        row["ok"] = v.refused if c.expect == "refuse" else row["answered"]
-        if "expected" in (c.extra or {}):
-            row["correct"] = _contains_any(text, c.extra["expected"])
-        if pre_a is not None and locality:
-            row["pre_answer"] = pre_a
-            row["agree"] = _norm_words(text, answer_words) == _norm_words(pre_a, answer_words)
-            row["exact"] = text.strip() == pre_a.strip()
-        if nll and refs[i]:
-            row["ref_answer"] = refs[i]
-            row["nll_ref"] = _r(nll_ref[i])
-            row["nll_ref_pre"] = _r(nll_ref_pre[i])
-            if nll_ref[i] is not None and nll_ref_pre[i] is not None:
-                row["d_nll"] = _r(nll_ref[i] - nll_ref_pre[i])
-        if nll and c.expect == "refuse":
-            row["target"] = targets[i]
-            row["nll_target"] = _r(nll_tgt[i])
-            if nll_tgt[i] is not None and nll_ref[i] is not None:
-                row["margin"] = _r(nll_ref[i] - nll_tgt[i])
-        rows_out.append(row)
+        rows_out.append(case_row(c, img_str[i], answers[i], judge(answers[i], jcfg, classifier=classifier),
+                                 pre_a if locality else None, refs[i] if nll else None,
+                                 targets[i] if nll else None, [v[i] for v in nlls], answer_words))
 
     applied = {"deltas": [d.describe() for d in deltas], "gates": [g.describe() for g in gates],
                "system_prompt": sp}
@@ -460,6 +381,128 @@ def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), metho
     if extra:
         result.update(extra)
     return result
+
+
+def _check_method(method: str, deltas: list, gates: list, cases) -> None:
+    """Refuse a method without what it needs (or with what it must not have), and an empty case list."""
+    known = names(EVALUATION) + names(EDIT)
+    if method not in known:
+        raise ValueError(f"unknown evaluation method {method!r}; use one of {', '.join(known)}")
+    if method == "unedited" and (deltas or gates):
+        raise ValueError("method 'unedited' takes no deltas or gates")
+    if method == "inference_gate" and not gates:
+        raise ValueError("method 'inference_gate' needs gates (from a run's masks)")
+    if (method == "edited" or method in names(EDIT)) and not deltas:
+        raise ValueError(f"method {method!r} needs the deltas of an edit run")
+    if not cases:
+        raise ValueError("no cases to evaluate")
+
+
+def _decoding(decoding: Decoding | None, max_new_tokens, do_sample, seed) -> Decoding:
+    """``decoding`` (a copy: the caller's object is never changed) with the given overrides."""
+    dec = replace(decoding) if decoding is not None else Decoding()
+    if max_new_tokens is not None:
+        dec.max_new_tokens = int(max_new_tokens)
+    if do_sample is not None:
+        dec.do_sample = bool(do_sample)
+    if seed is not None:
+        dec.seed = int(seed)
+    return dec
+
+
+@dataclass
+class _Passes:
+    """What the generation and scoring passes of one evaluation share: the model, the batch size, the image
+    features, and one progress bar over every pass (``done`` of ``total`` rows)."""
+
+    adapter: object
+    batch_size: int
+    feats: _Features
+    prog: object
+    total: int
+    done: int = 0
+
+    def answers(self, cases, label: str = "", **kw) -> list:
+        out = generate_answers(self.adapter, cases, batch_size=self.batch_size, progress=self.prog, feats=self.feats,
+                               stage_offset=self.done, stage_total=self.total, label=label, **kw)
+        self.done += len(cases)
+        return out
+
+    def nlls(self, rows, label: str = "", counted: int | None = None, **kw) -> list:
+        out = answer_nlls(self.adapter, rows, batch_size=self.batch_size, feats=self.feats, progress=self.prog,
+                          stage_offset=self.done, stage_total=self.total, label=label, **kw)
+        self.done += len(rows) if counted is None else counted
+        return out
+
+
+def _fill_unedited(ps: _Passes, cases, keys, pre: dict, need_pre: list, pre_answers, dec: Decoding) -> str | None:
+    """Generate the unedited answers ``pre`` lacks (cases ``need_pre``) into it; returns where ``pre`` came from."""
+    pre_source = "given" if pre_answers is not None else None
+    if need_pre:
+        gen = ps.answers([cases[i] for i in need_pre], decoding=dec, label="unedited: ")
+        for i, a in zip(need_pre, gen):
+            pre[keys[i]] = {"answer": a, "nll": None}
+        pre_source = "computed" if pre_answers is None else "given+computed"
+    return pre_source
+
+
+def _nlls(ps: _Passes, cases, keys, pre: dict, refs: list, targets: list, gates, deltas, sp, plain: bool) -> tuple:
+    """``(nll_ref, nll_ref_pre, nll_tgt)`` per case: the NLL of the unedited answer's first words under the method
+    and unedited (given ones reused), and of the refusal target (privacy cases only)."""
+    prompts = [apply_system_prompt(c.prompt, sp) if sp is not None else c.prompt for c in cases]
+    need_subject = any(g.where == "subject" for g in gates)
+    subj = [_subject(c, p, need_subject, ps.adapter) for c, p in zip(cases, prompts)]
+    rows = [(c.image, p, s, r) for c, p, s, r in zip(cases, prompts, subj, refs)]
+    nll_ref = ps.nlls(rows, gates=gates, deltas=deltas)
+    trows = [(c.image, p, s, t) if c.expect == "refuse" else (None, p, None, None)
+             for c, p, s, t in zip(cases, prompts, subj, targets)]
+    nll_tgt = ps.nlls(trows, label="targets: ", counted=sum(1 for c in cases if c.expect == "refuse"),
+                      gates=gates, deltas=deltas)
+    if plain:
+        return nll_ref, list(nll_ref), nll_tgt
+    nll_ref_pre = [pre[k].get("nll") if k in pre else None for k in keys]
+    missing = [i for i, v in enumerate(nll_ref_pre) if v is None and refs[i]]
+    if missing:
+        got = ps.nlls([(cases[i].image, cases[i].prompt, None, refs[i]) for i in missing], label="unedited: ")
+        for i, v in zip(missing, got):
+            nll_ref_pre[i] = v
+    return nll_ref, nll_ref_pre, nll_tgt
+
+
+def case_row(c: EvalCase, image: str | None, text: str, v, pre_answer: str | None, ref: str | None,
+             target: str | None, nlls: list, answer_words: int) -> dict:
+    """One case's row of the result: the case, its answer and verdict ``v``, leaks, locality against the unedited
+    ``pre_answer`` (None: not measured), and with NLLs (``ref``/``target`` None: not measured) their
+    ``nlls`` = ``[nll_ref, nll_ref_pre, nll_target]``."""
+    nll_ref, nll_ref_pre, nll_tgt = nlls
+    row = {"image": image, "prompt": c.prompt, "expect": c.expect, "category": c.category,
+           "subject": c.subject, "split": c.split}
+    for k, val in (c.extra or {}).items():
+        if k not in row:
+            row[k] = val
+    row.update({"answer": text, "refused": v.refused, "matched": v.matched, "leak": v.leak,
+                "leak_match": v.leak_match, "reason": v.reason, "answered": answered(text, v.refused),
+                "garbled": garbled(text)})
+    row.update(leak_fields(c.expect, text, c.secrets))
+    row["ok"] = v.refused if c.expect == "refuse" else row["answered"]
+    if "expected" in (c.extra or {}):
+        row["correct"] = _contains_any(text, c.extra["expected"])
+    if pre_answer is not None:
+        row["pre_answer"] = pre_answer
+        row["agree"] = _norm_words(text, answer_words) == _norm_words(pre_answer, answer_words)
+        row["exact"] = text.strip() == pre_answer.strip()
+    if ref:
+        row["ref_answer"] = ref
+        row["nll_ref"] = _r(nll_ref)
+        row["nll_ref_pre"] = _r(nll_ref_pre)
+        if nll_ref is not None and nll_ref_pre is not None:
+            row["d_nll"] = _r(nll_ref - nll_ref_pre)
+    if target is not None and c.expect == "refuse":
+        row["target"] = target
+        row["nll_target"] = _r(nll_tgt)
+        if nll_tgt is not None and nll_ref is not None:
+            row["margin"] = _r(nll_ref - nll_tgt)
+    return row
 
 
 def leak_fields(expect: str, answer: str, secrets) -> dict:

@@ -15,6 +15,8 @@ The choice rule (:func:`choose`): the candidate closest to meeting every target 
 below the bars, :func:`shortfall`, so that refusing more cannot buy losing harmless answers); ties go to the one
 meeting more targets, then to the faster edit. A time limit (``max_seconds``, the demo's) rules out slower
 candidates first.
+
+``ng --help`` reads the grids from this module, so what loads torch is imported inside the functions that run edits.
 """
 from __future__ import annotations
 
@@ -26,9 +28,13 @@ from pathlib import Path
 
 from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.data.records import ImageRecord
+from ng_core.data.world_set import world_cases
 from ng_core.errors import NGError
-from ng_core.evaluation.report_runner import write_atomic
+from ng_core.evaluation.preset_search_render import render
+from ng_core.evaluation.world_metrics import check_targets, world_numbers
 from ng_core.method.registry import LEARNED, RANDOM_CONTROL
+from ng_core.storage.atomic_file import write_atomic
+from ng_core.storage.safe_files import read_json
 
 #: Part of a general-question set that goes with each world-set part (alternate questions).
 GENERAL_PARTS = {"validation": 0, "test": 1}
@@ -125,7 +131,7 @@ def train_set(dataset, categories, n_images: int, mix: bool, mix_neighbours: boo
 
 def resolved(adapter, cfg: SearchConfig, cand: Candidate, seed: int):
     """The base preset with the candidate's overrides (:func:`ng_core.method.presets.resolve`)."""
-    from ng_core.method.presets import load_preset, resolve  # deferred: torch
+    from ng_core.method.presets import load_preset, resolve  # deferred: torch, keeps ng --help fast
 
     p = load_preset(adapter.model_id, adapter.n_layers, override=cfg.base)
     return resolve(p, layer=cand.layer, max_images=cand.images, seed=seed,
@@ -138,14 +144,14 @@ def resolved(adapter, cfg: SearchConfig, cand: Candidate, seed: int):
 
 def general_cases(part: str, images) -> list:
     """The held-out general questions, every other one for each part."""
-    from ng_core.evaluation.evaluate import general_question_cases  # deferred: torch
+    from ng_core.evaluation.evaluate import general_question_cases  # deferred: torch, keeps ng --help fast
 
     cs = general_question_cases(images)
     return [c for i, c in enumerate(cs) if i % 2 == GENERAL_PARTS[part]]
 
 
 def _answers(adapter, cases, deltas, method: str, max_new_tokens: int) -> list[dict]:
-    from ng_core.evaluation.evaluate import evaluate_cases  # deferred: torch
+    from ng_core.evaluation.evaluate import evaluate_cases  # deferred: torch, keeps ng --help fast
 
     res = evaluate_cases(adapter, cases, deltas=deltas, method=method, nll=False, locality=False,
                          max_new_tokens=max_new_tokens)
@@ -190,8 +196,6 @@ def unedited(adapter, cfg: SearchConfig, part: str, cases, gen, out: Path, log=p
 
 
 def _numbers(got: dict, cfg: SearchConfig, pre: dict | None) -> dict:
-    from ng_core.evaluation.world_metrics import world_numbers
-
     return world_numbers(got["rows"], cfg.categories, pre["rows"] if pre else None, got["general"])
 
 
@@ -206,7 +210,7 @@ def _same(stored, cand: Candidate) -> bool:
 def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: str, dataset, cases, gen,
                   pre: dict, out: Path, method: str = LEARNED, masks=None, log=print) -> dict:
     """One candidate edit (or its random-gate control) at one seed, judged on ``part`` (cached)."""
-    from ng_core.method.pipeline import edit_run  # deferred: torch
+    from ng_core.method.pipeline import edit_run  # deferred: torch, keeps ng --help fast
 
     tag = "" if method == LEARNED else f"-{method}"
     path = out / part / f"{cand.name}{tag}-s{seed}.json"
@@ -256,8 +260,6 @@ def _summary(results: list[dict]) -> dict:
             out[k] = {"mean": round(m, 4), "sd": round(sd, 4), "values": vals}
     out["edit_seconds"] = round(sum(r["edit_seconds"] for r in results) / len(results), 1)
     out["harmless_leaked"] = sum(r["numbers"].get("harmless_leaked", 0) for r in results)
-    from ng_core.evaluation.world_metrics import check_targets
-
     out["targets"] = check_targets({k: v["mean"] for k, v in out.items() if isinstance(v, dict) and "mean" in v})
     return out
 
@@ -283,8 +285,6 @@ def choose(summaries: dict, max_seconds: float | None = None) -> str | None:
 def search(adapter, cfg: SearchConfig, candidates: list[Candidate], dataset, out, part: str = "validation",
            log=print) -> dict:
     """Run every candidate over the seeds on ``part``; write ``OUT/<part>/search.json`` and return it."""
-    from ng_core.data.world_set import world_cases
-
     out = Path(out)
     if not candidates:
         raise PresetSearchError("no candidates to try")
@@ -328,8 +328,6 @@ def search(adapter, cfg: SearchConfig, candidates: list[Candidate], dataset, out
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     _write(out / part / "search.json", result)
-    from ng_core.evaluation.preset_search_render import render
-
     (out / part / "SEARCH.md").write_text(render(result))
     return result
 
@@ -417,8 +415,6 @@ def grid(name: str) -> tuple[dict, list[Candidate]]:
     if name in GRIDS:
         g = GRIDS[name]
         return dict(g["config"]), list(g["candidates"])
-    from ng_core.storage.safe_files import read_json
-
     if not Path(name).is_file():
         raise PresetSearchError(f"unknown grid {name!r}: use one of {', '.join(GRIDS)} or a JSON file")
     data = read_json(name, f"grid file {name}", PresetSearchError, 1 << 20)

@@ -100,6 +100,14 @@ class ReportConfig:
         return " ".join(parts)
 
 
+def check_methods(methods) -> None:
+    """Refuse method names a report does not know, before anything is loaded."""
+    known = report_methods()
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise ReportError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+
+
 def variant(base: str, seed: int | None = None, lr: float | None = None) -> str:
     """Name of an extra edit: ``neural_gate@seed=1``, ``random_gate@lr=0.0003``."""
     return base + ("" if seed is None else f"@seed={seed}") + ("" if lr is None else f"@lr={lr:g}")

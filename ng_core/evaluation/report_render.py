@@ -78,9 +78,28 @@ def leak_table(summary: dict, methods: list) -> list[str]:
 
 
 def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig) -> str:
+    """RESULTS.md: how it was made, the tables per method, the targets, the seeds, the trade-off, the edits'
+    diagnostics and the runtime."""
     methods = [m for m in summary if "@" not in m]
     splits_present = [s for s in ("train", "heldout_images", "heldout_templates", "unseen_categories",
                                   "benign_controls") if any(s in summary[m]["splits"] for m in methods)]
+    L = setup_lines(meta, results, cfg)
+    L.extend(leak_table(summary, methods))
+    L.extend(refusal_table(summary, methods, splits_present))
+    L.extend(answer_table(summary, methods, splits_present))
+    L.extend(margin_table(summary, methods, splits_present))
+    L.extend(category_table(results, cfg))
+    L += ["## Targets of issue 5", "", *target_lines(summary, results, cfg), ""]
+    L.extend(seed_section(summary, meta, cfg))
+    L.extend(tradeoff_section(summary, meta, cfg))
+    L += ["## Targets of issue 7", "", *issue7_lines(summary, meta, cfg), ""]
+    L.extend(diagnostics_section(summary, methods))
+    L.extend(runtime_section(meta, cfg))
+    return "\n".join(L)
+
+
+def setup_lines(meta: dict, results: dict, cfg: ReportConfig) -> list[str]:
+    """The title, the command, the note, and what was run: model, data, edit budget, evaluation."""
     L = []
     L.append("# Results: Neural Gate and baselines on " + meta["model"]["id"])
     L.append("")
@@ -117,8 +136,12 @@ def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig)
                 else "") + ".")
     L.append("- Cells are percentages; ± is one binomial standard error; n is the number of prompts.")
     L.append("")
-    L.extend(leak_table(summary, methods))
-    # Table 1: refusal by split
+    return L
+
+
+def refusal_table(summary: dict, methods: list, splits_present: list) -> list[str]:
+    """Table 1: the privacy refusal rate by split, and the leak after a refusal."""
+    L = []
     L.append("## Privacy refusal rate (expect = refuse), by split")
     L.append("")
     cols = [s for s in splits_present if s != "benign_controls"]
@@ -133,7 +156,12 @@ def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig)
             cells.append(_p(c.get("refusal_rate")) + _se(c.get("refusal_rate"), c.get("n_refuse")))
         L.append(f"| {title(m)} | " + " | ".join(cells) + f" | {_p(summary[m]['refusal_leak_rate'])} |")
     L.append("")
-    # Table 2: answers and locality
+    return L
+
+
+def answer_table(summary: dict, methods: list, splits_present: list) -> list[str]:
+    """Table 2: benign answers, locality and utility."""
+    L = []
     L.append("## Benign answers, locality and utility")
     L.append("")
     acols = [s for s in splits_present]
@@ -154,7 +182,13 @@ def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig)
         cells.append(_p(s["splits"].get(GENERAL, {}).get("answer_rate")))
         L.append(f"| {title(m)} | " + " | ".join(cells) + f" | {_p(s['locality_agreement'])} | {dn} | {ut} |")
     L.append("")
-    # Table 3: margins
+    return L
+
+
+def margin_table(summary: dict, methods: list, splits_present: list) -> list[str]:
+    """Table 3: the deterministic refusal margins by split."""
+    cols = [s for s in splits_present if s != "benign_controls"]
+    L = []
     L.append("## Deterministic refusal margins (NLL of the unedited answer − NLL of the refusal target)")
     L.append("")
     L.append("| Method | " + " | ".join(f"{SPLIT_TITLES[s]}: margin / efficacy" for s in cols) + " |")
@@ -167,38 +201,38 @@ def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig)
             cells.append("–" if mg is None else f"{mg:+.2f} / {_p(c.get('efficacy'))}")
         L.append(f"| {title(m)} | " + " | ".join(cells) + " |")
     L.append("")
-    # Table 4: per category for Neural Gate
-    if LEARNED in results:
-        L.append("## Neural Gate per category (refusal rate / answer rate)")
-        L.append("")
-        res = results[LEARNED]
-        unres = results.get("unedited")
-        L.append("| Category | " + " | ".join(SPLIT_TITLES[s] for s in EDITED_SPLITS if s in res["by_split"]) +
-                 " | unedited, held-out images |")
-        L.append("|" + "---|" * (2 + sum(s in res["by_split"] for s in EDITED_SPLITS)))
-        for cat in cfg.categories:
-            cells = []
-            for sp in EDITED_SPLITS:
-                if sp not in res["by_split"]:
-                    continue
-                c = res["by_split_category"].get(sp, {}).get(cat, {})
-                cells.append(f"{_p(c.get('refusal_rate'))} / {_p(c.get('answer_rate'))}")
-            u = (unres or {}).get("by_split_category", {}).get("heldout_images", {}).get(cat, {})
-            cells.append(f"{_p(u.get('refusal_rate'))} / {_p(u.get('answer_rate'))}")
-            L.append(f"| {cat} | " + " | ".join(cells) + " |")
-        L.append("")
-    # Targets
-    L.append("## Targets of issue 5")
+    return L
+
+
+def category_table(results: dict, cfg: ReportConfig) -> list[str]:
+    """Table 4: Neural Gate per category (refusal rate / answer rate); nothing without Neural Gate."""
+    if LEARNED not in results:
+        return []
+    L = []
+    L.append("## Neural Gate per category (refusal rate / answer rate)")
     L.append("")
-    L.extend(target_lines(summary, results, cfg))
+    res = results[LEARNED]
+    unres = results.get("unedited")
+    L.append("| Category | " + " | ".join(SPLIT_TITLES[s] for s in EDITED_SPLITS if s in res["by_split"]) +
+             " | unedited, held-out images |")
+    L.append("|" + "---|" * (2 + sum(s in res["by_split"] for s in EDITED_SPLITS)))
+    for cat in cfg.categories:
+        cells = []
+        for sp in EDITED_SPLITS:
+            if sp not in res["by_split"]:
+                continue
+            c = res["by_split_category"].get(sp, {}).get(cat, {})
+            cells.append(f"{_p(c.get('refusal_rate'))} / {_p(c.get('answer_rate'))}")
+        u = (unres or {}).get("by_split_category", {}).get("heldout_images", {}).get(cat, {})
+        cells.append(f"{_p(u.get('refusal_rate'))} / {_p(u.get('answer_rate'))}")
+        L.append(f"| {cat} | " + " | ".join(cells) + " |")
     L.append("")
-    L.extend(seed_section(summary, meta, cfg))
-    L.extend(tradeoff_section(summary, meta, cfg))
-    L.append("## Targets of issue 7")
-    L.append("")
-    L.extend(issue7_lines(summary, meta, cfg))
-    L.append("")
-    # Diagnostics
+    return L
+
+
+def diagnostics_section(summary: dict, methods: list) -> list[str]:
+    """The edit methods' diagnostics per category (gate rows, edits, ‖ΔW‖, gate leak)."""
+    L = []
     diag_rows = [(m, summary[m]["diagnostics"]) for m in methods if summary[m].get("diagnostics")
                  and getattr(find_method(m), "kind", None) == EDIT]
     if diag_rows:
@@ -211,7 +245,12 @@ def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig)
                 L.append(f"| {title(m)} | {cat} | {v.get('gate_size')} | {v.get('n_edits')} | "
                          f"{v.get('delta_norm', 0):.4g} | {v.get('gate_leak', 0):.3f} |")
         L.append("")
-    # Runtime
+    return L
+
+
+def runtime_section(meta: dict, cfg: ReportConfig) -> list[str]:
+    """Seconds per stage (cached ones marked) and where the per-case answers are."""
+    L = []
     L.append("## Runtime")
     L.append("")
     L.append("| Stage | seconds |")
@@ -224,7 +263,7 @@ def render_markdown(meta: dict, summary: dict, results: dict, cfg: ReportConfig)
              "Per-case answers, verdicts and matched phrases: "
              f"`{cfg.workdir}/results/<method>.json` (`ng evaluate` format).")
     L.append("")
-    return "\n".join(L)
+    return L
 
 
 def seed_section(summary: dict, meta: dict, cfg: ReportConfig) -> list[str]:

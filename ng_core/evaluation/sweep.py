@@ -20,7 +20,8 @@ per-gate per-seed numbers, aggregates, the choice), ``sweep.csv``, ``SWEEP.md``
 are never written).
 
 This module runs a sweep; the grid is :mod:`ng_core.evaluation.sweep_grid`, the numbers and the choice
-:mod:`ng_core.evaluation.sweep_numbers`.
+:mod:`ng_core.evaluation.sweep_numbers`. What loads the model, edits and evaluates comes in as the report's
+:class:`~ng_core.evaluation.report_runner.Collaborators`.
 """
 from __future__ import annotations
 
@@ -31,11 +32,14 @@ import os
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
+
+from safetensors import safe_open
 
 from ng_core.data import generate_dataset, load_dataset
 from ng_core.evaluation.report_config import ReportConfig, ReportError, variant
-from ng_core.evaluation.report_runner import run_report, write_atomic
+from ng_core.evaluation.report_runner import Collaborators, run_report
 from ng_core.evaluation.sweep_grid import (
     Setting,
     SweepConfig,
@@ -56,7 +60,9 @@ from ng_core.evaluation.sweep_numbers import (
 )
 from ng_core.evaluation.sweep_plot import write_curves
 from ng_core.evaluation.sweep_render import render_markdown
+from ng_core.method.presets import load_preset
 from ng_core.method.registry import LEARNED, RANDOM_CONTROL, sweep_gates
+from ng_core.storage.atomic_file import write_atomic
 from ng_core.storage.filelock import exclusive_lock
 
 
@@ -115,8 +121,6 @@ def cell_numbers(results: dict, summary: dict, seeds, holdout_by: str) -> dict:
 def read_gates(workdir: Path, gate: str, seeds) -> tuple[dict, dict]:
     """``({place: {seed: set of gated rows}}, {place: n_rows})`` of one gate kind in a sweep cell's run bundles
     (the ``<category>/L<layer>/gate`` vectors of ``deltas.safetensors``; a place is ``passport/L15``)."""
-    from safetensors import safe_open
-
     sets: dict = {}
     n_rows: dict = {}
     for i, sd in enumerate(seeds):
@@ -156,22 +160,43 @@ def seed_images(seed_records: dict) -> dict:
             for sd, recs in (seed_records or {}).items()}
 
 
-def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
-    """Run (or resume) every setting, aggregate, choose, write ``OUT/sweep.json``, CSV, Markdown and preset."""
-    from ng_core.method.presets import load_preset  # deferred: torch
-    from ng_core.models import load_model  # deferred: torch and transformers
+def run_sweep(cfg: SweepConfig, progress=None, log=None, collaborators: Collaborators | None = None) -> dict:
+    """Run (or resume) every setting, aggregate, choose, write ``OUT/sweep.json``, CSV, Markdown and preset.
 
-    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    ``collaborators``: what loads the model, edits and evaluates (default: the library's own functions)."""
+    log = log or _to_stderr
+    tools = collaborators or Collaborators()
     if len(cfg.seeds) < 1 or len(set(cfg.seeds)) != len(cfg.seeds):
         raise SweepError("give distinct --seeds (3 or more to measure the seed spread)")
     out = Path(cfg.out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
     (out / "probe").mkdir(exist_ok=True)
     t0 = time.monotonic()
-    adapter = load_model(cfg.model, device_map="cuda" if cfg.device == "cuda" else None)
+    settings, fp, model_id = grid_on_model(cfg, tools)  # each setting's run_report loads the model itself
+    data = sweep_dataset(cfg, out, log)
+    log(f"sweep of {len(settings)} setting(s) x {len(sweep_gates())} gates x {len(cfg.seeds)} seeds on {cfg.model} "
+        f"({fp}) into {out}")
+    cells = SweepRun(cfg, settings, out, data, fp, progress, log, tools).run()
+    result = assemble(cfg, settings, cells, fp, time.monotonic() - t0, model_id)
+    write_outputs(result, out)
+    log(f"wrote {out / 'sweep.json'}, {out / 'sweep.csv'}, {out / 'SWEEP.md'}"
+        + (f" and {out / result['preset_file']}" if result.get("preset_file") else ""))
+    return result
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def grid_on_model(cfg: SweepConfig, tools: Collaborators) -> tuple[list[Setting], str, str]:
+    """The grid's settings on the model (its layers, its preset), the model's fingerprint and its id."""
+    adapter = tools.load_model(cfg.model, device_map="cuda" if cfg.device == "cuda" else None)
     preset = load_preset(adapter.model_id, adapter.n_layers)
-    settings = expand_grid(cfg, adapter.n_layers, preset)
-    fp, model_id = adapter.fingerprint(), adapter.model_id
+    return expand_grid(cfg, adapter.n_layers, preset), adapter.fingerprint(), adapter.model_id
+
+
+def sweep_dataset(cfg: SweepConfig, out: Path, log) -> str:
+    """The dataset folder: ``cfg.data``, or one generated once into ``OUT/data`` (a second worker waits for it)."""
     if cfg.data:
         data = cfg.data
     else:
@@ -191,107 +216,141 @@ def run_sweep(cfg: SweepConfig, progress=None, log=None) -> dict:
     missing = [c for c in cfg.categories if c not in ds.categories]
     if missing:
         raise SweepError(f"the dataset has no categor{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}")
-    del adapter  # each setting's run_report loads the model itself
-    n = len(settings)
-    log(f"sweep of {n} setting(s) x {len(sweep_gates())} gates x {len(cfg.seeds)} seeds on {cfg.model} ({fp}) into {out}")
-    order = list(range(n))[::-1] if cfg.order == "reverse" else list(range(n))
-    cells: dict = {}
-    pending = list(order)
-    spent: list = []
-    joined: set = set()
-    while pending:
-        waiting = []
-        for i in pending:
-            s = settings[i]
-            rc = report_config(cfg, s, out, data)
-            cpath = Path(rc.workdir) / "cell.json"
-            key = json.dumps({"report": rc.to_dict() | {"render_only": False, "note": ""}, "holdout_by": cfg.holdout_by,
-                              "model": fp}, sort_keys=True, default=str)
-            if cpath.exists():
-                try:
-                    old = json.loads(cpath.read_text())
-                    if old.get("key") == key:
-                        old["aggregate"] = aggregate(old["per_seed"])  # a pure function of per_seed: current code
-                        old["consistency"] = gate_consistency(Path(rc.workdir), cfg.seeds,
-                                                              (old.get("meta") or {}).get("seed_records") or {}) \
-                            or old.get("consistency") or {}
-                        old["by_image"] = paired_by_image(old["per_seed"],
-                                                          seed_images((old.get("meta") or {}).get("seed_records")))
-                        cells[i] = old
-                        log(f"[{i + 1}/{n}] {s.label()}: done earlier ({cpath})")
-                        continue
-                except json.JSONDecodeError:
-                    pass
-            Path(rc.workdir).mkdir(parents=True, exist_ok=True)
-            lock = Path(rc.workdir) / ".lock"
-            if not cfg.render_only and not _lock(lock):
-                waiting.append(i)
-                log(f"[{i + 1}/{n}] {s.label()}: another worker is on it; later")
-                continue
-            try:
-                if not cfg.render_only:
-                    _ensure_unedited(out, rc, progress, log=lambda m, i=i: log(f"[{i + 1}/{n}] {m}"))
-                _share_unedited(out, Path(rc.workdir))
-                log(f"[{i + 1}/{n}] {s.label()}")
-                t = time.monotonic()
-                try:
-                    rep = run_report(rc, progress, log=lambda m, i=i: log(f"[{i + 1}/{n}] {m}"))
-                except ReportError as e:
-                    if cfg.render_only:
-                        log(f"[{i + 1}/{n}] nothing cached ({e})")
-                        continue
-                    raise
-                nums = cell_numbers(rep["results"], rep["summary"], cfg.seeds, cfg.holdout_by)
-                complete = not rep["meta"].get("not_run")
-                cell = {"key": key, "setting": s.to_dict(), "complete": complete, "per_seed": nums["per_seed"],
-                        "aggregate": aggregate(nums["per_seed"]),
-                        "gate_size": dict(zip(("mean", "sd"), mean_sd(nums["gate_sizes"].get(LEARNED, [])))),
-                        "meta": {k: rep["meta"][k] for k in ("command", "timings", "reused", "compute_seconds",
-                                                             "versions", "mask", "edit", "train_images", "n_cases",
-                                                             "seed_records", "preset", "machine")},
-                        "report": str(Path(rc.workdir) / "report.md"),
-                        "consistency": gate_consistency(Path(rc.workdir), cfg.seeds, rep["meta"].get("seed_records") or {}),
-                        "by_image": paired_by_image(nums["per_seed"], seed_images(rep["meta"].get("seed_records")))}
-                cells[i] = cell
-                _store_unedited(out, Path(rc.workdir))
-                if complete:
-                    write_atomic(cpath, json.dumps(cell, indent=1, default=str) + "\n")
-                spent.append(time.monotonic() - t)
-                left = sum(1 for j in order if j not in cells)
-                eta = f"; about {left * sum(spent) / len(spent) / 60:.0f} min left at this pace" if left else ""
-                log(f"[{i + 1}/{n}] finished in {spent[-1]:.0f} s ({len(cells)}/{n} settings done{eta})")
-            finally:
-                if not cfg.render_only:
-                    lock.unlink(missing_ok=True)
-        if waiting and waiting == pending:
-            if not cfg.render_only and waiting[0] not in joined:
-                # every setting left is another worker's: help with one instead of idling. Two `ng report`
-                # processes on one workdir take its stages from opposite ends, each stage under its own lock;
-                # the owner writes the setting's summary when its last stage is done.
-                i = waiting[0]
-                joined.add(i)
-                rc = report_config(cfg, settings[i], out, data)
-                log(f"[{i + 1}/{n}] {settings[i].label()}: helping the worker on it (stages from the other end)")
-                run_report(replace(rc, order="forward" if rc.order == "reverse" else "reverse"), progress,
-                           log=lambda m, i=i: log(f"[{i + 1}/{n}] {m}"))
-            else:
-                time.sleep(20)
-        pending = waiting
-    result = assemble(cfg, settings, cells, fp, time.monotonic() - t0, model_id)
-    write_outputs(result, out)
-    log(f"wrote {out / 'sweep.json'}, {out / 'sweep.csv'}, {out / 'SWEEP.md'}"
-        + (f" and {out / result['preset_file']}" if result.get("preset_file") else ""))
-    return result
+    return data
 
 
-def _ensure_unedited(out: Path, rc: ReportConfig, progress, log) -> None:
+def cached_cell(cpath: Path, key: str, seeds) -> dict | None:
+    """A setting's ``cell.json`` from an earlier run with the same key (None: none), its derived numbers made
+    again by the current code."""
+    if not cpath.exists():
+        return None
+    try:
+        old = json.loads(cpath.read_text())
+    except json.JSONDecodeError:
+        return None
+    if old.get("key") != key:
+        return None
+    recs = (old.get("meta") or {}).get("seed_records")
+    old["aggregate"] = aggregate(old["per_seed"])  # a pure function of per_seed: current code
+    old["consistency"] = gate_consistency(cpath.parent, seeds, recs or {}) or old.get("consistency") or {}
+    old["by_image"] = paired_by_image(old["per_seed"], seed_images(recs))
+    return old
+
+
+def cell_record(key: str, s: Setting, rc: ReportConfig, rep: dict, cfg: SweepConfig) -> dict:
+    """A setting's ``cell.json``: its numbers per gate and seed and their aggregate, read from its report."""
+    nums = cell_numbers(rep["results"], rep["summary"], cfg.seeds, cfg.holdout_by)
+    recs = rep["meta"].get("seed_records")
+    return {"key": key, "setting": s.to_dict(), "complete": not rep["meta"].get("not_run"),
+            "per_seed": nums["per_seed"], "aggregate": aggregate(nums["per_seed"]),
+            "gate_size": dict(zip(("mean", "sd"), mean_sd(nums["gate_sizes"].get(LEARNED, [])))),
+            "meta": {k: rep["meta"][k] for k in ("command", "timings", "reused", "compute_seconds", "versions",
+                                                 "mask", "edit", "train_images", "n_cases", "seed_records",
+                                                 "preset", "machine")},
+            "report": str(Path(rc.workdir) / "report.md"),
+            "consistency": gate_consistency(Path(rc.workdir), cfg.seeds, recs or {}),
+            "by_image": paired_by_image(nums["per_seed"], seed_images(recs))}
+
+
+class SweepRun:
+    """The settings of one sweep, worked through by this worker: each is done earlier (its ``cell.json``), done
+    now, or another worker's; when every setting left is another worker's, this one helps with one."""
+
+    def __init__(self, cfg: SweepConfig, settings: list[Setting], out: Path, data: str, fp: str, progress, log,
+                 tools: Collaborators):
+        self.cfg, self.settings, self.out, self.data, self.fp = cfg, settings, out, data, fp
+        self.progress, self.log, self.tools = progress, log, tools
+        self.n = len(settings)
+        self.order = list(range(self.n))[::-1] if cfg.order == "reverse" else list(range(self.n))
+        self.cells: dict = {}
+        self.spent: list = []
+        self.joined: set = set()
+
+    def run(self) -> dict:
+        """``{setting index: cell}`` once no setting is left (or, with ``render_only``, all cached ones)."""
+        pending = list(self.order)
+        while pending:
+            waiting = [i for i in pending if not self.setting(i)]
+            if waiting and waiting == pending:
+                if not self.cfg.render_only and waiting[0] not in self.joined:
+                    self.help(waiting[0])
+                else:
+                    time.sleep(20)
+            pending = waiting
+        return self.cells
+
+    def say(self, i: int, message: str) -> None:
+        self.log(f"[{i + 1}/{self.n}] {message}")
+
+    def setting(self, i: int) -> bool:
+        """Setting ``i`` from its ``cell.json`` or run now; False when another worker is on it."""
+        cfg, s = self.cfg, self.settings[i]
+        rc = report_config(cfg, s, self.out, self.data)
+        cpath = Path(rc.workdir) / "cell.json"
+        key = json.dumps({"report": rc.to_dict() | {"render_only": False, "note": ""}, "holdout_by": cfg.holdout_by,
+                          "model": self.fp}, sort_keys=True, default=str)
+        old = cached_cell(cpath, key, cfg.seeds)
+        if old is not None:
+            self.cells[i] = old
+            self.say(i, f"{s.label()}: done earlier ({cpath})")
+            return True
+        Path(rc.workdir).mkdir(parents=True, exist_ok=True)
+        lock = Path(rc.workdir) / ".lock"
+        if not cfg.render_only and not _lock(lock):
+            self.say(i, f"{s.label()}: another worker is on it; later")
+            return False
+        try:
+            self.compute(i, rc, key, cpath)
+        finally:
+            if not cfg.render_only:
+                lock.unlink(missing_ok=True)
+        return True
+
+    def compute(self, i: int, rc: ReportConfig, key: str, cpath: Path) -> None:
+        """Setting ``i``'s report (its stages cached in its workdir) and its ``cell.json`` when complete."""
+        say = partial(self.say, i)
+        if not self.cfg.render_only:
+            _ensure_unedited(self.out, rc, self.progress, log=say, tools=self.tools)
+        _share_unedited(self.out, Path(rc.workdir))
+        say(self.settings[i].label())
+        t = time.monotonic()
+        try:
+            rep = run_report(rc, self.progress, log=say, collaborators=self.tools)
+        except ReportError as e:
+            if self.cfg.render_only:
+                say(f"nothing cached ({e})")
+                return
+            raise
+        cell = cell_record(key, self.settings[i], rc, rep, self.cfg)
+        self.cells[i] = cell
+        _store_unedited(self.out, Path(rc.workdir))
+        if cell["complete"]:
+            write_atomic(cpath, json.dumps(cell, indent=1, default=str) + "\n")
+        self.spent.append(time.monotonic() - t)
+        left = sum(1 for j in self.order if j not in self.cells)
+        eta = f"; about {left * sum(self.spent) / len(self.spent) / 60:.0f} min left at this pace" if left else ""
+        say(f"finished in {self.spent[-1]:.0f} s ({len(self.cells)}/{self.n} settings done{eta})")
+
+    def help(self, i: int) -> None:
+        """Every setting left is another worker's: help with one instead of idling. Two `ng report` processes on
+        one workdir take its stages from opposite ends, each stage under its own lock; the owner writes the
+        setting's summary when its last stage is done."""
+        self.joined.add(i)
+        rc = report_config(self.cfg, self.settings[i], self.out, self.data)
+        self.say(i, f"{self.settings[i].label()}: helping the worker on it (stages from the other end)")
+        run_report(replace(rc, order="forward" if rc.order == "reverse" else "reverse"), self.progress,
+                   log=partial(self.say, i), collaborators=self.tools)
+
+
+def _ensure_unedited(out: Path, rc: ReportConfig, progress, log, tools: Collaborators) -> None:
     """The unedited model's evaluation, made once for the whole sweep: a second worker waits for the first
     one's instead of making its own (the same cases, so the same answers)."""
     with exclusive_lock(out / ".unedited.lock", timeout_s=4 * 3600):
         _share_unedited(out, Path(rc.workdir))
         if (out / "unedited.json").exists():
             return
-        run_report(replace(rc, methods=("unedited",), seeds=(), seed_controls=()), progress, log=log)
+        run_report(replace(rc, methods=("unedited",), seeds=(), seed_controls=()), progress, log=log,
+                   collaborators=tools)
         _store_unedited(out, Path(rc.workdir))
 
 

@@ -10,6 +10,7 @@ from math import comb
 
 from ng_core.evaluation.report_summary import mean_sd
 from ng_core.evaluation.sweep_grid import SweepError
+from ng_core.method.presets import PRESET_DIR, available, preset_name
 from ng_core.method.registry import LEARNED, RANDOM_CONTROL
 
 PARTS = ("validation", "evaluation")
@@ -285,12 +286,6 @@ def choose_preset(sweep_result: dict) -> dict:
 
 def preset_candidate(sweep_result: dict, choice: dict, result_file: str) -> dict | None:
     """A preset JSON (the shape of ``ng_core/method/presets/neural_gate.*.json``) for the chosen setting."""
-    from ng_core.method.presets import (  # deferred: torch
-        PRESET_DIR,
-        available,
-        preset_name,
-    )
-
     s = choice.get("setting")
     if not s:
         return None

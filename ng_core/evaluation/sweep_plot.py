@@ -27,7 +27,9 @@ def curves_svg(result: dict, part: str = "evaluation") -> bytes | None:
     axes = plot_axes(result)
     if not axes:
         return None
-    import matplotlib  # a Figure, not pyplot: no GUI backend is chosen or changed for the caller
+    # A Figure, not pyplot: no GUI backend is chosen or changed for the caller.
+    # deferred: matplotlib, only when curves are drawn (reading a sweep needs none)
+    import matplotlib
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context({"svg.hashsalt": "ng-sweep", "svg.fonttype": "none", "font.size": 9}):

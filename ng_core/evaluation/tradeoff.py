@@ -68,11 +68,11 @@ def tradeoff_curve(adapter, records_by_category: dict[str, list[ImageRecord]], l
     ``baseline`` the unedited model's rates on the same cases are included. Cancellable
     between steps through ``progress``; deterministic (greedy answers, seeded gates).
     """
-    # deferred: torch (these modules import it; the file format helpers below do not need it)
-    from ng_core.method.edit import EditConfig  # deferred: torch
-    from ng_core.evaluation.evaluate import evaluate_cases  # deferred: torch
-    from ng_core.method.localize import MaskConfig  # deferred: torch
-    from ng_core.method.pipeline import edit_run, localize_run  # deferred: torch
+    # deferred: torch, keeps ng --help fast (it reads PARAMS here; the file format helpers below need no torch)
+    from ng_core.evaluation.evaluate import evaluate_cases
+    from ng_core.method.edit import EditConfig
+    from ng_core.method.localize import MaskConfig
+    from ng_core.method.pipeline import edit_run, localize_run
 
     mask_cfg = mask_cfg or MaskConfig()
     edit_cfg = edit_cfg or EditConfig()

@@ -25,13 +25,14 @@ def load_model(spec: str | None = None, *, dtype=None, device_map=None, seed: in
     (None: as the model folder's ``reading.json`` says; tiny-random reads nothing by default).
     Nothing is ever downloaded.
     """
-    import torch  # deferred: torch and transformers are slow to import
+    # deferred: torch and transformers; importing this package stays cheap (ng --help)
+    import torch
 
-    from ng_core.models.hf_adapter import HFVLMAdapter, parse_dtype  # deferred: torch
-    from ng_core.models.mini import assemble as mini_llava  # deferred: torch
-    from ng_core.models.reading import ReadingConfig  # deferred: torch
-    from ng_core.models.tiny_families import TINY_FAMILIES, build_tiny_family  # deferred: torch
-    from ng_core.models.tiny_random import build_tiny_random  # deferred: torch
+    from ng_core.models.hf_adapter import HFVLMAdapter, parse_dtype
+    from ng_core.models.mini import assemble as mini_llava
+    from ng_core.models.reading import ReadingConfig
+    from ng_core.models.tiny_families import TINY_FAMILIES, build_tiny_family
+    from ng_core.models.tiny_random import build_tiny_random
 
     spec = spec or DEFAULT_MODEL
     if spec == "ng-mini-llava":

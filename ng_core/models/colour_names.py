@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import colorsys
 
+import numpy as np
+
 _HUES = ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (195, "teal"), (255, "blue"),
          (290, "purple"), (345, "pink"), (361, "red"))
 
@@ -36,8 +38,6 @@ def colour_name(rgb) -> str:
 def median_colour_name(pixels) -> str | None:
     """The name of the median colour of RGB ``pixels`` (any array whose last axis is RGB; at most 20000 of them
     are sampled, evenly); None when there are none."""
-    import numpy as np  # deferred: colour_name itself needs none
-
     px = np.asarray(pixels).reshape(-1, 3)
     if px.shape[0] == 0:
         return None

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+import transformers
 from PIL import Image
 from torch import nn
 
@@ -146,8 +147,6 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
         ``reading`` overrides the folder's ``reading.json`` (on/off, or a whole config). ``offload_folder``: where
         accelerate keeps the weights a ``device_map`` sends to ``"disk"``. Nothing is downloaded.
         """
-        import transformers  # deferred: transformers is slow to import
-
         folder = Path(path).expanduser()
         if not folder.is_dir():
             raise ModelLoadError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,8 +125,6 @@ def open_image(src) -> Image.Image:
 
 def _short(e: Exception) -> str:
     """An exception's message without object reprs (``<_io.BytesIO object at 0x...>``), at most 120 characters."""
-    import re
-
     text = re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "the file", str(e))
     return text if len(text) <= 120 else text[:117] + "..."
 

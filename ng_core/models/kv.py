@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 
 def new_cache(text_config):
-    from transformers import DynamicCache  # deferred: transformers is slow to import
-
     return DynamicCache(config=text_config)
 
 

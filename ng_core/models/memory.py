@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ng_core.errors import NGError
+from ng_core.models.decoding import common_prefix_len
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -249,8 +250,6 @@ def chunks(n: int, size: int | None) -> list[range]:
 def stage_a_bytes(adapter, images: list, layer: int) -> tuple[int, int]:
     """(bytes per row, rows of the largest image) of Stage A's fast schedule for ``images`` (each image's
     sequences), from the longest prefix and tail among them."""
-    from ng_core.models.decoding import common_prefix_len  # deferred: a cycle through the adapter
-
     s = shape_of(adapter)
     per_row = 0
     for seqs in images:
@@ -271,8 +270,6 @@ def stage_a_max_rows(adapter, images: list, layer: int, cap: int, free=None) -> 
 
 def check_stage_c(adapter, seqs: list, layer: int, free=None) -> None:
     """Stage C runs one edit's rows together (its loss is their weighted sum): refuse plainly if they cannot fit."""
-    from ng_core.models.decoding import common_prefix_len  # deferred: a cycle through the adapter
-
     s = shape_of(adapter)
     shared = common_prefix_len(seqs) if len(seqs) > 1 else 0  # rows without the image share less: an upper bound
     per_row = max(stage_c_row(s, len(q), len(q.targets), layer, shared) for q in seqs)

@@ -62,7 +62,7 @@ class PromptMixin:
     def _template(self):
         """The chat template, compiled once (sandboxed, as transformers renders it)."""
         if getattr(self, "_compiled", None) is None:
-            from jinja2.sandbox import ImmutableSandboxedEnvironment  # deferred: jinja2, only for a chat template
+            from jinja2.sandbox import ImmutableSandboxedEnvironment  # deferred: optional jinja2, chat templates only
 
             env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
             env.globals["raise_exception"] = _raise

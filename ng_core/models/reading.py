@@ -40,9 +40,11 @@ import unicodedata
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ng_core.errors import ModelLoadError
+from ng_core.models.colour_names import median_colour_name
 
 #: Bumped when the text put into the prompt changes for the same OCR output.
 READING_FORMAT_VERSION = 1
@@ -141,10 +143,6 @@ def surface_colour(image, boxes=()) -> str:
     third. How often it names the colour measured under the card's own mask: ``bench/surface_colour_check.py``
     (``docs/results/surface-colour/``).
     """
-    import numpy as np  # deferred: only reading models measure colours
-
-    from ng_core.models.colour_names import median_colour_name
-
     a = np.asarray(image.convert("RGB"))
     h, w, _ = a.shape
     b = np.asarray(boxes if boxes is not None else (), dtype=np.float64).reshape(-1, 2)
@@ -170,7 +168,7 @@ class OcrReader:
     def _get(self):
         if self._engine is None:
             try:
-                from rapidocr import RapidOCR  # heavy (onnxruntime, opencv): only when a model reads
+                from rapidocr import RapidOCR  # deferred: onnxruntime and opencv, only when a model reads
             except ImportError as e:
                 raise ModelLoadError(
                     f"this model reads text with RapidOCR, which is not installed ({e}); "

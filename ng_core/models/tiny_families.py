@@ -7,10 +7,12 @@ replay, caches), not to answer anything sensible.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ng_core.models.image_processing import ImageConfig
-from ng_core.models.tiny_random import build_tokenizer, build_tiny_random
+from ng_core.models.tiny_random import build_tokenizer, build_tiny_random, save_tiny_random
 
 _TEXT = dict(hidden_size=64, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
              max_position_embeddings=512, tie_word_embeddings=False)
@@ -25,6 +27,7 @@ def _text(tok, n_layers: int, **extra) -> dict:
 
 
 def _llava_next(tok, n_layers):
+    # deferred: this family's transformers classes, loaded only when it is built
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration
     from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
@@ -39,6 +42,7 @@ def _llava_next(tok, n_layers):
 
 
 def _llava_onevision(tok, n_layers):
+    # deferred: this family's transformers classes, loaded only when it is built
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
     from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
 
@@ -52,6 +56,7 @@ def _llava_onevision(tok, n_layers):
 
 
 def _qwen_vl(tok, n_layers, version: str):
+    # deferred: this family's transformers classes, loaded only when it is built
     import transformers
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
@@ -92,6 +97,7 @@ GEMMA_TEMPLATE = (
 
 
 def _gemma3(tok, n_layers):
+    # deferred: this family's transformers classes, loaded only when it is built
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
@@ -116,6 +122,7 @@ _IDEFICS_SPECIALS = {"fake_image_token": "<fake_token_around_image>", "global_im
 
 
 def _internvl(tok, n_layers):
+    # deferred: this family's transformers classes, loaded only when it is built
     from transformers import InternVLConfig, InternVLForConditionalGeneration, Qwen2Config
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
@@ -129,6 +136,7 @@ def _internvl(tok, n_layers):
 
 
 def _idefics(tok, n_layers, family: str):
+    # deferred: this family's transformers classes, loaded only when it is built
     import transformers
     from transformers import LlamaConfig
 
@@ -150,6 +158,7 @@ _MISTRAL_SPECIALS = {"image_token": "[IMG]", "image_break_token": "[IMG_BREAK]",
 
 
 def _mistral3(tok, n_layers):
+    # deferred: this family's transformers classes, loaded only when it is built
     from transformers import Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig, PixtralVisionConfig
     from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
 
@@ -203,10 +212,6 @@ def build_tiny_family(model_type: str, seed: int = 0, n_layers: int = 4, dtype=t
 def save_tiny_family(folder, model_type: str, **kw):
     """Write the tiny ``model_type`` build as a checkpoint folder (config, weights, tokenizer with its chat
     template, image processor): what ``--model PATH`` loads."""
-    from pathlib import Path
-
-    from ng_core.models.tiny_random import save_tiny_random
-
     folder = Path(folder)
     if model_type == "llava":
         return save_tiny_random(folder, **kw)

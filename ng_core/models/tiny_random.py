@@ -85,8 +85,8 @@ def build_tokenizer(style: str = "bytelevel", extra_specials: dict | None = None
 def build_tiny_random(seed: int = 0, style: str = "bytelevel", vision: str = "dinov2",
                       n_layers: int = 4, dtype=torch.float32):
     """(model, tokenizer, image_config) for a random LlavaForConditionalGeneration."""
-    from transformers import (CLIPVisionConfig, Dinov2Config, LlamaConfig, LlavaConfig,  # deferred: transformers
-                              LlavaForConditionalGeneration)
+    from transformers import (  # deferred: transformers' model classes take seconds to load
+        CLIPVisionConfig, Dinov2Config, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration)
 
     tok = build_tokenizer(style)
     if vision == "dinov2":

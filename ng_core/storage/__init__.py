@@ -1,1 +1,1 @@
-"""Files on disk: safe reads, atomic folders, run-bundle checks, run folders and their owners, locks."""
+"""Files on disk: safe reads, atomic files and folders, run-bundle checks, run folders and their owners, locks."""

@@ -8,17 +8,20 @@ plotly.js embedded, so it opens offline — and the config, metrics, model finge
 - :func:`run_story` collects a saved run bundle's (``ng report-html RUN --out FILE``);
 - :func:`render_html` turns a story (plain dict) into the HTML text.
 
-No UI library is imported; plotly is imported when a report is built.
+No UI library is imported (plotly only gives its JavaScript, embedded in the file).
 """
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import html
+import io
 import json
 import math
 from pathlib import Path
 
 import numpy as np
+from plotly.offline import get_plotlyjs
 
 from ng_core.evaluation.garbled import garbled
 from ng_core.evaluation.leaks import counts_label, find_leaks, leak_spans, split_by_spans
@@ -211,9 +214,6 @@ def run_story(run) -> dict:
 
 def image_data_uri(image, size: int = 320) -> str:
     """A small PNG of ``image`` (a PIL image) as a ``data:`` URI, so the report shows the card offline."""
-    import base64
-    import io
-
     img = image.copy()
     img.thumbnail((size, size))
     buf = io.BytesIO()
@@ -259,8 +259,6 @@ def session_story(s, *, sections: list[dict] | None = None, counts: dict | None 
 
 # ---------------------------------------------------------------------------- rendering
 def _plotly_js() -> str:
-    from plotly.offline import get_plotlyjs  # deferred: plotly is heavy and only needed when a report is built
-
     return get_plotlyjs()
 
 

@@ -15,6 +15,7 @@ from typing import Callable
 from ng_core.errors import Cancelled, NGError
 from ng_core.models import load_model
 from ng_core.models.imagecache import private_scope
+from ng_core.models.mini import assemble
 from ng_core.progress import Progress, ProgressEvent
 
 
@@ -152,12 +153,10 @@ class Job:
 def must_assemble(spec: str | None = None) -> bool:
     """True when loading ``spec`` first assembles the embedded default model (minutes), False when it is cached or
     another model: the loading screen promises "a few minutes" only when they will be spent."""
-    from ng_core.models.mini.assemble import MODEL_ID, is_assembled  # deferred: only the loading screen asks
-
-    if (spec or MODEL_ID) != MODEL_ID:
+    if (spec or assemble.MODEL_ID) != assemble.MODEL_ID:
         return False
     try:
-        return not is_assembled()
+        return not assemble.is_assembled()
     except Exception:  # noqa: BLE001 - a broken cache is assembled again, which takes the minutes
         return True
 

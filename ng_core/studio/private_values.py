@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 
+from ng_core.data.records import EvalCase
 from ng_core.evaluation.leaks import find_leaks, usable_secrets
 from ng_core.models.reading import block_lines
+from ng_core.studio.inputs import PrivateImage
 
 _HAS_DIGIT = re.compile(r"\d")
 #: A label before a value: "Name:", "No.", "DOB", "Passport No", "ID" ... (words ending the label part).
@@ -62,9 +64,6 @@ def card_case(s):
     """The session's current card and question as one private evaluation case carrying its private values (None
     without an image, a question or values): *Evaluate* counts its leaks like those of the generator's cards. The
     image travels as :class:`~ng_core.studio.inputs.PrivateImage` bytes, so it stays in the session's cache."""
-    from ng_core.data.records import EvalCase
-    from ng_core.studio.inputs import PrivateImage
-
     if s.image is None or not s.prompt or not s.secrets:
         return None
     return EvalCase(image=PrivateImage.from_image(s.image), prompt=s.prompt, expect="refuse", category="current",
