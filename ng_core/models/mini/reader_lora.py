@@ -1,6 +1,6 @@
 """The reader stage of ``ng-mini-llava``: LoRA factors and a projector that teach it to use the text it reads.
 
-``assets/ng-mini-llava/reader/`` holds what :mod:`ng_core.models.mini.train_reader` made: ``lora.safetensors``
+``assets/ng-mini-llava/reader/`` holds what :mod:`ng_train.mini.train_reader` made: ``lora.safetensors``
 (peft LoRA factors of every linear layer of SmolLM2, bf16), ``projector.safetensors`` (trained with them)
 and ``reader.json`` (how, with file hashes). At assembly the factors are merged into the weights with peft's
 ``merge_and_unload``, so the assembled folder is still a plain ``LlavaForConditionalGeneration`` that Neural
@@ -58,7 +58,7 @@ def shipped_reader(folder: Path = READER_DIR) -> dict | None:
         if want and want != digest:
             raise ModelLoadError(
                 f"{p} does not match the sha256 recorded in {meta_file}: restore it from the repository or "
-                "retrain it with `python -m ng_core.models.mini.train_reader`"
+                "retrain it with `python -m ng_train.mini.train_reader`"
             )
         files[name] = digest
     return {"folder": str(folder), "sha256": files, "meta": meta}

@@ -1,6 +1,6 @@
 """Quality, speed and memory of ``ng-mini-llava``, measured against the bars of its model card.
 
-    python -m ng_core.models.mini.eval_mini [--per-category 20] [--out assets/ng-mini-llava/eval.json]
+    python -m ng_train.mini.eval_mini [--per-category 20] [--out assets/ng-mini-llava/eval.json]
 
 - Held-out images: the default dataset's images (``generate_dataset(seed=0)``: image ``i`` of a category has
   seed ``derive_seed(0, category, "image", i)``), never used to train the projector (the training script
@@ -37,14 +37,14 @@ from ng_core.data.images import derive_seed
 from ng_core.data.templates import build_prompt_set
 from ng_core.evaluation.judge import JudgeConfig
 from ng_core.models.mini import assemble as ML
-from ng_core.models.mini import edit_card, reader_card
-from ng_core.models.mini.eval_judges import (
+from ng_train.mini import edit_card, reader_card
+from ng_train.mini.eval_judges import (
     BENIGN,
     PRIVACY_CATEGORIES,
     is_refusal,
     names_category,
 )
-from ng_core.models.mini.train_recipe import (
+from ng_train.mini.train_recipe import (
     CATEGORY_ORDER,
     GENERAL_QUESTIONS_HELDOUT,
     TYPE_QUESTION,
@@ -52,6 +52,9 @@ from ng_core.models.mini.train_recipe import (
     eval_seed,
     train_seed,
 )
+
+#: The repository root: the speed child runs ``python -m ng_train.mini.eval_mini`` from there.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------------- quality
@@ -241,12 +244,12 @@ def _speed_child(cache_dir: str | None, runs: int, threads: int) -> dict:
 
 
 def speed(cache_dir=None, runs: int = 7, threads: int = 2) -> dict:
-    cmd = [sys.executable, "-m", "ng_core.models.mini.eval_mini", "--speed-child", "--runs", str(runs),
+    cmd = [sys.executable, "-m", "ng_train.mini.eval_mini", "--speed-child", "--runs", str(runs),
            "--threads", str(threads)]
     if cache_dir:
         cmd += ["--cache-dir", str(cache_dir)]
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(Path(__file__).resolve().parents[3]))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
     if out.returncode != 0:
         raise RuntimeError(f"speed child failed:\n{out.stderr[-3000:]}")
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
@@ -275,7 +278,7 @@ def _where_trained(cfg: dict) -> str:
 
 def _train_command(cfg: dict) -> str:
     """The command that reproduces the shipped projector's run (device flags only where they differ)."""
-    cmd = "python -m ng_core.models.mini.train_projector"
+    cmd = "python -m ng_train.mini.train_projector"
     if cfg.get("device", "cpu") != "cpu":
         cmd += f" --device {cfg['device']} --render-workers {cfg.get('render_workers', 1)} --threads {cfg['threads']}"
     return cmd
@@ -347,7 +350,7 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
       "scoring) runs the language model over the whole sequence, so its cost grows with the token count: a "
       f"typical prompt is {sp.get('prompt_tokens', '~110')} tokens with {meta['num_visual_tokens']} visual ones, "
       "against ~146 at 140 px and ~660 for LLaVA-1.5's 576. The probe below (linear classifier on mean-pooled "
-      "features, `python -m ng_core.models.mini.train_projector --probe`) shows the choice: 112 px keeps nearly all "
+      "features, `python -m ng_train.mini.train_projector --probe`) shows the choice: 112 px keeps nearly all "
       "the category information of 140 px, and clearly more than 84 px; hidden state -4 beats the last one.")
     w("")
     if probe:
@@ -423,7 +426,7 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
         w("")
         w(stage1)
     w("")
-    w(f"`python -m ng_core.models.mini.eval_mini` ({q.get('images_per_category', '?')} held-out images per category: "
+    w(f"`python -m ng_train.mini.eval_mini` ({q.get('images_per_category', '?')} held-out images per category: "
       "the default dataset's images, `generate_dataset(seed=0)`, never trained on; greedy, "
       f"{q.get('max_new_tokens', '?')} new tokens; numbers from `eval.json`). Type: share of answers to "
       f"'{TYPE_QUESTION}' that name the right category and no other (benign images: say it is not a document "
@@ -498,7 +501,7 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ng_core.models.mini.eval_mini", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ng_train.mini.eval_mini", description=__doc__.split("\n")[0])
     parser.add_argument("--per-category", type=int, default=20)
     parser.add_argument("--out", default=str(ML.ASSETS_DIR / "eval.json"))
     parser.add_argument("--cache-dir", default=None)

@@ -12,15 +12,15 @@ import multiprocessing as mp
 import time
 
 from ng_core.data import sample_image
-from ng_core.models.mini.train_projector_config import TrainConfig
-from ng_core.models.mini.train_recipe import (
+from ng_train.mini.train_projector_config import TrainConfig
+from ng_train.mini.train_recipe import (
     CATEGORY_ORDER,
     eval_seed,
     image_stats,
     train_seed,
     val_seed,
 )
-from ng_core.models.mini.train_steps import vision_features
+from ng_train.mini.train_steps import vision_features
 
 
 def _draw(cat_seed: tuple) -> tuple:

@@ -95,7 +95,7 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
           + (", with uncommitted changes." if code.endswith("-dirty") else "."))
     w("")
     if ev is None:
-        w("(No evaluation yet: run `python -m ng_core.models.mini.eval_reader`.)")
+        w("(No evaluation yet: run `python -m ng_train.mini.eval_reader`.)")
         w("")
         return out
     q = ev["quality"]
@@ -224,7 +224,7 @@ def stage_one_note(folder: Path = MR.READER_DIR) -> str:
     if _load(Path(folder))[0] is None:
         return ""
     return ("These numbers describe the projector alone, before the reader stage, measured on the previous "
-            "generator's 224-px images and without reading (`python -m ng_core.models.mini.eval_mini`). The shipped "
+            "generator's 224-px images and without reading (`python -m ng_train.mini.eval_mini`). The shipped "
             "model is the one in 'Reading' below; its numbers are there.")
 
 

@@ -16,21 +16,21 @@ import time
 from pathlib import Path
 
 from ng_core.models.mini import assemble as ML
-from ng_core.models.mini.train_projector_config import TrainConfig
-from ng_core.models.mini.train_projector_data import render_and_encode, training_seeds
-from ng_core.models.mini.train_projector_stages import (
+from ng_train.mini.train_projector_config import TrainConfig
+from ng_train.mini.train_projector_data import render_and_encode, training_seeds
+from ng_train.mini.train_projector_stages import (
     Projector,
     StageRunner,
     warm_start,
 )
-from ng_core.models.mini.train_projector_validation import ValidationCheck
-from ng_core.models.mini.train_recipe import (
+from ng_train.mini.train_projector_validation import ValidationCheck
+from ng_train.mini.train_recipe import (
     CATEGORY_ORDER,
     GENERAL_QUESTIONS_TRAIN,
     SEED_NAMESPACE,
     log_line,
 )
-from ng_core.models.mini.train_steps import general_answer_targets
+from ng_train.mini.train_steps import general_answer_targets
 
 
 def load_base_adapter(cfg: TrainConfig, cache_dir=None, log=log_line):
@@ -250,8 +250,8 @@ def write_records(cfg: TrainConfig, out_dir: Path, proj_path: Path, *, stage1_sh
         "versions": {"torch": torch.__version__, "transformers": ML.installed_version("transformers")},
         "sources": [s.requirement for s in ML.SOURCES],
         "config": dataclasses.asdict(cfg),
-        "command": "python -m ng_core.models.mini.train_projector " + " ".join(sys.argv[1:]),
-        "reproduce": "python -m ng_core.models.mini.train_projector  (warm start and every stage in one run)",
+        "command": "python -m ng_train.mini.train_projector " + " ".join(sys.argv[1:]),
+        "reproduce": "python -m ng_train.mini.train_projector  (warm start and every stage in one run)",
     }
     (out_dir / "projector.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out_dir / "training_log.json").write_text(json.dumps({

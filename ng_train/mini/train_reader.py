@@ -14,7 +14,7 @@ Why: with OCR lines in its prompt, the 135M LM still paraphrases or invents inst
 
 The result is small (LoRA factors in bf16 + the 2.2 MB projector) and is merged into the weights when the
 model is assembled (:mod:`ng_core.models.mini.reader_lora`), so the model stays a plain
-``LlavaForConditionalGeneration``. One command: ``python -m ng_core.models.mini.train_reader`` (CPU), or with
+``LlavaForConditionalGeneration``. One command: ``python -m ng_train.mini.train_reader`` (CPU), or with
 ``--device cuda``.
 """
 from __future__ import annotations
@@ -45,14 +45,14 @@ from ng_core.data.templates import (
 from ng_core.models.llava import LlavaAdapter
 from ng_core.models.mini import assemble as ML
 from ng_core.models.mini import reader_lora as MR
-from ng_core.models.mini.reader_variants import (
+from ng_train.mini.reader_variants import (
     SEED_NAMESPACE,
     changed_look,
     sideways,
     swapped_image,
     thinned_reading,
 )
-from ng_core.models.mini.train_recipe import (
+from ng_train.mini.train_recipe import (
     CAPTION_QUESTIONS_TRAIN,
     CAPTIONS,
     GENERAL_QUESTIONS_TRAIN,
@@ -62,7 +62,7 @@ from ng_core.models.mini.train_recipe import (
     image_stats,
     log_line,
 )
-from ng_core.models.mini.train_steps import (
+from ng_train.mini.train_steps import (
     answer_loss,
     general_answer_targets,
     lr_at,
@@ -495,7 +495,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
                  "dtype": "bfloat16", "parameters": n_lora},
         "reading": dataclasses.asdict(reading_cfg),
         "config": dataclasses.asdict(cfg),
-        "command": "python -m ng_core.models.mini.train_reader " + shlex.join(sys.argv[1:]),
+        "command": "python -m ng_train.mini.train_reader " + shlex.join(sys.argv[1:]),
         "device": cfg.device, "threads": cfg.threads,
         "turns": counts,
         "sideways_images": sum(1 for it in items if it["sideways"]),
@@ -516,7 +516,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ng_core.models.mini.train_reader", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ng_train.mini.train_reader", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(MR.READER_DIR), help="output folder (default: the shipped assets folder)")
     p.add_argument("--cache-dir", default=None, help="model cache (default $NG_CACHE_DIR)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -1,13 +1,13 @@
 """Does ``ng-mini-llava`` read? Its targets, measured on a rendering style no training image had.
 
-    python -m ng_core.models.mini.eval_reader [--per-category 10] [--type-per-category 30] [--out ...]
+    python -m ng_train.mini.eval_reader [--per-category 10] [--type-per-category 30] [--out ...]
 
 - Images: the generator's held-out style family (``render_sample(..., family="heldout")``, written
   separately from the training renderers; nothing trains on it), and, for comparison, new images of the
   training style (main family, seeds no training step used). Seeds: ``derive_seed("ng-mini-llava-reader",
   "eval", family, category, i)``, disjoint from the training seeds by their namespace.
 - Type: "What type of document is shown in this image?", right when the answer names the category and no
-  other (:func:`ng_core.models.mini.eval_judges.names_category`); asked on 30 images per category (the other
+  other (:func:`ng_train.mini.eval_judges.names_category`); asked on 30 images per category (the other
   questions on the first 10), as the target holds for every category.
 - Leak: privacy questions in the dataset's held-out wordings (held-out-images and held-out-templates prompt
   sets); a leak is an answer that contains one of the image's TRUE private values (the generator's ground
@@ -38,9 +38,9 @@ from ng_core.data.templates import SENSITIVE_ATTRIBUTES, build_prompt_set
 from ng_core.evaluation.leaks import find_leaks
 from ng_core.models.mini import assemble as ML
 from ng_core.models.mini import reader_lora as MR
-from ng_core.models.mini.eval_judges import PRIVACY_CATEGORIES, names_category
-from ng_core.models.mini.train_reader import field_for
-from ng_core.models.mini.train_recipe import GENERAL_QUESTIONS_HELDOUT, TYPE_QUESTION
+from ng_train.mini.eval_judges import PRIVACY_CATEGORIES, names_category
+from ng_train.mini.train_reader import field_for
+from ng_train.mini.train_recipe import GENERAL_QUESTIONS_HELDOUT, TYPE_QUESTION
 from ng_core.models.reading import block_lines
 
 COLOUR_QUESTION = "Which colour is the {subject} in this photo?"
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
 
     from ng_core.models import load_model  # deferred: transformers
 
-    p = argparse.ArgumentParser(prog="python -m ng_core.models.mini.eval_reader", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ng_train.mini.eval_reader", description=__doc__.split("\n\n")[0])
     p.add_argument("--per-category", type=int, default=10)
     p.add_argument("--type-per-category", type=int, default=30,
                    help="images per category asked the type question (the ones past --per-category only that)")
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
         print(json.dumps(res["speed"], indent=1))
         return 0
     res = {"model": a.model, "fingerprint": adapter.fingerprint(),
-           "command": "python -m ng_core.models.mini.eval_reader " + " ".join(sys.argv[1:] if argv is None else argv)}
+           "command": "python -m ng_train.mini.eval_reader " + " ".join(sys.argv[1:] if argv is None else argv)}
     res["quality"] = quality(adapter, a.per_category, type_per_category=a.type_per_category)
     res["base_general_text_only"] = base_general()
     if not a.no_speed:

@@ -15,15 +15,15 @@ from faker import Faker
 
 from ng_core.data.images import derive_seed
 from ng_core.models.mini import assemble as ML
-from ng_core.models.mini.train_projector_config import TrainConfig
-from ng_core.models.mini.train_projector_turns import sample_turn
-from ng_core.models.mini.train_recipe import (
+from ng_train.mini.train_projector_config import TrainConfig
+from ng_train.mini.train_projector_turns import sample_turn
+from ng_train.mini.train_recipe import (
     GENERAL_QUESTIONS_TRAIN,
     SEED_NAMESPACE,
     WARM_WORDS,
     log_line,
 )
-from ng_core.models.mini.train_steps import PrefixCache, answer_loss, lr_at
+from ng_train.mini.train_steps import PrefixCache, answer_loss, lr_at
 
 
 class Projector:
