@@ -116,6 +116,18 @@ def test_model_card_quotes_the_eval_numbers():
     assert data["projector_sha256"] == meta["sha256"]
 
 
+def test_the_committed_model_card_is_its_rendering():
+    """MODEL_CARD.md is what ``python -m ng_train.mini.eval_mini --card-only`` writes from the recorded files, and
+    the commands it gives run today (records made before training moved name the old module path)."""
+    from ng_train.mini.eval_mini import render_model_card
+
+    card = ML.MODEL_CARD_FILE.read_text()
+    assert render_model_card() == card
+    assert "python -m ng_train.mini.train_reader --out /tmp/rv8/reader" in card
+    assert "ng_core.models.mini.train" not in card and "ng_core.models.mini.eval" not in card
+    assert "ng_core.models.mini.assemble" in card  # assembly stays in the library
+
+
 def test_eval_judges():
     from ng_train.mini.eval_judges import is_refusal, names_category
 

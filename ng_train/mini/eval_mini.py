@@ -284,6 +284,16 @@ def _train_command(cfg: dict) -> str:
     return cmd
 
 
+#: The scripts that lived in ``ng_core.models.mini`` before training moved to ``ng_train.mini``: the JSON
+#: records of runs made before the move keep the command as it was typed.
+MOVED_SCRIPTS = ("train_projector", "train_reader", "eval_mini", "eval_reader")
+
+
+def current_commands(text: str) -> str:
+    """``text`` with recorded commands of the moved scripts under their current module path."""
+    return re.sub(r"\bng_core\.models\.mini\.(" + "|".join(MOVED_SCRIPTS) + r")\b", r"ng_train.mini.\1", text)
+
+
 def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
     """MODEL_CARD.md from projector.json, training_log.json, eval.json and probe.json (numbers quoted as-is)."""
     meta = json.loads((assets / "projector.json").read_text())
@@ -497,7 +507,7 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
       "personal data. Nothing real was used.")
     w("- The refusal judge behind the numbers above is a keyword list; a category is 'named' by keywords too.")
     w("")
-    return "\n".join(lines)
+    return current_commands("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
