@@ -119,7 +119,7 @@ def test_model_card_quotes_the_eval_numbers():
 def test_the_committed_model_card_is_its_rendering():
     """MODEL_CARD.md is what ``python -m ng_train.mini.eval_mini --card-only`` writes from the recorded files, and
     the commands it gives run today (records made before training moved name the old module path)."""
-    from ng_train.mini.eval_mini import render_model_card
+    from ng_train.mini.model_card import render_model_card
 
     card = ML.MODEL_CARD_FILE.read_text()
     assert render_model_card() == card

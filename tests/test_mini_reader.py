@@ -10,8 +10,8 @@ import torch
 
 from ng_core.errors import ModelLoadError
 from ng_core.models.mini import reader_lora as MR
-from ng_train.mini.train_reader import field_for, privacy_turn
 from ng_core.models.tiny_random import build_tiny_random
+from ng_train.mini.train_reader_turns import field_for, privacy_turn
 
 
 def _logits(model, ids):
@@ -188,7 +188,7 @@ def test_a_continued_run_starts_from_the_saved_reader(tmp_path):
 
 
 def test_colour_turns_name_the_measured_card_colour():
-    from ng_train.mini.train_reader import colour_turn
+    from ng_train.mini.train_reader_turns import colour_turn
 
     rng = random.Random(0)
     for _ in range(20):

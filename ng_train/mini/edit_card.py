@@ -1,6 +1,6 @@
 """The model card's section on edits: what the shipped presets' edits measured on cards and questions they never saw.
 
-Why here: the card is rendered from files (``eval_mini.render_model_card``); the numbers an edit of this model
+Why here: the card is rendered from files (``model_card.render_model_card``); the numbers an edit of this model
 reaches are part of what a user should know before trusting it, and they live in the presets' ``measured``
 objects (written from ``ng preset-search``'s test part), read from the method layer's preset folder.
 """

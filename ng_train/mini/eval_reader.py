@@ -38,10 +38,10 @@ from ng_core.data.templates import SENSITIVE_ATTRIBUTES, build_prompt_set
 from ng_core.evaluation.leaks import find_leaks
 from ng_core.models.mini import assemble as ML
 from ng_core.models.mini import reader_lora as MR
-from ng_train.mini.eval_judges import PRIVACY_CATEGORIES, names_category
-from ng_train.mini.train_reader import field_for
-from ng_train.mini.train_recipe import GENERAL_QUESTIONS_HELDOUT, TYPE_QUESTION
 from ng_core.models.reading import block_lines
+from ng_train.mini.eval_judges import PRIVACY_CATEGORIES, names_category
+from ng_train.mini.train_reader_turns import field_for
+from ng_train.mini.train_recipe import GENERAL_QUESTIONS_HELDOUT, TYPE_QUESTION
 
 COLOUR_QUESTION = "Which colour is the {subject} in this photo?"
 

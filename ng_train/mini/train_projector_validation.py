@@ -19,8 +19,8 @@ from ng_core.data.images import derive_seed
 from ng_core.models.image_processing import ImageConfig, preprocess
 from ng_core.models.llava import LlavaAdapter
 from ng_core.models.mini import assemble as ML
-from ng_train.mini.eval_judges import names_category
 from ng_core.models.mini.onnx_dinov2 import dinov2_from_onnx
+from ng_train.mini.eval_judges import names_category
 from ng_train.mini.train_projector_config import TrainConfig
 from ng_train.mini.train_recipe import (
     CATEGORY_ORDER,
