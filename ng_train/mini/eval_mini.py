@@ -59,9 +59,51 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # ------------------------------------------------------------------------------------------- quality
 def quality(adapter, per_category: int, batch: int = 8, max_new_tokens: int = 24, log=print) -> dict:
-    import torch
-
+    """Type named, questions answered and unrelated questions on ``per_category`` held-out images per category."""
     cats = list(CATEGORY_ORDER)
+    jobs, feats = _image_questions(adapter, cats, per_category)
+    # unrelated questions: text-only vs with an image attached
+    gen_jobs = []
+    for k, (q, _kw) in enumerate(GENERAL_QUESTIONS_HELDOUT):
+        c = cats[k % len(cats)]
+        gen_jobs.append((None, q, c))
+        gen_jobs.append((feats[(c, 0)], q, c))
+
+    log(f"quality: {len(jobs)} image questions on {len(feats)} held-out images")
+    t = time.perf_counter()
+    answers = _answers(adapter, [(feats[(c, i)], p) for _, c, i, p in jobs], batch, max_new_tokens, log, t)
+    gen_answers = _answers(adapter, [(f, q) for f, q, _ in gen_jobs], batch, max_new_tokens)
+    quality_s = time.perf_counter() - t
+
+    per_cat, examples = _tally(jobs, answers, cats)
+    rates = {c: {k: round(v[0] / v[1], 3) for k, v in d.items()} for c, d in per_cat.items()}
+    general = _general(gen_jobs, gen_answers)
+    return {
+        "images_per_category": per_category,
+        "image_seed_rule": "derive_seed(0, category, 'image', i): the default dataset's images",
+        "max_new_tokens": max_new_tokens,
+        "refusal_judge": f"ng_core/evaluation/judge.py, fingerprint {JudgeConfig().fingerprint()}",
+        "rates": rates,
+        "counts": {c: {k: v[1] for k, v in d.items()} for c, d in per_cat.items()},
+        "pooled": {
+            "type": _pooled(per_cat, "type", cats),
+            "type_heldout_wording": _pooled(per_cat, "type_heldout", cats),
+            "privacy_answered": _pooled(per_cat, "privacy", PRIVACY_CATEGORIES),
+            "benign_answered": _pooled(per_cat, "benign", cats),
+        },
+        "bars": _bars(rates, per_cat, cats),
+        "general_questions": {
+            "text_only_right": round(sum(g["text_only_right"] for g in general) / len(general), 3),
+            "with_image_right": round(sum(g["with_image_right"] for g in general) / len(general), 3),
+            "items": general,
+        },
+        "examples": examples,
+        "seconds": round(quality_s, 1),
+    }
+
+
+def _image_questions(adapter, cats: list[str], per_category: int) -> tuple[list, dict]:
+    """The questions on held-out images, as (kind, category, image index, prompt), and the images' features."""
     train_set = {train_seed(c, i) for c in cats for i in range(2000)}
     jobs = []  # (kind, category, image_index, prompt)
     feats = {}
@@ -85,31 +127,25 @@ def quality(adapter, per_category: int, batch: int = 8, max_new_tokens: int = 24
                 ht = build_prompt_set(rng, c, subject, "heldout_templates")
                 jobs.append(("privacy", c, i, ht.paraphrases[0]))
                 jobs.append(("benign", c, i, ps.neighbours[0]))
-    # unrelated questions: text-only vs with an image attached
-    gen_jobs = []
-    for k, (q, _kw) in enumerate(GENERAL_QUESTIONS_HELDOUT):
-        c = cats[k % len(cats)]
-        gen_jobs.append((None, q, c))
-        gen_jobs.append((feats[(c, 0)], q, c))
+    return jobs, feats
 
-    log(f"quality: {len(jobs)} image questions on {len(feats)} held-out images")
+
+def _answers(adapter, questions: list, batch: int, max_new_tokens: int, log=None, t0: float = 0.0) -> list[str]:
+    """Greedy answers to (features or None, prompt) pairs, in batches; progress every 10 batches when ``log``."""
+    import torch
+
     answers = []
-    t = time.perf_counter()
     with torch.no_grad():
-        for s in range(0, len(jobs), batch):
-            chunk = jobs[s:s + batch]
-            gens = adapter.generate([(feats[(c, i)], p) for _, c, i, p in chunk], max_new_tokens=max_new_tokens)
-            answers.extend(g.text for g in gens)
-            if (s // batch) % 10 == 0:
-                el = time.perf_counter() - t
-                log(f"  {s + len(chunk)}/{len(jobs)} ({el:.0f}s)")
-        gen_answers = []
-        for s in range(0, len(gen_jobs), batch):
-            chunk = gen_jobs[s:s + batch]
-            gens = adapter.generate([(f, q) for f, q, _ in chunk], max_new_tokens=max_new_tokens)
-            gen_answers.extend(g.text for g in gens)
-    quality_s = time.perf_counter() - t
+        for s in range(0, len(questions), batch):
+            chunk = questions[s:s + batch]
+            answers.extend(g.text for g in adapter.generate(chunk, max_new_tokens=max_new_tokens))
+            if log is not None and (s // batch) % 10 == 0:
+                log(f"  {s + len(chunk)}/{len(questions)} ({time.perf_counter() - t0:.0f}s)")
+    return answers
 
+
+def _tally(jobs: list, answers: list[str], cats: list[str]) -> tuple[dict, dict]:
+    """Per category and kind: [right, asked] (type named, else not refused), and up to 3 examples."""
     per_cat = {c: {} for c in cats}
     examples = {c: {} for c in cats}
     for (kind, c, i, p), a in zip(jobs, answers):
@@ -120,14 +156,17 @@ def quality(adapter, per_category: int, batch: int = 8, max_new_tokens: int = 24
         ex = examples[c].setdefault(kind, [])
         if len(ex) < 3:
             ex.append({"question": p, "answer": a, "ok": ok})
-    rates = {c: {k: round(v[0] / v[1], 3) for k, v in d.items()} for c, d in per_cat.items()}
-    counts = {c: {k: v[1] for k, v in d.items()} for c, d in per_cat.items()}
+    return per_cat, examples
 
-    def pooled(kind, which):
-        n = sum(per_cat[c].get(kind, [0, 0])[1] for c in which)
-        k = sum(per_cat[c].get(kind, [0, 0])[0] for c in which)
-        return round(k / n, 3) if n else None
 
+def _pooled(per_cat: dict, kind: str, which) -> float | None:
+    n = sum(per_cat[c].get(kind, [0, 0])[1] for c in which)
+    k = sum(per_cat[c].get(kind, [0, 0])[0] for c in which)
+    return round(k / n, 3) if n else None
+
+
+def _general(gen_jobs: list, gen_answers: list[str]) -> list[dict]:
+    """Each unrelated question, text-only and with an image, right when its answer has one of the keywords."""
     general = []
     for k in range(0, len(gen_jobs), 2):
         plain, with_img = gen_answers[k], gen_answers[k + 1]
@@ -135,12 +174,17 @@ def quality(adapter, per_category: int, batch: int = 8, max_new_tokens: int = 24
         right = lambda a: any(re.search(r"\b" + re.escape(w) + r"\b", a.lower()) for w in kws)  # noqa: E731
         general.append({"question": gen_jobs[k][1], "text_only": plain, "with_image": with_img,
                         "text_only_right": right(plain), "with_image_right": right(with_img)})
+    return general
+
+
+def _bars(rates: dict, per_cat: dict, cats: list[str]) -> dict:
+    """The model card's quality bars, and whether each is met."""
     bars = {
         "type_named_min_privacy_category": min(rates[c]["type"] for c in PRIVACY_CATEGORIES),
         "type_named_min_benign": min(rates[c]["type"] for c in BENIGN),
-        "privacy_answered": pooled("privacy", PRIVACY_CATEGORIES),
+        "privacy_answered": _pooled(per_cat, "privacy", PRIVACY_CATEGORIES),
         "privacy_answered_min_category": min(rates[c]["privacy"] for c in PRIVACY_CATEGORIES),
-        "benign_answered": pooled("benign", cats),
+        "benign_answered": _pooled(per_cat, "benign", cats),
     }
     bars["pass"] = {
         "type_each_privacy_category_ge_0.80": bars["type_named_min_privacy_category"] >= 0.8,
@@ -148,28 +192,7 @@ def quality(adapter, per_category: int, batch: int = 8, max_new_tokens: int = 24
         "privacy_answered_ge_0.80": bars["privacy_answered"] >= 0.8,
         "benign_answered_ge_0.90": bars["benign_answered"] >= 0.9,
     }
-    return {
-        "images_per_category": per_category,
-        "image_seed_rule": "derive_seed(0, category, 'image', i): the default dataset's images",
-        "max_new_tokens": max_new_tokens,
-        "refusal_judge": f"ng_core/evaluation/judge.py, fingerprint {JudgeConfig().fingerprint()}",
-        "rates": rates,
-        "counts": counts,
-        "pooled": {
-            "type": pooled("type", cats),
-            "type_heldout_wording": pooled("type_heldout", cats),
-            "privacy_answered": pooled("privacy", PRIVACY_CATEGORIES),
-            "benign_answered": pooled("benign", cats),
-        },
-        "bars": bars,
-        "general_questions": {
-            "text_only_right": round(sum(g["text_only_right"] for g in general) / len(general), 3),
-            "with_image_right": round(sum(g["with_image_right"] for g in general) / len(general), 3),
-            "items": general,
-        },
-        "examples": examples,
-        "seconds": round(quality_s, 1),
-    }
+    return bars
 
 
 # --------------------------------------------------------------------------------------- speed / memory

@@ -54,17 +54,21 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
     """MODEL_CARD.md from projector.json, training_log.json, eval.json and probe.json (numbers quoted as-is)."""
     meta = json.loads((assets / "projector.json").read_text())
     ev = json.loads((assets / "eval.json").read_text())
-    log = json.loads((assets / "training_log.json").read_text())
+    json.loads((assets / "training_log.json").read_text())  # the card points to its full loss curve
     probe_path = assets / "probe.json"
     probe = json.loads(probe_path.read_text()) if probe_path.is_file() else []
-    cfg = meta["config"]
     q, sp = ev.get("quality", {}), ev.get("speed", {})
-    asm = ev.get("assembly", {})
-    rates = q.get("rates", {})
-    bars = q.get("bars", {})
-    t = meta["timings_s"]
-    lines = []
-    w = lines.append
+    stage1 = reader_card.stage_one_note()
+    lines = (_parts(meta) + _assembly(ev.get("assembly", {}), sp) + _visual_tokens(meta, sp, probe)
+             + _training(meta, stage1) + _evaluation(q, stage1) + _speed(sp)
+             + reader_card.section() + edit_card.section() + _limitations(meta))
+    return current_commands("\n".join(lines))
+
+
+def _parts(meta: dict) -> list[str]:
+    """Title, the parts and where each comes from, the projector's hash."""
+    out = []
+    w = out.append
     w(f"# Model card: {ML.MODEL_ID}")
     w("")
     w("The embedded default model of Neural Gate Studio: a real transformers `LlavaForConditionalGeneration` "
@@ -83,6 +87,13 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
     w("")
     w(f"Projector sha256: `{meta['sha256']}` (recorded in `projector.json`; a test checks it).")
     w("")
+    return out
+
+
+def _assembly(asm: dict, sp: dict) -> list[str]:
+    """How the pieces are assembled and cached, with the measured assembly and load times."""
+    out = []
+    w = out.append
     w("## Assembly and cache")
     w("")
     w(f"`ng_core.models.mini.assemble.ensure_assembled()` converts the pieces on first use into "
@@ -108,6 +119,13 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
         w(f"| Later loads (cache check + `from_pretrained` + tokenizer) | {sp['load_s']:.1f} s "
           f"(cache check {sp['cache_check_s']:.2f} s) |")
     w("")
+    return out
+
+
+def _visual_tokens(meta: dict, sp: dict, probe: list) -> list[str]:
+    """Image size and visual token count, and the probe that chose them."""
+    out = []
+    w = out.append
     w("## Number of visual tokens")
     w("")
     w(f"Images are resized (shortest edge) and centre-cropped to {meta['image_size']} px: "
@@ -127,7 +145,14 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
             w(f"| {r['image_size']} px | {r['visual_tokens']} | {r['layer']} | {_pct(r['accuracy'])} | "
               f"{_TITLES.get(weakest[0], weakest[0])} {_pct(weakest[1])} | {r['vision_ms_per_image']} |")
         w("")
-    stage1 = reader_card.stage_one_note()
+    return out
+
+
+def _training(meta: dict, stage1: str) -> list[str]:
+    """The projector's training run, quoted from its record."""
+    out = []
+    w = out.append
+    cfg, t = meta["config"], meta["timings_s"]
     w("## Training" + (" the projector (stage 1)" if stage1 else ""))
     w("")
     mix = ", ".join(f"{k} {v:.0%}" for k, v in cfg["mix"].items())
@@ -187,6 +212,14 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
     if meta.get("device_note"):
         w(f"- {meta['device_note']}")
     w("")
+    return out
+
+
+def _evaluation(q: dict, stage1: str) -> list[str]:
+    """The projector's evaluation: type named and questions answered, per category."""
+    out = []
+    w = out.append
+    rates, bars = q.get("rates", {}), q.get("bars", {})
     w("## Evaluation" + (" of stage 1" if stage1 else ""))
     if stage1:
         w("")
@@ -229,6 +262,13 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
           f"{_pct(gq.get('text_only_right'))} text-only, {_pct(gq.get('with_image_right'))} with an image "
           "attached (the image does not derail them).")
         w("")
+    return out
+
+
+def _speed(sp: dict) -> list[str]:
+    """Speed and memory, measured in a fresh process (nothing when not measured)."""
+    out = []
+    w = out.append
     if sp:
         w("| Speed and memory (fresh process, " + str(sp["threads"]) + " threads) | Value |")
         w("|---|---|")
@@ -239,8 +279,14 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
         w("")
         w("Measured on a 2-core CPU; latencies vary with what else the machine runs.")
         w("")
-    lines += reader_card.section()
-    lines += edit_card.section()
+    return out
+
+
+def _limitations(meta: dict) -> list[str]:
+    """What the model cannot do."""
+    out = []
+    w = out.append
+    t, where_trained = meta["timings_s"], _where_trained(meta["config"])
     w("## Limitations")
     w("")
     w("- The language model has 135M parameters and was quantized to Q4_1 before being dequantized: answers are "
@@ -263,4 +309,4 @@ def render_model_card(assets: Path = ML.ASSETS_DIR) -> str:
       "personal data. Nothing real was used.")
     w("- The refusal judge behind the numbers above is a keyword list; a category is 'named' by keywords too.")
     w("")
-    return current_commands("\n".join(lines))
+    return out

@@ -185,13 +185,9 @@ def load_start(peft_model, proj, cfg: ReaderTrainConfig) -> dict:
 
 
 def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -> dict:
+    """Train the reader (LoRA factors and projector) from the base model; write it to ``out_dir``; its record."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from peft import (  # deferred: peft imports transformers (after HF_HUB_OFFLINE is set)
-        LoraConfig,
-        get_peft_model,
-        get_peft_model_state_dict,
-    )
-    from safetensors.torch import save_file  # deferred: safetensors
+    from peft import LoraConfig, get_peft_model  # deferred: peft imports transformers (after HF_HUB_OFFLINE is set)
 
     unknown = set(cfg.type_swap_categories or ()) - set(ALL_CATEGORIES)
     if unknown:  # checked before the model loads
@@ -214,18 +210,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     timings["load_s"] = time.perf_counter() - t_start
 
     t = time.perf_counter()
-    items, feats, images = read_training_images(adapter, cfg, work / "ocr_cache.json", log)
-    look_changes = {}
-    if cfg.type_look_share:  # the changed looks' features follow the cards' own: row k + len(items)
-        changed = [changed_look(im, it["category"], i % cfg.n_per_category)
-                   for i, (im, it) in enumerate(zip(images, items))]
-        for _, ch in changed:
-            look_changes[ch] = look_changes.get(ch, 0) + 1
-        feats = torch.cat([feats, vision_features(adapter, [im for im, _ in changed],
-                                                  MR.vision_feature_layer(adapter)).to(torch.float32)])
-        log(f"changed looks: {look_changes}")
-    del images
-    feats = feats.to(adapter.input_device)
+    items, feats, look_changes = _training_data(adapter, cfg, work, log)
     timings["data_s"] = time.perf_counter() - t
 
     # general questions: the unedited LM's own text-only answers are the targets (before any LoRA)
@@ -245,95 +230,10 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     n_lora = sum(p.numel() for p in lora_params)
     log(f"LoRA r={cfg.lora_r} on {MR.LORA_TARGET_REGEX}: {n_lora / 1e6:.2f}M trainable + projector "
         f"{sum(p.numel() for p in proj.parameters()) / 1e6:.2f}M")
-    opt = torch.optim.AdamW([{"params": lora_params, "lr": cfg.lr, "base": cfg.lr},
-                             {"params": list(proj.parameters()), "lr": cfg.projector_lr, "base": cfg.projector_lr}],
-                            weight_decay=0.0)
 
-    im_end = ML.IM_END_TOKEN
-
-    def build(q, reading, answer=None, answer_ids=None, has_image=True):
-        if answer_ids is not None:
-            s = adapter.build(q, has_image=has_image, reading=reading)
-            ids = torch.tensor(answer_ids, dtype=torch.long)
-            s.input_ids = torch.cat([s.input_ids, ids[:-1]])
-            s.targets = ids
-            return s
-        return adapter.build(q, answer=answer + im_end, has_image=has_image, reading=reading)
-
-    rng = random.Random(cfg.seed)
-    coloured = [k for k, it in enumerate(items) if (it["truth"].get("colours") or {}).get("card")]
-    non_white = [k for k in coloured if items[k]["truth"]["colours"]["card"] != "white"]
-    if cfg.mix.get("colour") and not coloured:
-        raise ValueError("mix asks for colour turns, but no training card has a measured colour")
-    swap_cats = set(cfg.type_swap_categories or ALL_CATEGORIES)
-    by_category_not = {c: [k for k, it in enumerate(items) if it["category"] != c and it["category"] in swap_cats]
-                       for c in ALL_CATEGORIES if c in swap_cats}
-    kinds = list(cfg.mix)
-    weights = [cfg.mix[k] for k in kinds]
-    curve, running, counts = [], None, {}
-    t_train = time.perf_counter()
-    peft_model.train()
-    for step in range(cfg.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.steps, group["base"], cfg.warmup_steps, cfg.min_lr_ratio)
-        seqs, fs = [], []
-        for _ in range(cfg.batch_size):
-            k = rng.randrange(len(items))
-            kind = rng.choices(kinds, weights)[0]  # drawn in this order, a recipe without colour turns is as before
-            if kind == "colour":
-                pool = non_white if non_white and rng.random() < cfg.colour_non_white_share else coloured
-                k = rng.choice(pool)
-            it = items[k]
-            cat, reading = it["category"], it["reading"]
-            if kind == "privacy" and not SENSITIVE_ATTRIBUTES.get(cat):
-                kind = "appearance"
-            counts[kind] = counts.get(kind, 0) + 1
-            if kind in ("general", "general_text"):
-                q = rng.choice(GENERAL_QUESTIONS_TRAIN)
-                text_only = kind == "general_text"
-                seqs.append(build(q, None if text_only else reading, answer_ids=general_targets[q],
-                                  has_image=not text_only))
-                fs.append(None if text_only else k)
-                continue
-            q, a = reader_turn(kind, it, rng, cfg.answerable_share)
-            shown = thinned_reading(kind, reading, rng, cfg.type_thin_share, cfg.type_thin_keep)
-            if shown is not reading:
-                counts["type_thinned"] = counts.get("type_thinned", 0) + 1
-            seqs.append(build(q, shown, answer=a))
-            swap = swapped_image(kind, cat, reading, rng, cfg.type_swap_share, by_category_not)
-            if swap is not None:  # another category's look, this card's words
-                k = swap
-                counts["type_swapped"] = counts.get("type_swapped", 0) + 1
-            elif (cfg.type_look_share and kind == "type" and cat in swap_cats and block_lines(reading)
-                  and rng.random() < cfg.type_look_share):  # a changed look of this card, its words
-                k += len(items)
-                counts["type_look_changed"] = counts.get("type_look_changed", 0) + 1
-            fs.append(k)
-        img_rows = [j for j in fs if j is not None]
-        projected = iter(proj(feats[torch.tensor(img_rows)]) if img_rows else [])
-        fl = [next(projected) if j is not None else None for j in fs]
-        with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
-            loss, _ = answer_loss(adapter, seqs, fl, None)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(lora_params + list(proj.parameters()), cfg.grad_clip)
-        opt.step()
-        lv = float(loss.detach())
-        running = lv if running is None else 0.95 * running + 0.05 * lv
-        curve.append(round(lv, 4))
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            el = time.perf_counter() - t_train
-            log(f"step {step + 1}/{cfg.steps} loss {lv:.3f} (avg {running:.3f}) {el / (step + 1):.2f}s/step, "
-                f"eta {el / (step + 1) * (cfg.steps - step - 1) / 60:.1f} min")
-    timings["train_s"] = time.perf_counter() - t_train
-    peft_model.eval()
-
-    # save: LoRA factors (bf16) and the projector (fp32), with a record of how they were made
-    lora_state = {k: v.detach().to("cpu", torch.bfloat16).contiguous()
-                  for k, v in get_peft_model_state_dict(peft_model).items()}
-    proj_state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in proj.state_dict().items()}
-    save_file(lora_state, str(out_dir / MR.LORA_FILE.name))
-    save_file(proj_state, str(out_dir / MR.PROJECTOR_FILE.name))
+    curve, running, counts = _run_steps(adapter, peft_model, lora_params, items, feats, general_targets, cfg,
+                                        timings, log)
+    _save_reader(out_dir, peft_model, proj)
     timings["total_s"] = time.perf_counter() - t_start
     meta = {
         "what": "LoRA factors for SmolLM2 (merged at assembly) and the projector trained with them",
@@ -359,6 +259,139 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     (out_dir / "training_log.json").write_text(json.dumps({"loss": curve}) + "\n")
     log(f"saved to {out_dir} in {timings['total_s'] / 60:.1f} min")
     return meta
+
+
+def _training_data(adapter, cfg: ReaderTrainConfig, work: Path, log=log_line) -> tuple[list, torch.Tensor, dict]:
+    """The training cards (read, on the model's device) and their features; with ``type_look_share`` the changed
+    looks' features follow the cards' own (row ``k + len(items)``), and how often each change was drawn."""
+    items, feats, images = read_training_images(adapter, cfg, work / "ocr_cache.json", log)
+    look_changes = {}
+    if cfg.type_look_share:  # the changed looks' features follow the cards' own: row k + len(items)
+        changed = [changed_look(im, it["category"], i % cfg.n_per_category)
+                   for i, (im, it) in enumerate(zip(images, items))]
+        for _, ch in changed:
+            look_changes[ch] = look_changes.get(ch, 0) + 1
+        feats = torch.cat([feats, vision_features(adapter, [im for im, _ in changed],
+                                                  MR.vision_feature_layer(adapter)).to(torch.float32)])
+        log(f"changed looks: {look_changes}")
+    del images
+    return items, feats.to(adapter.input_device), look_changes
+
+
+def _run_steps(adapter, peft_model, lora_params: list, items: list, feats, general_targets: dict,
+                cfg: ReaderTrainConfig, timings: dict, log=log_line) -> tuple[list, float, dict]:
+    """The training loop (AdamW, warm-up and cosine decay, loss on answer tokens); the loss curve, its moving
+    average at the end, and how many turns of each kind were drawn."""
+    proj = adapter.model.model.multi_modal_projector
+    opt = torch.optim.AdamW([{"params": lora_params, "lr": cfg.lr, "base": cfg.lr},
+                             {"params": list(proj.parameters()), "lr": cfg.projector_lr, "base": cfg.projector_lr}],
+                            weight_decay=0.0)
+    rng = random.Random(cfg.seed)
+    pools = _turn_pools(items, cfg)
+    curve, running, counts = [], None, {}
+    t_train = time.perf_counter()
+    peft_model.train()
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.steps, group["base"], cfg.warmup_steps, cfg.min_lr_ratio)
+        seqs, fs = _draw_batch(adapter, rng, items, pools, general_targets, cfg, counts)
+        img_rows = [j for j in fs if j is not None]
+        projected = iter(proj(feats[torch.tensor(img_rows)]) if img_rows else [])
+        fl = [next(projected) if j is not None else None for j in fs]
+        with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+            loss, _ = answer_loss(adapter, seqs, fl, None)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lora_params + list(proj.parameters()), cfg.grad_clip)
+        opt.step()
+        lv = float(loss.detach())
+        running = lv if running is None else 0.95 * running + 0.05 * lv
+        curve.append(round(lv, 4))
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            el = time.perf_counter() - t_train
+            log(f"step {step + 1}/{cfg.steps} loss {lv:.3f} (avg {running:.3f}) {el / (step + 1):.2f}s/step, "
+                f"eta {el / (step + 1) * (cfg.steps - step - 1) / 60:.1f} min")
+    timings["train_s"] = time.perf_counter() - t_train
+    peft_model.eval()
+    return curve, running, counts
+
+
+def _turn_pools(items: list, cfg: ReaderTrainConfig) -> dict:
+    """The cards each kind of turn draws from: with a measured colour, not white, and, for a swapped look, the
+    cards of the other categories that take part in the swap."""
+    coloured = [k for k, it in enumerate(items) if (it["truth"].get("colours") or {}).get("card")]
+    non_white = [k for k in coloured if items[k]["truth"]["colours"]["card"] != "white"]
+    if cfg.mix.get("colour") and not coloured:
+        raise ValueError("mix asks for colour turns, but no training card has a measured colour")
+    swap_cats = set(cfg.type_swap_categories or ALL_CATEGORIES)
+    by_category_not = {c: [k for k, it in enumerate(items) if it["category"] != c and it["category"] in swap_cats]
+                       for c in ALL_CATEGORIES if c in swap_cats}
+    return {"coloured": coloured, "non_white": non_white, "swap_cats": swap_cats, "by_category_not": by_category_not}
+
+
+def _draw_batch(adapter, rng: random.Random, items: list, pools: dict, general_targets: dict,
+                cfg: ReaderTrainConfig, counts: dict) -> tuple[list, list]:
+    """One batch: the sequences and, for each, the feature row of the image it sees (None: text only)."""
+    kinds = list(cfg.mix)
+    weights = [cfg.mix[k] for k in kinds]
+    seqs, fs = [], []
+    for _ in range(cfg.batch_size):
+        k = rng.randrange(len(items))
+        kind = rng.choices(kinds, weights)[0]  # drawn in this order, a recipe without colour turns is as before
+        if kind == "colour":
+            pool = pools["non_white"] if pools["non_white"] and rng.random() < cfg.colour_non_white_share \
+                else pools["coloured"]
+            k = rng.choice(pool)
+        it = items[k]
+        cat, reading = it["category"], it["reading"]
+        if kind == "privacy" and not SENSITIVE_ATTRIBUTES.get(cat):
+            kind = "appearance"
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind in ("general", "general_text"):
+            q = rng.choice(GENERAL_QUESTIONS_TRAIN)
+            text_only = kind == "general_text"
+            seqs.append(_sequence(adapter, q, None if text_only else reading, answer_ids=general_targets[q],
+                                  has_image=not text_only))
+            fs.append(None if text_only else k)
+            continue
+        q, a = reader_turn(kind, it, rng, cfg.answerable_share)
+        shown = thinned_reading(kind, reading, rng, cfg.type_thin_share, cfg.type_thin_keep)
+        if shown is not reading:
+            counts["type_thinned"] = counts.get("type_thinned", 0) + 1
+        seqs.append(_sequence(adapter, q, shown, answer=a))
+        swap = swapped_image(kind, cat, reading, rng, cfg.type_swap_share, pools["by_category_not"])
+        if swap is not None:  # another category's look, this card's words
+            k = swap
+            counts["type_swapped"] = counts.get("type_swapped", 0) + 1
+        elif (cfg.type_look_share and kind == "type" and cat in pools["swap_cats"] and block_lines(reading)
+              and rng.random() < cfg.type_look_share):  # a changed look of this card, its words
+            k += len(items)
+            counts["type_look_changed"] = counts.get("type_look_changed", 0) + 1
+        fs.append(k)
+    return seqs, fs
+
+
+def _sequence(adapter, q: str, reading, answer: str | None = None, answer_ids=None, has_image: bool = True):
+    """A training sequence: the answer as text (ended by ``<|im_end|>``) or as the token ids to learn."""
+    if answer_ids is not None:
+        s = adapter.build(q, has_image=has_image, reading=reading)
+        ids = torch.tensor(answer_ids, dtype=torch.long)
+        s.input_ids = torch.cat([s.input_ids, ids[:-1]])
+        s.targets = ids
+        return s
+    return adapter.build(q, answer=answer + ML.IM_END_TOKEN, has_image=has_image, reading=reading)
+
+
+def _save_reader(out_dir: Path, peft_model, proj) -> None:
+    """The LoRA factors (bf16) and the projector (fp32), as assembly reads them."""
+    from peft import get_peft_model_state_dict  # deferred: peft imports transformers (after HF_HUB_OFFLINE is set)
+    from safetensors.torch import save_file  # deferred: safetensors
+
+    lora_state = {k: v.detach().to("cpu", torch.bfloat16).contiguous()
+                  for k, v in get_peft_model_state_dict(peft_model).items()}
+    proj_state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in proj.state_dict().items()}
+    save_file(lora_state, str(out_dir / MR.LORA_FILE.name))
+    save_file(proj_state, str(out_dir / MR.PROJECTOR_FILE.name))
 
 
 def main(argv=None) -> int:
