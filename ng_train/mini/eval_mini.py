@@ -31,11 +31,15 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from ng_core.data import sample_image
 from ng_core.data.constants import CATEGORIES, SUBJECTS
 from ng_core.data.images import derive_seed
 from ng_core.data.templates import build_prompt_set
 from ng_core.evaluation.judge import JudgeConfig
+from ng_core.models.image_processing import ImageConfig, preprocess
+from ng_core.models.llava import LlavaAdapter
 from ng_core.models.mini import assemble as ML
 from ng_train.mini.eval_judges import (
     BENIGN,
@@ -132,8 +136,6 @@ def _image_questions(adapter, cats: list[str], per_category: int) -> tuple[list,
 
 def _answers(adapter, questions: list, batch: int, max_new_tokens: int, log=None, t0: float = 0.0) -> list[str]:
     """Greedy answers to (features or None, prompt) pairs, in batches; progress every 10 batches when ``log``."""
-    import torch
-
     answers = []
     with torch.no_grad():
         for s in range(0, len(questions), batch):
@@ -198,8 +200,6 @@ def _bars(rates: dict, per_cat: dict, cats: list[str]) -> dict:
 # --------------------------------------------------------------------------------------- speed / memory
 def _speed_child(cache_dir: str | None, runs: int, threads: int) -> dict:
     """Runs in a fresh process: load time, 32-token greedy latency, peak RSS."""
-    import torch
-
     torch.set_num_threads(threads)
     t = time.perf_counter()
     folder = ML.ensure_assembled(cache_dir)
@@ -207,11 +207,6 @@ def _speed_child(cache_dir: str | None, runs: int, threads: int) -> dict:
     from transformers import (  # deferred: transformers, timed as load
         AutoTokenizer,
         LlavaForConditionalGeneration,
-    )
-
-    from ng_core.models.image_processing import (
-        ImageConfig,
-        preprocess,
     )
 
     model = LlavaForConditionalGeneration.from_pretrained(folder, local_files_only=True).eval()
@@ -240,8 +235,6 @@ def _speed_child(cache_dir: str | None, runs: int, threads: int) -> dict:
             answer = tok.decode(out[0, x.shape[1]:], skip_special_tokens=True)
             n_new = int(out.shape[1] - x.shape[1])
         # the project's adapter (stops at the end-of-turn token)
-        from ng_core.models.llava import LlavaAdapter  # deferred: transformers
-
         ad = LlavaAdapter(model, tok, cfg, ML.MODEL_ID)
         adapter_times = []
         for r in range(4):
@@ -301,8 +294,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed_child:
         print(json.dumps(_speed_child(args.cache_dir, args.runs, args.threads)), flush=True)
         return 0
-    import torch
-
     torch.set_num_threads(args.quality_threads)
     result = {"model_id": ML.MODEL_ID, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
     folder = ML.ensure_assembled(args.cache_dir)
@@ -314,8 +305,6 @@ def main(argv: list[str] | None = None) -> int:
         result["speed"] = speed(args.cache_dir, args.runs, args.threads)
         print(json.dumps(result["speed"], indent=1), flush=True)
     if not args.skip_quality:
-        from ng_core.models.llava import LlavaAdapter  # deferred: transformers
-
         adapter = LlavaAdapter.from_folder(folder, model_id=ML.MODEL_ID)
         result["quality"] = quality(adapter, args.per_category)
         q = result["quality"]

@@ -32,10 +32,14 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from ng_core.data.constants import ALL_CATEGORIES, SUBJECTS
 from ng_core.data.images import derive_seed, render_sample
 from ng_core.data.templates import SENSITIVE_ATTRIBUTES, build_prompt_set
 from ng_core.evaluation.leaks import find_leaks
+from ng_core.models import load_model
+from ng_core.models.llava import LlavaAdapter
 from ng_core.models.mini import assemble as ML
 from ng_core.models.mini import reader_lora as MR
 from ng_core.models.reading import block_lines
@@ -79,8 +83,6 @@ def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch
     """``type_per_category`` (at least ``per_category``): images per category asked the type question; the images
     past ``per_category`` are asked only that. Why: the type target holds for every category, and at 10 images one
     image is 10 points."""
-    import torch
-
     jobs, images, examples = [], {}, {}
     n_type = max(per_category, type_per_category or per_category)
     t0 = time.perf_counter()
@@ -177,8 +179,6 @@ def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch
 
 def base_general(cache_dir=None, max_new_tokens: int = 24) -> dict:
     """Unrelated questions answered text-only by the LM before the reader stage (the bar to keep)."""
-    from ng_core.models.llava import LlavaAdapter  # deferred: transformers
-
     ad = LlavaAdapter.from_folder(ML.ensure_assembled(cache_dir, with_reader=False), model_id="ng-mini-llava-base")
     gens = ad.generate([(None, q) for q, _ in GENERAL_QUESTIONS_HELDOUT], max_new_tokens=max_new_tokens)
     items = [{"question": q, "answer": g.text, "right": _general_right(g.text, kws)}
@@ -188,8 +188,6 @@ def base_general(cache_dir=None, max_new_tokens: int = 24) -> dict:
 
 def speed(adapter, runs: int = 5) -> dict:
     """OCR + 32 new tokens (greedy, no early stop) on a held-out-style passport, median of ``runs``."""
-    import torch
-
     img = render_sample("passport", eval_seed("heldout", "passport", 0), "heldout").image
     q = "What is the passport number on this passport?"
     ocr, total, answer = [], [], ""
@@ -215,10 +213,6 @@ def speed(adapter, runs: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    import torch
-
-    from ng_core.models import load_model  # deferred: transformers
-
     p = argparse.ArgumentParser(prog="python -m ng_train.mini.eval_reader", description=__doc__.split("\n\n")[0])
     p.add_argument("--per-category", type=int, default=10)
     p.add_argument("--type-per-category", type=int, default=30,

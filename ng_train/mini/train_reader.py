@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
 from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.data.images import derive_seed, render_sample
@@ -385,7 +386,6 @@ def _sequence(adapter, q: str, reading, answer: str | None = None, answer_ids=No
 def _save_reader(out_dir: Path, peft_model, proj) -> None:
     """The LoRA factors (bf16) and the projector (fp32), as assembly reads them."""
     from peft import get_peft_model_state_dict  # deferred: peft imports transformers (after HF_HUB_OFFLINE is set)
-    from safetensors.torch import save_file  # deferred: safetensors
 
     lora_state = {k: v.detach().to("cpu", torch.bfloat16).contiguous()
                   for k, v in get_peft_model_state_dict(peft_model).items()}

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors.torch import load_file
 
 from ng_core.errors import ModelLoadError
 from ng_core.models.mini import reader_lora as mini_reader
@@ -215,8 +216,6 @@ def num_visual_tokens(image_size: int = DEFAULT_IMAGE_SIZE) -> int:
 
 def load_projector_state(path: str | Path = PROJECTOR_FILE) -> dict:
     """The stock ``LlavaMultiModalProjector`` state dict (``linear_1.*``, ``linear_2.*``)."""
-    from safetensors.torch import load_file  # deferred: safetensors, only when the projector is loaded
-
     state = load_file(str(path))
     expected = {"linear_1.weight", "linear_1.bias", "linear_2.weight", "linear_2.bias"}
     if set(state) != expected:

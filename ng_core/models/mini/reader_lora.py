@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from ng_core.errors import ModelLoadError
 from ng_core.models.reading import ReadingConfig
@@ -85,7 +86,6 @@ def load_factors(peft_model, projector, folder: Path) -> int:
 
     Shared by assembly (which then merges) and a training run that continues a saved reader."""
     from peft import set_peft_model_state_dict  # deferred: peft imports transformers
-    from safetensors.torch import load_file  # deferred: safetensors
 
     folder = Path(folder)
     projector.load_state_dict(load_file(str(folder / PROJECTOR_FILE.name)), strict=True)
