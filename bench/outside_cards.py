@@ -135,9 +135,9 @@ def main(argv=None) -> int:
 
     from ng_core.evaluation.leaks import find_leaks
     from ng_core.models import load_model
-    from ng_core.models.mini.eval_judges import is_refusal, names_category
-    from ng_core.models.mini.eval_reader import colour_right
-    from ng_core.models.mini.train_recipe import TYPE_QUESTION
+    from ng_train.mini.eval_judges import is_refusal, names_category
+    from ng_train.mini.eval_reader import colour_right
+    from ng_train.mini.train_recipe import TYPE_QUESTION
 
     torch.set_num_threads(a.threads)
     out = Path(a.out)

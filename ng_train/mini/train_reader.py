@@ -14,7 +14,7 @@ Why: with OCR lines in its prompt, the 135M LM still paraphrases or invents inst
 
 The result is small (LoRA factors in bf16 + the 2.2 MB projector) and is merged into the weights when the
 model is assembled (:mod:`ng_core.models.mini.reader_lora`), so the model stays a plain
-``LlavaForConditionalGeneration``. One command: ``python -m ng_core.models.mini.train_reader`` (CPU), or with
+``LlavaForConditionalGeneration``. One command: ``python -m ng_train.mini.train_reader`` (CPU), or with
 ``--device cuda``.
 """
 from __future__ import annotations
@@ -24,7 +24,6 @@ import dataclasses
 import json
 import os
 import random
-import re
 import shlex
 import sys
 import time
@@ -32,44 +31,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
-from ng_core.data.constants import ALL_CATEGORIES, SUBJECTS
+from ng_core.data.constants import ALL_CATEGORIES
 from ng_core.data.images import derive_seed, render_sample
-from ng_core.data.templates import (
-    BENIGN_ATTRIBUTES,
-    SENSITIVE_ATTRIBUTES,
-    TRAIN_FAMILIES,
-    TRAIN_PLACES,
-    fill,
-)
+from ng_core.data.templates import SENSITIVE_ATTRIBUTES
 from ng_core.models.llava import LlavaAdapter
 from ng_core.models.mini import assemble as ML
 from ng_core.models.mini import reader_lora as MR
-from ng_core.models.mini.reader_variants import (
+from ng_core.models.reading import block_lines
+from ng_core.storage.code_revision import code_revision
+from ng_train.mini.reader_variants import (
     SEED_NAMESPACE,
     changed_look,
     sideways,
     swapped_image,
     thinned_reading,
 )
-from ng_core.models.mini.train_recipe import (
-    CAPTION_QUESTIONS_TRAIN,
-    CAPTIONS,
-    GENERAL_QUESTIONS_TRAIN,
-    TYPE_ANSWERS,
-    TYPE_QUESTIONS_TRAIN,
-    appearance_answer,
-    image_stats,
-    log_line,
-)
-from ng_core.models.mini.train_steps import (
+from ng_train.mini.train_reader_turns import reader_turn
+from ng_train.mini.train_recipe import GENERAL_QUESTIONS_TRAIN, image_stats, log_line
+from ng_train.mini.train_steps import (
     answer_loss,
     general_answer_targets,
     lr_at,
     vision_features,
 )
-from ng_core.models.reading import block_lines
-from ng_core.storage.code_revision import code_revision
 
 
 @dataclass
@@ -151,145 +137,6 @@ def train_seed(category: str, index: int) -> int:
     return derive_seed(SEED_NAMESPACE, "train", category, index)
 
 
-# ------------------------------------------------------------------------------------------ ground truth
-def norm(text: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", str(text).lower())
-
-
-_PHONE_LABELS = ("phone", "tel", "mobile", "cell", "call", "fax", "ph", "direct", "office")
-_NAME_LABELS = ("name", "surname", "holder", "cardholder", "student", "customer", "to", "from", "author",
-                "recipient", "owner", "cashier", "member", "attn", "addressee", "sender", "issued", "officer", "signed")
-_NUMBER_LABELS = ("no", "number", "#", "id", "ref", "serial", "account", "acct", "card", "licence", "license", "dl",
-                  "lic", "order", "txn", "ticket", "check", "file", "matric", "reference")
-
-
-def _has(label: str, keys) -> bool:
-    words = re.findall(r"[a-z#]+", label.lower())
-    return any(k in words or (len(k) > 3 and k in label.lower()) for k in keys)
-
-
-def field_for(attr: str, fields: list, readable: set) -> str | None:
-    """The true value that answers ``attr`` on a card with ``fields`` (only values in ``readable``)."""
-    a = attr.lower()
-    cands = [(str(lab), str(val)) for lab, val in fields if str(val) in readable]
-    if not cands:
-        return None
-
-    def first(pred):
-        return next((v for lab, v in cands if pred(lab.lower())), None)
-
-    if "date of birth" in a or a == "birth date":
-        return first(lambda lab: "birth" in lab or "dob" in lab)
-    if "place of birth" in a:
-        return first(lambda lab: "place" in lab)
-    if "address" in a:
-        return first(lambda lab: "address" in lab or "addr" in lab)
-    if "expiry" in a:
-        return first(lambda lab: "exp" in lab or "valid" in lab)
-    if "security code" in a:
-        return first(lambda lab: "cvv" in lab or "cvc" in lab or "security" in lab)
-    if a in ("area code", "country code", "final digit") or "phone" in a:
-        return first(lambda lab: _has(lab, _PHONE_LABELS))
-    if "name" in a:
-        given = first(lambda lab: "given" in lab or "first" in lab)
-        sur = first(lambda lab: "surname" in lab or "last" in lab)
-        if given and sur:
-            return f"{given} {sur}"
-        return first(lambda lab: _has(lab, _NAME_LABELS) and not _has(lab, ("no", "number", "#")))
-    if "number" in a or a.endswith(" id") or "serial" in a or "designation" in a:
-        return first(lambda lab: _has(lab, _NUMBER_LABELS) and "date" not in lab)
-    return None
-
-
-def privacy_turn(category: str, truth: dict, reading: str | None, rng: random.Random,
-                 answerable_share: float | None = None) -> tuple[str, str]:
-    """A privacy question answered with the true value the OCR read (or 'not shown' when it is not there).
-
-    ``answerable_share``: probability that the attribute asked is one the card shows (see ReaderTrainConfig)."""
-    subject = SUBJECTS[category]
-    read = norm(reading or "")
-    readable = {v for v in truth.get("secrets", []) if norm(v) and norm(v) in read}
-    fields = [(lab, val) for lab, val in truth.get("fields", []) if val in readable]
-    place = rng.choice(TRAIN_PLACES)
-    if fields and rng.random() < 0.45:  # asked with the card's own label
-        lab, val = rng.choice(fields)
-        lab = lab.rstrip(":. ").lower()
-        q = rng.choice((f"What is the {lab} on the {subject} {place}?", f"What is the {lab}?",
-                        f"Can you tell me the {lab} of the {subject} {place}?",
-                        f"Read the {lab} from the {subject} {place}."))
-        return q, f"The {lab} is {val}."
-    attrs = SENSITIVE_ATTRIBUTES.get(category, ())
-    if not attrs:
-        raise ValueError(f"{category} has no private attributes")
-    if answerable_share is not None and rng.random() < answerable_share:
-        shown = [a for a in attrs if field_for(a, truth.get("fields", []), readable) is not None]
-        attr = rng.choice(shown) if shown else rng.choice(attrs)
-    else:
-        attr = rng.choice(attrs)
-    q = f"What is the {attr}?" if rng.random() < 0.15 else fill(rng.choice(TRAIN_FAMILIES), attr, subject, place)
-    val = field_for(attr, truth.get("fields", []), readable)
-    if val is None:
-        return q, f"The {subject} in the image does not show the {attr}."
-    return q, f"The {attr} is {val}."
-
-
-def appearance_turn(category: str, truth: dict, stats: dict, rng: random.Random) -> tuple[str, str]:
-    """Colours from the generator's pixel measurements (card and background), else from the image's stats."""
-    subject = SUBJECTS[category]
-    cols = truth.get("colours") or {}
-    card, bg = cols.get("card"), cols.get("background")
-    r = rng.random()
-    if card and category not in ("scene",) and r < 0.45:
-        q = rng.choice((f"What colour is the {subject}?", f"What is the main colour of the {subject}?",
-                        f"What color is the {subject} {rng.choice(TRAIN_PLACES)}?"))
-        return q, f"The {subject} is mostly {card}."
-    if bg and r < 0.7:
-        q = rng.choice(("What colour is the background of this image?", "What color is the background?"))
-        return q, f"The background is {bg}."
-    attr = rng.choice(BENIGN_ATTRIBUTES[category])
-    st = dict(stats)
-    if card:
-        st["object"] = card
-    if bg:
-        st["background"] = bg
-    return fill(rng.choice(TRAIN_FAMILIES), attr, subject, rng.choice(TRAIN_PLACES)), \
-        appearance_answer(category, attr, subject, st)
-
-
-COLOUR_QUESTIONS_TRAIN = ("What colour is the {s}?", "What is the main colour of the {s}?",
-                          "What color is the {s} {p}?", "Tell me the colour of the {s} {p}.",
-                          "What colour is the card or paper {p}?")
-
-
-def colour_turn(category: str, truth: dict, rng: random.Random) -> tuple[str, str]:
-    """The card's colour as measured on the generator's pixels (``truth["colours"]["card"]``)."""
-    subject = SUBJECTS[category]
-    q = rng.choice(COLOUR_QUESTIONS_TRAIN).format(s=subject, p=rng.choice(TRAIN_PLACES))
-    return q, f"The {subject} is mostly {truth['colours']['card']}."
-
-
-def reader_turn(kind: str, item: dict, rng: random.Random, answerable_share: float | None = None) -> tuple[str, str]:
-    """One (question, answer) pair of ``kind`` (not a general question) about a training image ``item``."""
-    cat, truth, reading = item["category"], item["truth"], item["reading"]
-    if kind == "colour":
-        return colour_turn(cat, truth, rng)
-    if kind == "privacy":
-        return privacy_turn(cat, truth, reading, rng, answerable_share)
-    if kind == "type":
-        return rng.choice(TYPE_QUESTIONS_TRAIN), rng.choice(TYPE_ANSWERS[cat])
-    if kind == "caption":
-        return rng.choice(CAPTION_QUESTIONS_TRAIN), CAPTIONS[cat]
-    if kind == "appearance":
-        return appearance_turn(cat, truth, item["stats"], rng)
-    # benign attribute of the category, in the dataset's train families
-    attr = rng.choice(BENIGN_ATTRIBUTES[cat])
-    q = fill(rng.choice(TRAIN_FAMILIES), attr, SUBJECTS[cat], rng.choice(TRAIN_PLACES))
-    st = dict(item["stats"])
-    st.update({k: v for k, v in (("object", (truth.get("colours") or {}).get("card")),
-                                 ("background", (truth.get("colours") or {}).get("background"))) if v})
-    return q, appearance_answer(cat, attr, SUBJECTS[cat], st)
-
-
 # ------------------------------------------------------------------------------------------ data
 def read_training_images(adapter, cfg: ReaderTrainConfig, cache_file: Path, log=log_line):
     """Render the training images, read them with the model's OCR (cached on disk), compute vision features."""
@@ -339,13 +186,9 @@ def load_start(peft_model, proj, cfg: ReaderTrainConfig) -> dict:
 
 
 def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -> dict:
+    """Train the reader (LoRA factors and projector) from the base model; write it to ``out_dir``; its record."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from peft import (  # deferred: peft imports transformers (after HF_HUB_OFFLINE is set)
-        LoraConfig,
-        get_peft_model,
-        get_peft_model_state_dict,
-    )
-    from safetensors.torch import save_file  # deferred: safetensors
+    from peft import LoraConfig, get_peft_model  # deferred: peft imports transformers (after HF_HUB_OFFLINE is set)
 
     unknown = set(cfg.type_swap_categories or ()) - set(ALL_CATEGORIES)
     if unknown:  # checked before the model loads
@@ -368,18 +211,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     timings["load_s"] = time.perf_counter() - t_start
 
     t = time.perf_counter()
-    items, feats, images = read_training_images(adapter, cfg, work / "ocr_cache.json", log)
-    look_changes = {}
-    if cfg.type_look_share:  # the changed looks' features follow the cards' own: row k + len(items)
-        changed = [changed_look(im, it["category"], i % cfg.n_per_category)
-                   for i, (im, it) in enumerate(zip(images, items))]
-        for _, ch in changed:
-            look_changes[ch] = look_changes.get(ch, 0) + 1
-        feats = torch.cat([feats, vision_features(adapter, [im for im, _ in changed],
-                                                  MR.vision_feature_layer(adapter)).to(torch.float32)])
-        log(f"changed looks: {look_changes}")
-    del images
-    feats = feats.to(adapter.input_device)
+    items, feats, look_changes = _training_data(adapter, cfg, work, log)
     timings["data_s"] = time.perf_counter() - t
 
     # general questions: the unedited LM's own text-only answers are the targets (before any LoRA)
@@ -399,95 +231,10 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     n_lora = sum(p.numel() for p in lora_params)
     log(f"LoRA r={cfg.lora_r} on {MR.LORA_TARGET_REGEX}: {n_lora / 1e6:.2f}M trainable + projector "
         f"{sum(p.numel() for p in proj.parameters()) / 1e6:.2f}M")
-    opt = torch.optim.AdamW([{"params": lora_params, "lr": cfg.lr, "base": cfg.lr},
-                             {"params": list(proj.parameters()), "lr": cfg.projector_lr, "base": cfg.projector_lr}],
-                            weight_decay=0.0)
 
-    im_end = ML.IM_END_TOKEN
-
-    def build(q, reading, answer=None, answer_ids=None, has_image=True):
-        if answer_ids is not None:
-            s = adapter.build(q, has_image=has_image, reading=reading)
-            ids = torch.tensor(answer_ids, dtype=torch.long)
-            s.input_ids = torch.cat([s.input_ids, ids[:-1]])
-            s.targets = ids
-            return s
-        return adapter.build(q, answer=answer + im_end, has_image=has_image, reading=reading)
-
-    rng = random.Random(cfg.seed)
-    coloured = [k for k, it in enumerate(items) if (it["truth"].get("colours") or {}).get("card")]
-    non_white = [k for k in coloured if items[k]["truth"]["colours"]["card"] != "white"]
-    if cfg.mix.get("colour") and not coloured:
-        raise ValueError("mix asks for colour turns, but no training card has a measured colour")
-    swap_cats = set(cfg.type_swap_categories or ALL_CATEGORIES)
-    by_category_not = {c: [k for k, it in enumerate(items) if it["category"] != c and it["category"] in swap_cats]
-                       for c in ALL_CATEGORIES if c in swap_cats}
-    kinds = list(cfg.mix)
-    weights = [cfg.mix[k] for k in kinds]
-    curve, running, counts = [], None, {}
-    t_train = time.perf_counter()
-    peft_model.train()
-    for step in range(cfg.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.steps, group["base"], cfg.warmup_steps, cfg.min_lr_ratio)
-        seqs, fs = [], []
-        for _ in range(cfg.batch_size):
-            k = rng.randrange(len(items))
-            kind = rng.choices(kinds, weights)[0]  # drawn in this order, a recipe without colour turns is as before
-            if kind == "colour":
-                pool = non_white if non_white and rng.random() < cfg.colour_non_white_share else coloured
-                k = rng.choice(pool)
-            it = items[k]
-            cat, reading = it["category"], it["reading"]
-            if kind == "privacy" and not SENSITIVE_ATTRIBUTES.get(cat):
-                kind = "appearance"
-            counts[kind] = counts.get(kind, 0) + 1
-            if kind in ("general", "general_text"):
-                q = rng.choice(GENERAL_QUESTIONS_TRAIN)
-                text_only = kind == "general_text"
-                seqs.append(build(q, None if text_only else reading, answer_ids=general_targets[q],
-                                  has_image=not text_only))
-                fs.append(None if text_only else k)
-                continue
-            q, a = reader_turn(kind, it, rng, cfg.answerable_share)
-            shown = thinned_reading(kind, reading, rng, cfg.type_thin_share, cfg.type_thin_keep)
-            if shown is not reading:
-                counts["type_thinned"] = counts.get("type_thinned", 0) + 1
-            seqs.append(build(q, shown, answer=a))
-            swap = swapped_image(kind, cat, reading, rng, cfg.type_swap_share, by_category_not)
-            if swap is not None:  # another category's look, this card's words
-                k = swap
-                counts["type_swapped"] = counts.get("type_swapped", 0) + 1
-            elif (cfg.type_look_share and kind == "type" and cat in swap_cats and block_lines(reading)
-                  and rng.random() < cfg.type_look_share):  # a changed look of this card, its words
-                k += len(items)
-                counts["type_look_changed"] = counts.get("type_look_changed", 0) + 1
-            fs.append(k)
-        img_rows = [j for j in fs if j is not None]
-        projected = iter(proj(feats[torch.tensor(img_rows)]) if img_rows else [])
-        fl = [next(projected) if j is not None else None for j in fs]
-        with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
-            loss, _ = answer_loss(adapter, seqs, fl, None)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(lora_params + list(proj.parameters()), cfg.grad_clip)
-        opt.step()
-        lv = float(loss.detach())
-        running = lv if running is None else 0.95 * running + 0.05 * lv
-        curve.append(round(lv, 4))
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            el = time.perf_counter() - t_train
-            log(f"step {step + 1}/{cfg.steps} loss {lv:.3f} (avg {running:.3f}) {el / (step + 1):.2f}s/step, "
-                f"eta {el / (step + 1) * (cfg.steps - step - 1) / 60:.1f} min")
-    timings["train_s"] = time.perf_counter() - t_train
-    peft_model.eval()
-
-    # save: LoRA factors (bf16) and the projector (fp32), with a record of how they were made
-    lora_state = {k: v.detach().to("cpu", torch.bfloat16).contiguous()
-                  for k, v in get_peft_model_state_dict(peft_model).items()}
-    proj_state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in proj.state_dict().items()}
-    save_file(lora_state, str(out_dir / MR.LORA_FILE.name))
-    save_file(proj_state, str(out_dir / MR.PROJECTOR_FILE.name))
+    curve, running, counts = _run_steps(adapter, peft_model, lora_params, items, feats, general_targets, cfg,
+                                        timings, log)
+    _save_reader(out_dir, peft_model, proj)
     timings["total_s"] = time.perf_counter() - t_start
     meta = {
         "what": "LoRA factors for SmolLM2 (merged at assembly) and the projector trained with them",
@@ -495,7 +242,7 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
                  "dtype": "bfloat16", "parameters": n_lora},
         "reading": dataclasses.asdict(reading_cfg),
         "config": dataclasses.asdict(cfg),
-        "command": "python -m ng_core.models.mini.train_reader " + shlex.join(sys.argv[1:]),
+        "command": "python -m ng_train.mini.train_reader " + shlex.join(sys.argv[1:]),
         "device": cfg.device, "threads": cfg.threads,
         "turns": counts,
         "sideways_images": sum(1 for it in items if it["sideways"]),
@@ -515,8 +262,140 @@ def train(cfg: ReaderTrainConfig, out_dir: Path, cache_dir=None, log=log_line) -
     return meta
 
 
+def _training_data(adapter, cfg: ReaderTrainConfig, work: Path, log=log_line) -> tuple[list, torch.Tensor, dict]:
+    """The training cards (read, on the model's device) and their features; with ``type_look_share`` the changed
+    looks' features follow the cards' own (row ``k + len(items)``), and how often each change was drawn."""
+    items, feats, images = read_training_images(adapter, cfg, work / "ocr_cache.json", log)
+    look_changes = {}
+    if cfg.type_look_share:  # the changed looks' features follow the cards' own: row k + len(items)
+        changed = [changed_look(im, it["category"], i % cfg.n_per_category)
+                   for i, (im, it) in enumerate(zip(images, items))]
+        for _, ch in changed:
+            look_changes[ch] = look_changes.get(ch, 0) + 1
+        feats = torch.cat([feats, vision_features(adapter, [im for im, _ in changed],
+                                                  MR.vision_feature_layer(adapter)).to(torch.float32)])
+        log(f"changed looks: {look_changes}")
+    del images
+    return items, feats.to(adapter.input_device), look_changes
+
+
+def _run_steps(adapter, peft_model, lora_params: list, items: list, feats, general_targets: dict,
+                cfg: ReaderTrainConfig, timings: dict, log=log_line) -> tuple[list, float, dict]:
+    """The training loop (AdamW, warm-up and cosine decay, loss on answer tokens); the loss curve, its moving
+    average at the end, and how many turns of each kind were drawn."""
+    proj = adapter.model.model.multi_modal_projector
+    opt = torch.optim.AdamW([{"params": lora_params, "lr": cfg.lr, "base": cfg.lr},
+                             {"params": list(proj.parameters()), "lr": cfg.projector_lr, "base": cfg.projector_lr}],
+                            weight_decay=0.0)
+    rng = random.Random(cfg.seed)
+    pools = _turn_pools(items, cfg)
+    curve, running, counts = [], None, {}
+    t_train = time.perf_counter()
+    peft_model.train()
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.steps, group["base"], cfg.warmup_steps, cfg.min_lr_ratio)
+        seqs, fs = _draw_batch(adapter, rng, items, pools, general_targets, cfg, counts)
+        img_rows = [j for j in fs if j is not None]
+        projected = iter(proj(feats[torch.tensor(img_rows)]) if img_rows else [])
+        fl = [next(projected) if j is not None else None for j in fs]
+        with torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16, enabled=cfg.autocast_bf16):
+            loss, _ = answer_loss(adapter, seqs, fl, None)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lora_params + list(proj.parameters()), cfg.grad_clip)
+        opt.step()
+        lv = float(loss.detach())
+        running = lv if running is None else 0.95 * running + 0.05 * lv
+        curve.append(round(lv, 4))
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            el = time.perf_counter() - t_train
+            log(f"step {step + 1}/{cfg.steps} loss {lv:.3f} (avg {running:.3f}) {el / (step + 1):.2f}s/step, "
+                f"eta {el / (step + 1) * (cfg.steps - step - 1) / 60:.1f} min")
+    timings["train_s"] = time.perf_counter() - t_train
+    peft_model.eval()
+    return curve, running, counts
+
+
+def _turn_pools(items: list, cfg: ReaderTrainConfig) -> dict:
+    """The cards each kind of turn draws from: with a measured colour, not white, and, for a swapped look, the
+    cards of the other categories that take part in the swap."""
+    coloured = [k for k, it in enumerate(items) if (it["truth"].get("colours") or {}).get("card")]
+    non_white = [k for k in coloured if items[k]["truth"]["colours"]["card"] != "white"]
+    if cfg.mix.get("colour") and not coloured:
+        raise ValueError("mix asks for colour turns, but no training card has a measured colour")
+    swap_cats = set(cfg.type_swap_categories or ALL_CATEGORIES)
+    by_category_not = {c: [k for k, it in enumerate(items) if it["category"] != c and it["category"] in swap_cats]
+                       for c in ALL_CATEGORIES if c in swap_cats}
+    return {"coloured": coloured, "non_white": non_white, "swap_cats": swap_cats, "by_category_not": by_category_not}
+
+
+def _draw_batch(adapter, rng: random.Random, items: list, pools: dict, general_targets: dict,
+                cfg: ReaderTrainConfig, counts: dict) -> tuple[list, list]:
+    """One batch: the sequences and, for each, the feature row of the image it sees (None: text only)."""
+    kinds = list(cfg.mix)
+    weights = [cfg.mix[k] for k in kinds]
+    seqs, fs = [], []
+    for _ in range(cfg.batch_size):
+        k = rng.randrange(len(items))
+        kind = rng.choices(kinds, weights)[0]  # drawn in this order, a recipe without colour turns is as before
+        if kind == "colour":
+            pool = pools["non_white"] if pools["non_white"] and rng.random() < cfg.colour_non_white_share \
+                else pools["coloured"]
+            k = rng.choice(pool)
+        it = items[k]
+        cat, reading = it["category"], it["reading"]
+        if kind == "privacy" and not SENSITIVE_ATTRIBUTES.get(cat):
+            kind = "appearance"
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind in ("general", "general_text"):
+            q = rng.choice(GENERAL_QUESTIONS_TRAIN)
+            text_only = kind == "general_text"
+            seqs.append(_sequence(adapter, q, None if text_only else reading, answer_ids=general_targets[q],
+                                  has_image=not text_only))
+            fs.append(None if text_only else k)
+            continue
+        q, a = reader_turn(kind, it, rng, cfg.answerable_share)
+        shown = thinned_reading(kind, reading, rng, cfg.type_thin_share, cfg.type_thin_keep)
+        if shown is not reading:
+            counts["type_thinned"] = counts.get("type_thinned", 0) + 1
+        seqs.append(_sequence(adapter, q, shown, answer=a))
+        swap = swapped_image(kind, cat, reading, rng, cfg.type_swap_share, pools["by_category_not"])
+        if swap is not None:  # another category's look, this card's words
+            k = swap
+            counts["type_swapped"] = counts.get("type_swapped", 0) + 1
+        elif (cfg.type_look_share and kind == "type" and cat in pools["swap_cats"] and block_lines(reading)
+              and rng.random() < cfg.type_look_share):  # a changed look of this card, its words
+            k += len(items)
+            counts["type_look_changed"] = counts.get("type_look_changed", 0) + 1
+        fs.append(k)
+    return seqs, fs
+
+
+def _sequence(adapter, q: str, reading, answer: str | None = None, answer_ids=None, has_image: bool = True):
+    """A training sequence: the answer as text (ended by ``<|im_end|>``) or as the token ids to learn."""
+    if answer_ids is not None:
+        s = adapter.build(q, has_image=has_image, reading=reading)
+        ids = torch.tensor(answer_ids, dtype=torch.long)
+        s.input_ids = torch.cat([s.input_ids, ids[:-1]])
+        s.targets = ids
+        return s
+    return adapter.build(q, answer=answer + ML.IM_END_TOKEN, has_image=has_image, reading=reading)
+
+
+def _save_reader(out_dir: Path, peft_model, proj) -> None:
+    """The LoRA factors (bf16) and the projector (fp32), as assembly reads them."""
+    from peft import get_peft_model_state_dict  # deferred: peft imports transformers (after HF_HUB_OFFLINE is set)
+
+    lora_state = {k: v.detach().to("cpu", torch.bfloat16).contiguous()
+                  for k, v in get_peft_model_state_dict(peft_model).items()}
+    proj_state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in proj.state_dict().items()}
+    save_file(lora_state, str(out_dir / MR.LORA_FILE.name))
+    save_file(proj_state, str(out_dir / MR.PROJECTOR_FILE.name))
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ng_core.models.mini.train_reader", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ng_train.mini.train_reader", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(MR.READER_DIR), help="output folder (default: the shipped assets folder)")
     p.add_argument("--cache-dir", default=None, help="model cache (default $NG_CACHE_DIR)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 
+import torch
+
+from ng_core.models.image_processing import preprocess
 from ng_core.models.mini import assemble as ML
 
 
 def vision_features(adapter, images, layer: int, batch: int = 16):
     """Frozen DINOv2 hidden states (CLS dropped) of ``layer`` for PIL images: [n, N_img, 384] fp32."""
-    import torch  # deferred: torch
-
-    from ng_core.models.image_processing import preprocess  # deferred: torch
-
     vt = adapter.model.model.vision_tower
     out = []
     with torch.no_grad():
@@ -46,8 +45,6 @@ class PrefixCache:
     """
 
     def __init__(self, adapter, seq):
-        import torch  # deferred: torch
-
         first_img = int(seq.image_positions[0]) if len(seq.image_positions) else len(seq.input_ids)
         self.ids = seq.input_ids[:first_img].clone()
         self.length = len(self.ids)
@@ -62,7 +59,7 @@ class PrefixCache:
         return len(seq.input_ids) > self.length and bool((seq.input_ids[: self.length] == self.ids).all())
 
     def cache_for(self, batch_size: int):
-        from transformers import DynamicCache  # deferred: transformers
+        from transformers import DynamicCache  # deferred: transformers (the scripts set HF_HUB_OFFLINE first)
 
         return DynamicCache(ddp_cache_data=[
             (k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1)) for k, v in self.kv
@@ -74,8 +71,6 @@ def answer_loss(adapter, seqs, feats, prefix: PrefixCache | None = None):
 
     With ``prefix``, the shared prefix is taken from its cache (exactly the same result, fewer tokens).
     """
-    import torch  # deferred: torch
-
     P = prefix.length if prefix is not None and all(prefix.matches(s) for s in seqs) else 0
     dev = adapter.input_device
     embs = []
@@ -112,8 +107,6 @@ def answer_loss(adapter, seqs, feats, prefix: PrefixCache | None = None):
 def general_answer_targets(adapter, questions, n_tokens: int) -> dict:
     """Distillation targets for unrelated questions: the LM's own greedy text-only answers (first ``n_tokens``
     tokens; an answer that stopped by itself keeps its end-of-turn token, so the stop is learnt too)."""
-    import torch  # deferred: torch
-
     im_end_id = adapter.tokenizer.convert_tokens_to_ids(ML.IM_END_TOKEN)
     targets = {}
     with torch.no_grad():

@@ -11,28 +11,27 @@ from __future__ import annotations
 import random
 import time
 
+import torch
 from faker import Faker
+from torch import nn
 
 from ng_core.data.images import derive_seed
 from ng_core.models.mini import assemble as ML
-from ng_core.models.mini.train_projector_config import TrainConfig
-from ng_core.models.mini.train_projector_turns import sample_turn
-from ng_core.models.mini.train_recipe import (
+from ng_train.mini.train_projector_config import TrainConfig
+from ng_train.mini.train_projector_turns import sample_turn
+from ng_train.mini.train_recipe import (
     GENERAL_QUESTIONS_TRAIN,
     SEED_NAMESPACE,
     WARM_WORDS,
     log_line,
 )
-from ng_core.models.mini.train_steps import PrefixCache, answer_loss, lr_at
+from ng_train.mini.train_steps import PrefixCache, answer_loss, lr_at
 
 
 class Projector:
     """Standardise -> Linear -> GELU -> Linear; folds to a stock LlavaMultiModalProjector."""
 
     def __init__(self, mean, std, d_in: int, d_out: int, seed: int):
-        import torch  # deferred: torch
-        from torch import nn  # deferred: torch
-
         torch.manual_seed(seed)
         self.mean, self.std = mean, std
         self.net = nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out)).to(mean.device)
@@ -45,8 +44,6 @@ class Projector:
 
     def load_folded_state(self, state: dict) -> None:
         """Inverse of :meth:`folded_state` for this projector's standardisation (continue training a saved one)."""
-        import torch  # deferred: torch
-
         l1, l2 = self.net[0], self.net[2]
         dev = self.mean.device
         state = {k: v.to(dev) for k, v in state.items()}
@@ -59,8 +56,6 @@ class Projector:
 
     def folded_state(self) -> dict:
         """``linear_1``/``linear_2`` weights with the standardisation folded into ``linear_1``."""
-        import torch  # deferred: torch
-
         l1, l2 = self.net[0], self.net[2]
         with torch.no_grad():
             w1 = l1.weight / self.std[None, :]
@@ -77,8 +72,6 @@ def warm_start(cfg: TrainConfig, adapter, proj: Projector, feats, items: list, n
     """Without the LM: regress the tokens of each of the first ``n_items`` images onto the word embeddings of
     its category name (``WARM_WORDS``), so the frozen LM reads a meaningful signal from the first step.
     Returns the curve [(step, mse)]."""
-    import torch  # deferred: torch
-
     emb = adapter.lm.embed_tokens.weight.detach()
     tok = adapter.tokenizer
     word_vec = {c: emb[tok(WARM_WORDS[c], add_special_tokens=False).input_ids].mean(0) for c in WARM_WORDS}
@@ -123,8 +116,6 @@ class StageRunner:
 
     def build(self, question: str, answer: str | None = None, answer_ids: list | None = None):
         """A training sequence: the question and a text answer, or given answer token ids (cached)."""
-        import torch  # deferred: torch
-
         if answer_ids is not None:
             key = ("ids", question, tuple(answer_ids))
             if key not in self._seq_cache:
@@ -158,8 +149,6 @@ class StageRunner:
     def _check(self, name: str, label: str, params: list, ema: list | None, best: tuple | None) -> tuple:
         """Validate the (moving-average) weights; returns the better of ``best`` and this check. The live
         weights are restored afterwards."""
-        import torch  # deferred: torch
-
         live = [q.detach().clone() for q in params]
         with torch.no_grad():
             if ema is not None:
@@ -176,8 +165,6 @@ class StageRunner:
                   ema_decay: float = 0.0, val_every: int = 0) -> list:
         """One training stage. With ``val_every``, the (moving-average) weights are checked on the validation
         images before the first step and every ``val_every`` steps, and the best checked weights are kept."""
-        import torch  # deferred: torch
-
         cfg, proj = self.cfg, self.proj
         # stage 1 draws from the plain seed; stage 2 from its own stream, so that continuing a saved stage-1
         # projector with --init-from gives the same stage 2 as the full run

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+from PIL import Image, ImageFilter, ImageOps
 
 from ng_core.data.images import derive_seed
 from ng_core.models.reading import READING_HEADER, block_lines
@@ -32,8 +33,6 @@ def changed_look(image, category: str, index: int):
     The words on it stay where they are or vanish (blur, blank): the type turns that see it are answered from the
     reading (see ``ReaderTrainConfig.type_look_share``).
     """
-    from PIL import Image, ImageFilter, ImageOps
-
     rng = random.Random(derive_seed(SEED_NAMESPACE, "look", category, index))
     change = rng.choice(LOOK_CHANGES)
     img = image.convert("RGB")

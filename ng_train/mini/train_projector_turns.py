@@ -16,7 +16,7 @@ from ng_core.data.templates import (
     TRAIN_PLACES,
     fill,
 )
-from ng_core.models.mini.train_recipe import (
+from ng_train.mini.train_recipe import (
     CAPTION_QUESTIONS_TRAIN,
     CAPTIONS,
     TYPE_ANSWERS,

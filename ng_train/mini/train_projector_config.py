@@ -1,4 +1,4 @@
-"""The projector stage's configuration (``python -m ng_core.models.mini.train_projector --set FIELD=JSON``).
+"""The projector stage's configuration (``python -m ng_train.mini.train_projector --set FIELD=JSON``).
 
 Why a module of its own: the training loop, the validation check and the command line all read it, and
 ``projector.json`` records it field by field.

@@ -19,16 +19,16 @@ from ng_core.data.images import derive_seed
 from ng_core.models.image_processing import ImageConfig, preprocess
 from ng_core.models.llava import LlavaAdapter
 from ng_core.models.mini import assemble as ML
-from ng_core.models.mini.eval_judges import names_category
 from ng_core.models.mini.onnx_dinov2 import dinov2_from_onnx
-from ng_core.models.mini.train_projector_config import TrainConfig
-from ng_core.models.mini.train_recipe import (
+from ng_train.mini.eval_judges import names_category
+from ng_train.mini.train_projector_config import TrainConfig
+from ng_train.mini.train_recipe import (
     CATEGORY_ORDER,
     TYPE_QUESTION,
     log_line,
     val_seed,
 )
-from ng_core.models.mini.train_steps import vision_features
+from ng_train.mini.train_steps import vision_features
 
 
 def type_accuracy(adapter, feats, categories: list, max_new_tokens: int, batch: int = 8) -> tuple[dict, dict]:

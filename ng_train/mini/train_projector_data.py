@@ -11,16 +11,18 @@ import contextlib
 import multiprocessing as mp
 import time
 
+import torch
+
 from ng_core.data import sample_image
-from ng_core.models.mini.train_projector_config import TrainConfig
-from ng_core.models.mini.train_recipe import (
+from ng_train.mini.train_projector_config import TrainConfig
+from ng_train.mini.train_recipe import (
     CATEGORY_ORDER,
     eval_seed,
     image_stats,
     train_seed,
     val_seed,
 )
-from ng_core.models.mini.train_steps import vision_features
+from ng_train.mini.train_steps import vision_features
 
 
 def _draw(cat_seed: tuple) -> tuple:
@@ -53,8 +55,6 @@ def render_and_encode(cfg: TrainConfig, adapter, train_seeds: dict, timings: dic
     Returns ``(items, feats)``: ``items`` are (category, seed, stats), stages 1-2's images first, then stage 3's
     extra ones; ``feats`` their features in the same order. Adds ``render_s`` and ``features_s`` to ``timings``.
     """
-    import torch
-
     cats = list(CATEGORY_ORDER)
     n_all = len(train_seeds[cats[0]]) if cats else 0
     items = []  # (category, seed, stats): stages 1-2's images first, then stage 3's extra ones

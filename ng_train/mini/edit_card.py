@@ -1,16 +1,15 @@
 """The model card's section on edits: what the shipped presets' edits measured on cards and questions they never saw.
 
-Why here: the card is rendered from files (``eval_mini.render_model_card``); the numbers an edit of this model
+Why here: the card is rendered from files (``model_card.render_model_card``); the numbers an edit of this model
 reaches are part of what a user should know before trusting it, and they live in the presets' ``measured``
-objects (written from ``ng preset-search``'s test part). The presets are read as JSON data files, not imported:
-the model layer does not depend on the method layer.
+objects (written from ``ng preset-search``'s test part), read from the method layer's preset folder.
 """
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "method" / "presets"
+from ng_core.method.presets import PRESET_DIR
+
 PRESETS = (("neural_gate.ng-mini-llava.json", "`ng edit` (default preset)"),
            ("demo.ng-mini-llava.json", "guided demo (`ng edit --preset demo`)"))
 ROWS = (("leaks_removed", "unedited leaks removed", "≥ 90%"),

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ng_core.models.mini import reader_lora as MR
+
 _TITLES = {"passport": "passport", "phone_number": "phone number", "receipt": "receipt", "student_id": "student ID",
            "document": "document", "military_vehicle": "military vehicle", "credit_card": "credit card",
            "drivers_license": "driver's license", "chart": "chart (benign)", "scene": "scene (benign)"}
@@ -28,9 +29,18 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
     meta, ev = _load(Path(folder))
     if meta is None:
         return []
+    out = _how_it_reads(meta) + _training_run(meta)
+    if ev is None:
+        return out + ["(No evaluation yet: run `python -m ng_train.mini.eval_reader`.)", ""]
+    return out + _targets(ev) + _measures(ev) + _outside_section(Path(folder) / "outside_cards.json",
+                                                                  ev.get("fingerprint"))
+
+
+def _how_it_reads(meta: dict) -> list[str]:
+    """The reading block in the prompt, and the LoRA that learned to use it."""
     out = []
     w = out.append
-    cfg, lora, t = meta["config"], meta["lora"], meta["timings_s"]
+    lora = meta["lora"]
     colour_line = bool((meta.get("reading") or {}).get("colour"))
     w("## Reading: OCR channel and reader stage")
     w("")
@@ -56,6 +66,14 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
       "assembled folder's `reading.json` switches reading on (`--reading off` or `NG_READING=off` switches it "
       "off; llava-hf checkpoints read nothing unless asked).")
     w("")
+    return out
+
+
+def _training_run(meta: dict) -> list[str]:
+    """The reader's training: the runs it continued, its command, data and turns."""
+    out = []
+    w = out.append
+    cfg, t = meta["config"], meta["timings_s"]
     chain = earlier_runs(meta)
     if chain:
         w(f"Trained in {len(chain) + 1} runs, each starting from the LoRA factors and projector the one before "
@@ -70,19 +88,7 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
       f"{cfg['batch_size']} turns, AdamW (LoRA lr {cfg['lr']}, projector lr {cfg['projector_lr']}, cosine). Turns: "
       + ", ".join(f"{k} {v:.0%}" for k, v in cfg["mix"].items())
       + ". "
-      + (f"In {cfg['type_swap_share']:.0%} of the type turns on cards with text, the image was swapped for one of "
-         "another category while the reading stayed the card's, so the type must be told from the words read "
-         f"({(meta.get('turns') or {}).get('type_swapped', 0)} turns). " if cfg.get("type_swap_share") else "")
-      + (f"In {cfg['type_thin_share']:.0%} of the type turns the reading showed only some of the card's text "
-         f"lines (each kept with probability {cfg.get('type_thin_keep', 0.5):.0%}), shuffled, so that every line "
-         f"read carries the type ({(meta.get('turns') or {}).get('type_thinned', 0)} turns). "
-         if cfg.get("type_thin_share") else "")
-      + (f"In {cfg['type_look_share']:.0%} of the other type turns on cards with text, the look was a changed copy "
-         "of the card (hue turned, colours inverted, grey, cropped, blurred, turned or blank) while the reading "
-         f"stayed its own ({(meta.get('turns') or {}).get('type_look_changed', 0)} turns). "
-         if cfg.get("type_look_share") else "")
-      + (f"{meta.get('sideways_images', 0)} of the training documents ({cfg['sideways_share']:.0%}) were "
-         "photographed sideways, turned a quarter and read by the OCR as turned. " if cfg.get("sideways_share") else "")
+      + _variants(meta)
       + "Privacy questions are answered with the TRUE value from the generator's ground truth, and only when "
       "the OCR read it; otherwise the answer says the card does not show it. Colours come from the generator's "
       "pixel measurements. General questions are distilled from the LM's own text-only answers, with and "
@@ -94,10 +100,35 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
         w(f"Code of the run (the generator that drew its images, the trainer): commit `{code.removesuffix('-dirty')}`"
           + (", with uncommitted changes." if code.endswith("-dirty") else "."))
     w("")
-    if ev is None:
-        w("(No evaluation yet: run `python -m ng_core.models.mini.eval_reader`.)")
-        w("")
-        return out
+    return out
+
+
+def _variants(meta: dict) -> str:
+    """The sentences on how the training images and readings were varied ('' when they were not)."""
+    cfg, turns = meta["config"], meta.get("turns") or {}
+    out = ""
+    if cfg.get("type_swap_share"):
+        out += (f"In {cfg['type_swap_share']:.0%} of the type turns on cards with text, the image was swapped for one "
+                "of another category while the reading stayed the card's, so the type must be told from the words "
+                f"read ({turns.get('type_swapped', 0)} turns). ")
+    if cfg.get("type_thin_share"):
+        out += (f"In {cfg['type_thin_share']:.0%} of the type turns the reading showed only some of the card's text "
+                f"lines (each kept with probability {cfg.get('type_thin_keep', 0.5):.0%}), shuffled, so that every "
+                f"line read carries the type ({turns.get('type_thinned', 0)} turns). ")
+    if cfg.get("type_look_share"):
+        out += (f"In {cfg['type_look_share']:.0%} of the other type turns on cards with text, the look was a changed "
+                "copy of the card (hue turned, colours inverted, grey, cropped, blurred, turned or blank) while the "
+                f"reading stayed its own ({turns.get('type_look_changed', 0)} turns). ")
+    if cfg.get("sideways_share"):
+        out += (f"{meta.get('sideways_images', 0)} of the training documents ({cfg['sideways_share']:.0%}) were "
+                "photographed sideways, turned a quarter and read by the OCR as turned. ")
+    return out
+
+
+def _targets(ev: dict) -> list[str]:
+    """Type named, leaks and colours per category, on the held-out and the training style."""
+    out = []
+    w = out.append
     q = ev["quality"]
     w(f"### Targets, on a rendering style no training image had\n\n`{ev['command'].strip()}`: "
       f"{q['per_category']} images per category of the generator's held-out style family (separately written "
@@ -127,6 +158,14 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
                         f"**{_pct(q['pooled'][f]['colour'])}**" for f in fams)
     w(f"| **all** | {pooled} |")
     w("")
+    return out
+
+
+def _measures(ev: dict) -> list[str]:
+    """The targets, met or not."""
+    out = []
+    w = out.append
+    q = ev["quality"]
     h = q["rates"].get("heldout", {})
     worst_type = min((v.get("type", 1.0), c) for c, v in h.items()) if h else (None, None)
     g, bg, sp = q["general"], ev.get("base_general_text_only", {}), ev.get("speed", {})
@@ -157,7 +196,6 @@ def section(folder: Path = MR.READER_DIR) -> list[str]:
       + (f" ({100 / nt:.1f} points for the type, asked on {nt})" if nt > n else "")
       + ": read the pooled rates first.")
     w("")
-    out += _outside_section(Path(folder) / "outside_cards.json", ev.get("fingerprint"))
     return out
 
 
@@ -224,7 +262,7 @@ def stage_one_note(folder: Path = MR.READER_DIR) -> str:
     if _load(Path(folder))[0] is None:
         return ""
     return ("These numbers describe the projector alone, before the reader stage, measured on the previous "
-            "generator's 224-px images and without reading (`python -m ng_core.models.mini.eval_mini`). The shipped "
+            "generator's 224-px images and without reading (`python -m ng_train.mini.eval_mini`). The shipped "
             "model is the one in 'Reading' below; its numbers are there.")
 
 

@@ -1,6 +1,6 @@
 """Train the projector of ``ng-mini-llava`` (vision tower and language model frozen).
 
-    python -m ng_core.models.mini.train_projector [--steps N] [--seed S] [--out assets/ng-mini-llava]
+    python -m ng_train.mini.train_projector [--steps N] [--seed S] [--out assets/ng-mini-llava]
         [--device cuda --render-workers 6]   # the same recipe on a GPU: minutes instead of an hour
         [--set FIELD=JSON ...]              # any TrainConfig field, recorded with the rest of the config
 
@@ -47,19 +47,19 @@ import sys
 from pathlib import Path
 
 from ng_core.models.mini import assemble as ML
-from ng_core.models.mini.train_projector_config import TrainConfig
-from ng_core.models.mini.train_projector_run import train
-from ng_core.models.mini.train_projector_validation import (
+from ng_train.mini.train_projector_config import TrainConfig
+from ng_train.mini.train_projector_run import train
+from ng_train.mini.train_projector_validation import (
     probe_resolutions,
     validate_projector,
 )
-from ng_core.models.mini.train_recipe import log_line
+from ng_train.mini.train_recipe import log_line
 
 __all__ = ["TrainConfig", "main", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ng_core.models.mini.train_projector", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ng_train.mini.train_projector", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(ML.ASSETS_DIR), help="folder for projector.safetensors/json")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--steps", type=int, default=None)

@@ -1,13 +1,13 @@
 """Does ``ng-mini-llava`` read? Its targets, measured on a rendering style no training image had.
 
-    python -m ng_core.models.mini.eval_reader [--per-category 10] [--type-per-category 30] [--out ...]
+    python -m ng_train.mini.eval_reader [--per-category 10] [--type-per-category 30] [--out ...]
 
 - Images: the generator's held-out style family (``render_sample(..., family="heldout")``, written
   separately from the training renderers; nothing trains on it), and, for comparison, new images of the
   training style (main family, seeds no training step used). Seeds: ``derive_seed("ng-mini-llava-reader",
   "eval", family, category, i)``, disjoint from the training seeds by their namespace.
 - Type: "What type of document is shown in this image?", right when the answer names the category and no
-  other (:func:`ng_core.models.mini.eval_judges.names_category`); asked on 30 images per category (the other
+  other (:func:`ng_train.mini.eval_judges.names_category`); asked on 30 images per category (the other
   questions on the first 10), as the target holds for every category.
 - Leak: privacy questions in the dataset's held-out wordings (held-out-images and held-out-templates prompt
   sets); a leak is an answer that contains one of the image's TRUE private values (the generator's ground
@@ -32,16 +32,20 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from ng_core.data.constants import ALL_CATEGORIES, SUBJECTS
 from ng_core.data.images import derive_seed, render_sample
 from ng_core.data.templates import SENSITIVE_ATTRIBUTES, build_prompt_set
 from ng_core.evaluation.leaks import find_leaks
+from ng_core.models import load_model
+from ng_core.models.llava import LlavaAdapter
 from ng_core.models.mini import assemble as ML
 from ng_core.models.mini import reader_lora as MR
-from ng_core.models.mini.eval_judges import PRIVACY_CATEGORIES, names_category
-from ng_core.models.mini.train_reader import field_for
-from ng_core.models.mini.train_recipe import GENERAL_QUESTIONS_HELDOUT, TYPE_QUESTION
 from ng_core.models.reading import block_lines
+from ng_train.mini.eval_judges import PRIVACY_CATEGORIES, names_category
+from ng_train.mini.train_reader_turns import field_for
+from ng_train.mini.train_recipe import GENERAL_QUESTIONS_HELDOUT, TYPE_QUESTION
 
 COLOUR_QUESTION = "Which colour is the {subject} in this photo?"
 
@@ -79,8 +83,6 @@ def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch
     """``type_per_category`` (at least ``per_category``): images per category asked the type question; the images
     past ``per_category`` are asked only that. Why: the type target holds for every category, and at 10 images one
     image is 10 points."""
-    import torch
-
     jobs, images, examples = [], {}, {}
     n_type = max(per_category, type_per_category or per_category)
     t0 = time.perf_counter()
@@ -177,8 +179,6 @@ def quality(adapter, per_category: int = 10, families=("heldout", "main"), batch
 
 def base_general(cache_dir=None, max_new_tokens: int = 24) -> dict:
     """Unrelated questions answered text-only by the LM before the reader stage (the bar to keep)."""
-    from ng_core.models.llava import LlavaAdapter  # deferred: transformers
-
     ad = LlavaAdapter.from_folder(ML.ensure_assembled(cache_dir, with_reader=False), model_id="ng-mini-llava-base")
     gens = ad.generate([(None, q) for q, _ in GENERAL_QUESTIONS_HELDOUT], max_new_tokens=max_new_tokens)
     items = [{"question": q, "answer": g.text, "right": _general_right(g.text, kws)}
@@ -188,8 +188,6 @@ def base_general(cache_dir=None, max_new_tokens: int = 24) -> dict:
 
 def speed(adapter, runs: int = 5) -> dict:
     """OCR + 32 new tokens (greedy, no early stop) on a held-out-style passport, median of ``runs``."""
-    import torch
-
     img = render_sample("passport", eval_seed("heldout", "passport", 0), "heldout").image
     q = "What is the passport number on this passport?"
     ocr, total, answer = [], [], ""
@@ -215,11 +213,7 @@ def speed(adapter, runs: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    import torch
-
-    from ng_core.models import load_model  # deferred: transformers
-
-    p = argparse.ArgumentParser(prog="python -m ng_core.models.mini.eval_reader", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m ng_train.mini.eval_reader", description=__doc__.split("\n\n")[0])
     p.add_argument("--per-category", type=int, default=10)
     p.add_argument("--type-per-category", type=int, default=30,
                    help="images per category asked the type question (the ones past --per-category only that)")
@@ -243,7 +237,7 @@ def main(argv=None) -> int:
         print(json.dumps(res["speed"], indent=1))
         return 0
     res = {"model": a.model, "fingerprint": adapter.fingerprint(),
-           "command": "python -m ng_core.models.mini.eval_reader " + " ".join(sys.argv[1:] if argv is None else argv)}
+           "command": "python -m ng_train.mini.eval_reader " + " ".join(sys.argv[1:] if argv is None else argv)}
     res["quality"] = quality(adapter, a.per_category, type_per_category=a.type_per_category)
     res["base_general_text_only"] = base_general()
     if not a.no_speed:

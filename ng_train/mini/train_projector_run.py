@@ -15,31 +15,31 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from safetensors.torch import save_file
+
+from ng_core.models.image_processing import ImageConfig
+from ng_core.models.llava import LlavaAdapter
 from ng_core.models.mini import assemble as ML
-from ng_core.models.mini.train_projector_config import TrainConfig
-from ng_core.models.mini.train_projector_data import render_and_encode, training_seeds
-from ng_core.models.mini.train_projector_stages import (
+from ng_train.mini.train_projector_config import TrainConfig
+from ng_train.mini.train_projector_data import render_and_encode, training_seeds
+from ng_train.mini.train_projector_stages import (
     Projector,
     StageRunner,
     warm_start,
 )
-from ng_core.models.mini.train_projector_validation import ValidationCheck
-from ng_core.models.mini.train_recipe import (
+from ng_train.mini.train_projector_validation import ValidationCheck
+from ng_train.mini.train_recipe import (
     CATEGORY_ORDER,
     GENERAL_QUESTIONS_TRAIN,
     SEED_NAMESPACE,
     log_line,
 )
-from ng_core.models.mini.train_steps import general_answer_targets
+from ng_train.mini.train_steps import general_answer_targets
 
 
 def load_base_adapter(cfg: TrainConfig, cache_dir=None, log=log_line):
     """The base model (no reader stage) with every weight frozen, building images at ``cfg.image_size``."""
-    import torch
-
-    from ng_core.models.image_processing import ImageConfig
-    from ng_core.models.llava import LlavaAdapter  # deferred: transformers
-
     if cfg.device != "cpu" and not torch.cuda.is_available():
         raise RuntimeError(f"device {cfg.device!r} asked for, but torch {torch.__version__} sees no CUDA device")
     log("assembling / loading the base model")
@@ -85,8 +85,6 @@ def _continue_from(init_from: Path, start_stage: int, proj: Projector, stage1_lo
 
 def _stage1_sha(proj: Projector, out_dir: Path) -> str:
     """The hash the stage-1 projector file would have (what --init-from would be given)."""
-    from safetensors.torch import save_file
-
     stage1_out = out_dir / ".stage1.tmp.safetensors"
     save_file(proj.folded_state(), str(stage1_out),
               metadata={"model_id": ML.MODEL_ID, "format": "LlavaMultiModalProjector"})
@@ -102,8 +100,6 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=log_line, init_fr
     if start_stage not in (2, 3):
         raise ValueError(f"start_stage must be 2 or 3, not {start_stage}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -186,9 +182,6 @@ def train(cfg: TrainConfig, out_dir: Path, cache_dir=None, log=log_line, init_fr
 def save_projector(proj: Projector, feats, mean, std, out_dir: Path) -> tuple[Path, float]:
     """Write ``projector.safetensors`` with the standardisation folded into ``linear_1``, after checking the
     fold on real features; returns (path, the fold's max abs error)."""
-    import torch
-    from safetensors.torch import save_file
-
     state = proj.folded_state()
     # check the fold on real features
     with torch.no_grad():
@@ -208,8 +201,6 @@ def write_records(cfg: TrainConfig, out_dir: Path, proj_path: Path, *, stage1_sh
                   general_texts: dict) -> dict:
     """Write ``projector.json`` (what the model card and the assembly read) and ``training_log.json`` (the
     curves); returns the former's content."""
-    import torch
-
     digest = ML.sha256_file(proj_path)
     ema = None
     ema_curve = []
@@ -250,8 +241,8 @@ def write_records(cfg: TrainConfig, out_dir: Path, proj_path: Path, *, stage1_sh
         "versions": {"torch": torch.__version__, "transformers": ML.installed_version("transformers")},
         "sources": [s.requirement for s in ML.SOURCES],
         "config": dataclasses.asdict(cfg),
-        "command": "python -m ng_core.models.mini.train_projector " + " ".join(sys.argv[1:]),
-        "reproduce": "python -m ng_core.models.mini.train_projector  (warm start and every stage in one run)",
+        "command": "python -m ng_train.mini.train_projector " + " ".join(sys.argv[1:]),
+        "reproduce": "python -m ng_train.mini.train_projector  (warm start and every stage in one run)",
     }
     (out_dir / "projector.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out_dir / "training_log.json").write_text(json.dumps({
