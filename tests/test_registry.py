@@ -120,3 +120,30 @@ def test_toy_method_edits_through_ng_edit(toy_method, tmp_path, capsys):
     dw = r.tensors["deltas"]["L2"]
     assert 0 < k < gate.numel()
     assert float(dw[~gate].abs().max()) == 0.0 and float(dw[gate].abs().max()) > 0
+
+
+def test_no_method_name_is_compared_outside_the_registry():
+    """Behaviour is read from the records: no ``== "ft"``, ``!= "random_gate"`` or ``in ("ft", ...)`` against an
+    edit method's name anywhere in the library or the dashboard but the registry itself."""
+    import ast
+    from pathlib import Path
+
+    from ng_core.method.registry import EDIT, names
+
+    root = Path(__file__).resolve().parents[1]
+    edit_names = set(names(EDIT))
+    bad = []
+    for folder in ("ng_core", "app"):
+        for path in sorted((root / folder).rglob("*.py")):
+            if path.name == "registry.py" and path.parent.name == "method":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Compare):
+                    continue
+                sides = [node.left, *node.comparators]
+                consts = [c for s in sides for c in ([s] if isinstance(s, ast.Constant) else
+                                                     getattr(s, "elts", []) if isinstance(s, (ast.Tuple, ast.List,
+                                                                                              ast.Set)) else [])]
+                if any(isinstance(c, ast.Constant) and c.value in edit_names for c in consts):
+                    bad.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not bad, "method names compared outside the registry: " + ", ".join(bad)
