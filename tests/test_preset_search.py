@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import pytest
@@ -79,7 +80,7 @@ def test_mixed_records_alternate_train_and_heldout_template_paraphrases(small_da
         train_set(small_data, ["credit_card"], 1, mix=False)
 
 
-def test_search_end_to_end_caches_and_reports(tiny, small_data, tmp_path):
+def test_search_end_to_end_caches_and_reports(tiny, small_data, tmp_path, monkeypatch):
     cfg = SearchConfig(categories=("passport",), world_categories=("passport", "receipt", "scene"), per_category=1,
                        n_privacy=1, max_new_tokens=4, controls=True)
     cands = [Candidate("a", lr=1e-3, steps=1, images=1, questions=1, mask_steps=1),
@@ -110,6 +111,11 @@ def test_search_end_to_end_caches_and_reports(tiny, small_data, tmp_path):
     again = search(tiny, cfg, cands, small_data, tmp_path, log=logs.append)
     assert not any("editing" in m or "unedited:" in m for m in logs)
     assert again["summaries"]["a"]["edit_seconds"] == res["summaries"]["a"]["edit_seconds"]
+    # so does the same folder named relatively (images are keyed relative to the search folder)
+    logs.clear()
+    monkeypatch.chdir(tmp_path.parent)
+    search(tiny, cfg, cands, small_data, Path(tmp_path.name), log=logs.append)
+    assert not any("editing" in m or "unedited:" in m for m in logs), logs
     test = search(tiny, cfg, cands[:1], small_data, tmp_path, part="test", log=logs.append)
     assert test["chosen"] is None  # the test part reports, it never chooses
     from ng_core.evaluation.preset_search import preset_from_search

@@ -170,11 +170,23 @@ def _read(path: Path):
         return None
 
 
-def cases_key(cases, cfg: SearchConfig) -> str:
-    """What a cached answer depends on besides the model and the edit: the cases and the decoding."""
+def _image_name(image, out: Path | None) -> str:
+    """``image`` as a cache key: relative to the search folder ``out`` when it lies inside it, so the same search
+    reached as ``out/x`` or ``/abs/out/x`` (or moved) keeps its cache."""
+    if image is None or out is None:
+        return str(image)
+    try:
+        return Path(image).resolve().relative_to(Path(out).resolve()).as_posix()
+    except ValueError:
+        return str(image)
+
+
+def cases_key(cases, cfg: SearchConfig, out: Path | None = None) -> str:
+    """What a cached answer depends on besides the model and the edit: the cases (images named relative to the
+    search folder ``out``) and the decoding."""
     h = hashlib.sha256(json.dumps([cfg.max_new_tokens, list(cfg.categories)]).encode())
     for c in cases:
-        h.update(f"{c.image}\0{c.prompt}\0{c.expect}\0".encode())
+        h.update(f"{_image_name(c.image, out)}\0{c.prompt}\0{c.expect}\0".encode())
     return h.hexdigest()[:16]
 
 
@@ -182,7 +194,7 @@ def unedited(adapter, cfg: SearchConfig, part: str, cases, gen, out: Path, log=p
     """The unedited model's rows on ``part`` (cached)."""
     path = out / part / "unedited.json"
     got = _read(path)
-    key = cases_key(cases + gen, cfg)
+    key = cases_key(cases + gen, cfg, out)
     if got and got.get("fingerprint") == adapter.fingerprint() and got.get("cases_key") == key:
         return got
     t = time.perf_counter()
@@ -215,7 +227,7 @@ def run_candidate(adapter, cfg: SearchConfig, cand: Candidate, seed: int, part: 
     tag = "" if method == LEARNED else f"-{method}"
     path = out / part / f"{cand.name}{tag}-s{seed}.json"
     got = _read(path)
-    key = cases_key(cases + gen, cfg)
+    key = cases_key(cases + gen, cfg, out)
     if (got and got.get("fingerprint") == adapter.fingerprint() and _same(got.get("candidate"), cand)
             and got.get("cases_key") == key):
         return got
