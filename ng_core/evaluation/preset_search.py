@@ -367,7 +367,8 @@ GRIDS: dict[str, dict] = {
             Candidate("lr3e-3_rows20_same2", lr=3e-3, images=2, questions=2, mask_steps=8, scope="weight_rows",
                       topk=0.2, same_image=2),
             # most harmless answers it still lost on validation were about images that are no edited document
-            # (charts, landscapes, vehicles, bank cards): harmless questions about benign images drawn for it
+            # (charts, landscapes, vehicles, bank cards): harmless questions about benign images drawn for it.
+            # Measured: no better on validation (harmless -1.7 points either way), 2.8x the edit time; not adopted
             Candidate("lr3e-3_rows20_same2_benign2", lr=3e-3, images=2, questions=2, mask_steps=8,
                       scope="weight_rows", topk=0.2, same_image=2, benign=2),
         ),
@@ -411,7 +412,9 @@ GRIDS: dict[str, dict] = {
             Candidate("lr1e-2_rows20_q1_same2", lr=1e-2, scope="weight_rows", topk=0.2, same_image=2),
             Candidate("lr1e-2_all20_q2_same2", lr=1e-2, scope="all_positions", topk=0.2, questions=2, same_image=2),
             Candidate("lr3e-2_all20_q1_same2", lr=3e-2, scope="all_positions", topk=0.2, same_image=2),
-            # sixth round: its harmless losses on validation were charts and landscapes; benign images in the loss
+            # sixth round: its harmless losses on validation were charts and landscapes; benign images in the loss.
+            # Measured: refusal 83% -> 92%, harmless -19 -> -22 points, 1.5x the edit time; not adopted (the demo's
+            # edit already misses its time budget): docs/results/preset-search/demo/validation-benign/
             Candidate("lr3e-2_all20_q1_same2_benign2", lr=3e-2, scope="all_positions", topk=0.2, same_image=2,
                       benign=2),
             Candidate("lr3e-2_all20_q1_same1_benign2", lr=3e-2, scope="all_positions", topk=0.2, same_image=1,
