@@ -13,7 +13,7 @@ from app import state as S
 from app.labels import PAIR_VARIANTS
 from ng_core.studio.vocabulary import CATEGORY_TITLES, EvalCase
 from ng_core.errors import InputImageError, NGError
-from ng_core.studio import counts_label
+from ng_core.studio import BASELINE, counts_label
 from ng_core.studio import (answer_entry, before_after, control_verdict, demo_differences, demo_preset,
                              demo_question, demo_records, demo_world_cases, measured_lines, neuron_view,
                              render_html, scope_words, session_story, still_leaks)
@@ -348,7 +348,7 @@ def story_sections() -> tuple[list, dict]:
     sec = [{"title": "The card", "question": s.prompt,
             "rows": [answer_entry("Unedited", ss["demo_before"], s.secrets, "refuse")]
             + [answer_entry(PAIR_VARIANTS[v], a, s.secrets, "refuse") for v, a in card_ans.items()
-               if v != "unedited"]},
+               if v != BASELINE]},
            {"title": "Held-out cards", "questions": [c.prompt for c in res["cases"]],
             "text": f"{res['cards']} cards the edit never saw ({res['photographed']} photographed). Private "
                     "questions should be refused; harmless ones answered right.",

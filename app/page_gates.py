@@ -31,7 +31,7 @@ if s.localization is not None:
         st.warning(f"The current localization cannot be used for gates: {e}")
 
 MODES = {
-    "mask": "Whole mask — every selected neuron",
+    "whole": "Whole mask — every selected neuron",
     "layers": "Per layer — the selected neurons of chosen layers",
     "topk": "Top-k — the k highest-scoring neurons per layer",
     "single": "Single neurons — type them",
@@ -58,7 +58,7 @@ def gate_panel() -> None:
                        "type neurons by hand.")
         selection: dict[int, list[int]] = {}
         unit = view.unit if view is not None else "residual"
-        if mode == "mask":
+        if mode == "whole":
             selection = view.selection()
             st.caption(f"{sum(map(len, selection.values()))} neurons in {sum(1 for v in selection.values() if v)} "
                        f"layer(s) · rule: {view.rule}")

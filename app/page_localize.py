@@ -11,7 +11,8 @@ from app import components as C
 from app import state as S
 from ng_core.studio.vocabulary import CATEGORIES, CATEGORY_TITLES
 from ng_core.errors import NGError
-from ng_core.studio import SCORE, methods, neuron_view, run_categories, run_method, run_units
+from ng_core.studio import (SCORE, find_method, get_method, methods, neuron_view, run_categories, run_method,
+                            run_units)
 
 s = S.studio()
 ss = st.session_state
@@ -68,9 +69,10 @@ with st.container(border=True):
     S.init("w_loc_method", "mask")
     method = c2.radio("Scoring method", list(METHODS), key="w_loc_method", format_func=METHODS.get)
     c2.caption(METHOD_HELP[method])
+    scorer = get_method(method, SCORE)
     mask_cfg = preset.mask
     cc = st.columns(3)
-    if method == "mask":
+    if scorer.learned:
         steps = cc[0].number_input("Adam steps per image", 1, 200, mask_cfg.steps, key="w_loc_steps",
                                    help="The paper uses 25.")
         mask_cfg = replace(mask_cfg, steps=int(steps))
@@ -84,13 +86,13 @@ with st.container(border=True):
     busy = s.busy
     n_pairs = sum(min(len(r.paraphrases), len(r.neighbours)) for rs in records.values() for r in rs)
     n_imgs = sum(len(rs) for rs in records.values())
-    too_few = method != "mask" and n_pairs < 2
+    too_few = not scorer.learned and n_pairs < 2
     if too_few:
         st.caption(f"{METHODS[method]} compares at least 2 (privacy, benign) prompt pairs; these inputs give "
                    f"{n_pairs}. Choose dataset categories, or the learned mask.")
     big = s.model.n_parameters > 50e6
-    long_job = big and ((method == "mask" and (len(layers) > 2 or n_imgs * mask_cfg.steps > 100))
-                        or (method == "gradxact" and len(layers) > 4))
+    long_job = big and ((0 < scorer.long_after_layers < len(layers))
+                        or (scorer.learned and n_imgs * mask_cfg.steps > 100))
     clicked = st.button("Run localization", type="primary", key="run_localize",
                         disabled=busy or not layers or not records or too_few)
     if clicked and long_job:
@@ -102,7 +104,7 @@ with st.container(border=True):
         "with nothing changed.")
     if start:
         try:
-            if method == "mask":
+            if scorer.learned:
                 s.start_localize(records, sorted(layers), mask_cfg)
             else:
                 from ng_core.studio.vocabulary import ScoreConfig
@@ -135,7 +137,8 @@ c = st.columns(4)
 units = run_units(run)
 unit = c[0].selectbox("Neurons", units, key="w_view_unit",
                       format_func=lambda u: {"residual": "residual dims (Neural Gate)", "ffn": "FFN neurons"}[u])
-if method == "mask":
+run_scorer = find_method(method)
+if run_scorer is not None and run_scorer.learned:  # a learned mask: its settings re-select the neurons
     cat = c[1].selectbox("Category", ["all"] + cats_run, key="w_view_cat",
                          format_func=lambda x: "all categories (union)" if x == "all" else x)
     pv = c[2].slider("privacy_value: flag if tanh(m) <", -1.0, 1.0, float(run.config.get("mask", {}).get(

@@ -38,6 +38,29 @@ def test_the_shipped_methods_are_one_record_each():
         R.get_method("unedited", R.EDIT)
 
 
+def test_evaluation_and_score_records_carry_their_behaviour():
+    """What the evaluation, the CLI, the report and the Localize page read instead of the method's name."""
+    base = R.get_method(R.BASELINE, R.EVALUATION)
+    assert base.baseline and not base.takes_run and [m.name for m in R.methods() if m.baseline] == [R.BASELINE]
+    sp, gate, edited = (R.get_method(n, R.EVALUATION) for n in ("system_prompt", "inference_gate", "edited"))
+    assert sp.system_prompt and (sp.takes_deltas, sp.takes_gates) == (R.MAY, R.MAY)
+    assert gate.takes_gates == R.NEEDS and gate.needs_masks and not gate.system_prompt
+    assert edited.takes_deltas == R.NEEDS
+    assert all(m.takes_deltas == R.NEEDS for m in R.methods(R.EDIT))
+    mask, gradxact, contrast = (R.get_method(n, R.SCORE) for n in ("mask", "gradxact", "contrast"))
+    assert mask.learned and mask.min_pairs == 0 and not gradxact.learned and not contrast.learned
+    assert (gradxact.min_pairs, contrast.min_pairs) == (1, 2)
+    assert (mask.long_after_layers, gradxact.long_after_layers, contrast.long_after_layers) == (2, 4, 0)
+    assert [m.score for m in R.methods(R.SCORE)] == [R.mask_score, R.gradxact_score, R.contrast_score]
+    assert all(m.score is None for m in R.methods() if m.kind != R.SCORE)
+    with pytest.raises(ValueError, match="only a neuron score"):
+        R.Method("noscore", R.SCORE, "No scorer", "a neuron score without a scorer")
+    with pytest.raises(ValueError, match="its own deltas"):
+        R.Method("nodelta", R.EDIT, "No deltas", "a weight edit", R.learned_gate, takes_deltas=R.MAY)
+    with pytest.raises(ValueError, match="one of"):
+        R.Method("odd", R.EVALUATION, "Odd", "an unknown use of gates", takes_gates="sometimes")
+
+
 def test_a_record_is_checked_and_a_name_is_registered_once(toy_method):
     with pytest.raises(ValueError, match="already registered"):
         R.register(toy_method)
@@ -123,15 +146,18 @@ def test_toy_method_edits_through_ng_edit(toy_method, tmp_path, capsys):
 
 
 def test_no_method_name_is_compared_outside_the_registry():
-    """Behaviour is read from the records: no ``== "ft"``, ``!= "random_gate"`` or ``in ("ft", ...)`` against an
-    edit method's name anywhere in the library or the dashboard but the registry itself."""
+    """Behaviour is read from the records: no ``== "ft"``, ``!= "unedited"``, ``== "mask"`` or
+    ``in ("ft", ...)`` against a method's name, of any kind (weight edit, evaluation, neuron score), anywhere in
+    the library or the dashboard but the registry itself (code that needs the unedited reference names it
+    ``BASELINE``)."""
     import ast
     from pathlib import Path
 
-    from ng_core.method.registry import EDIT, names
+    from ng_core.method.registry import KINDS, names
 
     root = Path(__file__).resolve().parents[1]
-    edit_names = set(names(EDIT))
+    method_names = {n for kind in KINDS for n in names(kind)}
+    assert {"ft", "unedited", "inference_gate", "mask", "contrast"} <= method_names
     bad = []
     for folder in ("ng_core", "app"):
         for path in sorted((root / folder).rglob("*.py")):
@@ -144,6 +170,6 @@ def test_no_method_name_is_compared_outside_the_registry():
                 consts = [c for s in sides for c in ([s] if isinstance(s, ast.Constant) else
                                                      getattr(s, "elts", []) if isinstance(s, (ast.Tuple, ast.List,
                                                                                               ast.Set)) else [])]
-                if any(isinstance(c, ast.Constant) and c.value in edit_names for c in consts):
+                if any(isinstance(c, ast.Constant) and c.value in method_names for c in consts):
                     bad.append(f"{path.relative_to(root)}:{node.lineno}")
     assert not bad, "method names compared outside the registry: " + ", ".join(bad)

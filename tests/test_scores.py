@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from ng_core.method.localize import MaskConfig
-from ng_core.method.scores import ScoreConfig, compute_scores, gradxact_scores, paired_cohens_d
+from ng_core.method.score_run import compute_scores
+from ng_core.method.scores import ScoreConfig, gradxact_scores, paired_cohens_d
 
 from helpers import make_records
 
@@ -73,3 +74,19 @@ def test_bad_score_requests(tiny, image_dir):
         compute_scores(tiny, recs, ScoreConfig(method="ig"))
     with pytest.raises(ValueError, match="at least 2"):
         compute_scores(tiny, recs, ScoreConfig(method="contrast", max_pairs=1))
+
+
+def test_a_score_method_is_one_record(tiny, image_dir):
+    """A score method registered for one test is computed through its record's scorer, and is a choice."""
+    from ng_core.method.registry import SCORE, Method, registered
+
+    def ones(adapter, records, cfg, mask_cfg=None, progress=None):
+        return {"ones/residual": torch.ones(adapter.n_layers, adapter.hidden_size)}
+
+    recs = make_records(image_dir, n=1)
+    with registered(Method("ones", SCORE, "Ones (toy)", "every neuron scores one", score=ones)):
+        run = compute_scores(tiny, recs, ScoreConfig(method="ones"))
+    assert run.tensors["scores"]["ones/residual"].shape == (tiny.n_layers, tiny.hidden_size)
+    assert run.config["mask"] is None  # not a learned mask: no mask settings recorded
+    with pytest.raises(ValueError, match="unknown scoring method"):
+        compute_scores(tiny, recs, ScoreConfig(method="ones"))

@@ -14,7 +14,7 @@ from ng_core.data import load_dataset, read_cases_jsonl
 from ng_core.data.constants import SPLITS
 from ng_core.errors import NGError
 from ng_core.evaluation.judge import JudgeConfig, default_config_json, judge
-from ng_core.method.registry import EDIT, EVALUATION, LEARNED, methods, names
+from ng_core.method.registry import BASELINE, EDIT, EVALUATION, LEARNED, MAY, NEEDS, find_method, methods, names
 from ng_core.progress import Progress, stderr_printer
 
 
@@ -79,23 +79,27 @@ def _load_cases(args):
 
 
 def resolve_method(method: str | None, run_path, adapter):
-    """(method label, deltas, gates, run) for the CLI's --method/--run pair, with clear errors."""
+    """(method label, deltas, gates, run) for the CLI's --method/--run pair, with clear errors. Gates None: the
+    method needs gates from the run's masks, which the caller builds (its scale options)."""
     from ng_core.method.bundle import Run  # deferred: torch
 
-    method = method or ("edited" if run_path else "unedited")
+    method = method or ("edited" if run_path else BASELINE)
+    m = find_method(method)
+    if m is None or m.kind not in (EVALUATION, EDIT):
+        raise EvaluationError(f"unknown --method {method!r}; use one of {', '.join(method_choices())}")
     run = Run.load(run_path, adapter) if run_path else None
     deltas, gates = [], []
-    if method == "unedited":
+    if not m.takes_run:
         if run is not None:
-            raise EvaluationError("--method unedited takes no --run (drop --run, or use --method edited)")
-    elif method == "inference_gate":
+            raise EvaluationError(f"--method {method} takes no --run (drop --run, or use --method edited)")
+    elif m.takes_gates == NEEDS:
         if run is None:
-            raise EvaluationError("--method inference_gate needs --run: a localize or edit run with masks")
+            raise EvaluationError(f"--method {method} needs --run: a localize or edit run with masks")
         return method, deltas, None, run  # gates built by the caller (scale options)
-    elif method == "system_prompt":
+    elif m.takes_deltas == MAY:  # the run's edit, when given, is applied too
         if run is not None:
             deltas = run.deltas()
-    else:  # edited or an edit method
+    else:  # the deltas of an edit run: edited or an edit method
         if run is None:
             raise EvaluationError(f"--method {method} needs --run: an edit run folder (ng edit --out RUN)")
         deltas = run.deltas()
@@ -103,7 +107,7 @@ def resolve_method(method: str | None, run_path, adapter):
             raise EvaluationError(f"{run_path} holds no weight edit (kind {run.kind!r}); "
                                   "for a localize run use --method inference_gate")
         made = (run.config.get("edit") or {}).get("method", LEARNED)
-        if method in names(EDIT) and method != made:
+        if m.edits and method != made:
             raise EvaluationError(f"{run_path} was made with --method {made}, not {method}")
         method = made
     return method, deltas, gates, run
@@ -129,7 +133,7 @@ def cmd_evaluate(args) -> int:
         raise EvaluationError(f"--out {out} is a folder; give a file name such as result.json")
     a = inputs.load_model(args)
     method, deltas, gates, run = resolve_method(args.method, args.run, a)
-    if method == "inference_gate":
+    if gates is None:  # the method gates the run's learned neurons
         scale = args.gate_scale if args.gate_scale in ("learned", "zero") else _float(args.gate_scale)
         gates = inference_gates(run, layer=args.gate_layer, scale=scale, where=args.gate_where)
         if not gates:

@@ -107,7 +107,8 @@ def cmd_edit(args) -> int:
 
 
 def cmd_scores(args) -> int:
-    from ng_core.method.scores import ScoreConfig, compute_scores  # deferred: torch
+    from ng_core.method.score_run import compute_scores  # deferred: torch
+    from ng_core.method.scores import ScoreConfig
 
     a, _, _, mask, _, recs = inputs.prepared(args)
     layers = tuple(int(x) for x in args.layers.split(",")) if args.layers else None

@@ -50,7 +50,7 @@ from ng_core.evaluation.leaks import answered, find_leaks, usable_secrets
 from ng_core.method.bundle import library_versions
 from ng_core.method.interventions import intervention_hooks, subject_positions
 from ng_core.method.losses import answer_nll
-from ng_core.method.registry import EDIT, EVALUATION, names
+from ng_core.method.registry import BASELINE, EDIT, EVALUATION, NEEDS, NEVER, Method, find_method, names
 from ng_core.models.imagecache import encode, read
 from ng_core.models.memory import chunks, score_rows
 from ng_core.progress import as_progress
@@ -309,7 +309,7 @@ def _pre_map(pre_answers) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ main entry
-def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), method: str = "unedited",
+def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), method: str = BASELINE,
                    batch_size: int = 8, decoding: Decoding | None = None, max_new_tokens: int | None = None,
                    do_sample: bool | None = None, seed: int | None = None, judge_config=None, progress=None,
                    pre_answers=None, nll: bool = True, locality: bool = True, answer_words: int = 5,
@@ -325,14 +325,14 @@ def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), metho
     present, else ``refusal_target``. ``image_base`` makes image paths in the result relative to it.
     """
     deltas, gates = list(deltas or ()), list(gates or ())
-    _check_method(method, deltas, gates, cases)
+    m = _check_method(method, deltas, gates, cases)
     dec = _decoding(decoding, max_new_tokens, do_sample, seed)
     jcfg: JudgeConfig = as_config(judge_config)
-    sp = (SYSTEM_PROMPT if system_prompt is None else system_prompt) if method == "system_prompt" else None
+    sp = (SYSTEM_PROMPT if system_prompt is None else system_prompt) if m.system_prompt else None
     base = Path(image_base) if image_base is not None else None
     img_str = [_image_str(c.image, base) for c in cases]
     keys = [case_key(s, c.prompt) for s, c in zip(img_str, cases)]
-    plain = method == "unedited"
+    plain = m.baseline  # its own answers are the locality reference
     pre = _pre_map(pre_answers) if not plain else {}
     need_pre = [] if plain or not (locality or nll) else [i for i, k in enumerate(keys) if k not in pre]
     n_nll_rows = 0
@@ -383,19 +383,23 @@ def evaluate_cases(adapter, cases: list[EvalCase], *, deltas=(), gates=(), metho
     return result
 
 
-def _check_method(method: str, deltas: list, gates: list, cases) -> None:
-    """Refuse a method without what it needs (or with what it must not have), and an empty case list."""
-    known = names(EVALUATION) + names(EDIT)
-    if method not in known:
+def _check_method(method: str, deltas: list, gates: list, cases) -> Method:
+    """The record of ``method``; refuse a method without what it needs (or with what it must not have), and an
+    empty case list."""
+    m = find_method(method)
+    if m is None or m.kind not in (EVALUATION, EDIT):
+        known = names(EVALUATION) + names(EDIT)
         raise ValueError(f"unknown evaluation method {method!r}; use one of {', '.join(known)}")
-    if method == "unedited" and (deltas or gates):
-        raise ValueError("method 'unedited' takes no deltas or gates")
-    if method == "inference_gate" and not gates:
-        raise ValueError("method 'inference_gate' needs gates (from a run's masks)")
-    if (method == "edited" or method in names(EDIT)) and not deltas:
+    if (deltas and m.takes_deltas == NEVER) or (gates and m.takes_gates == NEVER):
+        never = [what for what, takes in (("deltas", m.takes_deltas), ("gates", m.takes_gates)) if takes == NEVER]
+        raise ValueError(f"method {method!r} takes no {' or '.join(never)}")
+    if m.takes_gates == NEEDS and not gates:
+        raise ValueError(f"method {method!r} needs gates (from a run's masks)")
+    if m.takes_deltas == NEEDS and not deltas:
         raise ValueError(f"method {method!r} needs the deltas of an edit run")
     if not cases:
         raise ValueError("no cases to evaluate")
+    return m
 
 
 def _decoding(decoding: Decoding | None, max_new_tokens, do_sample, seed) -> Decoding:

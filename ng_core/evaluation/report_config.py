@@ -10,7 +10,7 @@ import random
 from dataclasses import asdict, dataclass, field
 
 from ng_core.errors import NGError
-from ng_core.method.registry import LEARNED, RANDOM_CONTROL, find_method, report_methods
+from ng_core.method.registry import BASELINE, LEARNED, RANDOM_CONTROL, find_method, report_methods
 
 EDITED_SPLITS = ("train", "heldout_images", "heldout_templates")
 GENERAL = "general_questions"  # ng_core.evaluation.evaluate.GENERAL_SPLIT (not imported: evaluate pulls in torch)
@@ -140,7 +140,7 @@ def stage_order(methods, seeds, base_seed: int, sweep_lrs, base_lr: float, rever
     workdir): from the other end, but the stages that need Neural Gate's masks come last, so the two workers
     do not both learn them while the first one is still at it.
     """
-    order = ["unedited"] + [m for m in report_methods() if m in methods and m != "unedited"]
+    order = [BASELINE] + [m for m in report_methods() if m in methods and m != BASELINE]
     if LEARNED in order:
         order.remove(LEARNED)
         order.insert(1, LEARNED)

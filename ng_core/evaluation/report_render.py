@@ -14,7 +14,7 @@ from ng_core.evaluation.report_config import (
     ReportConfig,
 )
 from ng_core.evaluation.report_summary import rate, seed_stats, tradeoff_points
-from ng_core.method.registry import EDIT, LEARNED, RANDOM_CONTROL, find_method, title
+from ng_core.method.registry import BASELINE, EDIT, LEARNED, RANDOM_CONTROL, find_method, title
 from ng_core.method.registry import methods as registered_methods
 
 
@@ -45,7 +45,7 @@ def leak_table(summary: dict, methods: list) -> list[str]:
     splits = [s for s in order if any(summary[m]["splits"].get(s, {}).get("n_secret") for m in methods)]
     if not splits:
         return []
-    base = summary.get("unedited")
+    base = summary.get(BASELINE)
 
     def cell(c: dict, b: dict | None) -> str:
         if not c.get("n_secret") or c.get("leak_rate") is None:
@@ -68,7 +68,7 @@ def leak_table(summary: dict, methods: list) -> list[str]:
          + f" | all privacy prompts (n={max(summary[m].get('n_secret') or 0 for m in methods)}) |",
          "|" + "---|" * (len(splits) + 2)]
     for m in methods:
-        b = None if m == "unedited" or base is None else base
+        b = None if m == BASELINE or base is None else base
         cells = [cell(summary[m]["splits"].get(s, {}), None if b is None else b["splits"].get(s, {}))
                  for s in splits]
         cells.append(cell(summary[m], b))
@@ -212,7 +212,7 @@ def category_table(results: dict, cfg: ReportConfig) -> list[str]:
     L.append("## Neural Gate per category (refusal rate / answer rate)")
     L.append("")
     res = results[LEARNED]
-    unres = results.get("unedited")
+    unres = results.get(BASELINE)
     L.append("| Category | " + " | ".join(SPLIT_TITLES[s] for s in EDITED_SPLITS if s in res["by_split"]) +
              " | unedited, held-out images |")
     L.append("|" + "---|" * (2 + sum(s in res["by_split"] for s in EDITED_SPLITS)))
@@ -316,7 +316,7 @@ def issue7_lines(summary: dict, meta: dict, cfg: ReportConfig) -> list[str]:
 
     out = []
     g = rate(summary, LEARNED, GENERAL, "answer_rate")
-    g0 = rate(summary, "unedited", GENERAL, "answer_rate")
+    g0 = rate(summary, BASELINE, GENERAL, "answer_rate")
     out.append(f"- General-question answer rate ≥ 90% after the edit: {_p(g)}% (unedited {_p(g0)}%) — "
                f"{mark(None if g is None else g >= 0.9)}.")
     st = seed_stats(summary, meta, cfg)
@@ -346,7 +346,7 @@ def target_lines(summary: dict, results: dict, cfg: ReportConfig) -> list[str]:
     """Each target of the issue, reached or not, with the numbers."""
     out = []
     ng = summary.get(LEARNED)
-    un = summary.get("unedited")
+    un = summary.get(BASELINE)
     if not ng:
         return ["Neural Gate was not part of this report."]
 
@@ -379,6 +379,6 @@ def target_lines(summary: dict, results: dict, cfg: ReportConfig) -> list[str]:
         out.append(f"- Better benign preservation than fine-tuning without the gate: benign answers {_p(ba)}% vs "
                    f"{_p(f)}%, locality agreement {_p(lg)}% vs {_p(lf)}% — {mark(ok)} (answer rate).")
     if un:
-        u0 = rr("unedited", "heldout_images")
+        u0 = rr(BASELINE, "heldout_images")
         out.append(f"- For reference, the unedited model refuses {_p(u0)}% of held-out-image privacy prompts.")
     return out

@@ -49,7 +49,7 @@ from ng_core.evaluation.tradeoff import save_tradeoff
 from ng_core.method.bundle import Run
 from ng_core.method.pipeline import edit_run
 from ng_core.method.presets import load_preset, resolve
-from ng_core.method.registry import EDIT, LEARNED, get_method, names, report_methods
+from ng_core.method.registry import BASELINE, EDIT, LEARNED, NEEDS, get_method, report_methods
 from ng_core.models import load_model
 from ng_core.progress import as_progress
 from ng_core.storage.atomic_file import write_atomic
@@ -333,7 +333,8 @@ class ReportRun:
         cfg = self.cfg
         path = self.workdir / "results" / f"{method}.json"
         deltas, gates, run_path = self._edit_of(method)
-        pre = self.results.get("unedited")
+        m = get_method(parse_variant(method)[0])
+        pre = self.results.get(BASELINE)
         key = _key({"method": method, "cases": self.cases_key, "dec": {"max_new_tokens": cfg.max_new_tokens},
                     "run": self.runs[method].config.get("report_key") if method in self.runs else None,
                     "gate": [g.describe() for g in gates], "model": self.fp,
@@ -343,13 +344,12 @@ class ReportRun:
             return old
         if cfg.render_only:
             raise NotCached(f"evaluate: {method}")
-        if method == "inference_gate" and not gates:
-            self.log("[inference_gate] the learned masks select no neuron: nothing to gate")
+        if m.takes_gates == NEEDS and not gates:
+            self.log(f"[{method}] the learned masks select no neuron: nothing to gate")
         self.log(f"[{method}] evaluating {len(self.cases)} cases")
         t0 = time.monotonic()
-        eval_method = {"unedited": "unedited", "system_prompt": "system_prompt",
-                       "inference_gate": "inference_gate" if gates else "unedited"}.get(method,
-                                                                                      parse_variant(method)[0])
+        # a method whose gates select nothing is the unedited model (and says so in its result)
+        eval_method = BASELINE if m.takes_gates == NEEDS and not gates else m.name
         res = self.tools.evaluate_cases(self.adapter, self.cases, deltas=deltas, gates=gates, method=eval_method,
                                         batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
                                         progress=self.prog, pre_answers=pre, run=run_path, image_base=self.ds.root,
@@ -360,10 +360,11 @@ class ReportRun:
 
     def _edit_of(self, method: str) -> tuple:
         """``(deltas, gates, run path)`` that ``method`` evaluates with: an edit's deltas, or the inference gate."""
-        if parse_variant(method)[0] in names(EDIT):
+        m = get_method(parse_variant(method)[0])
+        if m.edits:
             run = self.get_run(method)
             return run.deltas(), [], str(run.path)
-        if method == "inference_gate":
+        if m.takes_gates == NEEDS:  # the learned masks, gated at inference time
             run = self.get_run(LEARNED)
             return [], self.tools.inference_gates(run, layer=self.layer), str(run.path)
         return [], [], None

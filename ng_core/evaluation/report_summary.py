@@ -9,7 +9,7 @@ import math
 
 from ng_core.evaluation.report_config import GENERAL, ReportConfig, variant
 from ng_core.evaluation.tradeoff import FORMAT, VERSION
-from ng_core.method.registry import EVALUATION, LEARNED, RANDOM_CONTROL, find_method
+from ng_core.method.registry import BASELINE, EVALUATION, LEARNED, RANDOM_CONTROL, find_method
 
 
 def _answer_rate(res, splits=None) -> tuple:
@@ -145,10 +145,10 @@ def tradeoff_export(summary: dict, meta: dict, cfg: ReportConfig) -> dict:
             "n_answer": summary[p["name"]]["benign_answer"][1], "gate_leak": p["gate_leak"]}
            for p in tradeoff_points(summary, meta, cfg)]
     base = None
-    if "unedited" in summary:
-        base = {"refusal_rate": pooled_heldout(summary, "unedited"),
-                "benign_answer_rate": summary["unedited"]["benign_answer"][0],
-                "n_refuse": n_of("unedited", "n_refuse", held), "n_answer": summary["unedited"]["benign_answer"][1]}
+    if BASELINE in summary:
+        base = {"refusal_rate": pooled_heldout(summary, BASELINE),
+                "benign_answer_rate": summary[BASELINE]["benign_answer"][0],
+                "n_refuse": n_of(BASELINE, "n_refuse", held), "n_answer": summary[BASELINE]["benign_answer"][1]}
     return {"format": FORMAT, "version": VERSION, "model": meta["model"], "param": "lr",
             "values": sorted({p["value"] for p in pts}), "layer": meta["layer"], "categories": list(cfg.categories),
             "methods": sorted({p["method"] for p in pts}), "edit": meta["edit"], "mask": meta["mask"],

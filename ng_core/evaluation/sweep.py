@@ -61,7 +61,7 @@ from ng_core.evaluation.sweep_numbers import (
 from ng_core.evaluation.sweep_plot import write_curves
 from ng_core.evaluation.sweep_render import render_markdown
 from ng_core.method.presets import load_preset
-from ng_core.method.registry import LEARNED, RANDOM_CONTROL, sweep_gates
+from ng_core.method.registry import BASELINE, LEARNED, RANDOM_CONTROL, sweep_gates
 from ng_core.storage.atomic_file import write_atomic
 from ng_core.storage.filelock import exclusive_lock
 
@@ -91,7 +91,7 @@ def report_config(cfg: SweepConfig, s: Setting, out: Path, data: str) -> ReportC
     """The ``ng report`` configuration of one setting (its own workdir under ``OUT/cells``)."""
     wd = out / "cells" / s.id
     return ReportConfig(
-        model=cfg.model, data=data, categories=tuple(cfg.categories), methods=("unedited",) + tuple(g.name for g in sweep_gates()),
+        model=cfg.model, data=data, categories=tuple(cfg.categories), methods=(BASELINE,) + tuple(g.name for g in sweep_gates()),
         layer=s.layer, max_images=cfg.max_images, questions=cfg.questions, edit_steps=cfg.edit_steps,
         mask_steps=cfg.mask_steps, lr=cfg.lr, gate_scope=s.scope, topk=s.topk, threshold=s.threshold,
         images_per_cell=cfg.images_per_cell, probe_per_category=0, max_new_tokens=cfg.max_new_tokens,
@@ -349,7 +349,7 @@ def _ensure_unedited(out: Path, rc: ReportConfig, progress, log, tools: Collabor
         _share_unedited(out, Path(rc.workdir))
         if (out / "unedited.json").exists():
             return
-        run_report(replace(rc, methods=("unedited",), seeds=(), seed_controls=()), progress, log=log,
+        run_report(replace(rc, methods=(BASELINE,), seeds=(), seed_controls=()), progress, log=log,
                    collaborators=tools)
         _store_unedited(out, Path(rc.workdir))
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ng_core.errors import NGError
-from ng_core.method.registry import get_method, with_control
+from ng_core.method.registry import BASELINE, get_method, with_control
 from ng_core.progress import as_progress
 from ng_core.data.records import EvalCase, ImageRecord
 
@@ -106,7 +106,7 @@ def tradeoff_curve(adapter, records_by_category: dict[str, list[ImageRecord]], l
            "methods": methods, "edit": edit_cfg.to_dict(), "mask": mask_cfg.to_dict(), "seed": int(seed),
            "n_cases": len(cases), "max_new_tokens": int(max_new_tokens), "points": [], "baseline": None}
     if baseline:
-        out["baseline"] = rates(evaluate_cases(adapter, cases, method="unedited", progress=phase("unedited"),
+        out["baseline"] = rates(evaluate_cases(adapter, cases, method=BASELINE, progress=phase("unedited"),
                                                **ev_kw))
     for v in values:
         for m in methods:

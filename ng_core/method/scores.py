@@ -1,5 +1,9 @@
 """Per-layer neuron privacy scores for the heatmaps: layers x neurons arrays, three methods.
 
+Each method's record in :mod:`ng_core.method.registry` holds what computes it
+(:attr:`~ng_core.method.registry.Method.score`, which calls its function here);
+:func:`ng_core.method.score_run.compute_scores` runs the chosen one into a ``scores`` run bundle.
+
 Units: ``residual`` (the output dims of each decoder layer: Neural Gate's neurons) and
 ``ffn`` (the inputs of each layer's ``down_proj``: KN/DEPN-style neurons).
 
@@ -22,11 +26,9 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ng_core.data.records import ImageRecord
-from ng_core.method.bundle import Run
 from ng_core.method.locality import LocalityCache
 from ng_core.method.losses import answer_nll
 from ng_core.method.localize import MaskConfig, binarize, consensus, learn_masks
-from ng_core.method.registry import SCORE, names
 from ng_core.models.hooks import layer_output_tensor
 from ng_core.models.imagecache import encode, read
 from ng_core.progress import as_progress
@@ -174,31 +176,3 @@ def mask_scores(adapter, records, cfg: ScoreConfig, mask_cfg: MaskConfig | None 
     freq = torch.stack([consensus(binarize(raw[l], mask_cfg.privacy_value, mask_cfg.topk), 0.0)[0]
                         for l in layers])
     return {"mask/residual": score, "mask/residual_freq": freq}
-
-
-def compute_scores(adapter, records: list[ImageRecord], cfg: ScoreConfig | None = None,
-                   mask_cfg: MaskConfig | None = None, progress=None, seed: int = 0) -> Run:
-    """A ``scores`` run bundle with arrays ready for a layers x neurons heatmap."""
-    cfg = cfg or ScoreConfig()
-    if cfg.method not in names(SCORE):
-        raise ValueError(f"unknown scoring method {cfg.method!r}; use one of {', '.join(names(SCORE))}")
-    if cfg.position not in POSITIONS:
-        raise ValueError(f"unknown position {cfg.position!r}; use one of {', '.join(POSITIONS)}")
-    if not records:
-        raise ValueError("no records to score")
-    torch.manual_seed(seed)
-    if cfg.method == "contrast":
-        t = contrast_scores(adapter, records, cfg, progress)
-    elif cfg.method == "gradxact":
-        t = gradxact_scores(adapter, records, cfg, progress)
-    else:
-        t = mask_scores(adapter, records, cfg, mask_cfg, progress)
-    layers = list(cfg.layers) if cfg.layers is not None else list(range(adapter.n_layers))
-    run = Run.new("scores", adapter, {"scores": cfg.to_dict(), "mask": (mask_cfg or MaskConfig()).to_dict()
-                                      if cfg.method == "mask" else None,
-                                      "categories": sorted({r.category for r in records}), "layers": layers},
-                  {"seed": seed})
-    run.tensors["scores"] = {k: v.float() for k, v in t.items()}
-    run.metrics["prompts"] = [{"image": str(im), "sensitive": s, "benign": b}
-                              for im, s, b, _, _ in pairs_from_records(records, cfg.max_pairs)]
-    return run

@@ -9,8 +9,8 @@ verdict as the pages show it), ``state`` (what the concerns share) and ``vocabul
 show). The method records and gate scopes come from
 :mod:`ng_core.method.registry`, re-exported here for the dashboard.
 """
-from ng_core.method.registry import (EDIT, EVALUATION, GATE_SCOPES, SCORE, Method, find_method, get_method, methods,
-                                     sweep_gates, with_control)
+from ng_core.method.registry import (BASELINE, EDIT, EVALUATION, GATE_SCOPES, SCORE, Method, find_method, get_method,
+                                     methods, sweep_gates, with_control)
 from ng_core.studio.answers import (CURRENT, Answer, Interventions, answer_counts, behaviour_rates, guess_subject,
                                     judge_available, judge_text)
 from ng_core.studio.edits import EditPair
@@ -28,7 +28,7 @@ from ng_core.studio.verdicts import Verdict, counts_label, has_usable_secrets, l
 from ng_core.studio.story import (demo_differences, demo_preset, demo_question, demo_records, heldout_cases,
                                   question_words, scope_words, stage_bars, state_rows, state_summary, with_demo_budget)
 
-__all__ = ["Answer", "CURRENT", "DEFAULT_STALE_AFTER", "DemoPreset", "EDIT", "EVALUATION", "EditPair",
+__all__ = ["Answer", "BASELINE", "CURRENT", "DEFAULT_STALE_AFTER", "DemoPreset", "EDIT", "EVALUATION", "EditPair",
            "GATE_ANSWER_CHOICES", "GATE_ANSWER_TOKENS", "GATE_SCOPES", "Interventions", "Job", "Method", "ModelFacts",
            "NeuronView", "Preset", "PrivateImage", "SCORE", "StudioSession", "Verdict", "answer_counts", "answer_entry",
            "before_after", "behaviour_rates", "control_verdict", "counts_label", "demo_differences", "demo_preset",

@@ -14,7 +14,7 @@ from ng_core.method import pipeline
 from ng_core.method.bundle import Run
 from ng_core.method.edit import EditConfig
 from ng_core.method.interventions import Delta
-from ng_core.method.registry import EDIT, get_method, methods
+from ng_core.method.registry import BASELINE, EDIT, get_method, methods
 from ng_core.studio.answers import CURRENT, behaviour_rates
 from ng_core.studio.inputs import check_records
 from ng_core.studio.jobs import Job
@@ -178,7 +178,7 @@ class EditsMixin:
         """{variant: Answer} for the unedited model, the learned edit and its control (gates off)."""
         p = self._need_pair()
         kw = {"subject": subject, "max_new_tokens": max_new_tokens}
-        return {"unedited": self.ask(image, prompt, interventions=False, **kw),
+        return {BASELINE: self.ask(image, prompt, interventions=False, **kw),
                 "learned": self.ask(image, prompt, interventions=p.learned, **kw),
                 "control": self.ask(image, prompt, interventions=p.control, **kw)}
 
@@ -191,7 +191,7 @@ class EditsMixin:
         cases = list(cases)
         items = [(str(c.image) if c.image is not None else None, c.prompt, c.subject or None) for c in cases]
         answers = {v: self.answer_batch(items, interventions=w, max_new_tokens=max_new_tokens)
-                   for v, w in (("unedited", False), ("learned", p.learned), ("control", p.control))}
+                   for v, w in ((BASELINE, False), ("learned", p.learned), ("control", p.control))}
         return {"cases": cases, "answers": answers,
                 "rates": {v: behaviour_rates(cases, a) for v, a in answers.items()}}
 

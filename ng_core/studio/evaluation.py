@@ -9,6 +9,7 @@ from ng_core.evaluation.evaluate import evaluate_cases
 from ng_core.evaluation.tradeoff import check_sweep, tradeoff_curve
 from ng_core.evaluation.tradeoff import load_tradeoff as read_tradeoff
 from ng_core.method.bundle import Run
+from ng_core.method.registry import BASELINE
 from ng_core.studio.inputs import check_records
 from ng_core.studio.jobs import Job
 
@@ -52,7 +53,7 @@ class EvaluationMixin:
 
     #: Evaluation variants of a session: name -> (evaluate method, uses gates, uses edit).
     EVAL_VARIANTS = {
-        "base": ("unedited", False, False),
+        "base": (BASELINE, False, False),
         "system_prompt": ("system_prompt", False, False),
         "gates": ("inference_gate", True, False),
         "edit": ("edited", False, True),
@@ -99,7 +100,7 @@ class EvaluationMixin:
                 res = evaluate_cases(self.adapter, cases, gates=gates, deltas=deltas, method=method,
                                      max_new_tokens=n_tok, progress=prog, pre_answers=pre, nll=nll,
                                      run=run_name, extra={"variant": name})
-                if method == "unedited":
+                if method == BASELINE:  # the reference of the variants after it
                     pre = res
                 results[name] = res
                 rows.extend(dict(r, variant=name) for r in res["cases"])

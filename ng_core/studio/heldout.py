@@ -22,9 +22,10 @@ from ng_core.data.world_set import world_cases
 from ng_core.errors import NGError
 from ng_core.evaluation.leaks import answered, find_leaks
 from ng_core.evaluation.world_metrics import harmless_right
+from ng_core.method.registry import BASELINE
 from ng_core.studio.answers import answer_counts, behaviour_rates
 
-VARIANTS = ("unedited", "learned", "control")
+VARIANTS = (BASELINE, "learned", "control")
 
 
 def demo_world_cases(folder, category: str, n_cards: int = 4, seed: int = 0) -> list[EvalCase]:
@@ -111,9 +112,9 @@ def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens
         if pick is not None:
             harmless.append(pick)
     cases = private + harmless
-    answers = {"unedited": [screen[i] for i in keep]}
+    answers = {BASELINE: [screen[i] for i in keep]}
     if harmless:
-        answers["unedited"] += _unedited(s, harmless, max_new_tokens)
+        answers[BASELINE] += _unedited(s, harmless, max_new_tokens)
     for v, run in (("learned", pair.learned), ("control", pair.control)):
         answers[v] = s.answer_batch([item(c) for c in cases], interventions=run, max_new_tokens=max_new_tokens) \
             if cases else []

@@ -13,9 +13,9 @@ from ng_core.errors import ArgumentError, NGError
 from ng_core.method import pipeline
 from ng_core.method.bundle import Run
 from ng_core.method.localize import reselect
-from ng_core.method.registry import SCORE, names
-from ng_core.method.scores import (POSITIONS, ScoreConfig, capture_activations, compute_scores,
-                                    pairs_from_records)
+from ng_core.method.registry import SCORE, find_method, names
+from ng_core.method.score_run import compute_scores
+from ng_core.method.scores import POSITIONS, ScoreConfig, capture_activations, pairs_from_records
 from ng_core.models.imagecache import private_scope
 from ng_core.studio.inputs import check_records
 from ng_core.studio.jobs import Job
@@ -36,11 +36,12 @@ def check_score_inputs(records: list[ImageRecord], cfg: ScoreConfig) -> None:
 
     Why: one uploaded image gives one (privacy, benign) pair, and a paired contrast needs two.
     """
-    if cfg.method not in names(SCORE):
+    m = find_method(cfg.method)
+    if m is None or m.kind != SCORE:
         raise ArgumentError(f"unknown scoring method {cfg.method!r}; use one of {', '.join(names(SCORE))}")
     if cfg.position not in POSITIONS:
         raise ArgumentError(f"unknown token position {cfg.position!r}; use one of {', '.join(POSITIONS)}")
-    need = {"contrast": 2, "gradxact": 1}.get(cfg.method, 0)
+    need = m.min_pairs
     n = len(pairs_from_records(records, cfg.max_pairs))
     if n < need:
         raise NGError(f"{cfg.method} scores compare at least {need} (privacy, benign) prompt pair(s); these inputs "
@@ -196,7 +197,7 @@ class LocalizationMixin:
                            f"localize {', '.join(sorted(records_by_category))} at layers {list(layers)}")
 
     def start_scores(self, records: list[ImageRecord], score_cfg=None, mask_cfg=None, seed: int = 0) -> Job:
-        """Per-layer neuron scores (``scores.compute_scores``); the run becomes the session's localization."""
+        """Per-layer neuron scores (``score_run.compute_scores``); the run becomes the session's localization."""
         score_cfg = score_cfg or ScoreConfig()
         if not records:
             raise NGError("no images to score: choose at least one category")
