@@ -49,7 +49,7 @@ def main() -> int:
         for k in range(1, args.toggles + 1):
             s.set_gates([Gate(layer, torch.arange(k * 8), 0.5, "all")])
             if mode == "no draft":
-                s._drafts.clear()
+                s.shared.drafts.clear()
             t = time.perf_counter()
             ans = s.ask(memo=False)
             times.append(time.perf_counter() - t)

@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     sessions = [s]
     if args.against_no_reuse:
         ref = StudioSession(s.adapter, runs_dir=tempfile.mkdtemp(), stale_after=None)
-        ref._prefix_memo.size = 0  # keeps no prompt start
+        ref.shared.prefix_memo.size = 0  # keeps no prompt start
         sessions.append(ref)
     for x in sessions:
         x.set_image(card.image, name="sample", private=False)
@@ -109,8 +109,8 @@ def main(argv=None) -> int:
             out[where + "_same_answers"] = res[0]["answers"] == res[1]["answers"]
             print(f"{'':8s} no reuse: median {res[1]['median']:.2f} s, max {res[1]['max']:.2f} s; same answers: "
                   f"{out[where + '_same_answers']}", flush=True)
-    out["prefix_memo"] = {"hits": s._prefix_memo.hits, "partial": s._prefix_memo.partial,
-                          "misses": s._prefix_memo.misses}
+    out["prefix_memo"] = {"hits": s.shared.prefix_memo.hits, "partial": s.shared.prefix_memo.partial,
+                          "misses": s.shared.prefix_memo.misses}
     out["load_average_after"] = os.getloadavg()
     print(json.dumps({k: v for k, v in out.items() if not isinstance(v, dict) or k == "prefix_memo"}, indent=1))
     for where in ("subject", "all"):
