@@ -67,6 +67,8 @@ class Method:
     #                        computed in passes over prompt pairs (then the token position and the pair cap apply)
     min_pairs: int = 0  # neuron scores: the (privacy, benign) prompt pairs it compares, at least (0: it uses none)
     long_after_layers: int = 0  # neuron scores: on a large model, more layers than this make a long job (0: never)
+    score_label: str = ""  # neuron scores: what one score value is, for axes and captions ("": "score")
+    freq_label: str = ""  # neuron scores: what its per-neuron frequency is, when it has one ("": none)
 
     def __post_init__(self):
         if not self.name or not self.name.replace("_", "").isalnum():
@@ -275,14 +277,18 @@ register(Method("edited", EVALUATION, "Edited", "the run's weight edit, whatever
 register(Method("mask", SCORE, "Learned mask (Neural Gate Stages A+B)",
                 "Learns a gate tanh(m) per neuron at the subject token that makes the model refuse while keeping "
                 "benign answers; neurons whose gate flips are privacy neurons. The faithful method; the slowest.",
-                score=mask_score, learned=True, long_after_layers=2))
+                score=mask_score, learned=True, long_after_layers=2,
+                score_label="privacy score, mean 1 − tanh(m) (0 = kept, 2 = flipped)",
+                freq_label="share of images where the neuron is flagged"))
 register(Method("gradxact", SCORE, "Gradient × activation",
                 "One backward pass per prompt: activation × gradient of (refusal − original answer) log-likelihood "
                 "at the subject token. Equals the mask's first step; cheap.", score=gradxact_score, min_pairs=1,
-                long_after_layers=4))
+                long_after_layers=4, score_label="gradient × activation, privacy − benign",
+                freq_label="share of privacy prompts with positive attribution"))
 register(Method("contrast", SCORE, "Activation contrast",
                 "One forward pass per prompt: how much more a neuron fires on privacy questions than on benign "
-                "questions about the same image (paired Cohen's d). Cheapest.", score=contrast_score, min_pairs=2))
+                "questions about the same image (paired Cohen's d). Cheapest.", score=contrast_score, min_pairs=2,
+                score_label="activation contrast, paired Cohen's d (privacy − benign)"))
 
 #: Where Stage C's gradient gate acts (``EditConfig.gate_scope``).
 GATE_SCOPES: dict[str, str] = {

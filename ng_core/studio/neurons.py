@@ -20,16 +20,6 @@ from ng_core.models.imagecache import private_scope
 from ng_core.studio.inputs import check_records
 from ng_core.studio.jobs import Job
 
-SCORE_LABELS = {
-    "mask": "privacy score, mean 1 − tanh(m) (0 = kept, 2 = flipped)",
-    "gradxact": "gradient × activation, privacy − benign",
-    "contrast": "activation contrast, paired Cohen's d (privacy − benign)",
-}
-FREQ_LABELS = {
-    "mask": "share of images where the neuron is flagged",
-    "gradxact": "share of privacy prompts with positive attribution",
-}
-
 
 def check_score_inputs(records: list[ImageRecord], cfg: ScoreConfig) -> None:
     """Refuse, before a scores job starts, what :func:`compute_scores` would fail on inside it.
@@ -63,11 +53,13 @@ class NeuronView:
 
     @property
     def score_label(self) -> str:
-        return SCORE_LABELS.get(self.method, "score")
+        m = find_method(self.method)
+        return (m.score_label if m is not None else "") or "score"
 
     @property
     def freq_label(self) -> str:
-        return FREQ_LABELS.get(self.method, "")
+        m = find_method(self.method)
+        return m.freq_label if m is not None else ""
 
     def counts(self) -> dict[int, int]:
         return {l: int(self.selected[i].sum()) for i, l in enumerate(self.layers)}
