@@ -86,10 +86,11 @@ with st.container(border=True):
     busy = s.busy
     n_pairs = sum(min(len(r.paraphrases), len(r.neighbours)) for rs in records.values() for r in rs)
     n_imgs = sum(len(rs) for rs in records.values())
-    too_few = not scorer.learned and n_pairs < 2
+    need = max(scorer.min_pairs, 1) if not scorer.learned else 0
+    too_few = n_pairs < need
     if too_few:
-        st.caption(f"{METHODS[method]} compares at least 2 (privacy, benign) prompt pairs; these inputs give "
-                   f"{n_pairs}. Choose dataset categories, or the learned mask.")
+        st.caption(f"{METHODS[method]} compares at least {need} (privacy, benign) prompt pair{'s' * (need > 1)}; "
+                   f"these inputs give {n_pairs}. Choose dataset categories, or the learned mask.")
     big = s.model.n_parameters > 50e6
     long_job = big and ((0 < scorer.long_after_layers < len(layers))
                         or (scorer.learned and n_imgs * mask_cfg.steps > 100))
