@@ -7,8 +7,9 @@ import torch
 
 from ng_core.evaluation.baselines import SYSTEM_PROMPT, apply_system_prompt, inference_gates
 from ng_core.errors import Cancelled
-from ng_core.evaluation.evaluate import (Decoding, case_key, cell_metrics, evaluate_cases, generate_answers, summarise,
-                              utility_probe_cases)
+from ng_core.evaluation.evaluate import (Decoding, case_key, cell_metrics, evaluate_cases, generate_answers,
+                                         summarise)
+from ng_core.evaluation.probe_cases import utility_probe_cases
 from ng_core.method.interventions import Delta, Gate
 from ng_core.method.localize import CategoryMask
 from ng_core.models.llava import Generation
@@ -354,7 +355,7 @@ def test_garbled_answers_are_not_answered():
 def test_type_words_extend_the_one_strict_table():
     """The utility probe's expected words are the strict category words plus looser ones: one source of truth."""
     from ng_core.data.constants import ALL_CATEGORIES, CATEGORY_WORDS
-    from ng_core.evaluation.evaluate import TYPE_WORDS
+    from ng_core.evaluation.probe_cases import TYPE_WORDS
     from ng_train.mini.eval_judges import KEYWORDS
 
     assert KEYWORDS is CATEGORY_WORDS and set(TYPE_WORDS) == set(CATEGORY_WORDS) == set(ALL_CATEGORIES)

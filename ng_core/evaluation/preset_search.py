@@ -31,6 +31,7 @@ from ng_core.data.records import ImageRecord
 from ng_core.data.world_set import world_cases
 from ng_core.errors import NGError
 from ng_core.evaluation.preset_search_render import render
+from ng_core.evaluation.probe_cases import general_question_cases
 from ng_core.evaluation.world_metrics import check_targets, world_numbers
 from ng_core.method.registry import LEARNED, RANDOM_CONTROL
 from ng_core.storage.atomic_file import write_atomic
@@ -144,8 +145,6 @@ def resolved(adapter, cfg: SearchConfig, cand: Candidate, seed: int):
 
 def general_cases(part: str, images) -> list:
     """The held-out general questions, every other one for each part."""
-    from ng_core.evaluation.evaluate import general_question_cases  # deferred: torch, keeps ng --help fast
-
     cs = general_question_cases(images)
     return [c for i, c in enumerate(cs) if i % 2 == GENERAL_PARTS[part]]
 

@@ -10,10 +10,11 @@ import random
 from dataclasses import asdict, dataclass, field
 
 from ng_core.errors import NGError
+from ng_core.evaluation.probe_cases import GENERAL_SPLIT
 from ng_core.method.registry import BASELINE, LEARNED, RANDOM_CONTROL, find_method, report_methods
 
 EDITED_SPLITS = ("train", "heldout_images", "heldout_templates")
-GENERAL = "general_questions"  # ng_core.evaluation.evaluate.GENERAL_SPLIT (not imported: evaluate pulls in torch)
+GENERAL = GENERAL_SPLIT  # the split of the held-out general questions
 SPLIT_TITLES = {"train": "edited prompts", "heldout_images": "held-out images",
                 "heldout_templates": "held-out templates", "unseen_categories": "unseen categories",
                 "benign_controls": "benign controls", "utility_probe": "utility probe",

@@ -27,7 +27,8 @@ import torch
 from ng_core.data import generate_dataset, load_dataset
 from ng_core.errors import NGError
 from ng_core.evaluation.baselines import inference_gates
-from ng_core.evaluation.evaluate import evaluate_cases, general_question_cases, rescore_leaks, utility_probe_cases
+from ng_core.evaluation.evaluate import evaluate_cases, rescore_leaks
+from ng_core.evaluation.probe_cases import general_question_cases, utility_probe_cases
 from ng_core.evaluation.report_config import (
     EDITED_SPLITS,
     ReportConfig,
