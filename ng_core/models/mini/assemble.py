@@ -18,7 +18,6 @@ Command line: ``python -m ng_core.models.mini.assemble [--cache-dir DIR] [--forc
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -39,6 +38,8 @@ from safetensors.torch import load_file
 from ng_core.errors import ModelLoadError
 from ng_core.models.mini import reader_lora as mini_reader
 from ng_core.models.mini.gguf_smollm2 import load_smollm2_gguf
+from ng_core.models.mini.llava_build import (IM_END_TOKEN, IMAGE_TOKEN, add_image_token,  # noqa: F401 - IM_END_TOKEN: its old home
+                                              generation_config, llava_model)
 from ng_core.models.mini.onnx_dinov2 import dinov2_from_onnx, max_abs_diff_vs_onnxruntime
 from ng_core.storage.filelock import exclusive_lock
 
@@ -46,8 +47,6 @@ MODEL_ID = "ng-mini-llava"
 CACHE_ENV_VAR = "NG_CACHE_DIR"
 ASSEMBLY_VERSION = 1  # bump when the assembled layout or conversion changes: forces a rebuild
 
-IMAGE_TOKEN = "<image>"
-IM_END_TOKEN = "<|im_end|>"
 PATCH_SIZE = 14
 DEFAULT_IMAGE_SIZE = 112  # 8x8 = 64 visual tokens; the shipped projector.json may override it
 DEFAULT_VISION_FEATURE_LAYER = -4
@@ -400,11 +399,11 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
     vision, vision_check = _vision_tower(Path(sources[VISION_SOURCE.dist]["file"]["path"]), report, timings)
     lm, tokenizer = _language_model(Path(sources[TEXT_SOURCE.dist]["file"]["path"]), report, timings)
     report(72.0, "Preparing the tokenizer")
-    image_token_id, im_end_id = _add_image_token(lm, tokenizer)
+    image_token_id, im_end_id = add_image_token(lm, tokenizer)
 
     report(75.0, "Assembling the LLaVA model")
     t = time.perf_counter()
-    model = _llava_model(vision, lm, settings, image_token_id, im_end_id)
+    model = llava_model(vision, lm, settings, image_token_id, im_end_id)
     _load_projector(model, projector)
     reader_info = None
     if reader is not None:
@@ -418,7 +417,7 @@ def _assemble_into(out: Path, report: _Progress, with_reader: bool = True) -> No
     model.eval()
     timings["assemble_s"] = time.perf_counter() - t
     del lm, vision
-    model.generation_config = _generation_config(tokenizer.bos_token_id, image_token_id, im_end_id)
+    model.generation_config = generation_config(tokenizer.bos_token_id, image_token_id, im_end_id)
 
     report(80.0, "Saving the assembled model (fp32 safetensors)")
     t = time.perf_counter()
@@ -490,51 +489,6 @@ def _language_model(gguf_path: Path, report: _Progress, timings: dict) -> tuple:
     return lm, tokenizer
 
 
-def _add_image_token(lm, tokenizer) -> tuple[int, int]:
-    """``<image>`` as an additional special token, with an embedding row of its own; (its id, ``<|im_end|>``'s)."""
-    tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
-    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    im_end_id = tokenizer.convert_tokens_to_ids(IM_END_TOKEN)
-    if len(tokenizer(IMAGE_TOKEN, add_special_tokens=False).input_ids) != 1:
-        raise ModelLoadError("internal error: <image> is not a single token")
-
-    old_rows = lm.get_input_embeddings().weight.shape[0]
-    lm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    with torch.no_grad():  # deterministic: new rows = mean embedding (the <image> row is replaced by features)
-        emb = lm.get_input_embeddings().weight
-        emb[old_rows:] = emb[:old_rows].mean(dim=0, keepdim=True)
-    return image_token_id, im_end_id
-
-
-def _llava_model(vision, lm, settings: dict, image_token_id: int, im_end_id: int):
-    """A ``LlavaForConditionalGeneration`` holding the vision tower's and the language model's weights."""
-    from transformers import LlavaConfig, LlavaForConditionalGeneration  # deferred: transformers is slow to import
-
-    text_config = lm.config
-    text_config.pad_token_id = im_end_id
-    config = LlavaConfig(
-        vision_config=vision.config.to_dict(),
-        text_config=text_config.to_dict(),
-        image_token_id=image_token_id,
-        image_seq_length=settings["num_visual_tokens"],
-        projector_hidden_act=settings["projector_hidden_act"],
-        vision_feature_select_strategy="default",
-        vision_feature_layer=settings["vision_feature_layer"],
-        multimodal_projector_bias=True,
-        tie_word_embeddings=True,
-    )
-    config.architectures = ["LlavaForConditionalGeneration"]
-    try:
-        from transformers.initialization import no_init_weights  # deferred: transformers; absent in older versions
-    except ImportError:  # pragma: no cover - older transformers
-        no_init_weights = contextlib.nullcontext
-    with no_init_weights():
-        model = LlavaForConditionalGeneration(config)
-    model.model.vision_tower.load_state_dict(vision.state_dict(), strict=True)
-    model.model.language_model.load_state_dict(lm.model.state_dict(), strict=True)
-    return model
-
-
 def _load_projector(model, projector: dict | None) -> None:
     """The shipped projector's weights, or (none shipped) a seeded random projector, with a warning."""
     if projector is not None:
@@ -553,21 +507,6 @@ def _load_projector(model, projector: dict | None) -> None:
         with torch.no_grad():
             lin.weight.copy_(torch.empty_like(lin.weight).uniform_(-bound, bound, generator=gen))
             lin.bias.copy_(torch.empty_like(lin.bias).uniform_(-bound, bound, generator=gen))
-
-
-def _generation_config(bos_token_id: int | None, image_token_id: int, im_end_id: int):
-    """Greedy, stops at the end of the turn, never generates ``<image>``."""
-    from transformers import GenerationConfig  # deferred: transformers is slow to import
-
-    return GenerationConfig(
-        bos_token_id=bos_token_id,
-        eos_token_id=im_end_id,
-        pad_token_id=im_end_id,
-        do_sample=False,
-        max_new_tokens=64,
-        suppress_tokens=[image_token_id],
-        bad_words_ids=[[image_token_id]],
-    )
 
 
 def _save(model, tokenizer, out: Path, settings: dict, reader: dict | None) -> None:
