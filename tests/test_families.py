@@ -172,6 +172,34 @@ def test_a_subject_gate_leaves_every_earlier_position_bit_identical(fam, image_d
     assert not torch.allclose(base[s:], gated[s:])
 
 
+def test_rows_about_several_images_run_each_images_prompt_start_once(fam, image_dir):
+    """A batch over two images with a subject gate and a ΔW: each image's prompt start runs once (stored in the
+    memo, then reused whole), and every row answers as it does alone."""
+    from ng_core.method.interventions import Delta, Gate, intervention_hooks, subject_positions
+    from ng_core.models.decoding import LayeredTag, PrefixMemo
+
+    f0, f1 = (fam.encode_image(image_dir / f"img{i}.png") for i in (0, 2))
+    dw = torch.randn(fam.hidden_size, fam.ffn_size, generator=torch.Generator().manual_seed(1)) * 0.05
+    gates, deltas = [Gate(0, torch.arange(8), 0.0, "subject")], [Delta(1, dw)]
+
+    def hooks(batch):
+        return intervention_hooks(fam, gates, deltas, subject_positions(batch))
+
+    items = [(f0, PROMPT, "the passport"), (f1, "Tell me the name on the student ID card", "the student ID card"),
+             (f0, "What colour is the passport?", "the passport"), (f1, "What is this card?", None)]
+    memo, tag = PrefixMemo(4), LayeredTag([(1, "edit")])
+    together = [g.token_ids for g in fam.generate(items, max_new_tokens=5, hooks_for=hooks, prefix_memo=memo,
+                                                  prefix_tag=tag)]
+    alone = [fam.generate([it], max_new_tokens=5, hooks_for=hooks)[0].token_ids for it in items]
+    assert together == alone
+    if torch.equal(f0, f1):  # this tiny build sees both images alike: one start shared by every row, as before
+        return
+    assert (memo.misses, memo.hits) == (2, 0)
+    again = [g.token_ids for g in fam.generate(items[::-1], max_new_tokens=5, hooks_for=hooks, prefix_memo=memo,
+                                               prefix_tag=tag)]
+    assert again == alone[::-1] and memo.hits == 2
+
+
 def test_a_delta_by_hook_equals_the_delta_added_to_the_weight(fam64, image_dir):
     from ng_core.method.interventions import Delta
 
@@ -330,3 +358,22 @@ def test_a_list_content_template_gets_the_image_markup_the_familys_processor_wri
         ours = b.logits(b.forward(b.collate([seq], [b.encode_image(img)])))
         stock = fam.model(**_stock_inputs(b, seq, img)).logits
     assert torch.allclose(ours, stock, atol=1e-5)
+
+
+def test_a_sliding_window_that_could_bind_keeps_rows_whole(tiny, image_dir, monkeypatch):
+    """Padding between a short start and its question takes cache slots: where a window could bind, every row
+    runs its whole prompt (nothing grouped, nothing stored), with the same answers."""
+    import ng_core.models.generation as generation
+    from ng_core.models.decoding import LayeredTag, PrefixMemo
+    from ng_core.models.prefix_groups import padded_length, prefix_groups
+
+    items = [(tiny.encode_image(image_dir / f"img{i}.png"), PROMPT, "the passport") for i in (0, 1)]
+    seqs = [tiny.build(p, subject=s) for _, p, s in items]
+    groups = prefix_groups(seqs, [f for f, _, _ in items])
+    assert [rows for _, rows in groups] == [[0], [1]]
+    assert padded_length(seqs, groups, 4) == max(len(s) for s in seqs) + 4
+    free, bound = PrefixMemo(4), PrefixMemo(4)
+    grouped = [g.token_ids for g in tiny.generate(items, max_new_tokens=4, prefix_memo=free, prefix_tag=LayeredTag())]
+    monkeypatch.setattr(generation, "cache_window", lambda a: padded_length(seqs, groups, 4))
+    whole = [g.token_ids for g in tiny.generate(items, max_new_tokens=4, prefix_memo=bound, prefix_tag=LayeredTag())]
+    assert free.misses == 2 and bound.misses == 0 and grouped == whole

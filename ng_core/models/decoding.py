@@ -64,6 +64,11 @@ def greedy_with_draft(self, logits, cache, attn, pos, batch, seqs, draft, max_ne
     return toks
 
 
+def prompt_start_len(seq) -> int:
+    """Where a row's own part begins: the start of its question, or the end of its image block when later."""
+    return max(int(seq.image_positions[-1]) + 1, int(seq.question_pos))
+
+
 def shared_prefix_len(seqs, feats) -> int:
     """Length of the prompt start that every row shares exactly (image block and the lines read from it), else 0.
 
@@ -74,10 +79,7 @@ def shared_prefix_len(seqs, feats) -> int:
     """
     if any(f is None for f in feats) or any(len(s.image_positions) == 0 for s in seqs):
         return 0
-
-    def split(s):
-        return max(int(s.image_positions[-1]) + 1, int(s.question_pos))
-
+    split = prompt_start_len
     P = split(seqs[0])
     f0, ids0 = feats[0], seqs[0].input_ids[:P]
     for s, f in zip(seqs[1:], feats[1:]):

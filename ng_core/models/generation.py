@@ -8,6 +8,7 @@ import torch
 from ng_core.models.adapter import Batch
 from ng_core.models.memory import answer_rows, chunks
 from ng_core.models.decoding import PrefixMemo, greedy_with_draft, prefix_kv, sample_next, shared_prefix_len
+from ng_core.models.prefix_groups import cache_window, grouped_prefix_kv, padded_length, prefix_groups
 from ng_core.models.prompt_guard import check_max_new_tokens
 
 
@@ -64,13 +65,22 @@ class GenerationMixin:
         suppress = [self.image_token_id] + list(self.marker_ids)
         specs = hooks_for(batch) if hooks_for else []
         P = shared_prefix_len(seqs, feats)
+        groups = self._prefix_groups(seqs, feats, prefix_memo, max_new_tokens) if not P and draft is None else None
+        # Rows about several images: each image's prompt start once, its keys/values copied to its rows.
+        grouped = grouped_prefix_kv(self, seqs, feats, groups, hooks_for, prefix_memo, prefix_tag) \
+            if groups else None
         with torch.no_grad(), self.hooked(specs):
-            if P:
+            if P or grouped:
                 # The image, the lines read from it and the template before the question are the same for
                 # every row: their keys/values are computed once (or reused) and expanded over the batch.
-                cache, pre_mask = prefix_kv(self, seqs[0], feats[0], P, B, prefix_memo, prefix_tag)
-                tail = self.collate_embeds([self.embed(s, f)[P:] for s, f in zip(seqs, feats)], seqs, padding="left")
-                tail.position_ids = tail.position_ids + P
+                if P:
+                    cache, pre_mask = prefix_kv(self, seqs[0], feats[0], P, B, prefix_memo, prefix_tag)
+                    starts = torch.full((B,), P, dtype=torch.long, device=pre_mask.device)
+                else:
+                    cache, pre_mask, starts = grouped
+                tail = self.collate_embeds([self.embed(s, f)[int(st):] for s, f, st in zip(seqs, feats, starts)],
+                                           seqs, padding="left")
+                tail.position_ids = tail.position_ids + starts[:, None].to(tail.position_ids.device)
                 tail.attention_mask = torch.cat([pre_mask, tail.attention_mask], dim=1)
                 hidden, cache = self.forward(tail, cache=cache, use_cache=True)
                 attn, pos = tail.attention_mask, tail.position_ids[:, -1]
@@ -114,3 +124,16 @@ class GenerationMixin:
                 logits = self.logits(hidden[:, -1]).float()
         return [Generation(self.tokenizer.decode(t, skip_special_tokens=True).strip(), t, it[1])
                 for t, it in zip(new_tokens, items)]
+
+    def _prefix_groups(self, seqs, feats, memo, new_tokens: int) -> list | None:
+        """The rows' prompt-start groups when running each start once pays (several rows share one, or a memo keeps
+        them for the next batch) and no sliding window could bind (see :mod:`ng_core.models.prefix_groups`)."""
+        if len(seqs) < 2:
+            return None
+        groups = prefix_groups(seqs, feats)
+        if groups is None or (len(groups) == len(seqs) and memo is None):
+            return None
+        window = cache_window(self)
+        if window is not None and padded_length(seqs, groups, new_tokens) >= window - 1:
+            return None
+        return groups

@@ -19,7 +19,7 @@ from ng_core.evaluation.judge import judge
 from ng_core.evaluation.leaks import answered, outcome_counts
 from ng_core.method.bundle import Run
 from ng_core.method.interventions import intervention_hooks, subject_positions
-from ng_core.models.decoding import LayeredTag
+from ng_core.models.decoding import LayeredTag, PrefixMemo
 from ng_core.models.image_processing import open_image
 from ng_core.studio.verdicts import Verdict, verdict_of
 
@@ -238,9 +238,13 @@ class AnswersMixin:
                               max_new_tokens=max_new_tokens)
 
     def answer_batch(self, items: list[tuple], *, interventions: Interventions = True,
-                     max_new_tokens: int | None = None) -> list[Answer]:
-        """Answers for ``items`` = [(image path|None, prompt, subject|None)], generated together."""
+                     max_new_tokens: int | None = None, prefix_memo: PrefixMemo | None = None) -> list[Answer]:
+        """Answers for ``items`` = [(image path|None, prompt, subject|None)], generated together.
+
+        ``prefix_memo`` keeps each image's prompt start for the next batch about the same images (the same set
+        asked unedited, then edited: an edit reruns the start from its layer up only)."""
         gates, deltas = self._interventions(interventions)
+        memo = {} if prefix_memo is None else dict(prefix_memo=prefix_memo, prefix_tag=_prefix_tag(gates, deltas, None))
         a = self.adapter
         feats = [self._features_for(im)[0] for im, _, _ in items]
         rows = [(f, p, s if s and s.lower() in p.lower() else None, self._reading_for(im))
@@ -250,7 +254,7 @@ class AnswersMixin:
             def hooks(batch):
                 return intervention_hooks(a, gates, deltas, subject_positions(batch))
         t0 = time.perf_counter()
-        gens = a.generate(rows, max_new_tokens=max_new_tokens or self.max_new_tokens, hooks_for=hooks)
+        gens = a.generate(rows, max_new_tokens=max_new_tokens or self.max_new_tokens, hooks_for=hooks, **memo)
         dt = (time.perf_counter() - t0) / max(1, len(items))
         desc = [g.describe() for g in gates] + [d.describe() for d in deltas]
         return [Answer(g.text, judge_text(g.text), desc, dt, r[1], r[2]) for g, r in zip(gens, rows)]
