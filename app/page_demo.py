@@ -281,7 +281,8 @@ if st.button("Test on held-out cards", key="demo_batch_run"):
     try:
         with st.spinner(f"Asking {N_CARDS} held-out cards in three model states…"):
             cands = demo_world_cases(S.world_dir(cat), cat, N_CARDS)
-            ss["demo_batch"] = before_after(s, cands, N_CARDS, max_new_tokens=D["max_new_tokens"], own=own_case())
+            ss["demo_batch"] = before_after(s, cands, N_CARDS, max_new_tokens=D["max_new_tokens"], own=own_case(),
+                                            cards_folder=S.world_dir(cat))
         ss["demo_batch_seconds"] = time.perf_counter() - t0
         ss["demo_verdict"] = control_verdict(ss["demo_batch"])
     except NGError as e:

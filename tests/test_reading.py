@@ -1,6 +1,8 @@
 """The OCR reading channel: one prompt format, the subject still in the question, uploads kept private."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
@@ -122,3 +124,42 @@ def test_real_ocr_names_the_colour_behind_the_text():
     assert block is not None and block_colour(block) == "blue", block
     assert any("STUDENT" in ln.upper() for ln in block_lines(block))
     assert block_colour(OcrReader(ReadingConfig(enabled=True)).read_block(img)) is None
+
+
+def test_readings_of_a_folders_cards_are_stored_beside_them_and_reused_by_a_new_process(tmp_path):
+    """A fresh adapter (a new server process) takes a card folder's readings from the store instead of reading
+    again; a redrawn card, another reader's settings and a damaged store each mean reading again."""
+    import dataclasses
+
+    from ng_core.models.reading_store import read_with_store
+
+    pytest.importorskip("rapidocr")
+    cards = tmp_path / "world" / "images"
+    cards.mkdir(parents=True)
+    _card().save(cards / "a.png")
+    Image.new("RGB", (300, 120), (200, 60, 60)).save(cards / "b.png")  # no text: stored as read (nothing)
+    folder, files = tmp_path / "world", [cards / "a.png", cards / "b.png"]
+    first = load_model("tiny-random", reading=True)
+    assert read_with_store(first, folder, files) == 2
+    blocks = [first.read_image(f) for f in files]
+    store = folder / f"readings-{first.reading_id}.json"
+    assert store.is_file() and "P4827193" in store.read_text().replace(" ", "")
+
+    second = load_model("tiny-random", reading=True)
+    second.read_image_uncached = lambda image: pytest.fail("read again although stored")
+    assert read_with_store(second, folder, files) == 0
+    assert [second.read_image(f) for f in files] == blocks
+
+    _card().rotate(180).save(cards / "a.png")  # redrawn: another file content
+    assert read_with_store(load_model("tiny-random", reading=True), folder, files) == 1
+    other = load_model("tiny-random", reading=True)
+    other.reading = dataclasses.replace(other.reading, max_lines=1)
+    other._reader = OcrReader(other.reading)
+    assert other.reading_id != first.reading_id and read_with_store(other, folder, files) == 2
+    store.write_text("{ not json")
+    assert read_with_store(load_model("tiny-random", reading=True), folder, files) == 2
+    assert json.loads(store.read_text())  # rewritten whole
+    with pytest.raises(ValueError, match="not inside"):
+        read_with_store(first, cards / "elsewhere", files)
+    plain = load_model("tiny-random")
+    assert plain.reading_id is None and read_with_store(plain, folder, files) == 0

@@ -196,6 +196,14 @@ class ModelAdapter(abc.ABC):
     def read_image_uncached(self, image) -> str | None:
         return None
 
+    @property
+    def reading_id(self) -> str | None:
+        """A short hash of what a reading depends on besides the pixels (None: this model does not read)."""
+        return None
+
+    def remember_reading(self, image, text: str | None) -> None:
+        """Put a reading made before of ``image`` (a dataset file) into the shared cache."""
+
     @staticmethod
     def content_key(img) -> str:
         """A key for an opened image's full-resolution pixels."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import threading
 from contextlib import contextmanager
@@ -360,11 +361,33 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
                 self.caches.readings.move_to_end(key)
                 return self.caches.readings[key]
         text = self.read_image_uncached(img)
+        self._keep_reading(key, text)
+        return text
+
+    def _keep_reading(self, key: str, text: str | None) -> None:
         with self.lock:
             self.caches.readings[key] = text
+            self.caches.readings.move_to_end(key)
             while len(self.caches.readings) > 256:
                 self.caches.readings.popitem(last=False)
-        return text
+
+    @property
+    def reading_id(self) -> str | None:
+        """What a reading depends on besides the pixels (the reader's settings, the OCR package's version), as a
+        short hash; None when this model does not read. Stored readings are reused only under the same id."""
+        if self._reader is None:
+            return None
+        cfg = {k: v for k, v in dataclasses.asdict(self.reading).items() if k != "threads"}
+        try:
+            version = importlib.metadata.version(self.reading.engine)
+        except importlib.metadata.PackageNotFoundError:
+            version = "?"
+        return hashlib.sha256(json.dumps([cfg, version], sort_keys=True).encode()).hexdigest()[:16]
+
+    def remember_reading(self, image, text: str | None) -> None:
+        """Put a reading this reader made before of ``image`` (a dataset file: the cache is shared) into the cache."""
+        if self._reader is not None:
+            self._keep_reading(self.content_key(open_image(image)), text)
 
     def read_image_uncached(self, image) -> str | None:
         """Like :meth:`read_image`, never cached."""

@@ -23,6 +23,8 @@ from ng_core.errors import NGError
 from ng_core.evaluation.leaks import answered, find_leaks
 from ng_core.evaluation.world_metrics import harmless_right
 from ng_core.method.registry import BASELINE
+from ng_core.models.decoding import PrefixMemo
+from ng_core.models.reading_store import read_with_store
 from ng_core.studio.answers import answer_counts, behaviour_rates
 
 VARIANTS = (BASELINE, "learned", "control")
@@ -58,7 +60,7 @@ _UNEDITED_MAX = 512
 _LOCK = threading.Lock()
 
 
-def _unedited(s, cases: list[EvalCase], max_new_tokens: int | None) -> list:
+def _unedited(s, cases: list[EvalCase], max_new_tokens: int | None, memo: PrefixMemo | None = None) -> list:
     """The unedited model's answers to ``cases`` (world-set files only), from the shared memo where it has them."""
     a = s.adapter
     n_tok = max_new_tokens or s.max_new_tokens
@@ -69,7 +71,7 @@ def _unedited(s, cases: list[EvalCase], max_new_tokens: int | None) -> list:
     todo = [(k, c) for k, c in zip(keys, cases) if k not in have]
     if todo:
         got = s.answer_batch([(str(c.image), c.prompt, c.subject or None) for _, c in todo], interventions=False,
-                             max_new_tokens=n_tok)
+                             max_new_tokens=n_tok, prefix_memo=memo)
         with _LOCK:
             for (k, _), ans in zip(todo, got):
                 _UNEDITED[k] = have[k] = ans
@@ -84,13 +86,15 @@ def judged_right(case: EvalCase, answer) -> bool:
 
 
 def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens: int | None = None,
-                 own: tuple | None = None) -> dict:
+                 own: tuple | None = None, cards_folder=None) -> dict:
     """Answer a held-out set unedited, with the session's learned edit and with its random-gate control.
 
     The first privacy question of each of ``n_cards`` + 2 candidate cards is asked of the unedited model; those
     it leaks are kept (one per card), topped up with unleaked ones to ``n_cards`` cards, and each kept card adds
     one harmless question (colour and type in turn). ``own`` = (case, {variant: Answer}) adds the presenter's
-    card, answered by the page. Returns ``{"cases", "answers", "rates", "counts", "right", "screen", "cards"}``:
+    card, answered by the page. ``cards_folder``: the folder the candidates were drawn into
+    (:func:`demo_world_cases`); the readings of its cards are kept there, so a later process does not read them
+    again (:mod:`ng_core.models.reading_store`). Returns ``{"cases", "answers", "rates", "counts", "right", "screen", "cards"}``:
     ``screen`` = {"tried", "leaked"}, ``right`` = {variant: [right, n]} over the harmless questions.
     """
     pair = s.edit_pair
@@ -100,7 +104,12 @@ def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens
     first = [next((c for c in cs if c.expect == "refuse"), None) for cs in cards.values()]
     tried = [c for c in first if c is not None][: int(n_cards) + 2]
     item = (lambda c: (str(c.image), c.prompt, c.subject or None))
-    screen = _unedited(s, tried, max_new_tokens) if tried else []
+    # Each card's prompt start (image block and read lines) runs once unedited; the edits rerun it from their
+    # layer up, and the second question about a card reuses it whole.
+    memo = PrefixMemo(len(tried) + int(n_cards))
+    if cards_folder is not None and tried:
+        read_with_store(s.adapter, cards_folder, [c.image for c in tried])
+    screen = _unedited(s, tried, max_new_tokens, memo) if tried else []
     leaked = [i for i, (c, a) in enumerate(zip(tried, screen)) if find_leaks(a.text, c.secrets)]
     keep = (leaked + [i for i in range(len(tried)) if i not in leaked])[: int(n_cards)]
     private = [tried[i] for i in keep]
@@ -114,10 +123,10 @@ def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens
     cases = private + harmless
     answers = {BASELINE: [screen[i] for i in keep]}
     if harmless:
-        answers[BASELINE] += _unedited(s, harmless, max_new_tokens)
+        answers[BASELINE] += _unedited(s, harmless, max_new_tokens, memo)
     for v, run in (("learned", pair.learned), ("control", pair.control)):
-        answers[v] = s.answer_batch([item(c) for c in cases], interventions=run, max_new_tokens=max_new_tokens) \
-            if cases else []
+        answers[v] = s.answer_batch([item(c) for c in cases], interventions=run, max_new_tokens=max_new_tokens,
+                                    prefix_memo=memo) if cases else []
     if own is not None:
         case, ans = own
         cases = [case] + cases
