@@ -87,3 +87,31 @@ def test_behaviour_rates():
     answers = [Answer(t, judge(t)) for t in ("I cannot help with that.", "It is 1234", "Blue.", "")]
     assert behaviour_rates(cases, answers) == {"n_refuse": 2, "n_answer": 2, "refusal_rate": 0.5,
                                                "benign_answer_rate": 0.5}
+
+
+def test_the_unedited_model_an_edit_and_its_control_answer_in_one_batch(session, records, tiny, image_dir):
+    """``answer_variants``: several variants' rows in one batch give each variant's own answers (as
+    ``answer_batch`` gives them one variant at a time); gates are refused there."""
+    from ng_core.models.decoding import PrefixMemo
+
+    p = session.preset
+    job = session.start_edit_with_control({"passport": records[:2]}, p.layer, replace(p.mask, topk=0.2),
+                                          replace(p.edit, lr=0.5))
+    assert job.wait(120) and job.status == "done", job.error_message()
+    pair = job.result
+    items = [(image_dir / "img1.png", PROMPT, "passport"), (image_dir / "img2.png", "What colour is it?", None),
+             (image_dir / "img1.png", "Which colour is the passport?", "passport")]
+    variants = {"unedited": (items[:2], False), "learned": (items, pair.learned), "control": (items, pair.control)}
+    memo = PrefixMemo(8)
+    got = session.answer_variants(variants, max_new_tokens=6, prefix_memo=memo)
+    assert list(got) == ["unedited", "learned", "control"] and [len(v) for v in got.values()] == [2, 3, 3]
+    for name, (its, which) in variants.items():
+        assert [a.text for a in got[name]] == [a.text for a in session.answer_batch(its, interventions=which,
+                                                                                    max_new_tokens=6)]
+    assert memo.misses == 6 and memo.partial == 4  # 2 unedited starts; each edit's 2 from them, above its layer
+    assert got["learned"][0].interventions and not got["unedited"][0].interventions
+    session.set_gates(session.make_gates({p.layer: [0, 1]}, 0.0, "all", "residual", label="g"))
+    with pytest.raises(NGError, match="not gates"):
+        session.answer_variants({"gated": (items, True)})
+    with pytest.raises(NGError, match="variants are"):
+        session.answer_variants({"bad": items})

@@ -360,6 +360,40 @@ def test_a_list_content_template_gets_the_image_markup_the_familys_processor_wri
     assert torch.allclose(ours, stock, atol=1e-5)
 
 
+def test_rows_under_different_edits_answer_in_one_batch_as_each_alone(fam, image_dir, monkeypatch):
+    """Unedited rows, rows under one ΔW and rows under another, about two images, in one batch (per-row ΔW hooks,
+    one prefix tag per row): each row answers as it does alone under its own edit; prompt starts are shared only
+    within an edit (an edit's start reuses the unedited one below its layer); split in parts, the same."""
+    import ng_core.models.generation as generation
+    from ng_core.method.interventions import Delta, delta_hooks, row_delta_hooks
+    from ng_core.models.decoding import LayeredTag, PrefixMemo, RowTags
+
+    f0, f1 = (fam.encode_image(image_dir / f"img{i}.png") for i in (0, 2))
+    g = torch.Generator().manual_seed(3)
+    d1, d2 = ([Delta(1, torch.randn(fam.hidden_size, fam.ffn_size, generator=g) * 0.3)] for _ in range(2))
+    items = [(f0, PROMPT, "the passport"), (f1, "What colour is the passport?", "the passport")]
+    rows, row_deltas = items * 3, [[]] * 2 + [d1] * 2 + [d2] * 2
+    tags = RowTags([LayeredTag()] * 2 + [LayeredTag([(1, "d1")])] * 2 + [LayeredTag([(1, "d2")])] * 2)
+
+    def hooks(batch):
+        return row_delta_hooks(fam, [row_deltas[i] for i in batch.rows])
+
+    alone = [fam.generate([it], max_new_tokens=5, hooks_for=(lambda b, d=d: delta_hooks(fam, d)) if d else None)[0]
+             .token_ids for it, d in zip(rows, row_deltas)]
+    memo = PrefixMemo(8)
+    together = [x.token_ids for x in fam.generate(rows, max_new_tokens=5, hooks_for=hooks, prefix_memo=memo,
+                                                  prefix_tag=tags)]
+    assert together == alone
+    plain = [x.token_ids for x in fam.generate(rows, max_new_tokens=5, hooks_for=hooks, prefix_tag=tags)]  # no memo
+    assert plain == alone
+    if not torch.equal(f0, f1):
+        assert (memo.misses, memo.partial) == (6, 4)
+    monkeypatch.setattr(generation, "answer_rows", lambda *a, **k: 4)  # memory allows 4 rows: two parts
+    parts = [x.token_ids for x in fam.generate(rows, max_new_tokens=5, hooks_for=hooks, prefix_memo=PrefixMemo(8),
+                                               prefix_tag=tags)]
+    assert parts == alone
+
+
 def test_a_sliding_window_that_could_bind_keeps_rows_whole(tiny, image_dir, monkeypatch):
     """Padding between a short start and its question takes cache slots: where a window could bind, every row
     runs its whole prompt (nothing grouped, nothing stored), with the same answers."""

@@ -106,3 +106,25 @@ def test_gate_validation():
         Gate(0, [1], 0.0, "all", unit="head")
     g = Gate(3, [1, 2], torch.tensor([0.1, 0.2]), "all", label="passport mask")
     assert "layer 3" in g.describe() and "learned" in g.describe()
+
+
+def test_per_row_deltas_share_a_pass_only_when_the_rows_carry_equal_edits(tiny, image_dir):
+    """A prompt start run once for several rows may stand for rows whose edits came out equal (two edits that
+    changed nothing alike), never for rows under different edits."""
+    from ng_core.method.interventions import Delta, row_delta_hooks
+
+    f = tiny.encode_image(image_dir / "img0.png")
+    seq = tiny.build("What colour is the passport?")
+    b = tiny.collate([seq], [f])
+    dw = torch.randn(tiny.hidden_size, tiny.ffn_size) * 0.1
+    same = [[Delta(1, dw)], [Delta(1, dw.clone())]]
+    with torch.no_grad(), tiny.hooked(row_delta_hooks(tiny, same)):
+        shared = tiny.forward(b)
+    with torch.no_grad(), tiny.hooked(row_delta_hooks(tiny, [[Delta(1, dw)]])):
+        assert torch.equal(shared, tiny.forward(b))
+    with pytest.raises(ValueError, match="RowTags"), torch.no_grad(), \
+            tiny.hooked(row_delta_hooks(tiny, [[Delta(1, dw)], [Delta(1, dw * 2)]])):
+        tiny.forward(b)
+    with pytest.raises(ValueError, match="RowTags"), torch.no_grad(), \
+            tiny.hooked(row_delta_hooks(tiny, [[Delta(1, dw)], []])):
+        tiny.forward(b)

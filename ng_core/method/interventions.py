@@ -150,6 +150,49 @@ def delta_hooks(adapter, deltas: list[Delta]) -> list[HookSpec]:
     return specs
 
 
+def row_delta_hooks(adapter, row_deltas: list) -> list[HookSpec]:
+    """Hook specs that add each row's own ΔW: ``row_deltas[i]`` is row i's list of :class:`Delta` (the learned edit
+    for some rows, its control or nothing for others), so several edits answer in one batch. Each row gets what
+    :func:`delta_hooks` would give it alone. Pass the rows' tags to ``generate`` (``RowTags``), so a prompt start is
+    shared only by rows under the same edit: a pass with fewer rows than the batch must be one of those."""
+    layers = sorted({d.layer for ds in row_deltas for d in ds})
+    specs = []
+    for layer in layers:
+        by_row = [next((d.delta for d in ds if d.layer == layer), None) for ds in row_deltas]
+        specs.append(adapter.hook(f"blocks.{layer}.mlp.hook_out", _row_delta_fn(by_row), f"per-row deltas L{layer}"))
+    return specs
+
+
+def _all_same(deltas: list) -> bool:
+    """Do these rows carry the same ΔW (the same tensor, or equal ones: two edits that came out alike)?"""
+    first = deltas[0]
+    return all(d is first or (d is not None and first is not None and torch.equal(d, first)) for d in deltas)
+
+
+def _row_delta_fn(by_row: list):
+    groups: dict[int, tuple] = {}
+    for i, dw in enumerate(by_row):
+        if dw is not None:
+            groups.setdefault(id(dw), (dw, []))[1].append(i)
+
+    def fn(module, args, kwargs, output):
+        x = args[0]
+        if x.shape[0] != len(by_row):  # one row standing for rows that share their prompt start
+            if not _all_same(by_row):
+                raise ValueError("rows under different edits share a prompt start: give generate() one prefix tag "
+                                 "per row (RowTags)")
+            return None if by_row[0] is None else _delta_fn(by_row[0])(module, args, kwargs, output)
+        out = output
+        for dw, rows in groups.values():
+            idx = torch.tensor(rows, device=x.device)
+            d = dw if dw.device == x.device else dw.to(x.device)
+            add = F.linear(x.index_select(0, idx).to(d.dtype), d).to(output.dtype)
+            out = out.index_add(0, idx.to(out.device), add)
+        return out
+
+    return fn
+
+
 def _delta_fn(delta: torch.Tensor):
     def fn(module, args, kwargs, output):
         x = args[0]

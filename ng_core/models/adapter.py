@@ -59,6 +59,8 @@ class Batch:
     ``offsets[i]`` is how far row i was shifted right by left padding; every absolute
     position of a ``Sequence`` maps to ``offsets[i] + pos`` in the batch.
     ``position_ids`` count real tokens only, so they equal the unpadded positions.
+    ``rows``: which of a :meth:`generate` call's items each row is (set by ``generate`` for the hooks it asks for:
+    a batch of one image's rows is a part of the call).
     """
 
     embeds: torch.Tensor  # [B, T, d]
@@ -66,6 +68,7 @@ class Batch:
     position_ids: torch.Tensor  # [B, T] long
     offsets: torch.Tensor  # [B] long
     seqs: list
+    rows: list | None = None
 
     @property
     def size(self) -> int:

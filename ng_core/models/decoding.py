@@ -131,6 +131,11 @@ class LayeredTag(tuple):
         return min(l for l, _ in diff) if diff else None
 
 
+class RowTags(tuple):
+    """One :class:`PrefixMemo` tag per row of a batch whose rows are under different interventions (an edit on some
+    rows, another edit or none on others): rows share a prompt start only under the same tag."""
+
+
 class _Entry:
     __slots__ = ("snap", "inputs", "tag")
 

@@ -19,10 +19,12 @@ import torch.nn.functional as F
 from ng_core.models.decoding import prefix_kv, prompt_start_len
 
 
-def prefix_groups(seqs, feats) -> list[tuple[int, list[int]]] | None:
+def prefix_groups(seqs, feats, keys=None) -> list[tuple[int, list[int]]] | None:
     """``[(start length, row indices)]``: rows grouped by identical prompt start (image features, tokens before the
-    question), in first-seen order; None when some row has no image, nothing after its start, or its subject
-    inside its start (a subject-position intervention must see it in the row's own part)."""
+    question) and equal ``keys`` (each row's prefix tag: rows under different edits never share a start), in
+    first-seen order; None when some row has no image, nothing after its start, or its subject inside its start (a
+    subject-position intervention must see it in the row's own part)."""
+    keys = keys if keys is not None else [None] * len(seqs)
     groups: list[tuple[int, list[int]]] = []
     for i, (s, f) in enumerate(zip(seqs, feats)):
         if f is None or len(s.image_positions) == 0:
@@ -32,7 +34,7 @@ def prefix_groups(seqs, feats) -> list[tuple[int, list[int]]] | None:
             return None
         for Pg, rows in groups:
             j = rows[0]
-            if Pg == P and torch.equal(seqs[j].input_ids[:P], s.input_ids[:P]) \
+            if Pg == P and keys[j] == keys[i] and torch.equal(seqs[j].input_ids[:P], s.input_ids[:P]) \
                     and (feats[j] is f or torch.equal(feats[j], f)):
                 rows.append(i)
                 break
@@ -53,15 +55,19 @@ def cache_window(adapter) -> int | None:
     return min(w) if w else None
 
 
-def grouped_prefix_kv(adapter, seqs, feats, groups, hooks_for=None, memo=None, tag=None):
-    """(cache, mask [B, Pmax], starts [B]): each group's prompt start run once (or reused from ``memo``), under the
-    hooks its own rows would attach (``hooks_for`` of the group's batch), left-padded to the longest start and
-    copied to the group's rows. ``starts[i]`` is row i's start length: its question's tokens continue from there."""
+def grouped_prefix_kv(adapter, seqs, feats, groups, hooks_for=None, memo=None, tags=None):
+    """(cache, mask [B, Pmax], starts [B]): each group's prompt start run once (or reused from ``memo`` under its
+    rows' tag, ``tags[i]``), under the hooks its own rows would attach (``hooks_for`` of the group's batch, whose
+    ``rows`` name them), left-padded to the longest start and copied to the group's rows. ``starts[i]`` is row i's
+    start length: its question's tokens continue from there."""
     snaps, lengths = [], []
     for P, rows in groups:
         specs = []
         if hooks_for is not None:
-            specs = hooks_for(adapter.collate([seqs[r] for r in rows], [feats[r] for r in rows], padding="left"))
+            part = adapter.collate([seqs[r] for r in rows], [feats[r] for r in rows], padding="left")
+            part.rows = list(rows)
+            specs = hooks_for(part)
+        tag = tags[rows[0]] if tags is not None else None
         with torch.no_grad(), adapter.hooked(specs):
             cache, _ = prefix_kv(adapter, seqs[rows[0]], feats[rows[0]], P, 1, memo, tag)
         snaps.append(adapter.cache_snapshot(cache))

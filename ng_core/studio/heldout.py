@@ -60,24 +60,54 @@ _UNEDITED_MAX = 512
 _LOCK = threading.Lock()
 
 
-def _unedited(s, cases: list[EvalCase], max_new_tokens: int | None, memo: PrefixMemo | None = None) -> list:
-    """The unedited model's answers to ``cases`` (world-set files only), from the shared memo where it has them."""
+def _item(c: EvalCase) -> tuple:
+    return str(c.image), c.prompt, c.subject or None
+
+
+def _unedited_known(s, cases: list[EvalCase], max_new_tokens: int | None) -> tuple[list, dict]:
+    """(keys, {key: Answer}): the shared memo's keys of ``cases`` and the unedited answers it has of them."""
     a = s.adapter
     n_tok = max_new_tokens or s.max_new_tokens
     keys = [(a.fingerprint(), getattr(a, "reads", None), str(c.image), c.prompt, c.subject or None, n_tok)
             for c in cases]
     with _LOCK:
-        have = {k: _UNEDITED[k] for k in keys if k in _UNEDITED}
+        return keys, {k: _UNEDITED[k] for k in keys if k in _UNEDITED}
+
+
+def _remember_unedited(keys: list, answers: list) -> None:
+    with _LOCK:
+        for k, ans in zip(keys, answers):
+            _UNEDITED[k] = ans
+        while len(_UNEDITED) > _UNEDITED_MAX:
+            _UNEDITED.popitem(last=False)
+
+
+def _unedited(s, cases: list[EvalCase], max_new_tokens: int | None, memo: PrefixMemo | None = None) -> list:
+    """The unedited model's answers to ``cases`` (world-set files only), from the shared memo where it has them."""
+    keys, have = _unedited_known(s, cases, max_new_tokens)
     todo = [(k, c) for k, c in zip(keys, cases) if k not in have]
     if todo:
-        got = s.answer_batch([(str(c.image), c.prompt, c.subject or None) for _, c in todo], interventions=False,
-                             max_new_tokens=n_tok, prefix_memo=memo)
-        with _LOCK:
-            for (k, _), ans in zip(todo, got):
-                _UNEDITED[k] = have[k] = ans
-            while len(_UNEDITED) > _UNEDITED_MAX:
-                _UNEDITED.popitem(last=False)
+        got = s.answer_batch([_item(c) for _, c in todo], interventions=False,
+                             max_new_tokens=max_new_tokens or s.max_new_tokens, prefix_memo=memo)
+        _remember_unedited([k for k, _ in todo], got)
+        have.update(zip([k for k, _ in todo], got))
     return [have[k] for k in keys]
+
+
+def _edited_and_missing_unedited(s, pair, cases: list[EvalCase], harmless: list[EvalCase], max_new_tokens, memo):
+    """({variant: [Answer]}) of ``cases`` with the learned edit and its control, and the unedited answers to
+    ``harmless`` the shared memo lacks, all decoded in one batch (:meth:`answer_variants`)."""
+    keys, have = _unedited_known(s, harmless, max_new_tokens)
+    todo = [(k, c) for k, c in zip(keys, harmless) if k not in have]
+    variants = {"learned": ([_item(c) for c in cases], pair.learned),
+                "control": ([_item(c) for c in cases], pair.control)}
+    if todo:
+        variants[BASELINE] = ([_item(c) for _, c in todo], False)
+    got = s.answer_variants(variants, max_new_tokens=max_new_tokens, prefix_memo=memo)
+    if todo:
+        _remember_unedited([k for k, _ in todo], got[BASELINE])
+        have.update(zip([k for k, _ in todo], got[BASELINE]))
+    return {"learned": got["learned"], "control": got["control"], BASELINE: [have[k] for k in keys]}
 
 
 def judged_right(case: EvalCase, answer) -> bool:
@@ -94,8 +124,9 @@ def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens
     one harmless question (colour and type in turn). ``own`` = (case, {variant: Answer}) adds the presenter's
     card, answered by the page. ``cards_folder``: the folder the candidates were drawn into
     (:func:`demo_world_cases`); the readings of its cards are kept there, so a later process does not read them
-    again (:mod:`ng_core.models.reading_store`). Returns ``{"cases", "answers", "rates", "counts", "right", "screen", "cards"}``:
-    ``screen`` = {"tried", "leaked"}, ``right`` = {variant: [right, n]} over the harmless questions.
+    again (:mod:`ng_core.models.reading_store`).
+    Returns ``{"cases", "answers", "rates", "counts", "right", "screen", "cards"}``: ``screen`` = {"tried",
+    "leaked"}, ``right`` = {variant: [right, n]} over the harmless questions.
     """
     pair = s.edit_pair
     if pair is None:
@@ -103,7 +134,6 @@ def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens
     cards = _by_card(candidates)
     first = [next((c for c in cs if c.expect == "refuse"), None) for cs in cards.values()]
     tried = [c for c in first if c is not None][: int(n_cards) + 2]
-    item = (lambda c: (str(c.image), c.prompt, c.subject or None))
     # Each card's prompt start (image block and read lines) runs once unedited; the edits rerun it from their
     # layer up, and the second question about a card reuses it whole.
     memo = PrefixMemo(len(tried) + int(n_cards))
@@ -121,12 +151,10 @@ def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens
         if pick is not None:
             harmless.append(pick)
     cases = private + harmless
-    answers = {BASELINE: [screen[i] for i in keep]}
-    if harmless:
-        answers[BASELINE] += _unedited(s, harmless, max_new_tokens, memo)
-    for v, run in (("learned", pair.learned), ("control", pair.control)):
-        answers[v] = s.answer_batch([item(c) for c in cases], interventions=run, max_new_tokens=max_new_tokens,
-                                    prefix_memo=memo) if cases else []
+    answers = {BASELINE: [screen[i] for i in keep], "learned": [], "control": []}
+    if cases:  # the edits' answers and the harmless ones not yet asked unedited: one batch
+        got = _edited_and_missing_unedited(s, pair, cases, harmless, max_new_tokens, memo)
+        answers = {BASELINE: answers[BASELINE] + got[BASELINE], "learned": got["learned"], "control": got["control"]}
     if own is not None:
         case, ans = own
         cases = [case] + cases
