@@ -169,8 +169,9 @@ def job_panel(kinds: tuple, title: str) -> str | None:
 
 #: seconds between redraws of the live job panel, and of its loss chart when it is shown. Each redraw costs the
 #: browser: redrawing a plotly chart every 0.7 s kept Chromium busy on one of a 2-core machine's cores, and the
-#: job it watched (the guided demo's edit) took 1.5x its time in the core.
-LIVE_EVERY_S = 1.0
+#: job it watched (the guided demo's edit) took 1.5x its time in the core; at one redraw a second (no chart)
+#: Chromium still took 0.4 of a core while the demo's edit ran (BENCHMARKS.md).
+LIVE_EVERY_S = 2.0
 LIVE_CHART_EVERY_S = 4.0
 
 

@@ -278,15 +278,18 @@ def own_case() -> tuple | None:
 
 if st.button("Test on held-out cards", key="demo_batch_run"):
     t0 = time.perf_counter()
+    # a still notice, not a spinner: an animation costs the browser CPU the model needs on a small machine
+    notice = st.info(f"Asking {N_CARDS} held-out cards in three model states…", icon="⏳")
     try:
-        with st.spinner(f"Asking {N_CARDS} held-out cards in three model states…"):
-            cands = demo_world_cases(S.world_dir(cat), cat, N_CARDS)
-            ss["demo_batch"] = before_after(s, cands, N_CARDS, max_new_tokens=D["max_new_tokens"], own=own_case(),
-                                            cards_folder=S.world_dir(cat))
+        cands = demo_world_cases(S.world_dir(cat), cat, N_CARDS)
+        ss["demo_batch"] = before_after(s, cands, N_CARDS, max_new_tokens=D["max_new_tokens"], own=own_case(),
+                                        cards_folder=S.world_dir(cat))
         ss["demo_batch_seconds"] = time.perf_counter() - t0
         ss["demo_verdict"] = control_verdict(ss["demo_batch"])
     except NGError as e:
         st.error(f"The held-out cards cannot be drawn: {e}")
+    finally:
+        notice.empty()
     ss.pop("demo_report", None)
 res = ss.get("demo_batch")
 if res is None:

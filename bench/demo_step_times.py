@@ -46,6 +46,9 @@ def main(argv=None) -> int:
     ap.add_argument("--presenters", type=int, default=2, help="walks, one new browser session each, one server")
     ap.add_argument("--job-wait", type=int, default=1200, help="seconds a job step may take before it fails")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--world", default=None, help="the world-set folder step 6 draws its held-out cards into "
+                    "(NG_WORLD_DIR); default: a new one, so the first presenter draws and reads them. Give the "
+                    "folder of an earlier run to time a server started again on the same machine")
     args = ap.parse_args(argv)
     if not Path("/usr/bin/chromium").exists():
         print("needs /usr/bin/chromium (see the README's browser tests)", file=sys.stderr)
@@ -59,6 +62,9 @@ def main(argv=None) -> int:
                                   text=True).stdout.strip(),
            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "presenters": []}
     tmp = Path(tempfile.mkdtemp(prefix="ng-demo-steps-"))
+    if args.world:
+        os.environ["NG_WORLD_DIR"] = str(Path(args.world).expanduser().resolve())  # the server inherits it
+        out["world"] = {"folder": "given", "stored_readings": sorted(p.name for p in Path(args.world).glob("*/readings-*.json"))}
     with bw._streamlit(tmp, args.model) as srv:
         for i in range(args.presenters):
             load0 = os.getloadavg()

@@ -297,12 +297,16 @@ def _walk_guided_demo(page, server, job_wait: int, shot: str | None = None, fold
     lap("gates")
     page.get_by_role("button", name=re.compile("^Edit the model")).click()
     expect(page.get_by_text(re.compile("^Editing finished in"))).to_be_visible(timeout=job_wait)
+    expect(page.get_by_text("This card, after the learned edit", exact=True)).to_be_visible()
+    _idle(page)  # step 5 ends with the card on screen answered by both edits
     lap("edit")
     page.get_by_role("button", name="Test on held-out cards").click()
     expect(page.get_by_text("Leaked / refused / answered").first).to_be_visible(timeout=job_wait)
     assert page.get_by_text("Leaked / refused / answered").count() == 3
     expect(page.get_by_role("heading", name=re.compile("Where the edit went"))).to_be_visible()
     lap("before / after")
+    said = re.search(r"Answered in ([\d.]+) s", page.get_by_text(re.compile(r"Answered in [\d.]+ s")).inner_text())
+    times["before / after, the answers alone"] = float(said.group(1))  # what the page timed: drawing, reading, answers
     if shot:  # the whole story on one page, then every page as this session left it (same session)
         _shot(page, shot, folder)
         for title, name in page_shots:
