@@ -417,3 +417,25 @@ def test_an_unknown_category_is_refused_before_any_dataset_is_drawn(tmp_path, ca
                  "--out", str(tmp_path / "r.md")]) != 0
     assert "unknown nope" in capsys.readouterr().err
     assert not out.exists() and not work.exists()  # nothing generated, nothing written
+
+
+def test_a_sweep_of_another_family_reads_like_llavas(tmp_path, data):
+    """``ng sweep`` on the Qwen2.5-VL tiny build (M-RoPE positions) finishes and writes the report LLaVA's gets:
+    the same sections, the learned, random and complement gates of every seed evaluated."""
+    import re
+
+    sections = {}
+    for model in ("tiny-random", "tiny-random:qwen2_5_vl"):
+        out = tmp_path / model.replace(":", "-")
+        argv = ["sweep", "--model", model, "--data", str(data), "--categories", "passport", "--topk", "0.1",
+                "--thresholds", "none", "--layers", "1", "--seeds", "0,1", "--max-images", "1", "--questions", "1",
+                "--edit-steps", "1", "--mask-steps", "1", "--images-per-cell", "1", "--holdout-by", "question",
+                "--max-new-tokens", "2", "--out", str(out)]
+        res = _sweep(argv)
+        assert res["meta"]["n_done"] == 1 and res["meta"]["model"]["id"] == model
+        per_seed = res["cells"][0]["per_seed"]
+        assert set(per_seed) == set(GATE_METHODS) and all(set(v) == {0, 1} for v in per_seed.values())
+        md = (out / "SWEEP.md").read_text()
+        assert f"ng sweep --model {model} " in md
+        sections[model] = [re.sub(re.escape(model), "MODEL", ln) for ln in md.splitlines() if ln.startswith("#")]
+    assert sections["tiny-random:qwen2_5_vl"] == sections["tiny-random"]
