@@ -237,6 +237,12 @@ class AnswersMixin:
         return base, self.ask(image, prompt, subject=subject, interventions=True, on_token=on_token,
                               max_new_tokens=max_new_tokens)
 
+    def _generation_row(self, item: tuple) -> tuple:
+        """``(image, prompt, subject)`` as ``generate`` takes it: the image's features and reading, and the subject
+        only where the prompt names it."""
+        im, p, s = item
+        return self._features_for(im)[0], p, s if s and s.lower() in p.lower() else None, self._reading_for(im)
+
     def answer_batch(self, items: list[tuple], *, interventions: Interventions = True,
                      max_new_tokens: int | None = None, prefix_memo: PrefixMemo | None = None) -> list[Answer]:
         """Answers for ``items`` = [(image path|None, prompt, subject|None)], generated together.
@@ -246,9 +252,7 @@ class AnswersMixin:
         gates, deltas = self._interventions(interventions)
         memo = {} if prefix_memo is None else dict(prefix_memo=prefix_memo, prefix_tag=_prefix_tag(gates, deltas, None))
         a = self.adapter
-        feats = [self._features_for(im)[0] for im, _, _ in items]
-        rows = [(f, p, s if s and s.lower() in p.lower() else None, self._reading_for(im))
-                for f, (im, p, s) in zip(feats, items)]
+        rows = [self._generation_row(it) for it in items]
         hooks = None
         if gates or deltas:
             def hooks(batch):
@@ -276,9 +280,8 @@ class AnswersMixin:
                 raise NGError("answers of several variants in one batch take edits, not gates")
             tag = _prefix_tag([], deltas, None)
             descs[name] = [d.describe() for d in deltas]
-            for im, p, subj in items:
-                f = self._features_for(im)[0]
-                rows.append((f, p, subj if subj and subj.lower() in p.lower() else None, self._reading_for(im)))
+            for it in items:
+                rows.append(self._generation_row(it))
                 row_deltas.append(list(deltas))
                 tags.append(tag)
                 owner.append(name)
