@@ -70,6 +70,10 @@ S.init("w_demo_cat", ss.get("demo_cat", cats[0] if cats else None))
 c1, c2 = st.columns([2, 3])
 cat = c1.selectbox("Kind of card", cats, key="w_demo_cat", format_func=lambda c: CATEGORY_TITLES.get(c, c))
 ss["demo_cat"] = cat
+N_CARDS = max(4, int(D["heldout_cards"]))
+# Step 6's unedited part (its held-out cards drawn, read and screened) starts now on a low-priority worker, once per
+# server: the presenter's own work goes first, and step 6 then asks only the edits.
+PREP = S.heldout_prep(s.model.fingerprint, cat, str(S.world_dir(cat)), N_CARDS, int(D["max_new_tokens"]), s)
 sample = (ds.records(cat, "heldout_images") or ds.records(cat, "train"))[0]
 
 
@@ -258,7 +262,6 @@ elif not s.secrets:
     st.caption("Give this card's private values in step 1 to check whether the edited model still leaks them.")
 
 # ---------------------------------------------------------------------------- 6. before / after
-N_CARDS = max(4, int(D["heldout_cards"]))
 st.header(done("demo_batch" in ss, "6 · Before and after"))
 st.caption(f"{N_CARDS} held-out cards the edit never saw, drawn in another style and photographed, with questions "
            "worded unlike the training ones. The private questions are those where the unedited model really "
@@ -281,6 +284,9 @@ if st.button("Test on held-out cards", key="demo_batch_run"):
     # a still notice, not a spinner: an animation costs the browser CPU the model needs on a small machine
     notice = st.info(f"Asking {N_CARDS} held-out cards in three model states…", icon="⏳")
     try:
+        prep = PREP if cat == ss["demo_cat"] else None  # the card's category was prepared when it was picked
+        if prep is not None:
+            prep.wait(120)  # its answers are this step's unedited ones (it holds the CPU alone meanwhile)
         cands = demo_world_cases(S.world_dir(cat), cat, N_CARDS)
         ss["demo_batch"] = before_after(s, cands, N_CARDS, max_new_tokens=D["max_new_tokens"], own=own_case(),
                                         cards_folder=S.world_dir(cat))

@@ -3,6 +3,7 @@ verdict in words, the scope described as used (no model needed, except the tiny-
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -158,3 +159,121 @@ def test_unedited_world_answers_are_shared_between_sessions(tmp_path):
     first = heldout._unedited(sessions[0], cases[:5], 8)
     again = heldout._unedited(sessions[1], cases[:5], 8)
     assert calls == [5] and [x.text for x in first] == [x.text for x in again]
+
+
+def _counting(s, calls: list):
+    """Record the number of rows of every unedited batch and every variant batch ``s`` asks the model."""
+    real_batch, real_variants = s.answer_batch, s.answer_variants
+    s.answer_batch = lambda items, **kw: calls.append(("unedited", len(items))) or real_batch(items, **kw)
+    s.answer_variants = lambda v, **kw: calls.append(("variants", sorted(v))) or real_variants(v, **kw)
+    return s
+
+
+def test_unedited_answers_are_stored_beside_the_cards_for_the_next_process(tmp_path):
+    """A new process (memo cleared, a new session) takes the screening's answers from the store beside the cards and
+    asks the model nothing; a redrawn card, another answer length and a damaged store each mean asking again."""
+    from ng_core.models import load_model
+    from ng_core.studio import StudioSession
+    from ng_core.studio import heldout
+    from ng_core.studio.unedited_store import store_path
+
+    a = load_model("tiny-random")
+    folder = tmp_path / "w"
+    cases = [c for c in demo_world_cases(folder, "passport", 4) if c.expect == "refuse"][:3]
+    calls: list = []
+    heldout._UNEDITED.clear()
+    first = heldout._unedited(_counting(StudioSession(a, runs_dir=tmp_path / "r"), calls), cases, 8, folder=folder)
+    assert calls == [("unedited", 3)] and store_path(a, folder, 8).is_file()
+
+    heldout._UNEDITED.clear()  # a server started again
+    again = heldout._unedited(_counting(StudioSession(a, runs_dir=tmp_path / "r"), calls), cases, 8, folder=folder)
+    assert calls == [("unedited", 3)], "asked again although stored"
+    assert [(x.text, x.refused) for x in again] == [(x.text, x.refused) for x in first]
+
+    heldout._UNEDITED.clear()
+    heldout._unedited(_counting(StudioSession(a, runs_dir=tmp_path / "r"), calls), cases, 6, folder=folder)
+    assert calls[-1] == ("unedited", 3)  # another answer length: another store
+    from PIL import Image
+
+    with Image.open(cases[0].image) as im:
+        im.rotate(180).save(cases[0].image)  # redrawn
+    heldout._UNEDITED.clear()
+    heldout._unedited(_counting(StudioSession(a, runs_dir=tmp_path / "r"), calls), cases, 8, folder=folder)
+    assert calls[-1] == ("unedited", sum(c.image == cases[0].image for c in cases))  # that card's questions only
+    store_path(a, folder, 8).write_text("{ not json")
+    heldout._UNEDITED.clear()
+    heldout._unedited(_counting(StudioSession(a, runs_dir=tmp_path / "r"), calls), cases, 8, folder=folder)
+    assert calls[-1] == ("unedited", 3) and "{ not json" not in store_path(a, folder, 8).read_text()
+    outside = replace(cases[0], image=tmp_path / "elsewhere.png")
+    Image.new("RGB", (64, 64)).save(outside.image)
+    heldout._unedited(_counting(StudioSession(a, runs_dir=tmp_path / "r"), calls), [outside], 8, folder=folder)
+    assert "elsewhere" not in store_path(a, folder, 8).read_text()  # only the folder's own cards are stored
+
+
+def test_prepared_before_after_asks_only_the_edits(tmp_path, image_dir):
+    """After :func:`prepare_before_after` (run ahead, e.g. while the presenter is on earlier steps), the step asks
+    the model only the learned edit and its control, with the same result as unprepared."""
+    from conftest import make_records
+    from ng_core.models import load_model
+    from ng_core.studio import StudioSession
+    from ng_core.studio import heldout
+
+    s = StudioSession(load_model("tiny-random"), runs_dir=tmp_path / "runs", max_new_tokens=6)
+    p = s.preset
+    job = s.start_edit_with_control({"passport": make_records(image_dir)[:2]}, p.layer,
+                                    replace(p.mask, topk=0.2), replace(p.edit, lr=0.05))
+    assert job.wait(120) and job.status == "done", job.error_message()
+    folder = tmp_path / "w"
+    cands = demo_world_cases(folder, "passport", 4)
+    heldout._UNEDITED.clear()
+    plain = heldout.before_after(s, cands, 4, max_new_tokens=6, cards_folder=folder)
+
+    heldout._UNEDITED.clear()
+    for f in folder.glob("unedited-*.json"):
+        f.unlink()
+    calls: list = []
+    prep = heldout.prepare_before_after(_counting(s, calls), cands, 4, max_new_tokens=6, cards_folder=folder)
+    assert prep["tried"] == plain["screen"]["tried"] and prep["leaked"] == plain["screen"]["leaked"]
+    assert [c[0] for c in calls] == ["unedited", "unedited"]
+    calls.clear()
+    res = heldout.before_after(s, cands, 4, max_new_tokens=6, cards_folder=folder)
+    assert calls == [("variants", ["control", "learned"])]
+    assert {v: [a.text for a in res["answers"][v]] for v in heldout.VARIANTS} == \
+        {v: [a.text for a in plain["answers"][v]] for v in heldout.VARIANTS}
+    assert res["counts"] == plain["counts"] and res["right"] == plain["right"]
+
+
+def test_the_preparing_job_runs_at_lower_priority_and_stores_for_the_step(tmp_path):
+    """The demo page's preparation (:meth:`StudioSession.prepare_heldout`) draws, screens and stores the held-out
+    cards on a worker thread niced below the page's, with a session of its own (the presenter's job slot stays
+    free)."""
+    import os
+    import threading
+
+    from ng_core.models import load_model
+    from ng_core.studio import StudioSession
+    from ng_core.studio import heldout
+    from ng_core.studio.unedited_store import store_path
+
+    s = StudioSession(load_model("tiny-random"), runs_dir=tmp_path / "runs")
+    heldout._UNEDITED.clear()
+    job = s.prepare_heldout(tmp_path / "w", "passport", 4, 6)
+    assert s.job is None and not s.busy
+    assert job.wait(120) and job.status == "done", job.error_message()
+    assert job.result["tried"] >= 4 and job.result["harmless"] >= 1
+    assert store_path(s.adapter, tmp_path / "w", 6).is_file()
+    assert not (tmp_path / "runs").exists()  # nothing saved as a run
+
+    seen = []
+
+    def probe():
+        heldout._lower_priority(7)
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    if os.uname().sysname == "Linux":  # a thread's niceness is its own there
+        assert seen == [max(base, 7)]
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the page's thread keeps its own

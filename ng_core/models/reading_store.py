@@ -8,25 +8,9 @@ again, and another reader (settings, OCR version) uses another file. A damaged s
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
-from ng_core.storage.atomic_file import write_atomic
-
-
-def _key(path: Path) -> str:
-    return f"{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()[:20]}"
-
-
-def _load(path: Path) -> dict:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(raw, dict):
-        return {}
-    return {k: v for k, v in raw.items() if isinstance(k, str) and (v is None or isinstance(v, str))}
+from ng_core.storage.file_keyed_store import file_key, load_store, save_store
 
 
 def read_with_store(adapter, folder, images) -> int:
@@ -38,19 +22,17 @@ def read_with_store(adapter, folder, images) -> int:
         return 0
     folder = Path(folder)
     store_path = folder / f"readings-{rid}.json"
-    stored = _load(store_path)
+    stored = load_store(store_path)
     fresh = 0
     for im in dict.fromkeys(Path(i) for i in images):
-        if folder.resolve() not in im.resolve().parents:
-            raise ValueError(f"{im} is not inside {folder}: only that folder's files are stored")
-        k = _key(im)
+        k = file_key(folder, im)
         if k in stored:
             adapter.remember_reading(im, stored[k])
         else:
             stored[k] = adapter.read_image(im)
             fresh += 1
     if fresh:
-        write_atomic(store_path, json.dumps(stored, indent=1, sort_keys=True) + "\n")
+        save_store(store_path, stored)
     return fresh
 
 

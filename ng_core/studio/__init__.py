@@ -15,7 +15,7 @@ from ng_core.studio.answers import (CURRENT, Answer, Interventions, answer_count
                                     judge_available, judge_text)
 from ng_core.studio.edits import EditPair
 from ng_core.studio.gates import GATE_ANSWER_CHOICES, GATE_ANSWER_TOKENS
-from ng_core.studio.heldout import before_after, control_verdict, demo_world_cases
+from ng_core.studio.heldout import before_after, control_verdict, demo_world_cases, preparing_job
 from ng_core.studio.html_report import answer_entry, render_html, run_story, session_story, write_html
 from ng_core.studio.inputs import PrivateImage, record_from_inputs, sample_dataset
 from ng_core.studio.jobs import DEFAULT_STALE_AFTER, Job, load_model_job, must_assemble
@@ -32,7 +32,7 @@ __all__ = ["Answer", "BASELINE", "CURRENT", "DEFAULT_STALE_AFTER", "DemoPreset",
            "GATE_ANSWER_CHOICES", "GATE_ANSWER_TOKENS", "GATE_SCOPES", "Interventions", "Job", "Method", "ModelFacts",
            "NeuronView", "Preset", "PrivateImage", "SCORE", "StudioSession", "Verdict", "answer_counts", "answer_entry",
            "before_after", "behaviour_rates", "control_verdict", "counts_label", "demo_differences", "demo_preset",
-           "demo_question", "demo_records", "demo_world_cases", "find_method", "get_method", "guess_subject",
+           "demo_question", "demo_records", "demo_world_cases", "preparing_job", "find_method", "get_method", "guess_subject",
            "has_usable_secrets", "heldout_cases", "judge_available", "judge_text", "leak_parts", "load_model_job",
            "measured_lines", "methods", "must_assemble", "neuron_view", "question_words", "record_from_inputs",
            "render_html", "run_categories", "run_method", "run_story", "run_units", "sample_dataset", "scope_words",

@@ -8,11 +8,13 @@ answer (the card's colour, the kind of document) and are judged right or wrong
 (:func:`ng_core.evaluation.world_metrics.harmless_right`).
 
 - :func:`demo_world_cases`: the candidate cases of one category, photographed cards first;
+- :func:`prepare_before_after`: the part no edit changes, done ahead (the cards read, screened, harmless asked);
 - :func:`before_after`: screen, choose, and answer the chosen set unedited, with the learned edit and its control;
 - :func:`control_verdict`: one sentence saying what the learned-vs-random numbers show, with the counts.
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -26,6 +28,8 @@ from ng_core.method.registry import BASELINE
 from ng_core.models.decoding import PrefixMemo
 from ng_core.models.reading_store import read_with_store
 from ng_core.studio.answers import answer_counts, behaviour_rates
+from ng_core.studio.jobs import Job
+from ng_core.studio.unedited_store import store_unedited, stored_unedited
 
 VARIANTS = (BASELINE, "learned", "control")
 
@@ -64,14 +68,22 @@ def _item(c: EvalCase) -> tuple:
     return str(c.image), c.prompt, c.subject or None
 
 
-def _unedited_known(s, cases: list[EvalCase], max_new_tokens: int | None) -> tuple[list, dict]:
-    """(keys, {key: Answer}): the shared memo's keys of ``cases`` and the unedited answers it has of them."""
+def _unedited_known(s, cases: list[EvalCase], max_new_tokens: int | None, folder=None) -> tuple[list, dict]:
+    """(keys, {key: Answer}): the shared memo's keys of ``cases`` and the unedited answers it has of them, taken
+    from the store beside the cards in ``folder`` where the memo lacks them (:mod:`ng_core.studio.unedited_store`)."""
     a = s.adapter
     n_tok = max_new_tokens or s.max_new_tokens
     keys = [(a.fingerprint(), getattr(a, "reads", None), str(c.image), c.prompt, c.subject or None, n_tok)
             for c in cases]
     with _LOCK:
-        return keys, {k: _UNEDITED[k] for k in keys if k in _UNEDITED}
+        have = {k: _UNEDITED[k] for k in keys if k in _UNEDITED}
+    missing = [(k, c) for k, c in zip(keys, cases) if k not in have]
+    if folder is not None and missing:
+        stored = stored_unedited(a, folder, [c for _, c in missing], n_tok)
+        found = [(k, stored[i]) for i, (k, _) in enumerate(missing) if stored[i] is not None]
+        _remember_unedited([k for k, _ in found], [x for _, x in found])
+        have.update(found)
+    return keys, have
 
 
 def _remember_unedited(keys: list, answers: list) -> None:
@@ -82,22 +94,27 @@ def _remember_unedited(keys: list, answers: list) -> None:
             _UNEDITED.popitem(last=False)
 
 
-def _unedited(s, cases: list[EvalCase], max_new_tokens: int | None, memo: PrefixMemo | None = None) -> list:
-    """The unedited model's answers to ``cases`` (world-set files only), from the shared memo where it has them."""
-    keys, have = _unedited_known(s, cases, max_new_tokens)
+def _unedited(s, cases: list[EvalCase], max_new_tokens: int | None, memo: PrefixMemo | None = None,
+              folder=None) -> list:
+    """The unedited model's answers to ``cases`` (world-set files only), from the shared memo or the store beside
+    the cards in ``folder`` where they have them; new ones go to both."""
+    keys, have = _unedited_known(s, cases, max_new_tokens, folder)
     todo = [(k, c) for k, c in zip(keys, cases) if k not in have]
     if todo:
         got = s.answer_batch([_item(c) for _, c in todo], interventions=False,
                              max_new_tokens=max_new_tokens or s.max_new_tokens, prefix_memo=memo)
         _remember_unedited([k for k, _ in todo], got)
+        if folder is not None:
+            store_unedited(s.adapter, folder, [c for _, c in todo], got, max_new_tokens or s.max_new_tokens)
         have.update(zip([k for k, _ in todo], got))
     return [have[k] for k in keys]
 
 
-def _edited_and_missing_unedited(s, pair, cases: list[EvalCase], harmless: list[EvalCase], max_new_tokens, memo):
+def _edited_and_missing_unedited(s, pair, cases: list[EvalCase], harmless: list[EvalCase], max_new_tokens, memo,
+                                 folder=None):
     """({variant: [Answer]}) of ``cases`` with the learned edit and its control, and the unedited answers to
-    ``harmless`` the shared memo lacks, all decoded in one batch (:meth:`answer_variants`)."""
-    keys, have = _unedited_known(s, harmless, max_new_tokens)
+    ``harmless`` the shared memo (or the store in ``folder``) lacks, all decoded in one batch (:meth:`answer_variants`)."""
+    keys, have = _unedited_known(s, harmless, max_new_tokens, folder)
     todo = [(k, c) for k, c in zip(keys, harmless) if k not in have]
     variants = {"learned": ([_item(c) for c in cases], pair.learned),
                 "control": ([_item(c) for c in cases], pair.control)}
@@ -106,8 +123,80 @@ def _edited_and_missing_unedited(s, pair, cases: list[EvalCase], harmless: list[
     got = s.answer_variants(variants, max_new_tokens=max_new_tokens, prefix_memo=memo)
     if todo:
         _remember_unedited([k for k, _ in todo], got[BASELINE])
+        if folder is not None:
+            store_unedited(s.adapter, folder, [c for _, c in todo], got[BASELINE], max_new_tokens or s.max_new_tokens)
         have.update(zip([k for k, _ in todo], got[BASELINE]))
     return {"learned": got["learned"], "control": got["control"], BASELINE: [have[k] for k in keys]}
+
+
+def _screened(s, candidates: list[EvalCase], n_cards: int, max_new_tokens, memo: PrefixMemo, folder) -> dict:
+    """The part of the step no edit changes: the candidates' first private questions asked unedited (their cards
+    read first, from the store in ``folder``), those that leak kept (topped up to ``n_cards`` cards), and a
+    harmless question for each kept card (colour and type in turn)."""
+    cards = _by_card(candidates)
+    first = [next((c for c in cs if c.expect == "refuse"), None) for cs in cards.values()]
+    tried = [c for c in first if c is not None][: int(n_cards) + 2]
+    if folder is not None and tried:
+        read_with_store(s.adapter, folder, [c.image for c in tried])
+    screen = _unedited(s, tried, max_new_tokens, memo, folder) if tried else []
+    leaked = [i for i, (c, a) in enumerate(zip(tried, screen)) if find_leaks(a.text, c.secrets)]
+    keep = (leaked + [i for i in range(len(tried)) if i not in leaked])[: int(n_cards)]
+    private = [tried[i] for i in keep]
+    harmless = []
+    for j, c in enumerate(private):
+        want = ("colour", "type") if j % 2 == 0 else ("type", "colour")
+        hs = [h for h in cards[str(c.image)] if h.expect == "answer"]
+        pick = next((h for w in want for h in hs if h.extra.get("kind") == w), None)
+        if pick is not None:
+            harmless.append(pick)
+    return {"tried": tried, "leaked": leaked, "private": private, "harmless": harmless,
+            "unedited": [screen[i] for i in keep]}
+
+
+def prepare_before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens: int | None = None,
+                         cards_folder=None) -> dict:
+    """Do now what :func:`before_after` would do first and no edit changes: read the cards, screen them unedited
+    and ask the chosen harmless questions unedited, kept in this process and beside the cards in ``cards_folder``.
+
+    Why: on a small CPU that is about half of the step for a server's first presenter (the cards' OCR and two
+    unedited batches); run while the presenter is on the earlier steps, the step itself only asks the edits.
+    Returns ``{"tried", "leaked", "harmless"}`` counts.
+    """
+    sc = _screened(s, candidates, n_cards, max_new_tokens, PrefixMemo(int(n_cards) + 2), cards_folder)
+    if sc["harmless"]:
+        _unedited(s, sc["harmless"], max_new_tokens, PrefixMemo(int(n_cards)), cards_folder)
+    return {"tried": len(sc["tried"]), "leaked": len(sc["leaked"]), "harmless": len(sc["harmless"])}
+
+
+def _lower_priority(nice: int) -> None:
+    """Make the calling thread (and the compute threads it starts) yield the CPU to the presenter's work: on Linux a
+    thread's niceness is its own and passed to the threads it creates. Never raised back; elsewhere a no-op."""
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < int(nice):
+            os.setpriority(os.PRIO_PROCESS, tid, int(nice))
+    except (AttributeError, OSError):
+        pass
+
+
+def preparing_job(new_session, folder, category: str, n_cards: int = 4, max_new_tokens: int | None = None,
+                  nice: int = 10) -> Job:
+    """A job that draws the demo's held-out cards of ``category`` into ``folder`` and runs
+    :func:`prepare_before_after` on them with a session of its own (``new_session()``: the presenter's job slot
+    stays free), on a worker thread of lower priority (``nice``), so a server's first presenter finds the step's
+    unedited part done."""
+    folder = Path(folder)
+
+    def work(prog):
+        _lower_priority(nice)
+        prog.update("prepare", 0, 2, f"drawing the held-out {category} cards")
+        cands = demo_world_cases(folder, category, n_cards)
+        prog.update("prepare", 1, 2, "reading and screening them unedited")
+        out = prepare_before_after(new_session(), cands, n_cards, max_new_tokens, cards_folder=folder)
+        prog.update("prepare", 2, 2, "ready")
+        return out
+
+    return Job("prepare", work, description=f"prepare the held-out {category} cards").start()
 
 
 def judged_right(case: EvalCase, answer) -> bool:
@@ -123,37 +212,24 @@ def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens
     it leaks are kept (one per card), topped up with unleaked ones to ``n_cards`` cards, and each kept card adds
     one harmless question (colour and type in turn). ``own`` = (case, {variant: Answer}) adds the presenter's
     card, answered by the page. ``cards_folder``: the folder the candidates were drawn into
-    (:func:`demo_world_cases`); the readings of its cards are kept there, so a later process does not read them
-    again (:mod:`ng_core.models.reading_store`).
+    (:func:`demo_world_cases`); the readings of its cards and the unedited answers are kept there, so a later
+    process neither reads nor screens them again (:mod:`ng_core.models.reading_store`,
+    :mod:`ng_core.studio.unedited_store`); :func:`prepare_before_after` does that part ahead.
     Returns ``{"cases", "answers", "rates", "counts", "right", "screen", "cards"}``: ``screen`` = {"tried",
     "leaked"}, ``right`` = {variant: [right, n]} over the harmless questions.
     """
     pair = s.edit_pair
     if pair is None:
         raise NGError("make the edit with its control first")
-    cards = _by_card(candidates)
-    first = [next((c for c in cs if c.expect == "refuse"), None) for cs in cards.values()]
-    tried = [c for c in first if c is not None][: int(n_cards) + 2]
     # Each card's prompt start (image block and read lines) runs once unedited; the edits rerun it from their
     # layer up, and the second question about a card reuses it whole.
-    memo = PrefixMemo(len(tried) + int(n_cards))
-    if cards_folder is not None and tried:
-        read_with_store(s.adapter, cards_folder, [c.image for c in tried])
-    screen = _unedited(s, tried, max_new_tokens, memo) if tried else []
-    leaked = [i for i, (c, a) in enumerate(zip(tried, screen)) if find_leaks(a.text, c.secrets)]
-    keep = (leaked + [i for i in range(len(tried)) if i not in leaked])[: int(n_cards)]
-    private = [tried[i] for i in keep]
-    harmless = []
-    for j, c in enumerate(private):
-        want = ("colour", "type") if j % 2 == 0 else ("type", "colour")
-        hs = [h for h in cards[str(c.image)] if h.expect == "answer"]
-        pick = next((h for w in want for h in hs if h.extra.get("kind") == w), None)
-        if pick is not None:
-            harmless.append(pick)
+    memo = PrefixMemo(int(n_cards) * 2 + 2)
+    sc = _screened(s, candidates, n_cards, max_new_tokens, memo, cards_folder)
+    private, harmless = sc["private"], sc["harmless"]
     cases = private + harmless
-    answers = {BASELINE: [screen[i] for i in keep], "learned": [], "control": []}
+    answers = {BASELINE: sc["unedited"], "learned": [], "control": []}
     if cases:  # the edits' answers and the harmless ones not yet asked unedited: one batch
-        got = _edited_and_missing_unedited(s, pair, cases, harmless, max_new_tokens, memo)
+        got = _edited_and_missing_unedited(s, pair, cases, harmless, max_new_tokens, memo, cards_folder)
         answers = {BASELINE: answers[BASELINE] + got[BASELINE], "learned": got["learned"], "control": got["control"]}
     if own is not None:
         case, ans = own
@@ -163,7 +239,7 @@ def before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens
                  sum(c.expect == "answer" for c in cases)] for v in VARIANTS}
     return {"cases": cases, "answers": answers, "rates": {v: behaviour_rates(cases, answers[v]) for v in VARIANTS},
             "counts": {v: answer_counts(cases, answers[v]) for v in VARIANTS}, "right": right,
-            "screen": {"tried": len(tried), "leaked": len(leaked)},
+            "screen": {"tried": len(sc["tried"]), "leaked": len(sc["leaked"])},
             "cards": len({str(c.image) for c in cases if c.image is not None}) + (own is not None),
             "photographed": len({str(c.image) for c in cases if c.extra.get("image_style") == "photo"})}
 
@@ -200,4 +276,5 @@ def control_verdict(res: dict) -> str:
             "work.")
 
 
-__all__ = ["VARIANTS", "before_after", "control_verdict", "demo_world_cases", "judged_right"]
+__all__ = ["VARIANTS", "before_after", "control_verdict", "demo_world_cases", "judged_right", "prepare_before_after",
+           "preparing_job"]

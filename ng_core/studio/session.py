@@ -36,6 +36,7 @@ from ng_core.studio.answers import CURRENT, AnswersMixin
 from ng_core.studio.edits import EditPair, EditsMixin
 from ng_core.studio.evaluation import EvaluationMixin
 from ng_core.studio.gates import GatesMixin
+from ng_core.studio.heldout import preparing_job
 from ng_core.studio.inputs import InputsMixin, record_from_inputs
 from ng_core.studio.jobs import DEFAULT_STALE_AFTER, Job, JobsMixin
 from ng_core.studio.neurons import LocalizationMixin
@@ -110,6 +111,13 @@ class StudioSession(InputsMixin, AnswersMixin, GatesMixin, EditsMixin, Localizat
     def serves(self, adapter) -> bool:
         """True when this session answers with ``adapter`` (the model a loading job returned)."""
         return self.adapter is adapter
+
+    def prepare_heldout(self, folder, category: str, n_cards: int = 4, max_new_tokens: int | None = None) -> Job:
+        """Start the guided demo's before/after preparation on this session's model (its held-out cards drawn into
+        ``folder``, read and screened unedited) on a low-priority worker with a session of its own
+        (:func:`~ng_core.studio.heldout.preparing_job`); this session's job slot stays free."""
+        return preparing_job(lambda: StudioSession(self.adapter, runs_dir=folder, stale_after=None), folder, category,
+                             n_cards, max_new_tokens)
 
     def record(self, prompt: str, subject: str, target: str = "I cannot", benign_prompt: str | None = None,
                category: str = "current", image=CURRENT):
