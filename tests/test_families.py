@@ -88,9 +88,11 @@ def test_typed_placeholders_and_markers_never_become_image_or_control_tokens(fam
 def test_replaying_the_layers_from_any_layer_reproduces_forward(fam, image_dir):
     from ng_core.models.hooks import module_hook_count
 
-    layers, hooks = list(fam.layers), module_hook_count(fam.model)  # transformers keeps a few of its own
     f = fam.encode_image(image_dir / "img2.png")
     seqs = [fam.build(PROMPT, subject="the passport", answer="I cannot"), fam.build("What is it?", has_image=False)]
+    with torch.no_grad():  # transformers adds a few hooks of its own at a model's first forward: count after it
+        fam.forward(fam.collate(seqs, [f, None]))
+    layers, hooks = list(fam.layers), module_hook_count(fam.model)
     for padding in ("left", "right"):
         batch = fam.collate(seqs, [f, None], padding=padding)
         with torch.no_grad():
@@ -99,6 +101,26 @@ def test_replaying_the_layers_from_any_layer_reproduces_forward(fam, image_dir):
                 replay = fam.logits(fam.run_layers(fam.hidden_entering(layer, batch), layer, batch))
                 assert torch.allclose(replay, full, atol=1e-5), (padding, layer)
     assert all(x is y for x, y in zip(fam.layers, layers)) and module_hook_count(fam.model) == hooks
+
+
+def test_places_resolve_to_the_real_layers_while_a_capture_runs(fam, image_dir):
+    """A capture of the layers' arguments (inside :meth:`run_layers`, under the lock) briefly puts stand-ins in the
+    model's layer list; another thread resolving a place meanwhile (an edit reading its ``down_proj``, a gate
+    naming its layer) must still get the real modules, not a stand-in."""
+    from ng_core.models import kv
+
+    seen = []
+
+    def run(cache):  # what another thread would see in the middle of the capture
+        seen.append((fam.layer_module(0), fam.down_proj(fam.n_layers - 1), fam.layers))
+        return fam._decode(fam.embed(seq, None)[None], batch, cache, False)
+
+    seq = fam.build("What is it?", has_image=False)
+    batch = fam.collate([seq], [None])
+    kv.captured_layer_kwargs(fam.lm, fam.spec.layers_attr, run, None, 0, fam.text_config, 1)
+    real = getattr(fam.lm, fam.spec.layers_attr)
+    assert seen and seen[0][0] is real[0] and seen[0][1] is fam.down_proj(fam.n_layers - 1) and seen[0][2] is real
+    assert type(seen[0][1]) is torch.nn.Linear
 
 
 def test_greedy_answers_are_the_models_own(fam, image_dir):

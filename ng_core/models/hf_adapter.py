@@ -124,6 +124,9 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
         self.reading = reading or ReadingConfig()
         self._reader = OcrReader(self.reading) if self.reading.enabled else None
         self._fingerprint: str | None = None
+        # The real decoder layers, kept: a capture (``kv.captured_layer_kwargs``, under the lock) briefly puts
+        # stand-ins in the model's own list, and another thread resolving a place then must still find these.
+        self._layers = getattr(self.lm, self.spec.layers_attr)
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
@@ -210,7 +213,8 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
 
     @property
     def layers(self) -> nn.ModuleList:
-        return getattr(self.lm, self.spec.layers_attr)
+        """The decoder layers: always the real ones, also while a capture's stand-ins run on another thread."""
+        return self._layers
 
     @property
     def text_config(self):
