@@ -439,19 +439,22 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
 
     @property
     def sliding_window(self) -> int | None:
-        """The attention window of the family's sliding-window layers (None: every layer sees everything)."""
-        tc = self.text_config
-        if "sliding_attention" in (getattr(tc, "layer_types", None) or []) and getattr(tc, "sliding_window", None):
-            return int(tc.sliding_window)
-        return None
+        """The smallest attention window among the layers whose cache slides (None: every layer sees everything),
+        as the family's own cache sets them up: Gemma 3's sliding layers (``layer_types``), every layer of a
+        Mistral whose config sets ``sliding_window`` without them."""
+        w = [int(layer.sliding_window) for layer in self.new_cache().layers if getattr(layer, "is_sliding", False)]
+        return min(w) if w else None
 
     def check_window(self, batch: Batch) -> None:
         """Refuse a padded batch longer than the sliding window: the window counts cache slots, padding included,
         so a padded row would see fewer real tokens than alone (the fast schedules and batched answers are
         exact only within the window)."""
+        mask = batch.attention_mask
+        if bool(mask.all()):
+            return
         w = self.sliding_window
-        if w is not None and batch.attention_mask.shape[1] > w and not bool(batch.attention_mask.all()):
-            raise ValueError(f"a padded batch spans {batch.attention_mask.shape[1]} tokens, more than this model's "
+        if w is not None and mask.shape[1] > w:
+            raise ValueError(f"a padded batch spans {mask.shape[1]} tokens, more than this model's "
                              f"sliding attention window ({w}); run these rows one at a time or shorter")
 
     def forward(self, batch: Batch, cache=None, use_cache: bool = False):

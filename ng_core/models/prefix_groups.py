@@ -51,8 +51,7 @@ def padded_length(seqs, groups, new_tokens: int) -> int:
 
 def cache_window(adapter) -> int | None:
     """The smallest window among the cache's sliding-window layers (None: no layer slides)."""
-    w = [int(layer.sliding_window) for layer in adapter.new_cache().layers if getattr(layer, "is_sliding", False)]
-    return min(w) if w else None
+    return adapter.sliding_window
 
 
 def grouped_prefix_kv(adapter, seqs, feats, groups, hooks_for=None, memo=None, tags=None):
