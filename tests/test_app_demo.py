@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import html
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +45,10 @@ def test_guided_demo_end_to_end(tmp_path):
     at.button(key="demo_batch_run").click().run()
     t = texts(at)
     assert t.count("Leaked / refused / answered") == 3
+    # its unedited part was done ahead by the page's preparing job, and kept beside the held-out cards
+    world = Path(os.environ.get("NG_WORLD_DIR") or f"{os.environ['NG_DATA_DIR']}-world") / at.session_state["demo_cat"]
+    assert list(world.glob("unedited-*.json"))
+    assert list(world.glob("readings-*.json")) or not s.model.reads
     assert len(re.findall(r"leaked / \d+ refused / \d+ answered", t)) >= 3
     # 7. where the edit went: one ΔW chart per side
     assert len(plotly_charts(at)) >= 3

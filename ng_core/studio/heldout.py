@@ -162,9 +162,10 @@ def prepare_before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_ne
     unedited batches); run while the presenter is on the earlier steps, the step itself only asks the edits.
     Returns ``{"tried", "leaked", "harmless"}`` counts.
     """
-    sc = _screened(s, candidates, n_cards, max_new_tokens, PrefixMemo(int(n_cards) + 2), cards_folder)
+    memo = PrefixMemo(int(n_cards) + 2)  # the harmless questions are about screened cards: their starts are kept
+    sc = _screened(s, candidates, n_cards, max_new_tokens, memo, cards_folder)
     if sc["harmless"]:
-        _unedited(s, sc["harmless"], max_new_tokens, PrefixMemo(int(n_cards)), cards_folder)
+        _unedited(s, sc["harmless"], max_new_tokens, memo, cards_folder)
     return {"tried": len(sc["tried"]), "leaked": len(sc["leaked"]), "harmless": len(sc["harmless"])}
 
 
