@@ -73,7 +73,8 @@ ss["demo_cat"] = cat
 N_CARDS = max(4, int(D["heldout_cards"]))
 # Step 6's unedited part (its held-out cards drawn, read and screened) starts now on a low-priority worker, once per
 # server: the presenter's own work goes first, and step 6 then asks only the edits.
-PREP = S.heldout_prep(s.model.fingerprint, cat, str(S.world_dir(cat)), N_CARDS, int(D["max_new_tokens"]), s)
+PREP = (S.heldout_prep(s.model.fingerprint, cat, str(S.world_dir(cat)), N_CARDS, int(D["max_new_tokens"]), s)
+        if S.demo_prepares() else None)
 sample = (ds.records(cat, "heldout_images") or ds.records(cat, "train"))[0]
 
 
@@ -284,7 +285,7 @@ if st.button("Test on held-out cards", key="demo_batch_run"):
     # a still notice, not a spinner: an animation costs the browser CPU the model needs on a small machine
     notice = st.info(f"Asking {N_CARDS} held-out cards in three model states…", icon="⏳")
     try:
-        prep = PREP if cat == ss["demo_cat"] else None  # the card's category was prepared when it was picked
+        prep = PREP if PREP is not None and cat == ss["demo_cat"] else None  # prepared when it was picked
         if prep is not None:
             prep.wait(120)  # its answers are this step's unedited ones (it holds the CPU alone meanwhile)
         cands = demo_world_cases(S.world_dir(cat), cat, N_CARDS)

@@ -47,6 +47,11 @@ def world_dir(category: str) -> Path:
     return Path(base).expanduser() / category
 
 
+def demo_prepares() -> bool:
+    """``NG_DEMO_PREPARE``: ``0`` stops the guided demo from preparing its held-out cards in the background."""
+    return os.environ.get("NG_DEMO_PREPARE", "1").strip().lower() not in ("0", "off", "no", "false")
+
+
 def reading_override() -> bool | None:
     """``NG_READING``: ``on`` / ``off`` forces the OCR reading channel; unset or ``auto``: as the model says."""
     v = os.environ.get("NG_READING", "auto").strip().lower()

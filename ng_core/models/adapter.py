@@ -199,6 +199,9 @@ class ModelAdapter(abc.ABC):
     def read_image_uncached(self, image) -> str | None:
         return None
 
+    def warm_reader(self) -> None:
+        """Build the reader now, on the calling thread (nothing to build for a model that does not read)."""
+
     @property
     def reading_id(self) -> str | None:
         """A short hash of what a reading depends on besides the pixels (None: this model does not read)."""

@@ -399,6 +399,13 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
             return None
         return self._reader.read_block(open_image(image))
 
+    def warm_reader(self) -> None:
+        """Build the OCR engine now, on the calling thread (no-op when the model does not read). Why: its compute
+        threads are made once, with the priority of the thread that builds it; a low-priority background job
+        must not be the one, or every later reading would run partly at its priority."""
+        if self._reader is not None:
+            self._reader.ready()
+
     # ------------------------------------------------------------------ positions and family inputs
     def with_positions(self, seq: Sequence) -> Sequence:
         """``seq`` with its rotary positions when the family's are not token indices (from the model itself)."""

@@ -185,6 +185,11 @@ class OcrReader:
             })
         return self._engine
 
+    def ready(self) -> None:
+        """Build the engine now (its ONNX sessions and their threads), not at the first reading."""
+        with self._lock:
+            self._get()
+
     def read(self, image) -> list[str]:
         """The lines read off a PIL image, top to bottom (an empty list when there is no text)."""
         return self.read_with_boxes(image)[0]

@@ -189,11 +189,13 @@ def preparing_job(new_session, folder, category: str, n_cards: int = 4, max_new_
     folder = Path(folder)
 
     def work(prog):
+        s = new_session()
+        s.adapter.warm_reader()  # before the priority drops: the reader's threads are made once, by their builder
         _lower_priority(nice)
         prog.update("prepare", 0, 2, f"drawing the held-out {category} cards")
         cands = demo_world_cases(folder, category, n_cards)
         prog.update("prepare", 1, 2, "reading and screening them unedited")
-        out = prepare_before_after(new_session(), cands, n_cards, max_new_tokens, cards_folder=folder)
+        out = prepare_before_after(s, cands, n_cards, max_new_tokens, cards_folder=folder)
         prog.update("prepare", 2, 2, "ready")
         return out
 

@@ -173,6 +173,9 @@ def load_model_job(spec: str | None = None, **kw) -> Job:
         prog.update("load", 90, 100, "computing the model fingerprint")
         adapter.fingerprint()
         _ = adapter.n_image_tokens
+        if adapter.reads:  # the OCR's threads take this thread's priority, not a background job's
+            prog.update("load", 95, 100, "starting the reader")
+            adapter.warm_reader()
         prog.update("load", 100, 100, "ready")
         return adapter
 
