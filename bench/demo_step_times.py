@@ -49,6 +49,9 @@ def main(argv=None) -> int:
     ap.add_argument("--world", default=None, help="the world-set folder step 6 draws its held-out cards into "
                     "(NG_WORLD_DIR); default: a new one, so the first presenter draws and reads them. Give the "
                     "folder of an earlier run to time a server started again on the same machine")
+    ap.add_argument("--think", type=float, default=0.0, help="seconds the presenter pauses after each step, as "
+                    "when talking through it (not counted in the steps; counted in the whole demo). Default 0: "
+                    "every click comes as soon as the page is ready")
     args = ap.parse_args(argv)
     if not Path("/usr/bin/chromium").exists():
         print("needs /usr/bin/chromium (see the README's browser tests)", file=sys.stderr)
@@ -60,7 +63,8 @@ def main(argv=None) -> int:
            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
            "code": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                   text=True).stdout.strip(),
-           "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "presenters": []}
+           "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "think_s": args.think,
+           "demo_prepare": os.environ.get("NG_DEMO_PREPARE", "1"), "presenters": []}
     tmp = Path(tempfile.mkdtemp(prefix="ng-demo-steps-"))
     if args.world:
         os.environ["NG_WORLD_DIR"] = str(Path(args.world).expanduser().resolve())  # the server inherits it
@@ -70,7 +74,7 @@ def main(argv=None) -> int:
             load0 = os.getloadavg()
             t0 = time.monotonic()
             with bw._chromium() as page:
-                times = bw._walk_guided_demo(page, srv, job_wait=args.job_wait * 1000)
+                times = bw._walk_guided_demo(page, srv, job_wait=args.job_wait * 1000, think=args.think)
             times["whole demo"] = round(time.monotonic() - t0, 1)
             row = {"presenter": i + 1, "seconds": times, "load_average_start": load0,
                    "load_average_end": os.getloadavg()}

@@ -264,16 +264,19 @@ def test_full_flow_in_chromium(server, page):
 
 
 def _walk_guided_demo(page, server, job_wait: int, shot: str | None = None, folder: Path = SHOTS,
-                      page_shots: tuple = ()) -> dict:
+                      page_shots: tuple = (), think: float = 0.0) -> dict:
     """Click through the guided demo (the landing page) as a user would; returns the seconds each step took
     in the browser. A job step waits up to ``job_wait`` ms for the page itself to say the job finished: the
-    page has to notice the end of a background job on its own (its progress fragment reruns it)."""
+    page has to notice the end of a background job on its own (its progress fragment reruns it). ``think``:
+    seconds the presenter pauses after each step (not counted in the step's time)."""
     from playwright.sync_api import expect
 
     times, t0 = {}, [time.monotonic()]
 
     def lap(step):
         times[step] = round(time.monotonic() - t0[0], 1)
+        if think and step != "before / after":
+            time.sleep(think)
         t0[0] = time.monotonic()
 
     expect.set_options(timeout=WAIT)

@@ -277,3 +277,58 @@ def test_the_preparing_job_runs_at_lower_priority_and_stores_for_the_step(tmp_pa
     if os.uname().sysname == "Linux":  # a thread's niceness is its own there
         assert seen == [max(base, 7)]
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the page's thread keeps its own
+
+
+def test_activity_counts_requests_not_background_work():
+    import threading
+    import time
+
+    from ng_core.errors import Cancelled
+    from ng_core.models.activity import Activity, in_background
+
+    act = Activity()
+    assert act.quiet_for() > 1e6  # never used
+    with act.using():
+        assert act.quiet_for() == 0.0
+    assert act.quiet_for() < 1.0
+
+    def background():
+        in_background()
+        with act.using():
+            time.sleep(0.3)
+
+    time.sleep(0.2)
+    t = threading.Thread(target=background)
+    t.start()
+    time.sleep(0.1)
+    assert act.quiet_for() >= 0.2  # the background thread's use is not activity
+    t.join()
+    assert act.wait_quiet(0.2) < 0.1  # already quiet long enough
+
+    def cancel():
+        raise Cancelled("stop")
+
+    with act.using(), pytest.raises(Cancelled):
+        act.wait_quiet(5.0, poll=0.01, check=cancel)
+
+
+def test_the_preparing_job_waits_while_someone_uses_the_model(tmp_path):
+    """While a request holds the model, the job neither draws, reads nor asks anything; once the model has been
+    quiet for its ``quiet_s``, it does all of it."""
+    import time
+
+    from ng_core.models import load_model
+    from ng_core.studio import StudioSession
+    from ng_core.studio import heldout
+    from ng_core.studio.unedited_store import store_path
+
+    a = load_model("tiny-random")
+    heldout._UNEDITED.clear()
+    folder = tmp_path / "w"
+    with a.activity.using():  # a presenter's request in progress
+        job = heldout.preparing_job(lambda: StudioSession(a, runs_dir=tmp_path / "r"), folder, "passport", 4, 6,
+                                    quiet_s=0.3)
+        time.sleep(1.0)
+        assert not job.done and not folder.exists()
+    assert job.wait(120) and job.status == "done", job.error_message()
+    assert store_path(a, folder, 6).is_file()

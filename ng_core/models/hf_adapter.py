@@ -26,6 +26,7 @@ from ng_core.models import family_inputs, kv
 from ng_core.models.adapter import Batch, ModelAdapter, ModelCaches, Sequence
 from ng_core.models.families import FAMILIES, FamilySpec, family_of, resolve
 from ng_core.models.generation import GenerationMixin
+from ng_core.models.activity import Activity
 from ng_core.models.hooks import HookSpec, StopForward, scoped_hooks, stored_weight
 from ng_core.models.image_processing import ImageConfig, open_image, preprocess, resized_size, check_size, to_rgb
 from ng_core.models.prompting import PromptMixin
@@ -110,6 +111,7 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
         self.model_id = model_id
         self.source = source
         self.lock = threading.RLock()
+        self.activity = Activity()  # requests' use of the model, for background work waiting its turn
         self.image_token = image_token or self.spec.image_token
         cfg_id = getattr(model.config, "image_token_id", None)
         if cfg_id is None:
@@ -397,7 +399,8 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
         """Like :meth:`read_image`, never cached."""
         if self._reader is None or image is None:
             return None
-        return self._reader.read_block(open_image(image))
+        with self.activity.using():
+            return self._reader.read_block(open_image(image))
 
     def warm_reader(self) -> None:
         """Build the OCR engine now, on the calling thread (no-op when the model does not read). Why: its compute
@@ -426,7 +429,7 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
     @contextmanager
     def hooked(self, specs: list[HookSpec]):
         """Hold the model for one block of work with ``specs`` attached (always removed)."""
-        with self.lock, scoped_hooks(specs):
+        with self.activity.using(), self.lock, scoped_hooks(specs):
             yield
 
     def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:

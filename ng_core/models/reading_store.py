@@ -13,10 +13,10 @@ from pathlib import Path
 from ng_core.storage.file_keyed_store import file_key, load_store, save_store
 
 
-def read_with_store(adapter, folder, images) -> int:
+def read_with_store(adapter, folder, images, pause=None) -> int:
     """Put the readings of ``images`` (files inside ``folder``) into ``adapter``'s shared reading cache: from the
-    store where it has them, else read now and stored. Returns how many were read now (0: none, or the model does
-    not read)."""
+    store where it has them, else read now and stored (``pause()`` first, when given: background work waiting its
+    turn). Returns how many were read now (0: none, or the model does not read)."""
     rid = adapter.reading_id
     if rid is None:
         return 0
@@ -29,6 +29,8 @@ def read_with_store(adapter, folder, images) -> int:
         if k in stored:
             adapter.remember_reading(im, stored[k])
         else:
+            if pause is not None:
+                pause()
             stored[k] = adapter.read_image(im)
             fresh += 1
     if fresh:

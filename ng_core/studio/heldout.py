@@ -25,6 +25,7 @@ from ng_core.errors import NGError
 from ng_core.evaluation.leaks import answered, find_leaks
 from ng_core.evaluation.world_metrics import harmless_right
 from ng_core.method.registry import BASELINE
+from ng_core.models.activity import in_background
 from ng_core.models.decoding import PrefixMemo
 from ng_core.models.reading_store import read_with_store
 from ng_core.studio.answers import answer_counts, behaviour_rates
@@ -95,12 +96,14 @@ def _remember_unedited(keys: list, answers: list) -> None:
 
 
 def _unedited(s, cases: list[EvalCase], max_new_tokens: int | None, memo: PrefixMemo | None = None,
-              folder=None) -> list:
+              folder=None, pause=None) -> list:
     """The unedited model's answers to ``cases`` (world-set files only), from the shared memo or the store beside
-    the cards in ``folder`` where they have them; new ones go to both."""
+    the cards in ``folder`` where they have them; new ones go to both (after ``pause()``, when given)."""
     keys, have = _unedited_known(s, cases, max_new_tokens, folder)
     todo = [(k, c) for k, c in zip(keys, cases) if k not in have]
     if todo:
+        if pause is not None:
+            pause()
         got = s.answer_batch([_item(c) for _, c in todo], interventions=False,
                              max_new_tokens=max_new_tokens or s.max_new_tokens, prefix_memo=memo)
         _remember_unedited([k for k, _ in todo], got)
@@ -129,7 +132,8 @@ def _edited_and_missing_unedited(s, pair, cases: list[EvalCase], harmless: list[
     return {"learned": got["learned"], "control": got["control"], BASELINE: [have[k] for k in keys]}
 
 
-def _screened(s, candidates: list[EvalCase], n_cards: int, max_new_tokens, memo: PrefixMemo, folder) -> dict:
+def _screened(s, candidates: list[EvalCase], n_cards: int, max_new_tokens, memo: PrefixMemo, folder,
+              pause=None) -> dict:
     """The part of the step no edit changes: the candidates' first private questions asked unedited (their cards
     read first, from the store in ``folder``), those that leak kept (topped up to ``n_cards`` cards), and a
     harmless question for each kept card (colour and type in turn)."""
@@ -137,8 +141,8 @@ def _screened(s, candidates: list[EvalCase], n_cards: int, max_new_tokens, memo:
     first = [next((c for c in cs if c.expect == "refuse"), None) for cs in cards.values()]
     tried = [c for c in first if c is not None][: int(n_cards) + 2]
     if folder is not None and tried:
-        read_with_store(s.adapter, folder, [c.image for c in tried])
-    screen = _unedited(s, tried, max_new_tokens, memo, folder) if tried else []
+        read_with_store(s.adapter, folder, [c.image for c in tried], pause)
+    screen = _unedited(s, tried, max_new_tokens, memo, folder, pause) if tried else []
     leaked = [i for i, (c, a) in enumerate(zip(tried, screen)) if find_leaks(a.text, c.secrets)]
     keep = (leaked + [i for i in range(len(tried)) if i not in leaked])[: int(n_cards)]
     private = [tried[i] for i in keep]
@@ -154,18 +158,19 @@ def _screened(s, candidates: list[EvalCase], n_cards: int, max_new_tokens, memo:
 
 
 def prepare_before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_new_tokens: int | None = None,
-                         cards_folder=None) -> dict:
+                         cards_folder=None, pause=None) -> dict:
     """Do now what :func:`before_after` would do first and no edit changes: read the cards, screen them unedited
     and ask the chosen harmless questions unedited, kept in this process and beside the cards in ``cards_folder``.
 
     Why: on a small CPU that is about half of the step for a server's first presenter (the cards' OCR and two
     unedited batches); run while the presenter is on the earlier steps, the step itself only asks the edits.
+    ``pause()`` is called before each card read and each batch asked (background work waiting for a quiet moment).
     Returns ``{"tried", "leaked", "harmless"}`` counts.
     """
     memo = PrefixMemo(int(n_cards) + 2)  # the harmless questions are about screened cards: their starts are kept
-    sc = _screened(s, candidates, n_cards, max_new_tokens, memo, cards_folder)
+    sc = _screened(s, candidates, n_cards, max_new_tokens, memo, cards_folder, pause)
     if sc["harmless"]:
-        _unedited(s, sc["harmless"], max_new_tokens, memo, cards_folder)
+        _unedited(s, sc["harmless"], max_new_tokens, memo, cards_folder, pause)
     return {"tried": len(sc["tried"]), "leaked": len(sc["leaked"]), "harmless": len(sc["harmless"])}
 
 
@@ -180,22 +185,38 @@ def _lower_priority(nice: int) -> None:
         pass
 
 
+#: Seconds nobody may have used the model before the preparing job reads a card or asks a batch: longer than the
+#: gaps inside a presenter's job (an edit's backward pass, about 1 s here), shorter than a presenter's pause.
+QUIET_S = 2.0
+
+
 def preparing_job(new_session, folder, category: str, n_cards: int = 4, max_new_tokens: int | None = None,
-                  nice: int = 10) -> Job:
+                  nice: int = 10, quiet_s: float = QUIET_S) -> Job:
     """A job that draws the demo's held-out cards of ``category`` into ``folder`` and runs
     :func:`prepare_before_after` on them with a session of its own (``new_session()``: the presenter's job slot
-    stays free), on a worker thread of lower priority (``nice``), so a server's first presenter finds the step's
-    unedited part done."""
+    stays free), so a server's first presenter finds the step's unedited part done.
+
+    It keeps out of the presenter's way: each card read and each batch waits until nobody has used the model for
+    ``quiet_s`` seconds (:class:`~ng_core.models.activity.Activity`; its own use is not counted), and its thread
+    runs at a lower priority (``nice``). Measured in BENCHMARKS.md: without the waits it slowed a presenter who
+    clicks straight on by more than it saved."""
     folder = Path(folder)
 
     def work(prog):
         s = new_session()
         s.adapter.warm_reader()  # before the priority drops: the reader's threads are made once, by their builder
+        in_background()
         _lower_priority(nice)
+        activity = s.adapter.activity
+
+        def pause():
+            activity.wait_quiet(quiet_s, check=prog.check)
+
         prog.update("prepare", 0, 2, f"drawing the held-out {category} cards")
+        pause()
         cands = demo_world_cases(folder, category, n_cards)
         prog.update("prepare", 1, 2, "reading and screening them unedited")
-        out = prepare_before_after(s, cands, n_cards, max_new_tokens, cards_folder=folder)
+        out = prepare_before_after(s, cands, n_cards, max_new_tokens, cards_folder=folder, pause=pause)
         prog.update("prepare", 2, 2, "ready")
         return out
 
