@@ -71,8 +71,8 @@ c1, c2 = st.columns([2, 3])
 cat = c1.selectbox("Kind of card", cats, key="w_demo_cat", format_func=lambda c: CATEGORY_TITLES.get(c, c))
 ss["demo_cat"] = cat
 N_CARDS = max(4, int(D["heldout_cards"]))
-# Step 6's unedited part (its held-out cards drawn, read and screened) starts now on a low-priority worker, once per
-# server: the presenter's own work goes first, and step 6 then asks only the edits.
+# Step 6's unedited part (its held-out cards drawn, read and screened) starts now, once per server, on a worker
+# that waits for quiet moments: the presenter's own work goes first, and step 6 then asks only the edits.
 PREP = (S.heldout_prep(s.model.fingerprint, cat, str(S.world_dir(cat)), N_CARDS, int(D["max_new_tokens"]), s)
         if S.demo_prepares() else None)
 sample = (ds.records(cat, "heldout_images") or ds.records(cat, "train"))[0]

@@ -403,9 +403,8 @@ class HFVLMAdapter(PromptMixin, GenerationMixin, ModelAdapter):
             return self._reader.read_block(open_image(image))
 
     def warm_reader(self) -> None:
-        """Build the OCR engine now, on the calling thread (no-op when the model does not read). Why: its compute
-        threads are made once, with the priority of the thread that builds it; a low-priority background job
-        must not be the one, or every later reading would run partly at its priority."""
+        """Build the OCR engine now (its ONNX sessions and their threads), so neither a request nor a background
+        job pays for it at its first reading (no-op when the model does not read)."""
         if self._reader is not None:
             self._reader.ready()
 

@@ -14,7 +14,6 @@ answer (the card's colour, the kind of document) and are judged right or wrong
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -174,39 +173,26 @@ def prepare_before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_ne
     return {"tried": len(sc["tried"]), "leaked": len(sc["leaked"]), "harmless": len(sc["harmless"])}
 
 
-def _lower_priority(nice: int) -> None:
-    """Make the calling thread (and the compute threads it starts) yield the CPU to the presenter's work: on Linux a
-    thread's niceness is its own and passed to the threads it creates. Never raised back; elsewhere a no-op."""
-    try:
-        tid = threading.get_native_id()
-        if os.getpriority(os.PRIO_PROCESS, tid) < int(nice):
-            os.setpriority(os.PRIO_PROCESS, tid, int(nice))
-    except (AttributeError, OSError):
-        pass
-
-
 #: Seconds nobody may have used the model before the preparing job reads a card or asks a batch: longer than the
 #: gaps inside a presenter's job (an edit's backward pass, about 1 s here), shorter than a presenter's pause.
 QUIET_S = 2.0
 
 
 def preparing_job(new_session, folder, category: str, n_cards: int = 4, max_new_tokens: int | None = None,
-                  nice: int = 10, quiet_s: float = QUIET_S) -> Job:
+                  quiet_s: float = QUIET_S) -> Job:
     """A job that draws the demo's held-out cards of ``category`` into ``folder`` and runs
     :func:`prepare_before_after` on them with a session of its own (``new_session()``: the presenter's job slot
     stays free), so a server's first presenter finds the step's unedited part done.
 
     It keeps out of the presenter's way: each card read and each batch waits until nobody has used the model for
-    ``quiet_s`` seconds (:class:`~ng_core.models.activity.Activity`; its own use is not counted), and its thread
-    runs at a lower priority (``nice``). Measured in BENCHMARKS.md: without the waits it slowed a presenter who
-    clicks straight on by more than it saved."""
+    ``quiet_s`` seconds (:class:`~ng_core.models.activity.Activity`; its own use is not counted), and then runs at
+    full speed, so a click that comes meanwhile waits for one unit at most. Not at a lower thread priority: a
+    starved thread holding the model's lock or Python's GIL made a presenter's click wait far longer (BENCHMARKS.md)."""
     folder = Path(folder)
 
     def work(prog):
         s = new_session()
-        s.adapter.warm_reader()  # before the priority drops: the reader's threads are made once, by their builder
         in_background()
-        _lower_priority(nice)
         activity = s.adapter.activity
 
         def pause():

@@ -173,7 +173,7 @@ def load_model_job(spec: str | None = None, **kw) -> Job:
         prog.update("load", 90, 100, "computing the model fingerprint")
         adapter.fingerprint()
         _ = adapter.n_image_tokens
-        if adapter.reads:  # the OCR's threads take this thread's priority, not a background job's
+        if adapter.reads:  # the OCR engine is built here, not at a request's or a background job's first reading
             prog.update("load", 95, 100, "starting the reader")
             adapter.warm_reader()
         prog.update("load", 100, 100, "ready")

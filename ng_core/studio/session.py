@@ -114,7 +114,7 @@ class StudioSession(InputsMixin, AnswersMixin, GatesMixin, EditsMixin, Localizat
 
     def prepare_heldout(self, folder, category: str, n_cards: int = 4, max_new_tokens: int | None = None) -> Job:
         """Start the guided demo's before/after preparation on this session's model (its held-out cards drawn into
-        ``folder``, read and screened unedited) on a low-priority worker with a session of its own
+        ``folder``, read and screened unedited) on a worker that waits for quiet moments, with a session of its own
         (:func:`~ng_core.studio.heldout.preparing_job`); this session's job slot stays free."""
         return preparing_job(lambda: StudioSession(self.adapter, runs_dir=folder, stale_after=None), folder, category,
                              n_cards, max_new_tokens)
