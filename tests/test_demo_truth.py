@@ -314,3 +314,45 @@ def test_the_preparing_job_waits_while_someone_uses_the_model(tmp_path):
         assert not job.done and not folder.exists()
     assert job.wait(120) and job.status == "done", job.error_message()
     assert store_path(a, folder, 6).is_file()
+
+
+def test_background_answers_give_the_model_up_to_a_request_and_are_asked_again():
+    """A background thread's batch stops between decoding steps while a request uses (or waits for) the model;
+    the preparing job's unit is then asked again after the next quiet moment. A request itself never stops."""
+    import threading
+
+    from ng_core.models import load_model
+    from ng_core.models.activity import Yielded, in_background
+    from ng_core.studio import heldout
+
+    a = load_model("tiny-random")
+    out = []
+
+    def background():
+        in_background()
+        try:
+            a.generate([(None, "What is it?", None)], max_new_tokens=4)
+            out.append("done")
+        except Yielded:
+            out.append("yielded")
+
+    with a.activity.using():  # a presenter's request
+        t = threading.Thread(target=background)
+        t.start()
+        t.join()
+        assert a.generate([(None, "What is it?", None)], max_new_tokens=2)  # the request's own answer goes on
+    t = threading.Thread(target=background)
+    t.start()
+    t.join()
+    assert out == ["yielded", "done"]
+
+    pauses, tries = [], []
+
+    def unit():
+        tries.append(1)
+        if len(tries) == 1:
+            raise Yielded("taken")
+        return "answers"
+
+    assert heldout._in_turn(lambda: pauses.append(1), unit) == "answers" and len(pauses) == 2 == len(tries)
+    assert heldout._in_turn(None, lambda: "plain") == "plain"

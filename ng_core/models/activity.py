@@ -1,9 +1,10 @@
 """When a model was last used for someone's request, so background work can wait for a quiet moment.
 
-Why: the guided demo prepares its held-out cards in the background. On a small CPU that work, however low its
-priority, slows the presenter's steps when it runs beside them (it holds the model for a batch, its OCR runs on
-threads of their own, memory bandwidth is shared). Background work marks its thread (:func:`in_background`) and
-waits, before each unit of work, until nobody else has used the model for a while (:meth:`Activity.wait_quiet`).
+Why: the guided demo prepares its held-out cards in the background. On a small CPU that work slows the
+presenter's steps when it runs beside them (it holds the model for a batch, memory bandwidth is shared). Background
+work marks its thread (:func:`in_background`), waits before each unit of work until nobody else has used the model
+for a while (:meth:`Activity.wait_quiet`), and gives the model up between decoding steps as soon as a request wants
+it (:meth:`Activity.wanted`: the adapter then raises :class:`Yielded`, and the unit is done again later).
 """
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import time
 from contextlib import contextmanager
 
 _local = threading.local()
+
+
+class Yielded(Exception):
+    """Background work stopped in the middle of a unit because a request wants the model (do it again later)."""
 
 
 def in_background() -> None:
@@ -47,6 +52,14 @@ class Activity:
                 self._users -= 1
                 self._last = time.monotonic()
 
+    def wanted(self) -> bool:
+        """True when background work running now should give the model up: the calling thread is background work
+        and a request is using the model or waiting for it."""
+        if not is_background():
+            return False
+        with self._lock:
+            return self._users > 0
+
     def quiet_for(self) -> float:
         """Seconds since the model was last used for a request (0 while in use)."""
         with self._lock:
@@ -63,4 +76,4 @@ class Activity:
         return time.monotonic() - t0
 
 
-__all__ = ["Activity", "in_background", "is_background"]
+__all__ = ["Activity", "Yielded", "in_background", "is_background"]

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ng_core.models.activity import Yielded
 from ng_core.models.adapter import Batch
 from ng_core.models.memory import answer_rows, chunks
 from ng_core.models.decoding import (PrefixMemo, RowTags, greedy_with_draft, prefix_kv, sample_next,
@@ -92,6 +93,8 @@ class GenerationMixin:
                                                suppress, on_token)
                 return [Generation(self.tokenizer.decode(toks, skip_special_tokens=True).strip(), toks, items[0][1])]
             for _ in range(max_new_tokens):
+                if self.activity.wanted():  # background work gives the model up to a request (done again later)
+                    raise Yielded("a request wants the model")
                 logits[:, suppress] = -float("inf")
                 if repetition_penalty != 1.0:
                     for i in range(B):

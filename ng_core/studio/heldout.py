@@ -24,7 +24,7 @@ from ng_core.errors import NGError
 from ng_core.evaluation.leaks import answered, find_leaks
 from ng_core.evaluation.world_metrics import harmless_right
 from ng_core.method.registry import BASELINE
-from ng_core.models.activity import in_background
+from ng_core.models.activity import Yielded, in_background
 from ng_core.models.decoding import PrefixMemo
 from ng_core.models.reading_store import read_with_store
 from ng_core.studio.answers import answer_counts, behaviour_rates
@@ -101,15 +101,27 @@ def _unedited(s, cases: list[EvalCase], max_new_tokens: int | None, memo: Prefix
     keys, have = _unedited_known(s, cases, max_new_tokens, folder)
     todo = [(k, c) for k, c in zip(keys, cases) if k not in have]
     if todo:
-        if pause is not None:
-            pause()
-        got = s.answer_batch([_item(c) for _, c in todo], interventions=False,
-                             max_new_tokens=max_new_tokens or s.max_new_tokens, prefix_memo=memo)
+        got = _in_turn(pause, lambda: s.answer_batch([_item(c) for _, c in todo], interventions=False,
+                                                     max_new_tokens=max_new_tokens or s.max_new_tokens,
+                                                     prefix_memo=memo))
         _remember_unedited([k for k, _ in todo], got)
         if folder is not None:
             store_unedited(s.adapter, folder, [c for _, c in todo], got, max_new_tokens or s.max_new_tokens)
         have.update(zip([k for k, _ in todo], got))
     return [have[k] for k in keys]
+
+
+def _in_turn(pause, fn):
+    """``fn()``; with ``pause`` (background work), after ``pause()``, and again after it whenever a request took the
+    model in the middle (:class:`~ng_core.models.activity.Yielded`; the prompt starts already run stay memoised)."""
+    if pause is None:
+        return fn()
+    while True:
+        pause()
+        try:
+            return fn()
+        except Yielded:
+            continue
 
 
 def _edited_and_missing_unedited(s, pair, cases: list[EvalCase], harmless: list[EvalCase], max_new_tokens, memo,
@@ -185,8 +197,8 @@ def preparing_job(new_session, folder, category: str, n_cards: int = 4, max_new_
     stays free), so a server's first presenter finds the step's unedited part done.
 
     It keeps out of the presenter's way: each card read and each batch waits until nobody has used the model for
-    ``quiet_s`` seconds (:class:`~ng_core.models.activity.Activity`; its own use is not counted), and then runs at
-    full speed, so a click that comes meanwhile waits for one unit at most. Not at a lower thread priority: a
+    ``quiet_s`` seconds (:class:`~ng_core.models.activity.Activity`; its own use is not counted), then runs at full
+    speed, and a batch gives the model up between decoding steps when a request comes (it is asked again later). Not at a lower thread priority: a
     starved thread holding the model's lock or Python's GIL made a presenter's click wait far longer (BENCHMARKS.md)."""
     folder = Path(folder)
 
