@@ -356,3 +356,27 @@ def test_background_answers_give_the_model_up_to_a_request_and_are_asked_again()
 
     assert heldout._in_turn(lambda: pauses.append(1), unit) == "answers" and len(pauses) == 2 == len(tries)
     assert heldout._in_turn(None, lambda: "plain") == "plain"
+
+
+def test_a_sessions_job_counts_as_using_the_model_for_its_whole_run(tmp_path):
+    """Background work waits for a presenter's job to end, not for a gap between its steps (an edit's backward
+    pass, a mask step's bookkeeping)."""
+    import threading
+
+    from ng_core.models import load_model
+    from ng_core.studio import StudioSession
+
+    s = StudioSession(load_model("tiny-random"), runs_dir=tmp_path / "runs")
+    inside, go = threading.Event(), threading.Event()
+
+    def work(prog):
+        inside.set()
+        go.wait(10)  # no model call at all in here: still activity
+        return 1
+
+    job = s._start("probe", work)
+    assert inside.wait(10)
+    assert s.adapter.activity.quiet_for() == 0.0
+    go.set()
+    assert job.wait(10) and job.status == "done"
+    assert s.adapter.activity.quiet_for() > 0.0

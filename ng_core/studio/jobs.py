@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from contextlib import nullcontext
 from typing import Callable
 
 from ng_core.errors import Cancelled, NGError
@@ -195,8 +196,12 @@ class JobsMixin:
                 raise NGError(f"a {self.job.kind} job is still running; wait for it or cancel it first")
             cache = self.shared.private_cache
 
+            activity = getattr(self.adapter, "activity", None)
+
             def scoped(prog):
-                with private_scope(cache):  # uploads in this job stay in this session's cache
+                # uploads in this job stay in this session's cache; the whole job counts as using the model, so
+                # background work (the demo's preparation) waits for its end, not for a gap between its steps
+                with private_scope(cache), (activity.using() if activity is not None else nullcontext()):
                     return fn(prog)
 
             self.job = Job(kind, scoped, description=description, on_success=on_success,
