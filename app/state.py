@@ -68,8 +68,8 @@ def model_job(spec: str, reading: bool | None = None) -> Job:
 @st.cache_resource(show_spinner=False, max_entries=16)
 def heldout_prep(fingerprint: str, category: str, folder: str, n_cards: int, n_tok: int, _session) -> Job:
     """The guided demo's held-out cards of ``category`` drawn, read and screened unedited on a worker that waits for
-    quiet moments, once per server and model (:meth:`StudioSession.prepare_heldout`, on the first session's model, which every
-    session of ``fingerprint`` shares); kept beside the cards for the next server."""
+    quiet moments, once per server and model (:meth:`StudioSession.prepare_heldout`, on the first session's model,
+    which every session of ``fingerprint`` shares); kept beside the cards for the next server."""
     return _session.prepare_heldout(Path(folder), category, n_cards, n_tok)
 
 

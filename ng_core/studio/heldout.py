@@ -127,7 +127,8 @@ def _in_turn(pause, fn):
 def _edited_and_missing_unedited(s, pair, cases: list[EvalCase], harmless: list[EvalCase], max_new_tokens, memo,
                                  folder=None):
     """({variant: [Answer]}) of ``cases`` with the learned edit and its control, and the unedited answers to
-    ``harmless`` the shared memo (or the store in ``folder``) lacks, all decoded in one batch (:meth:`answer_variants`)."""
+    ``harmless`` the shared memo (or the store in ``folder``) lacks, all decoded in one batch
+    (:meth:`answer_variants`)."""
     keys, have = _unedited_known(s, harmless, max_new_tokens, folder)
     todo = [(k, c) for k, c in zip(keys, harmless) if k not in have]
     variants = {"learned": ([_item(c) for c in cases], pair.learned),
@@ -186,7 +187,7 @@ def prepare_before_after(s, candidates: list[EvalCase], n_cards: int = 4, max_ne
 
 
 #: Seconds nobody may have used the model before the preparing job reads a card or asks a batch: longer than the
-#: gaps inside a presenter's job (an edit's backward pass, about 1 s here), shorter than a presenter's pause.
+#: gaps between the model calls of one click (a session's job counts whole), shorter than a presenter's pause.
 QUIET_S = 2.0
 
 
@@ -198,8 +199,9 @@ def preparing_job(new_session, folder, category: str, n_cards: int = 4, max_new_
 
     It keeps out of the presenter's way: each card read and each batch waits until nobody has used the model for
     ``quiet_s`` seconds (:class:`~ng_core.models.activity.Activity`; its own use is not counted), then runs at full
-    speed, and a batch gives the model up between decoding steps when a request comes (it is asked again later). Not at a lower thread priority: a
-    starved thread holding the model's lock or Python's GIL made a presenter's click wait far longer (BENCHMARKS.md)."""
+    speed, and a batch gives the model up between decoding steps when a request comes (it is asked again later).
+    Not at a lower thread priority: a starved thread holding the model's lock or Python's GIL made a presenter's
+    click wait far longer (BENCHMARKS.md)."""
     folder = Path(folder)
 
     def work(prog):
