@@ -5,12 +5,13 @@ their harmless questions unedited. The cards are public synthetic files drawn on
 unedited model is the same for every presenter, so those answers are the same on the next server start: kept
 beside the cards, a restarted server asks the model only with the edits. The store is
 ``unedited-<id>.json`` in the cards' folder, where the id hashes what an answer depends on besides the card and
-the question (the model's fingerprint, its reading switch and reader, the answer length, the versions of this
-package and of torch); entries are keyed by card file (name and content hash), question and subject. Only the
+the question (the model's fingerprint, its reading switch and reader, the answer length, the code's commit where
+there is one, the versions of this package and of torch: answers stored by other code are asked again); entries are keyed by card file (name and content hash), question and subject. Only the
 demo's world-set folder is stored this way: never an upload, never a user's dataset.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -19,16 +20,22 @@ from pathlib import Path
 import torch
 
 import ng_core
+from ng_core.storage.code_revision import code_revision
 from ng_core.storage.file_keyed_store import file_key, load_store, save_store
 from ng_core.studio.answers import Answer, judge_text
 
 _LOCK = threading.Lock()  # one writer at a time in this process (a preparing job and a page may both store)
 
 
+@functools.lru_cache(maxsize=1)
+def _code() -> str | None:
+    return code_revision()
+
+
 def store_path(adapter, folder, max_new_tokens: int) -> Path:
     """Where ``adapter``'s unedited answers of ``max_new_tokens`` tokens about ``folder``'s cards are kept."""
     what = [adapter.fingerprint(), getattr(adapter, "reads", None), getattr(adapter, "reading_id", None),
-            int(max_new_tokens), ng_core.__version__, torch.__version__]
+            int(max_new_tokens), _code(), ng_core.__version__, torch.__version__]
     sid = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(folder) / f"unedited-{sid}.json"
 
